@@ -1,14 +1,31 @@
 //! The `berth` command line: `serve`, `admin ...`, and the client commands.
+//!
+//! Exit codes: 0 on success, 1 on any error (the message says what was wrong
+//! and what to do), 2 on a usage error (clap's convention).
 
-use clap::Parser;
+mod logging;
+mod serve;
+
+use clap::{Parser, Subcommand};
 
 /// berth: an OCI registry with its token service built in, and a client that
 /// gets registry authentication right against any registry.
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry (embedded default: filesystem blobs + SQLite metadata).
+    Serve(serve::ServeArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+    }
 }

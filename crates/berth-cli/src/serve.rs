@@ -1,0 +1,207 @@
+//! `berth serve`: settings from flags, `BERTH_*` variables and a TOML file
+//! (in that order of precedence), resolved before any I/O; then the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use berth_registry::{Config, Registry};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::logging::{self, LogFormat};
+
+/// How long in-flight requests may run after SIGINT/SIGTERM before the process exits.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Run the registry.
+///
+/// Every option can also be set by the `BERTH_*` variable named with it, or
+/// by a key of the same name (`listen`, `data_dir`, ...) in the TOML file given
+/// with `--config`. Flags win over variables, variables over the file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// Directory for blobs, the SQLite database and keys [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Base URL clients reach the registry at, used in `Location` headers and
+    /// the token realm [default: http://<listen>].
+    ///
+    /// Set it when the registry sits behind a proxy or a DNS name, e.g.
+    /// `https://registry.example.com`.
+    #[arg(long, env = "BERTH_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// TOML file with any of the settings above (keys: listen, data_dir,
+    /// public_url, upload_ttl_secs, delete_enabled, max_manifest_bytes, log_format).
+    #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Seconds an unfinished upload may sit idle before it is removed [default: 86400].
+    #[arg(long, env = "BERTH_UPLOAD_TTL_SECS", value_name = "SECS")]
+    upload_ttl_secs: Option<u64>,
+
+    /// Whether clients may delete manifests, tags and blobs [default: true].
+    ///
+    /// When false, DELETE answers 405 UNSUPPORTED with a message saying so.
+    #[arg(long, env = "BERTH_DELETE_ENABLED", value_name = "BOOL")]
+    delete_enabled: Option<bool>,
+
+    /// Largest manifest accepted, in bytes [default: 4194304].
+    #[arg(long, env = "BERTH_MAX_MANIFEST_BYTES", value_name = "BYTES")]
+    max_manifest_bytes: Option<usize>,
+
+    /// Log format on stderr [default: text].
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// The TOML file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    upload_ttl_secs: Option<u64>,
+    delete_enabled: Option<bool>,
+    max_manifest_bytes: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    log_format: LogFormat,
+    config: Config,
+}
+
+fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("config file {} is not valid", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
+    let public_url = args
+        .public_url
+        .or(file.public_url)
+        .unwrap_or_else(|| format!("http://{listen}"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        bail!("public URL {public_url:?} must start with http:// or https://");
+    }
+    let mut config = Config::new(public_url);
+    if let Some(secs) = args.upload_ttl_secs.or(file.upload_ttl_secs) {
+        config.upload_ttl = Duration::from_secs(secs);
+    }
+    if let Some(enabled) = args.delete_enabled.or(file.delete_enabled) {
+        config.delete_enabled = enabled;
+    }
+    if let Some(bytes) = args.max_manifest_bytes.or(file.max_manifest_bytes) {
+        config.max_manifest_bytes = bytes;
+    }
+    Ok(Settings {
+        listen,
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("berth-data")),
+        log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        config,
+    })
+}
+
+/// Runs `berth serve` to completion.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = resolve(args)?;
+    logging::init(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let public_url = settings.config.public_url.clone();
+    let registry = Registry::open_embedded(&settings.data_dir, settings.config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let host = public_url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    eprintln!(
+        "berth {} listening on http://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!("  data:       {}", settings.data_dir.display());
+    eprintln!("  public URL: {public_url}");
+    eprintln!(
+        "  try:        skopeo copy --dest-tls-verify=false oci:./my-image docker://{host}/me/my-image:latest"
+    );
+    berth_registry::serve(listener, registry, shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM; then gives in-flight requests
+/// [`DRAIN_TIMEOUT`] before the process exits regardless. Unfinished uploads
+/// stay resumable: their state is in the metadata store.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!(
+        "shutting down: no new connections; in-flight requests have {}s to finish",
+        DRAIN_TIMEOUT.as_secs()
+    );
+    tokio::spawn(async {
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+        tracing::warn!("in-flight requests did not finish in time; exiting");
+        std::process::exit(1);
+    });
+}

@@ -1,0 +1,68 @@
+//! The registry's one error type. Every failure a handler can meet is a
+//! variant here; `http/error.rs` turns each into exactly one HTTP answer.
+
+use berth_core::endpoint::EndpointError;
+use berth_core::oci_error::ErrorCode;
+
+use crate::meta::MetaError;
+use crate::store::StoreError;
+
+/// A failure while serving a registry request.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A failure the distribution spec names: the client gets this code and message.
+    #[error("{code:?}: {message}")]
+    Spec {
+        /// The OCI error code (and so the HTTP status).
+        code: ErrorCode,
+        /// What was wrong and what to do, for a person.
+        message: String,
+        /// Structured detail (`detail` in the error body), if any.
+        detail: Option<serde_json::Value>,
+    },
+    /// No endpoint at this path (404 without an OCI error body code of its own).
+    #[error("{0}")]
+    NoRoute(String),
+    /// The method is not one this endpoint answers.
+    #[error("method {method} is not supported on {endpoint}")]
+    MethodNotAllowed {
+        /// The method that was used.
+        method: String,
+        /// The endpoint, for the message.
+        endpoint: &'static str,
+    },
+    /// The metadata store failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RegistryError {
+    /// A spec error with a message.
+    pub fn spec(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Spec {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+}
+
+impl From<EndpointError> for RegistryError {
+    fn from(e: EndpointError) -> Self {
+        match e {
+            EndpointError::NotFound(path) => {
+                Self::NoRoute(format!("no registry API endpoint at {path}"))
+            }
+            EndpointError::Name(e) => Self::spec(ErrorCode::NameInvalid, e.to_string()),
+            EndpointError::Tag(e) => Self::spec(ErrorCode::TagInvalid, e.to_string()),
+            EndpointError::Digest(e) => Self::spec(ErrorCode::DigestInvalid, e.to_string()),
+            EndpointError::UploadId(e) => Self::spec(
+                ErrorCode::BlobUploadUnknown,
+                format!("{e}; start a new upload with POST /v2/<name>/blobs/uploads/"),
+            ),
+        }
+    }
+}

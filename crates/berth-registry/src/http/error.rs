@@ -1,0 +1,106 @@
+//! The one place a [`RegistryError`] becomes an HTTP response.
+//!
+//! Spec errors get their status and an OCI error body. Internal failures are
+//! logged with their cause and answered with a generic message: a lost
+//! database answers 503 (try again), anything else 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::oci_error::{ErrorBody, ErrorCode, ErrorInfo};
+
+use crate::error::RegistryError;
+use crate::meta::MetaError;
+use crate::store::StoreError;
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let (code, message, detail) = match self {
+            RegistryError::Spec {
+                code,
+                message,
+                detail,
+            } => (code, message, detail),
+            RegistryError::NoRoute(message) => {
+                return oci_response(
+                    StatusCode::NOT_FOUND,
+                    ErrorInfo::new(ErrorCode::Unsupported, message),
+                );
+            }
+            RegistryError::MethodNotAllowed { .. } => {
+                let message = self.to_string();
+                return oci_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorInfo::new(ErrorCode::Unsupported, message),
+                );
+            }
+            RegistryError::Store(StoreError::Body(e)) => {
+                tracing::info!(error = %e, "request body failed");
+                (
+                    ErrorCode::BlobUploadInvalid,
+                    format!(
+                        "the request body ended early or failed ({e}); resume the upload from the offset in GET <location>"
+                    ),
+                    None,
+                )
+            }
+            RegistryError::Store(StoreError::TooLarge { limit }) => {
+                return oci_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorInfo::new(
+                        ErrorCode::SizeInvalid,
+                        format!("the body is larger than the {limit} bytes allowed here"),
+                    ),
+                );
+            }
+            RegistryError::Meta(MetaError::Database(e)) => {
+                tracing::error!(error = %e, "metadata database failed");
+                return unavailable();
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                return oci_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorInfo::new(
+                        ErrorCode::Unknown("UNKNOWN".to_owned()),
+                        "internal server error; the cause is in the registry's log",
+                    ),
+                );
+            }
+        };
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut info = ErrorInfo::new(code, message);
+        if let Some(detail) = detail {
+            info = info.with_detail(detail);
+        }
+        oci_response(status, info)
+    }
+}
+
+fn unavailable() -> Response {
+    let mut response = oci_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorInfo::new(
+            ErrorCode::Unknown("UNAVAILABLE".to_owned()),
+            "the registry's metadata store is unavailable; retry shortly",
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// An OCI error body with `status`.
+pub fn oci_response(status: StatusCode, info: ErrorInfo) -> Response {
+    let body = ErrorBody::single(info).to_json();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,113 @@
+//! The route table: every `/v2` request is parsed into an [`Endpoint`], passes
+//! the gate, and is dispatched here to its handler. From a URL to its code is
+//! this one match.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, Method};
+use axum::response::{IntoResponse, Response};
+use berth_core::endpoint::Endpoint;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::{API_VERSION, base, blobs, catalog, manifests, referrers, tags, uploads};
+use crate::Registry;
+use crate::auth::gate::Gate;
+use crate::error::RegistryError;
+
+/// Shared state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    /// The stores and settings.
+    pub registry: Registry,
+    /// The gate every request passes.
+    pub gate: Gate,
+}
+
+/// The registry's HTTP application.
+pub fn router(registry: Registry) -> Router {
+    let state = AppState {
+        registry,
+        gate: Gate,
+    };
+    Router::new()
+        .route("/v2", axum::routing::any(dispatch))
+        .route("/v2/", axum::routing::any(dispatch))
+        .route("/v2/{*rest}", axum::routing::any(dispatch))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("docker-distribution-api-version"),
+            API_VERSION,
+        ))
+        .with_state(state)
+}
+
+async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
+    match route(&app, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(app: &AppState, request: Request) -> Result<Response, RegistryError> {
+    let (parts, body) = request.into_parts();
+    let query = parts.uri.query();
+    let endpoint = Endpoint::parse(parts.uri.path(), query)?;
+    let method = parts.method.clone();
+    app.gate.admit(&endpoint, method.as_str(), &parts.headers)?;
+    let r = &app.registry;
+    let headers = &parts.headers;
+    let head = method == Method::HEAD;
+
+    match (&endpoint, &method) {
+        (Endpoint::Base, &Method::GET | &Method::HEAD) => Ok(base::get_base()),
+        (Endpoint::Catalog, &Method::GET) => catalog::list_repositories(r, query).await,
+        (Endpoint::Tags { name }, &Method::GET) => tags::list_tags(r, name, query).await,
+        (Endpoint::Manifest { name, reference }, &Method::GET | &Method::HEAD) => {
+            manifests::get_manifest(r, name, reference, headers, head).await
+        }
+        (Endpoint::Manifest { name, reference }, &Method::PUT) => {
+            manifests::put_manifest(r, name, reference, headers, body).await
+        }
+        (Endpoint::Manifest { name, reference }, &Method::DELETE) => {
+            manifests::delete_manifest(r, name, reference).await
+        }
+        (Endpoint::Blob { name, digest }, &Method::GET | &Method::HEAD) => {
+            blobs::get_blob(r, name, digest, headers, head).await
+        }
+        (Endpoint::Blob { name, digest }, &Method::DELETE) => {
+            blobs::delete_blob(r, name, digest).await
+        }
+        (Endpoint::Uploads { name, mount }, &Method::POST) => {
+            uploads::start_upload(r, name, mount.as_ref(), query, headers, body).await
+        }
+        (Endpoint::Upload { name, id }, &Method::GET) => uploads::get_upload(r, name, id).await,
+        (Endpoint::Upload { name, id }, &Method::PATCH) => {
+            uploads::patch_upload(r, name, id, headers, body).await
+        }
+        (Endpoint::Upload { name, id }, &Method::PUT) => {
+            uploads::put_upload(r, name, id, query, headers, body).await
+        }
+        (Endpoint::Upload { name, id }, &Method::DELETE) => {
+            uploads::cancel_upload(r, name, id).await
+        }
+        (Endpoint::Referrers { name, digest }, &Method::GET) => {
+            referrers::list_referrers(r, name, digest, query).await
+        }
+        _ => Err(RegistryError::MethodNotAllowed {
+            method: method.to_string(),
+            endpoint: endpoint_label(&endpoint),
+        }),
+    }
+}
+
+fn endpoint_label(endpoint: &Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Base => "/v2/",
+        Endpoint::Catalog => "/v2/_catalog",
+        Endpoint::Tags { .. } => "/v2/<name>/tags/list",
+        Endpoint::Manifest { .. } => "/v2/<name>/manifests/<reference>",
+        Endpoint::Blob { .. } => "/v2/<name>/blobs/<digest>",
+        Endpoint::Uploads { .. } => "/v2/<name>/blobs/uploads/",
+        Endpoint::Upload { .. } => "/v2/<name>/blobs/uploads/<id>",
+        Endpoint::Referrers { .. } => "/v2/<name>/referrers/<digest>",
+    }
+}

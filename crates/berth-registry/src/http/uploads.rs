@@ -1,0 +1,437 @@
+//! end-4a/4b, end-5, end-6, end-11, end-13, end-14: blob uploads.
+//!
+//! An upload session is a row in the metadata store (offset, saved hash state,
+//! staging location) plus a staging file in the blob store, so any process can
+//! take its next request. Bytes are hashed while they stream; a blob becomes
+//! visible (linked into the repository) only after its digest was verified and
+//! its bytes moved, durable, to their content address.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::digest::{Algorithm, Digest, Digester};
+use berth_core::endpoint::{Mount, UploadId};
+use berth_core::name::RepositoryName;
+use berth_core::oci_error::ErrorCode;
+use futures_util::StreamExt;
+
+use super::manifests::DOCKER_CONTENT_DIGEST;
+use super::{body_stream, query_param, set_header};
+use crate::error::RegistryError;
+use crate::meta::UploadSession;
+use crate::store::StoreError;
+use crate::{BusyUploads, Registry};
+
+/// `Docker-Upload-UUID`: the session id, as distribution sends it.
+const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+
+/// distribution-spec "Pushing blobs": `POST /v2/<name>/blobs/uploads/`.
+///
+/// - `?mount=<digest>&from=<repo>`: 201 when the blob is linked in `from`
+///   (now linked here too), otherwise a new session (202);
+/// - `?digest=<digest>` with the blob as body: monolithic upload, 201;
+/// - otherwise: a new session, 202 with its `Location`.
+pub async fn start_upload(
+    r: &Registry,
+    name: &RepositoryName,
+    mount: Option<&Mount>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    if let Some(Mount {
+        digest,
+        from: Some(from),
+    }) = mount
+        && let Some(size) = r.meta.linked_blob(from, digest).await?
+    {
+        r.meta.link_blob(name, digest, size).await?;
+        return Ok(blob_created(r, name, digest));
+    }
+    let session = new_session(r, name).await?;
+    let Some(digest) = query_param(query, "digest") else {
+        return Ok(session_response(r, &session, StatusCode::ACCEPTED));
+    };
+    let digest = parse_digest_param(&digest)?;
+    let limit = declared_length(headers)?.unwrap_or(u64::MAX);
+    let _busy = UploadLock::acquire(r, &session.id)?;
+    let session = append(r, session, body, limit, declared_length(headers)?).await?;
+    finish(r, name, session, &digest).await
+}
+
+/// end-13: `GET <location>`: 204 with the bytes received so far in `Range`.
+pub async fn get_upload(
+    r: &Registry,
+    name: &RepositoryName,
+    id: &UploadId,
+) -> Result<Response, RegistryError> {
+    let session = find_session(r, name, id).await?;
+    Ok(session_response(r, &session, StatusCode::NO_CONTENT))
+}
+
+/// end-5: `PATCH <location>`: appends a chunk. With `Content-Range: a-b`, `a`
+/// must be the current offset (416 otherwise) and the body exactly `b-a+1` bytes.
+pub async fn patch_upload(
+    r: &Registry,
+    name: &RepositoryName,
+    id: &UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    let _busy = UploadLock::acquire(r, id)?;
+    let session = find_session(r, name, id).await?;
+    let expected = match headers.get(header::CONTENT_RANGE) {
+        Some(value) => {
+            let (start, end) = parse_content_range(value.to_str().unwrap_or(""))?;
+            if start != session.offset {
+                return Err(range_error(
+                    &session,
+                    format!(
+                        "chunk starts at byte {start} but the upload has {} bytes; send the next chunk from byte {}",
+                        session.offset, session.offset
+                    ),
+                ));
+            }
+            Some(end - start + 1)
+        }
+        None => None,
+    };
+    let length = declared_length(headers)?;
+    if let (Some(expected), Some(length)) = (expected, length)
+        && expected != length
+    {
+        return Err(RegistryError::spec(
+            ErrorCode::SizeInvalid,
+            format!("Content-Range covers {expected} bytes but Content-Length says {length}"),
+        ));
+    }
+    let exact = expected.or(length);
+    let session = append(r, session, body, exact.unwrap_or(u64::MAX), exact).await?;
+    Ok(session_response(r, &session, StatusCode::ACCEPTED))
+}
+
+/// end-6: `PUT <location>?digest=<digest>`, optionally with a last chunk:
+/// verifies the digest, makes the blob visible, 201.
+pub async fn put_upload(
+    r: &Registry,
+    name: &RepositoryName,
+    id: &UploadId,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, RegistryError> {
+    let digest = query_param(query, "digest").ok_or_else(|| {
+        RegistryError::spec(
+            ErrorCode::DigestInvalid,
+            "closing an upload needs the blob's digest: PUT <location>?digest=sha256:<hex>",
+        )
+    })?;
+    let digest = parse_digest_param(&digest)?;
+    let _busy = UploadLock::acquire(r, id)?;
+    let mut session = find_session(r, name, id).await?;
+    let length = declared_length(headers)?;
+    if length != Some(0) {
+        if let Some(value) = headers.get(header::CONTENT_RANGE) {
+            let (start, _) = parse_content_range(value.to_str().unwrap_or(""))?;
+            if start != session.offset {
+                return Err(range_error(
+                    &session,
+                    format!(
+                        "last chunk starts at byte {start} but the upload has {} bytes",
+                        session.offset
+                    ),
+                ));
+            }
+        }
+        session = append(r, session, body, length.unwrap_or(u64::MAX), length).await?;
+    }
+    finish(r, name, session, &digest).await
+}
+
+/// end-14: `DELETE <location>`: cancels the session and discards its bytes.
+pub async fn cancel_upload(
+    r: &Registry,
+    name: &RepositoryName,
+    id: &UploadId,
+) -> Result<Response, RegistryError> {
+    let _busy = UploadLock::acquire(r, id)?;
+    let session = find_session(r, name, id).await?;
+    r.blobs.abort(&session.staging).await?;
+    r.meta.delete_upload(&session.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn new_session(r: &Registry, name: &RepositoryName) -> Result<UploadSession, RegistryError> {
+    let id = UploadId::parse(&uuid::Uuid::new_v4().simple().to_string())
+        .map_err(|e| RegistryError::spec(ErrorCode::BlobUploadInvalid, e.to_string()))?;
+    let staging = r.blobs.begin_upload(&id).await?;
+    let now = unix_now();
+    let session = UploadSession {
+        id,
+        repository: name.clone(),
+        offset: 0,
+        hash_state: Digester::new(Algorithm::Sha256).save_state(),
+        staging,
+        created_at: now,
+        updated_at: now,
+    };
+    r.meta.create_upload(&session).await?;
+    Ok(session)
+}
+
+async fn find_session(
+    r: &Registry,
+    name: &RepositoryName,
+    id: &UploadId,
+) -> Result<UploadSession, RegistryError> {
+    r.meta
+        .get_upload(name, id)
+        .await?
+        .ok_or_else(|| upload_unknown(id))
+}
+
+/// Streams `body` onto the session and records the new offset and hash state.
+/// With `exact`, the body must be exactly that many bytes.
+async fn append(
+    r: &Registry,
+    session: UploadSession,
+    body: Body,
+    limit: u64,
+    exact: Option<u64>,
+) -> Result<UploadSession, RegistryError> {
+    let digester = Digester::restore_state(&session.hash_state)
+        .map_err(|e| RegistryError::Meta(crate::meta::MetaError::Corrupt(e.to_string())))?;
+    let appended = match r
+        .blobs
+        .append(
+            &session.staging,
+            session.offset,
+            digester,
+            body_stream(body),
+            limit,
+        )
+        .await
+    {
+        Ok(appended) => appended,
+        Err(StoreError::NotFound) => return Err(upload_unknown(&session.id)),
+        Err(StoreError::TooLarge { .. }) => {
+            return Err(RegistryError::spec(
+                ErrorCode::SizeInvalid,
+                format!("the body is longer than the {limit} bytes its headers announced"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let received = appended.offset - session.offset;
+    if let Some(exact) = exact
+        && received != exact
+    {
+        return Err(RegistryError::spec(
+            ErrorCode::SizeInvalid,
+            format!("the headers announced {exact} bytes but the body had {received}"),
+        ));
+    }
+    let hash_state = appended.digester.save_state();
+    let now = unix_now();
+    if !r
+        .meta
+        .advance_upload(
+            &session.id,
+            session.offset,
+            appended.offset,
+            &hash_state,
+            now,
+        )
+        .await?
+    {
+        return Err(upload_unknown(&session.id));
+    }
+    Ok(UploadSession {
+        offset: appended.offset,
+        hash_state,
+        updated_at: now,
+        ..session
+    })
+}
+
+/// Verifies the digest, moves the bytes to their content address, links the
+/// blob into the repository, and closes the session.
+async fn finish(
+    r: &Registry,
+    name: &RepositoryName,
+    session: UploadSession,
+    digest: &Digest,
+) -> Result<Response, RegistryError> {
+    let digester = Digester::restore_state(&session.hash_state)
+        .map_err(|e| RegistryError::Meta(crate::meta::MetaError::Corrupt(e.to_string())))?;
+    let actual = if digester.algorithm() == digest.algorithm() {
+        digester.finalize()
+    } else {
+        rehash(r, &session, digest.algorithm()).await?
+    };
+    if &actual != digest {
+        r.blobs.abort(&session.staging).await?;
+        r.meta.delete_upload(&session.id).await?;
+        return Err(RegistryError::spec(
+            ErrorCode::DigestInvalid,
+            format!(
+                "the uploaded {} bytes have digest {actual}, not {digest}; the upload was discarded, push the blob again",
+                session.offset
+            ),
+        ));
+    }
+    r.blobs.commit(&session.staging, digest).await?;
+    r.meta.link_blob(name, digest, session.offset).await?;
+    r.meta.delete_upload(&session.id).await?;
+    Ok(blob_created(r, name, digest))
+}
+
+/// Hashes a staging file again with another algorithm (a client closing a
+/// chunked upload with a sha512 digest; sessions hash sha256 as they go).
+async fn rehash(
+    r: &Registry,
+    session: &UploadSession,
+    algorithm: Algorithm,
+) -> Result<Digest, RegistryError> {
+    let mut reader = r
+        .blobs
+        .read_staging(&session.staging, session.offset)
+        .await?;
+    let mut digester = Digester::new(algorithm);
+    while let Some(chunk) = reader.stream.next().await {
+        digester.update(&chunk.map_err(StoreError::Io)?);
+    }
+    Ok(digester.finalize())
+}
+
+fn blob_created(r: &Registry, name: &RepositoryName, digest: &Digest) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    set_header(
+        &mut response,
+        header::LOCATION,
+        &format!("{}/v2/{name}/blobs/{digest}", r.config.public_url),
+    );
+    set_header(&mut response, DOCKER_CONTENT_DIGEST, &digest.to_string());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(0));
+    response
+}
+
+fn session_response(r: &Registry, session: &UploadSession, status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    set_header(
+        &mut response,
+        header::LOCATION,
+        &format!(
+            "{}/v2/{}/blobs/uploads/{}",
+            r.config.public_url, session.repository, session.id
+        ),
+    );
+    set_header(&mut response, header::RANGE, &range_value(session.offset));
+    set_header(&mut response, UPLOAD_UUID, session.id.as_str());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(0));
+    response
+}
+
+/// `Range: 0-<last byte>` (no `bytes=`), `0-0` for an empty upload as
+/// distribution sends it.
+fn range_value(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+fn range_error(session: &UploadSession, message: String) -> RegistryError {
+    RegistryError::Spec {
+        code: ErrorCode::RangeInvalid,
+        message,
+        detail: Some(
+            serde_json::json!({ "range": range_value(session.offset), "offset": session.offset }),
+        ),
+    }
+}
+
+fn upload_unknown(id: &UploadId) -> RegistryError {
+    RegistryError::spec(
+        ErrorCode::BlobUploadUnknown,
+        format!(
+            "upload {id} is not in progress (finished, cancelled or expired); start a new one with POST /v2/<name>/blobs/uploads/"
+        ),
+    )
+}
+
+fn parse_digest_param(value: &str) -> Result<Digest, RegistryError> {
+    Digest::parse(value).map_err(|e| RegistryError::spec(ErrorCode::DigestInvalid, e.to_string()))
+}
+
+/// `Content-Range: <start>-<end>` (also with a `bytes ` prefix), inclusive.
+fn parse_content_range(value: &str) -> Result<(u64, u64), RegistryError> {
+    let bad = || {
+        RegistryError::spec(
+            ErrorCode::RangeInvalid,
+            format!("Content-Range {value:?} is not <start>-<end> with start <= end"),
+        )
+    };
+    let spec = value.trim();
+    let spec = spec.strip_prefix("bytes ").unwrap_or(spec);
+    let spec = spec.split('/').next().unwrap_or(spec);
+    let (start, end) = spec.split_once('-').ok_or_else(bad)?;
+    let start: u64 = start.trim().parse().map_err(|_| bad())?;
+    let end: u64 = end.trim().parse().map_err(|_| bad())?;
+    if start > end {
+        return Err(bad());
+    }
+    Ok((start, end))
+}
+
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, RegistryError> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                RegistryError::spec(ErrorCode::SizeInvalid, "Content-Length is not a number")
+            }),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// One request at a time per upload session within this process: two
+/// concurrent PATCHes on one session would interleave their bytes in one
+/// staging file. The second gets 416 and retries from the offset in `Range`.
+struct UploadLock {
+    busy: BusyUploads,
+    id: UploadId,
+}
+
+impl UploadLock {
+    fn acquire(r: &Registry, id: &UploadId) -> Result<Self, RegistryError> {
+        let mut busy = r.busy_uploads.lock().unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(id.clone()) {
+            return Err(RegistryError::spec(
+                ErrorCode::RangeInvalid,
+                format!("another request is writing to upload {id}; send chunks one at a time"),
+            ));
+        }
+        Ok(Self {
+            busy: r.busy_uploads.clone(),
+            id: id.clone(),
+        })
+    }
+}
+
+impl Drop for UploadLock {
+    fn drop(&mut self) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.id);
+    }
+}

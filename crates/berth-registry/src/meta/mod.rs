@@ -1,0 +1,204 @@
+//! The metadata store: repositories, blob links, manifests, tags, referrers and
+//! upload sessions.
+//!
+//! Rule of this layer: all SQL lives here, and nothing here knows HTTP. The
+//! [`MetaStore`] trait is what the rest of the server sees; [`sqlite`] is the
+//! embedded default. The trait makes no SQLite-only assumption, so a PostgreSQL
+//! implementation can follow for several nodes sharing one database.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use berth_core::digest::Digest;
+use berth_core::endpoint::UploadId;
+use berth_core::name::RepositoryName;
+use berth_core::reference::TagOrDigest;
+use berth_core::tag::Tag;
+
+pub use sqlite::SqliteMeta;
+
+/// What can go wrong in the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The database could not be reached or answered with an error.
+    #[error("metadata database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("metadata schema migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A manifest refers to a blob or manifest that the repository does not hold.
+    #[error("manifest refers to {0}, which is not in the repository")]
+    MissingReference(Digest),
+    /// A stored value no longer parses (the database was edited by hand, or is corrupt).
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+}
+
+/// A manifest as stored: the exact bytes pushed and what berth read from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The digest of `content`.
+    pub digest: Digest,
+    /// The media type it was pushed with (served back as `Content-Type`).
+    pub media_type: String,
+    /// The exact bytes pushed.
+    pub content: bytes::Bytes,
+}
+
+/// A manifest to store, with the references its validation found.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    /// Digest, media type and bytes.
+    pub manifest: Manifest,
+    /// The `subject` it refers to (OCI 1.1 referrers), which need not exist.
+    pub subject: Option<Digest>,
+    /// The artifact type the referrers API reports for it.
+    pub artifact_type: Option<String>,
+    /// Its `annotations` object, as JSON, for the referrers API.
+    pub annotations: Option<String>,
+    /// Blobs it refers to (config, layers): each must be linked in the repository.
+    pub blobs: Vec<Digest>,
+    /// Manifests it refers to (an index's children): each must be in the repository.
+    pub children: Vec<Digest>,
+}
+
+/// One entry of a referrers answer: a manifest whose `subject` is the asked digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// The referring manifest's digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its artifact type, if any.
+    pub artifact_type: Option<String>,
+    /// Its annotations, as a JSON object, if any.
+    pub annotations: Option<String>,
+}
+
+/// An upload session's state, enough for any process to take the next request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    /// The session id handed to the client.
+    pub id: UploadId,
+    /// The repository the blob will be linked into.
+    pub repository: RepositoryName,
+    /// Bytes received and hashed so far.
+    pub offset: u64,
+    /// The saved hash state after `offset` bytes (`Digester::save_state`).
+    pub hash_state: Vec<u8>,
+    /// Where the blob store keeps the bytes so far (store-specific).
+    pub staging: String,
+    /// Unix seconds the session began.
+    pub created_at: i64,
+    /// Unix seconds of the last accepted chunk.
+    pub updated_at: i64,
+}
+
+/// The metadata store. Every method is one transaction.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Repository names after `last` (exclusive), in byte order, at most `limit`.
+    async fn list_repositories(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, MetaError>;
+
+    /// Whether the repository exists (has ever had content pushed).
+    async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError>;
+
+    /// The size of a blob linked in the repository, or `None` when it is not linked there.
+    async fn linked_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError>;
+
+    /// The size of a blob in the store, whatever repository holds it.
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError>;
+
+    /// Records a blob (if new) and links it into the repository (created if new).
+    async fn link_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError>;
+
+    /// Removes a blob's link from a repository; `false` when it was not linked.
+    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError>;
+
+    /// Stores a manifest and, when given, points `tag` at it, checking that every
+    /// reference is present. Idempotent for the same bytes.
+    async fn put_manifest(
+        &self,
+        name: &RepositoryName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+    ) -> Result<(), MetaError>;
+
+    /// A manifest by tag or digest.
+    async fn get_manifest(
+        &self,
+        name: &RepositoryName,
+        reference: &TagOrDigest,
+    ) -> Result<Option<Manifest>, MetaError>;
+
+    /// Deletes a manifest and every tag on it; `false` when it was not there.
+    async fn delete_manifest(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, MetaError>;
+
+    /// Removes a tag (the manifest stays); `false` when there was no such tag.
+    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError>;
+
+    /// Tags after `last` (exclusive), in byte order, at most `limit`; `None`
+    /// when the repository does not exist.
+    async fn list_tags(
+        &self,
+        name: &RepositoryName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Vec<String>>, MetaError>;
+
+    /// Manifests in the repository whose `subject` is `digest`, optionally only
+    /// those of one artifact type.
+    async fn referrers(
+        &self,
+        name: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, MetaError>;
+
+    /// Records a new upload session.
+    async fn create_upload(&self, session: &UploadSession) -> Result<(), MetaError>;
+
+    /// An upload session of this repository, or `None`.
+    async fn get_upload(
+        &self,
+        name: &RepositoryName,
+        id: &UploadId,
+    ) -> Result<Option<UploadSession>, MetaError>;
+
+    /// Advances a session from `expected_offset` to `offset` with its new hash
+    /// state; `false` when another request moved it first (the caller answers 416).
+    async fn advance_upload(
+        &self,
+        id: &UploadId,
+        expected_offset: u64,
+        offset: u64,
+        hash_state: &[u8],
+        now: i64,
+    ) -> Result<bool, MetaError>;
+
+    /// Forgets an upload session; `false` when it was already gone.
+    async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError>;
+
+    /// Sessions not touched since `before` (unix seconds), oldest first, at most `limit`.
+    async fn stale_uploads(&self, before: i64, limit: u32)
+    -> Result<Vec<UploadSession>, MetaError>;
+}

@@ -1,0 +1,494 @@
+//! The embedded metadata store: SQLite in WAL mode, through sqlx.
+//!
+//! Queries use `$N` placeholders and `ON CONFLICT` / `RETURNING`, which both
+//! SQLite and PostgreSQL understand, so the PostgreSQL store can share them.
+//! Commits are synchronous (`synchronous=FULL`): an acknowledged push survives
+//! a crash of the process or of the machine.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::digest::Digest;
+use berth_core::endpoint::UploadId;
+use berth_core::name::RepositoryName;
+use berth_core::reference::TagOrDigest;
+use berth_core::tag::Tag;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{Manifest, MetaError, MetaStore, NewManifest, Referrer, UploadSession};
+
+/// The SQLite metadata store.
+#[derive(Debug, Clone)]
+pub struct SqliteMeta {
+    pool: SqlitePool,
+}
+
+impl SqliteMeta {
+    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    pub async fn open(path: &Path) -> Result<Self, MetaError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// An in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, MetaError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // One connection: every connection to `:memory:` is a database of its own.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn parse_digest(s: &str) -> Result<Digest, MetaError> {
+    Digest::parse(s).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| to_i64(d.as_secs()))
+}
+
+/// The id of a repository, created when missing, inside a transaction.
+async fn repository_id(
+    tx: &mut sqlx::SqliteConnection,
+    name: &RepositoryName,
+) -> Result<i64, MetaError> {
+    sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name.as_str())
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(id)
+}
+
+fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaError> {
+    let id: String = row.try_get("id")?;
+    let repository: String = row.try_get("repository")?;
+    Ok(UploadSession {
+        id: UploadId::parse(&id).map_err(|e| MetaError::Corrupt(e.to_string()))?,
+        repository: RepositoryName::parse(&repository)
+            .map_err(|e| MetaError::Corrupt(e.to_string()))?,
+        offset: to_u64(row.try_get("byte_offset")?),
+        hash_state: row.try_get("hash_state")?,
+        staging: row.try_get("staging")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl MetaStore for SqliteMeta {
+    async fn list_repositories(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, MetaError> {
+        let names = sqlx::query_scalar(
+            "SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
+        )
+        .bind(last.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
+    }
+
+    async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn linked_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM repositories r
+               JOIN repository_blobs rb ON rb.repository_id = r.id
+               JOIN blobs b ON b.digest = rb.digest
+              WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(name.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(size.map(to_u64))
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(size.map(to_u64))
+    }
+
+    async fn link_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await?;
+        let repo = repository_id(&mut tx, name).await?;
+        let digest = digest.to_string();
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&digest)
+        .bind(to_i64(size))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&digest)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs
+              WHERE digest = $2
+                AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(name.as_str())
+        .bind(digest.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_manifest(
+        &self,
+        name: &RepositoryName,
+        new: &NewManifest,
+        tag: Option<&Tag>,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await?;
+        let repo = repository_id(&mut tx, name).await?;
+        for blob in &new.blobs {
+            let linked: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+            )
+            .bind(repo)
+            .bind(blob.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if linked.is_none() {
+                return Err(MetaError::MissingReference(blob.clone()));
+            }
+        }
+        for child in &new.children {
+            let present: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2",
+            )
+            .bind(repo)
+            .bind(child.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if present.is_none() {
+                return Err(MetaError::MissingReference(child.clone()));
+            }
+        }
+        let digest = new.manifest.digest.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO manifests
+                 (repository_id, digest, media_type, content, subject, artifact_type, annotations, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&digest)
+        .bind(&new.manifest.media_type)
+        .bind(new.manifest.content.as_ref())
+        .bind(new.subject.as_ref().map(ToString::to_string))
+        .bind(new.artifact_type.as_deref())
+        .bind(new.annotations.as_deref())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() > 0 {
+            let children = new
+                .blobs
+                .iter()
+                .map(|d| (d, false))
+                .chain(new.children.iter().map(|d| (d, true)));
+            for (child, is_manifest) in children {
+                sqlx::query(
+                    "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, is_manifest)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(repo)
+                .bind(&digest)
+                .bind(child.to_string())
+                .bind(is_manifest)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some(tag) = tag {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repository_id, name)
+                 DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+            )
+            .bind(repo)
+            .bind(tag.as_str())
+            .bind(&digest)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_manifest(
+        &self,
+        name: &RepositoryName,
+        reference: &TagOrDigest,
+    ) -> Result<Option<Manifest>, MetaError> {
+        let row = match reference {
+            TagOrDigest::Digest(digest) => {
+                sqlx::query(
+                    "SELECT m.digest, m.media_type, m.content FROM manifests m
+                       JOIN repositories r ON r.id = m.repository_id
+                      WHERE r.name = $1 AND m.digest = $2",
+                )
+                .bind(name.as_str())
+                .bind(digest.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            TagOrDigest::Tag(tag) => {
+                sqlx::query(
+                    "SELECT m.digest, m.media_type, m.content FROM tags t
+                       JOIN repositories r ON r.id = t.repository_id
+                       JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+                      WHERE r.name = $1 AND t.name = $2",
+                )
+                .bind(name.as_str())
+                .bind(tag.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let digest: String = row.try_get("digest")?;
+        let content: Vec<u8> = row.try_get("content")?;
+        Ok(Some(Manifest {
+            digest: parse_digest(&digest)?,
+            media_type: row.try_get("media_type")?,
+            content: content.into(),
+        }))
+    }
+
+    async fn delete_manifest(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, MetaError> {
+        // Tags and references go with it (ON DELETE CASCADE).
+        let done = sqlx::query(
+            "DELETE FROM manifests
+              WHERE digest = $2
+                AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(name.as_str())
+        .bind(digest.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "DELETE FROM tags
+              WHERE name = $2
+                AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(name.as_str())
+        .bind(tag.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_tags(
+        &self,
+        name: &RepositoryName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Vec<String>>, MetaError> {
+        let repo: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(repo) = repo else {
+            return Ok(None);
+        };
+        let tags = sqlx::query_scalar(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo)
+        .bind(last.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(tags))
+    }
+
+    async fn referrers(
+        &self,
+        name: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, length(m.content) AS size, m.artifact_type, m.annotations
+               FROM manifests m JOIN repositories r ON r.id = m.repository_id
+              WHERE r.name = $1 AND m.subject = $2 AND ($3 IS NULL OR m.artifact_type = $3)
+              ORDER BY m.digest",
+        )
+        .bind(name.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let digest: String = row.try_get("digest")?;
+                Ok(Referrer {
+                    digest: parse_digest(&digest)?,
+                    media_type: row.try_get("media_type")?,
+                    size: to_u64(row.try_get("size")?),
+                    artifact_type: row.try_get("artifact_type")?,
+                    annotations: row.try_get("annotations")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_upload(&self, s: &UploadSession) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, byte_offset, hash_state, staging, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.repository.as_str())
+        .bind(to_i64(s.offset))
+        .bind(&s.hash_state)
+        .bind(&s.staging)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_upload(
+        &self,
+        name: &RepositoryName,
+        id: &UploadId,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1 AND repository = $2")
+            .bind(id.as_str())
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(upload_from_row).transpose()
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &UploadId,
+        expected_offset: u64,
+        offset: u64,
+        hash_state: &[u8],
+        now: i64,
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5
+              WHERE id = $1 AND byte_offset = $2",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(expected_offset))
+        .bind(to_i64(offset))
+        .bind(hash_state)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError> {
+        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn stale_uploads(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError> {
+        let rows =
+            sqlx::query("SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(upload_from_row).collect()
+    }
+}

@@ -1,0 +1,127 @@
+//! The blob store: content-addressed bytes, and the staging area uploads write to.
+//!
+//! Rule of this layer: it moves bytes and knows nothing of repositories, tags or
+//! HTTP. Which repository may read a blob is the metadata store's business
+//! (`meta`); the blob store keeps one copy per digest.
+//!
+//! An upload writes to a staging location through [`BlobStore::append`], which
+//! hashes while it writes; [`BlobStore::commit`] makes the bytes durable and
+//! moves them to their content address only after the caller verified the
+//! digest. A crash at any instant leaves either no blob or a whole, verified one.
+
+pub mod fs;
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use berth_core::digest::{Digest, Digester};
+use berth_core::endpoint::UploadId;
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub use fs::FsStore;
+
+/// A stream of body chunks, as a request delivers them.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
+/// What can go wrong in the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The blob or staging file is not there.
+    #[error("not found in the blob store")]
+    NotFound,
+    /// The request body failed or ended early while streaming.
+    #[error("request body failed: {0}")]
+    Body(io::Error),
+    /// The body carried more bytes than the upload allows.
+    #[error("body exceeds the {limit}-byte limit for this request")]
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: u64,
+    },
+    /// The disk (or object store) failed.
+    #[error("blob store I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// An inclusive byte range `start..=end` of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// The number of bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Always false: a range holds at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// An open blob: its bytes as a stream and how many there are.
+pub struct BlobReader {
+    /// Number of bytes the stream yields.
+    pub len: u64,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+/// The result of appending a body to an upload.
+#[derive(Debug)]
+pub struct Appended {
+    /// The upload's length after the append.
+    pub offset: u64,
+    /// The hash state after the append.
+    pub digester: Digester,
+}
+
+/// The blob store.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// The size of a stored blob, or `None`.
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
+
+    /// Opens a blob, whole or one range of it.
+    async fn open(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobReader, StoreError>;
+
+    /// Removes a blob's bytes. Missing blobs are not an error.
+    async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
+
+    /// Creates an empty staging location for an upload; returns its name.
+    async fn begin_upload(&self, id: &UploadId) -> Result<String, StoreError>;
+
+    /// Writes `body` at `offset` (discarding anything the staging location held
+    /// beyond it, such as the remains of a failed request), hashing as it goes,
+    /// and makes the bytes durable before returning. At most `limit` bytes are
+    /// accepted.
+    async fn append(
+        &self,
+        staging: &str,
+        offset: u64,
+        digester: Digester,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<Appended, StoreError>;
+
+    /// Moves verified bytes from staging to their content address (keeping the
+    /// existing copy when the blob is already stored).
+    async fn commit(&self, staging: &str, digest: &Digest) -> Result<(), StoreError>;
+
+    /// Reads the first `len` bytes of a staging location back.
+    async fn read_staging(&self, staging: &str, len: u64) -> Result<BlobReader, StoreError>;
+
+    /// Discards a staging location. Missing ones are not an error.
+    async fn abort(&self, staging: &str) -> Result<(), StoreError>;
+}
