@@ -31,7 +31,7 @@ pub struct ServeArgs {
     data_dir: Option<PathBuf>,
 
     /// Base URL clients reach the registry at, used in `Location` headers and
-    /// the token realm [default: http://<listen>].
+    /// the token realm [default: http://<listen address>].
     ///
     /// Set it when the registry sits behind a proxy or a DNS name, e.g.
     /// `https://registry.example.com`.
@@ -98,14 +98,14 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000)));
-    let public_url = args
-        .public_url
-        .or(file.public_url)
-        .unwrap_or_else(|| format!("http://{listen}"));
-    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-        bail!("public URL {public_url:?} must start with http:// or https://");
+    let public_url = args.public_url.or(file.public_url);
+    if let Some(url) = &public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bail!("public URL {url:?} must start with http:// or https://");
     }
-    let mut config = Config::new(public_url);
+    // The URL is settled once the listener is bound (port 0 picks a port).
+    let mut config = Config::new(public_url.unwrap_or_default());
     if let Some(secs) = args.upload_ttl_secs.or(file.upload_ttl_secs) {
         config.upload_ttl = Duration::from_secs(secs);
     }
@@ -138,8 +138,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let public_url = settings.config.public_url.clone();
-    let registry = Registry::open_embedded(&settings.data_dir, settings.config)
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let mut config = settings.config;
+    if config.public_url.is_empty() {
+        config.public_url = format!("http://{local}");
+    }
+    let public_url = config.public_url.clone();
+    let registry = Registry::open_embedded(&settings.data_dir, config)
         .await
         .with_context(|| {
             format!(
@@ -147,12 +157,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 settings.data_dir.display()
             )
         })?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the listening address")?;
     let host = public_url
         .trim_start_matches("http://")
         .trim_start_matches("https://");

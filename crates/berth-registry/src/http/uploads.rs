@@ -80,32 +80,7 @@ pub async fn patch_upload(
 ) -> Result<Response, RegistryError> {
     let _busy = UploadLock::acquire(r, id)?;
     let session = find_session(r, name, id).await?;
-    let expected = match headers.get(header::CONTENT_RANGE) {
-        Some(value) => {
-            let (start, end) = parse_content_range(value.to_str().unwrap_or(""))?;
-            if start != session.offset {
-                return Err(range_error(
-                    &session,
-                    format!(
-                        "chunk starts at byte {start} but the upload has {} bytes; send the next chunk from byte {}",
-                        session.offset, session.offset
-                    ),
-                ));
-            }
-            Some(end - start + 1)
-        }
-        None => None,
-    };
-    let length = declared_length(headers)?;
-    if let (Some(expected), Some(length)) = (expected, length)
-        && expected != length
-    {
-        return Err(RegistryError::spec(
-            ErrorCode::SizeInvalid,
-            format!("Content-Range covers {expected} bytes but Content-Length says {length}"),
-        ));
-    }
-    let exact = expected.or(length);
+    let exact = chunk_length(&session, headers)?;
     let session = append(r, session, body, exact.unwrap_or(u64::MAX), exact).await?;
     Ok(session_response(r, &session, StatusCode::ACCEPTED))
 }
@@ -130,20 +105,12 @@ pub async fn put_upload(
     let _busy = UploadLock::acquire(r, id)?;
     let mut session = find_session(r, name, id).await?;
     let length = declared_length(headers)?;
-    if length != Some(0) {
-        if let Some(value) = headers.get(header::CONTENT_RANGE) {
-            let (start, _) = parse_content_range(value.to_str().unwrap_or(""))?;
-            if start != session.offset {
-                return Err(range_error(
-                    &session,
-                    format!(
-                        "last chunk starts at byte {start} but the upload has {} bytes",
-                        session.offset
-                    ),
-                ));
-            }
-        }
-        session = append(r, session, body, length.unwrap_or(u64::MAX), length).await?;
+    // A PUT without a body (no Content-Length, no chunked encoding) closes the
+    // upload as it is; appending nothing would still need the staging file.
+    let empty = http_body::Body::size_hint(&body).exact() == Some(0);
+    if length != Some(0) && !empty {
+        let exact = chunk_length(&session, headers)?;
+        session = append(r, session, body, exact.unwrap_or(u64::MAX), exact).await?;
     }
     finish(r, name, session, &digest).await
 }
@@ -159,6 +126,42 @@ pub async fn cancel_upload(
     r.blobs.abort(&session.staging).await?;
     r.meta.delete_upload(&session.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The exact length of the chunk a PATCH or closing PUT carries: with
+/// `Content-Range: a-b`, `a` must be the current offset (416 otherwise) and a
+/// `Content-Length` must say `b-a+1` (400 `SIZE_INVALID` otherwise). `None`
+/// when neither header announces a length.
+fn chunk_length(
+    session: &UploadSession,
+    headers: &HeaderMap,
+) -> Result<Option<u64>, RegistryError> {
+    let expected = match headers.get(header::CONTENT_RANGE) {
+        Some(value) => {
+            let (start, end) = parse_content_range(value.to_str().unwrap_or(""))?;
+            if start != session.offset {
+                return Err(range_error(
+                    session,
+                    format!(
+                        "chunk starts at byte {start} but the upload has {} bytes; send the next chunk from byte {}",
+                        session.offset, session.offset
+                    ),
+                ));
+            }
+            Some(end - start + 1)
+        }
+        None => None,
+    };
+    let length = declared_length(headers)?;
+    if let (Some(expected), Some(length)) = (expected, length)
+        && expected != length
+    {
+        return Err(RegistryError::spec(
+            ErrorCode::SizeInvalid,
+            format!("Content-Range covers {expected} bytes but Content-Length says {length}"),
+        ));
+    }
+    Ok(expected.or(length))
 }
 
 async fn new_session(r: &Registry, name: &RepositoryName) -> Result<UploadSession, RegistryError> {
@@ -280,9 +283,18 @@ async fn finish(
             ),
         ));
     }
-    r.blobs.commit(&session.staging, digest).await?;
-    r.meta.link_blob(name, digest, session.offset).await?;
-    r.meta.delete_upload(&session.id).await?;
+    match r.blobs.commit(&session.staging, digest).await {
+        Ok(()) => {}
+        // The staging file is gone and no blob holds the bytes: a crash or a
+        // concurrent close got here first and nothing can be recovered.
+        Err(StoreError::NotFound) => return Err(upload_unknown(&session.id)),
+        Err(e) => return Err(e.into()),
+    }
+    // Linking the blob and closing the session is one transaction, so a crash
+    // leaves either an open session or a linked blob, never half of each.
+    r.meta
+        .finish_upload(&session.id, name, digest, session.offset)
+        .await?;
     Ok(blob_created(r, name, digest))
 }
 

@@ -195,6 +195,16 @@ pub trait MetaStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, MetaError>;
 
+    /// Closes an upload session and links its blob (recorded if new) into the
+    /// repository, in one transaction.
+    async fn finish_upload(
+        &self,
+        id: &UploadId,
+        name: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError>;
+
     /// Forgets an upload session; `false` when it was already gone.
     async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError>;
 

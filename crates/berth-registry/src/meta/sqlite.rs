@@ -95,6 +95,36 @@ async fn repository_id(
     Ok(id)
 }
 
+/// Records a blob (if new) and links it into a repository (created if new).
+async fn link_blob_in(
+    tx: &mut sqlx::SqliteConnection,
+    name: &RepositoryName,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), MetaError> {
+    let repo = repository_id(&mut *tx, name).await?;
+    let digest = digest.to_string();
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&digest)
+    .bind(to_i64(size))
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(&digest)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaError> {
     let id: String = row.try_get("id")?;
     let repository: String = row.try_get("repository")?;
@@ -168,26 +198,24 @@ impl MetaStore for SqliteMeta {
         size: u64,
     ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
-        let repo = repository_id(&mut tx, name).await?;
-        let digest = digest.to_string();
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(&digest)
-        .bind(to_i64(size))
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repo)
-        .bind(&digest)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+        link_blob_in(&mut tx, name, digest, size).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_upload(
+        &self,
+        id: &UploadId,
+        name: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.pool.begin().await?;
+        link_blob_in(&mut tx, name, digest, size).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

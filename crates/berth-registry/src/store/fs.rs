@@ -174,7 +174,10 @@ impl BlobStore for FsStore {
                 remove_if_present(&from)?;
                 return Ok(());
             }
-            fs::rename(&from, &to)?;
+            match fs::rename(&from, &to) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+                other => other?,
+            }
             sync_dir(dir)?;
             sync_dir(from.parent())
         })

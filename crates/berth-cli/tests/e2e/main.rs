@@ -1,0 +1,20 @@
+//! End-to-end tests: the real `berth` binary on 127.0.0.1, driven by real
+//! clients (skopeo, podman, the oras SDK) and by a crash loop.
+//!
+//! The peers come from Debian and PyPI; `bash .ci/install-deps` installs
+//! them. A missing peer fails its test with a message saying how to install
+//! it: a skipped client test would hide a broken push path.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that cannot proceed fails, with the message of the failed step"
+)]
+
+mod support;
+
+mod crash;
+mod oras;
+mod podman;
+mod shutdown;
+mod skopeo;

@@ -1,0 +1,53 @@
+//! podman (Debian, as root with the vfs storage driver) against berth.
+
+use std::process::Command;
+
+use crate::support::{Server, peer, run, write_layout};
+
+/// podman pulls an image that skopeo pushed, re-tags it into another
+/// repository and pushes it back; berth then lists both repositories.
+#[test]
+fn podman_pulls_and_pushes() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let layout = write_layout(&work.path().join("src"), "v1", 2 * 1024 * 1024, 11);
+    let image = format!("{}/e2e/podman:v1", server.addr);
+    run(Command::new(peer("skopeo"))
+        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(format!("docker://{image}")));
+
+    // A private storage root so that tests do not share podman's state.
+    let root = work.path().join("storage");
+    let runroot = work.path().join("run");
+    let podman = || {
+        let mut command = Command::new(peer("podman"));
+        command
+            .arg("--storage-driver=vfs")
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&runroot);
+        command
+    };
+    run(podman().args(["pull", "--tls-verify=false", &image]));
+    let copy = format!("{}/e2e/podman-copy:v2", server.addr);
+    run(podman().args(["tag", &image, &copy]));
+    run(podman().args(["push", "--tls-verify=false", &copy]));
+
+    let catalog: serde_json::Value = reqwest::blocking::get(server.url("/v2/_catalog"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        catalog["repositories"],
+        serde_json::json!(["e2e/podman", "e2e/podman-copy"])
+    );
+    let tags: serde_json::Value =
+        reqwest::blocking::get(server.url("/v2/e2e/podman-copy/tags/list"))
+            .unwrap()
+            .json()
+            .unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["v2"]));
+}

@@ -1,0 +1,71 @@
+//! skopeo (Debian) against berth: copy an OCI layout in and back out, list
+//! tags, inspect, delete.
+
+use std::process::Command;
+
+use berth_core::digest::Digest;
+
+use crate::support::{Layout, Server, peer, run, write_layout};
+
+fn skopeo() -> Command {
+    let mut command = Command::new(peer("skopeo"));
+    // No policy file on a fresh machine: accept anything, as in CI images.
+    command.arg("--insecure-policy");
+    command
+}
+
+/// A 20 MB single-layer image copied into berth and back has the same manifest
+/// digest and the same blobs; list-tags, inspect and delete answer as the spec says.
+#[test]
+fn skopeo_copies_an_image_in_and_out_unchanged() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let layout: Layout = write_layout(&work.path().join("src"), "v1", 20 * 1024 * 1024, 7);
+    let dest = format!("docker://{}/e2e/skopeo:v1", server.addr);
+
+    run(skopeo()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(&dest));
+
+    let back = work.path().join("back");
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&dest)
+        .arg(format!("oci:{}:v1", back.display())));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"].as_str(),
+        Some(layout.manifest.to_string().as_str()),
+        "the manifest came back byte for byte"
+    );
+    for blob in &layout.blobs {
+        let bytes = std::fs::read(back.join("blobs/sha256").join(blob.hex())).unwrap();
+        assert_eq!(&Digest::sha256_of(&bytes), blob);
+    }
+
+    let tags: serde_json::Value = serde_json::from_str(&run(skopeo()
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/e2e/skopeo", server.addr))))
+    .unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["v1"]));
+
+    let inspect: serde_json::Value = serde_json::from_str(&run(skopeo()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(&dest)))
+    .unwrap();
+    assert_eq!(
+        inspect["Digest"].as_str(),
+        Some(layout.manifest.to_string().as_str())
+    );
+    assert_eq!(inspect["Architecture"], "amd64");
+
+    run(skopeo().args(["delete", "--tls-verify=false"]).arg(&dest));
+    let gone = reqwest::blocking::get(
+        server.url(&format!("/v2/e2e/skopeo/manifests/{}", layout.manifest)),
+    )
+    .unwrap();
+    assert_eq!(gone.status(), 404, "skopeo delete removes the manifest");
+}
