@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::digest::Digest;
+use berth_core::media_type::{MediaType, parse_accept};
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::ErrorCode;
 use berth_core::reference::TagOrDigest;
@@ -24,7 +25,7 @@ pub async fn get_manifest(
     r: &Registry,
     name: &RepositoryName,
     reference: &TagOrDigest,
-    _headers: &HeaderMap,
+    headers: &HeaderMap,
     head: bool,
 ) -> Result<Response, RegistryError> {
     let manifest = r
@@ -32,6 +33,17 @@ pub async fn get_manifest(
         .get_manifest(name, reference)
         .await?
         .ok_or_else(|| manifest_unknown(name, reference))?;
+    if !accepts(headers, &manifest.media_type) {
+        // As distribution does for an OCI manifest asked for without OCI
+        // types in `Accept`: the stored bytes are never converted.
+        return Err(RegistryError::spec(
+            ErrorCode::ManifestUnknown,
+            format!(
+                "manifest {reference} in {name} is {}, which the request's Accept header excludes; add that type (or */*) to Accept",
+                manifest.media_type
+            ),
+        ));
+    }
     let len = manifest.content.len();
     let mut response = if head {
         Response::new(Body::empty())
@@ -143,6 +155,24 @@ pub async fn delete_manifest(
         return Err(manifest_unknown(name, reference));
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Whether the `Accept` headers admit `media_type`. No `Accept` (or none that
+/// parses) admits everything; `q=0` excludes (RFC 9110 section 12.5.1).
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let Ok(stored) = MediaType::parse(media_type) else {
+        return true;
+    };
+    let mut ranges = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_accept)
+        .peekable();
+    if ranges.peek().is_none() {
+        return true;
+    }
+    ranges.any(|range| range.quality() > 0 && range.matches(&stored))
 }
 
 /// 405 `UNSUPPORTED` for a registry whose operator turned deletion off.

@@ -7,7 +7,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
 use berth_core::endpoint::Endpoint;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use super::{API_VERSION, base, blobs, catalog, manifests, referrers, tags, uploads};
 use crate::Registry;
@@ -29,14 +32,36 @@ pub fn router(registry: Registry) -> Router {
         registry,
         gate: Gate,
     };
+    let request_id = HeaderName::from_static("x-request-id");
+    // Outermost first: a request id for every request (kept when the client
+    // sent one), a span carrying it for every log line of the request, and the
+    // id echoed back so a user can quote it.
+    let layers = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+                })
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("docker-distribution-api-version"),
+            API_VERSION,
+        ));
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
         .route("/v2/", axum::routing::any(dispatch))
         .route("/v2/{*rest}", axum::routing::any(dispatch))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("docker-distribution-api-version"),
-            API_VERSION,
-        ))
+        .layer(layers)
         .with_state(state)
 }
 

@@ -651,3 +651,33 @@ async fn deletion_disabled_by_the_operator_is_405_unsupported_and_deletes_nothin
         assert_eq!(app.head(&path).await.status, 200, "{path}");
     }
 }
+
+/// `Accept` negotiation: a manifest is served when its media type (or a
+/// wildcard covering it) is accepted, and is MANIFEST_UNKNOWN when the client
+/// accepts only other types; berth never converts the stored bytes.
+#[tokio::test]
+async fn accept_header_admits_or_excludes_the_stored_media_type() {
+    let app = TestApp::start().await;
+    let manifest = manifest_with_blobs(&app, "lib/accept").await;
+    app.push_manifest("lib/accept", "v1", &manifest).await;
+    let get = |accept: &'static str| {
+        app.send(
+            app.request(reqwest::Method::GET, "/v2/lib/accept/manifests/v1")
+                .header("accept", accept),
+        )
+    };
+    let both = get("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json").await;
+    assert_eq!(both.status, 200);
+    assert_eq!(
+        both.header("content-type"),
+        Some(media_type::OCI_IMAGE_MANIFEST)
+    );
+    assert_eq!(get("*/*").await.status, 200);
+    assert_eq!(get("application/*").await.status, 200);
+    get("application/vnd.docker.distribution.manifest.v2+json")
+        .await
+        .assert_error(404, "MANIFEST_UNKNOWN");
+    get("application/vnd.oci.image.manifest.v1+json;q=0, application/vnd.docker.distribution.manifest.v2+json")
+        .await
+        .assert_error(404, "MANIFEST_UNKNOWN");
+}

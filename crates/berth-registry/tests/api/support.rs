@@ -47,6 +47,11 @@ impl TestApp {
         Self::open(dir, |_| {}).await
     }
 
+    /// A registry over `dir`, with settings changed by `configure`.
+    pub async fn start_in_with(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::open(dir, configure).await
+    }
+
     async fn open(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

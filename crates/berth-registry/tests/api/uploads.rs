@@ -608,3 +608,41 @@ async fn concurrent_pushes_of_the_same_blob_all_succeed_and_serve_the_same_bytes
         assert_eq!(pulled.body, *bytes);
     }
 }
+
+/// A session idle for longer than `upload_ttl` is removed with its staging
+/// bytes by the sweep that runs when the registry starts.
+#[tokio::test]
+async fn stale_upload_sessions_expire_with_their_staging_files() {
+    let app = TestApp::start().await;
+    let location = app.start_upload("lib/stale").await;
+    let resp = app.patch_chunk(&location, 0, b"some bytes").await;
+    assert_eq!(resp.status, 202);
+    let dir = app.stop().await;
+    let staging = dir.path().join("uploads");
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 1);
+
+    // Sessions are stamped in whole seconds: let one pass.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let app = TestApp::start_in_with(dir, |c| c.upload_ttl = std::time::Duration::ZERO).await;
+    let path = crate::support::path_of(&location).to_owned();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app.get(&path).await.status;
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 404, "the stale session is gone");
+    app.get(&path)
+        .await
+        .assert_error(404, "BLOB_UPLOAD_UNKNOWN");
+    let dir = app.stop().await;
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .count(),
+        0,
+        "its staging file is removed"
+    );
+}
