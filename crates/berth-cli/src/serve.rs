@@ -38,8 +38,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
 
-    /// TOML file with any of the settings above (keys: listen, data_dir,
-    /// public_url, upload_ttl_secs, delete_enabled, max_manifest_bytes, log_format).
+    /// TOML file with any of these settings, keys named as the flags with `_`
+    /// for `-` (listen, data_dir, public_url, upload_ttl_secs, delete_enabled,
+    /// max_manifest_bytes, log_format, access_control, service, issuer,
+    /// token_lifetime_secs, new_repositories_public, insecure_http).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -60,6 +62,36 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text].
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+
+    /// Whether requests need tokens from the built-in token service [default: true].
+    ///
+    /// `false` runs an open registry where anyone may push, pull and delete:
+    /// for throwaway local use only.
+    #[arg(long, env = "BERTH_ACCESS_CONTROL", value_name = "BOOL")]
+    access_control: Option<bool>,
+
+    /// The `service` name in challenges and tokens [default: host[:port] of the public URL].
+    #[arg(long, env = "BERTH_SERVICE", value_name = "NAME")]
+    service: Option<String>,
+
+    /// The `iss` of issued tokens; registries that trust berth's tokens must
+    /// be configured with the same value [default: berth].
+    #[arg(long, env = "BERTH_ISSUER", value_name = "NAME")]
+    issuer: Option<String>,
+
+    /// Lifetime of issued tokens in seconds (`expires_in`), at least 60 [default: 300].
+    #[arg(long, env = "BERTH_TOKEN_LIFETIME_SECS", value_name = "SECS")]
+    token_lifetime_secs: Option<u64>,
+
+    /// Whether repositories are public when their first push creates them [default: false].
+    #[arg(long, env = "BERTH_NEW_REPOSITORIES_PUBLIC", value_name = "BOOL")]
+    new_repositories_public: Option<bool>,
+
+    /// Allow serving the token endpoint over plain HTTP on a non-loopback
+    /// address [default: false]. Passwords would cross the network in clear
+    /// text: put a TLS proxy in front and set --public-url to its https URL.
+    #[arg(long, env = "BERTH_INSECURE_HTTP", value_name = "BOOL")]
+    insecure_http: Option<bool>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -73,6 +105,12 @@ struct FileConfig {
     delete_enabled: Option<bool>,
     max_manifest_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    access_control: Option<bool>,
+    service: Option<String>,
+    issuer: Option<String>,
+    token_lifetime_secs: Option<u64>,
+    new_repositories_public: Option<bool>,
+    insecure_http: Option<bool>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -105,7 +143,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         bail!("public URL {url:?} must start with http:// or https://");
     }
     // The URL is settled once the listener is bound (port 0 picks a port).
-    let mut config = Config::new(public_url.unwrap_or_default());
+    let mut config = Config::new(public_url.clone().unwrap_or_default());
     if let Some(secs) = args.upload_ttl_secs.or(file.upload_ttl_secs) {
         config.upload_ttl = Duration::from_secs(secs);
     }
@@ -114,6 +152,42 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(bytes) = args.max_manifest_bytes.or(file.max_manifest_bytes) {
         config.max_manifest_bytes = bytes;
+    }
+    if let Some(on) = args.access_control.or(file.access_control) {
+        config.access_control = on;
+    }
+    if let Some(service) = args.service.or(file.service) {
+        config.service = service;
+    }
+    if let Some(issuer) = args.issuer.or(file.issuer) {
+        config.issuer = issuer;
+    }
+    if let Some(secs) = args.token_lifetime_secs.or(file.token_lifetime_secs) {
+        if secs < 60 {
+            bail!(
+                "token lifetime {secs} s is below the 60 s minimum clients assume; use 60 or more"
+            );
+        }
+        config.token_lifetime = Duration::from_secs(secs);
+    }
+    if let Some(public) = args
+        .new_repositories_public
+        .or(file.new_repositories_public)
+    {
+        config.new_repositories_public = public;
+    }
+    let insecure_http = args.insecure_http.or(file.insecure_http).unwrap_or(false);
+    if config.access_control
+        && !insecure_http
+        && !listen.ip().is_loopback()
+        && public_url
+            .as_deref()
+            .is_none_or(|u| u.starts_with("http://"))
+    {
+        bail!(
+            "refusing to serve the token endpoint over plain HTTP on {listen}: passwords would cross the network in clear text. \
+             Put a TLS proxy in front and set --public-url https://..., or pass --insecure-http true"
+        );
     }
     Ok(Settings {
         listen,
@@ -146,7 +220,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("cannot read the listening address")?;
     let mut config = settings.config;
     if config.public_url.is_empty() {
-        config.public_url = format!("http://{local}");
+        // Settled now that the port is known; the service follows unless set.
+        let derived = berth_registry::Config::new(format!("http://{local}"));
+        if config.service == berth_registry::Config::new("").service {
+            config.service = derived.service;
+        }
+        config.public_url = derived.public_url;
     }
     let public_url = config.public_url.clone();
     let registry = Registry::open_embedded(&settings.data_dir, config)
@@ -169,6 +248,22 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     eprintln!(
         "  try:        skopeo copy --dest-tls-verify=false oci:./my-image docker://{host}/me/my-image:latest"
     );
+    if registry.config.access_control {
+        let password = std::env::var("BERTH_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        if let Some(generated) = registry
+            .bootstrap_admin(password)
+            .await
+            .context("cannot create the first administrator")?
+        {
+            eprintln!(
+                "  first start: created user `admin` with password {generated}\n              (shown once; set BERTH_ADMIN_PASSWORD to choose it)"
+            );
+        }
+    } else {
+        eprintln!("  WARNING: access control is off: anyone may push, pull and delete");
+    }
     berth_registry::serve(listener, registry, shutdown_signal())
         .await
         .context("server failed")?;

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The shortest token lifetime berth issues: clients assume 60 s when told
+/// less (Docker token spec), so less would only cause surprise expiries.
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
 /// The registry's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,17 +20,76 @@ pub struct Config {
     pub delete_enabled: bool,
     /// The largest page `n` allows on `_catalog` and tag lists.
     pub max_page: u32,
+    /// Whether requests need tokens (the default). `false` runs an open
+    /// registry with no access control, for local development only.
+    pub access_control: bool,
+    /// The `service` of challenges and tokens (`aud` of the JWTs).
+    pub service: String,
+    /// The `iss` of the JWTs.
+    pub issuer: String,
+    /// How long issued tokens live (`expires_in`); never below 60 s.
+    pub token_lifetime: Duration,
+    /// Whether repositories are public when their first push creates them.
+    pub new_repositories_public: bool,
 }
 
 impl Config {
-    /// Defaults for a registry reachable at `public_url`.
+    /// Defaults for a registry reachable at `public_url`: token auth on, the
+    /// service named after the URL's host, private repositories.
     pub fn new(public_url: impl Into<String>) -> Self {
+        let public_url = public_url.into().trim_end_matches('/').to_owned();
+        let service = service_of(&public_url);
         Self {
-            public_url: public_url.into().trim_end_matches('/').to_owned(),
             upload_ttl: Duration::from_secs(24 * 60 * 60),
             max_manifest_bytes: 4 * 1024 * 1024,
             delete_enabled: true,
             max_page: 1000,
+            access_control: true,
+            issuer: "berth".to_owned(),
+            service,
+            token_lifetime: Duration::from_secs(300),
+            new_repositories_public: false,
+            public_url,
         }
+    }
+
+    /// The token lifetime actually issued (at least [`MIN_TOKEN_LIFETIME`]).
+    pub fn effective_token_lifetime(&self) -> Duration {
+        self.token_lifetime.max(MIN_TOKEN_LIFETIME)
+    }
+
+    /// The token endpoint clients are sent to: `<public-url>/token`.
+    pub fn realm(&self) -> String {
+        format!("{}/token", self.public_url)
+    }
+}
+
+/// `host[:port]` of a URL, the conventional `service` name (GHCR: `ghcr.io`).
+fn service_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host.is_empty() {
+        "berth".to_owned()
+    } else {
+        host.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_defaults_to_the_public_host() {
+        assert_eq!(
+            Config::new("https://registry.example.com/").service,
+            "registry.example.com"
+        );
+        assert_eq!(
+            Config::new("http://127.0.0.1:5000").service,
+            "127.0.0.1:5000"
+        );
+        assert_eq!(Config::new("").service, "berth");
+        assert_eq!(Config::new("http://r:1").realm(), "http://r:1/token");
     }
 }

@@ -20,6 +20,22 @@ pub enum RegistryError {
         /// Structured detail (`detail` in the error body), if any.
         detail: Option<serde_json::Value>,
     },
+    /// The request needs (other) credentials: 401 with this challenge.
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        /// The `WWW-Authenticate` value.
+        challenge: String,
+        /// What was wrong and what to do.
+        message: String,
+        /// The `detail` of the error body (the access that was needed).
+        detail: Option<serde_json::Value>,
+    },
+    /// Too many failed attempts: 429 with `Retry-After`.
+    #[error("too many requests: retry after {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until the client may try again.
+        retry_after_secs: u64,
+    },
     /// No endpoint at this path (404 without an OCI error body code of its own).
     #[error("{0}")]
     NoRoute(String),
@@ -31,6 +47,9 @@ pub enum RegistryError {
         /// The endpoint, for the message.
         endpoint: &'static str,
     },
+    /// Any other internal failure (the cause goes to the log, not the client).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] MetaError),

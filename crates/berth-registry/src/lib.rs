@@ -12,8 +12,10 @@ pub mod config;
 pub mod error;
 pub mod gc;
 pub mod http;
+pub mod identity;
 pub mod manifest;
 pub mod meta;
+pub mod policy;
 pub mod store;
 
 use std::collections::HashSet;
@@ -26,10 +28,14 @@ use berth_core::endpoint::UploadId;
 pub use config::Config;
 pub use error::RegistryError;
 
+use crate::auth::authenticate::Authenticator;
+use crate::auth::jwt::TokenIssuer;
+use crate::auth::keys::{KeyError, KeyStore};
+use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
 use crate::store::{BlobStore, FsStore, StoreError};
 
-/// Everything a request handler needs: settings and the two stores.
+/// Everything a request handler needs: settings, the stores, and the token machinery.
 #[derive(Clone)]
 pub struct Registry {
     /// Settings.
@@ -38,6 +44,14 @@ pub struct Registry {
     pub meta: Arc<dyn MetaStore>,
     /// Blob bytes.
     pub blobs: Arc<dyn BlobStore>,
+    /// Users, organisations, tokens.
+    pub identity: Arc<dyn IdentityStore>,
+    /// Credentials to subjects.
+    pub authn: Arc<Authenticator>,
+    /// The signing keys (`None` when access control is off).
+    pub keys: Option<Arc<KeyStore>>,
+    /// Issues and verifies tokens (`None` when access control is off).
+    pub tokens: Option<Arc<TokenIssuer>>,
     /// Upload sessions a request of this process is writing to right now.
     pub busy_uploads: BusyUploads,
 }
@@ -54,23 +68,82 @@ pub enum OpenError {
     /// The blob directory.
     #[error("cannot open the blob store: {0}")]
     Store(#[from] StoreError),
+    /// The token signing keys.
+    #[error("cannot open the token signing keys: {0}")]
+    Keys(#[from] KeyError),
+    /// The identity store.
+    #[error("cannot set up users: {0}")]
+    Identity(#[from] IdentityError),
 }
 
 impl Registry {
     /// Opens the embedded default under `data_dir`: blobs on the filesystem,
-    /// metadata in `berth.db` (SQLite).
+    /// metadata in `berth.db` (SQLite), signing keys under `keys/`.
     pub async fn open_embedded(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(StoreError::Io)?;
         let blobs = FsStore::open(data_dir)?;
-        let meta = SqliteMeta::open(&data_dir.join("berth.db")).await?;
+        let meta = SqliteMeta::open(&data_dir.join("berth.db"))
+            .await?
+            .with_new_repositories_public(config.new_repositories_public);
+        let (keys, tokens) = if config.access_control {
+            let keys = Arc::new(KeyStore::open(&data_dir.join("keys"))?);
+            let tokens =
+                TokenIssuer::new(keys.clone(), config.issuer.clone(), config.service.clone());
+            (Some(keys), Some(Arc::new(tokens)))
+        } else {
+            (None, None)
+        };
+        let identity: Arc<dyn IdentityStore> = Arc::new(meta.clone());
         Ok(Self {
             config: Arc::new(config),
             meta: Arc::new(meta),
             blobs: Arc::new(blobs),
+            authn: Arc::new(Authenticator::new(identity.clone())),
+            identity,
+            keys,
+            tokens,
             busy_uploads: BusyUploads::default(),
         })
     }
+
+    /// On a registry with no users, creates the administrator `admin` with
+    /// `password`, or with a generated one that is returned (to be shown once).
+    /// Returns `None` when users already exist.
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<String>,
+    ) -> Result<Option<String>, OpenError> {
+        if self.identity.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let generated = password.is_none();
+        let password = match password {
+            Some(p) => p,
+            None => {
+                // The random part of a token secret (43 base62 characters,
+                // over 256 bits) makes a strong one-time password.
+                let (secret, _) = identity::secret::generate_pat()?;
+                secret
+                    .expose()
+                    .trim_start_matches(identity::secret::PAT_PREFIX)
+                    .to_owned()
+            }
+        };
+        let hash = {
+            let password = password.clone();
+            tokio::task::spawn_blocking(move || identity::password::hash_password(&password))
+                .await
+                .map_err(|e| IdentityError::PasswordHash(e.to_string()))??
+        };
+        self.identity
+            .create_user(ADMIN_USER, Some(&hash), true)
+            .await?;
+        Ok(generated.then_some(password))
+    }
 }
+
+/// The administrator created on first start.
+pub const ADMIN_USER: &str = "admin";
 
 /// Serves the registry on `listener` until `shutdown` completes, then lets
 /// in-flight requests finish.
@@ -81,9 +154,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_upload_expiry(registry.clone()));
     let app = http::router(registry);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     sweeper.abort();
     served
 }

@@ -40,7 +40,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         .as_nanos() as u64;
     eprintln!("crash test seed: {seed}");
     for round in 0..KILLS {
-        let mut server = Server::start(data.path());
+        let mut server = Server::start_with(data.path(), &["--access-control", "false"]);
         let stop = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
@@ -58,7 +58,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
             worker.join().unwrap();
         }
 
-        let server = Server::start(data.path());
+        let server = Server::start_with(data.path(), &["--access-control", "false"]);
         verify(&server, &mut ledger.lock().unwrap());
     }
     let ledger = ledger.lock().unwrap();

@@ -30,6 +30,10 @@ fn oras_pushes_pulls_and_finds_referrers() {
     let out = run(Command::new(python())
         .arg(script)
         .arg(&server.addr)
+        .env(
+            "BERTH_TOKEN",
+            server.admin_token("repository:e2e/oras:pull,push"),
+        )
         .current_dir(work.path()));
     let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("")).unwrap();
     assert_eq!(report["pulled_equal"], true, "{report}");
@@ -38,9 +42,12 @@ fn oras_pushes_pulls_and_finds_referrers() {
 
     // The referrers API, checked here rather than in Python: exact status,
     // content type, and the referrer with its artifact type.
-    let response =
-        reqwest::blocking::get(server.url(&format!("/v2/e2e/oras/referrers/{subject}"))).unwrap();
-    assert_eq!(response.status(), 200);
+    let response = reqwest::blocking::Client::new()
+        .get(server.url(&format!("/v2/e2e/oras/referrers/{subject}")))
+        .bearer_auth(server.admin_token("repository:e2e/oras:pull"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
     assert_eq!(
         response.headers()["content-type"],
         "application/vnd.oci.image.index.v1+json"

@@ -12,6 +12,12 @@ import oras.oci
 host = sys.argv[1]
 repo = f"{host}/e2e/oras"
 client = oras.client.OrasClient(hostname=host, insecure=True)
+# A token the test fetched for pull,push on the repository. oras-py (0.2.43)
+# keeps the first token it gets and fetches a new one only after a 403, while
+# token registries (berth, CNCF distribution) answer a token that lacks scope
+# with 401 insufficient_scope, as containerd and docker expect: its first
+# request (a blob HEAD, pull scope) would pin a pull-only token for the push.
+client.auth.set_token_auth(os.environ["BERTH_TOKEN"])
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 

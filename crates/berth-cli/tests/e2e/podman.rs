@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{Server, peer, run, write_layout};
+use crate::support::{Server, admin_creds, peer, run, write_layout};
 
 /// podman pulls an image that skopeo pushed, re-tags it into another
 /// repository and pushes it back; berth then lists both repositories.
@@ -14,7 +14,13 @@ fn podman_pulls_and_pushes() {
     let layout = write_layout(&work.path().join("src"), "v1", 2 * 1024 * 1024, 11);
     let image = format!("{}/e2e/podman:v1", server.addr);
     run(Command::new(peer("skopeo"))
-        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &admin_creds(),
+        ])
         .arg(format!("oci:{}:v1", layout.dir.display()))
         .arg(format!("docker://{image}")));
 
@@ -31,23 +37,31 @@ fn podman_pulls_and_pushes() {
             .arg(&runroot);
         command
     };
-    run(podman().args(["pull", "--tls-verify=false", &image]));
+    run(podman().args([
+        "pull",
+        "--tls-verify=false",
+        "--creds",
+        &admin_creds(),
+        &image,
+    ]));
     let copy = format!("{}/e2e/podman-copy:v2", server.addr);
     run(podman().args(["tag", &image, &copy]));
-    run(podman().args(["push", "--tls-verify=false", &copy]));
+    run(podman().args([
+        "push",
+        "--tls-verify=false",
+        "--creds",
+        &admin_creds(),
+        &copy,
+    ]));
 
-    let catalog: serde_json::Value = reqwest::blocking::get(server.url("/v2/_catalog"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let catalog = server.get_json("/v2/_catalog", "registry:catalog:*");
     assert_eq!(
         catalog["repositories"],
         serde_json::json!(["e2e/podman", "e2e/podman-copy"])
     );
-    let tags: serde_json::Value =
-        reqwest::blocking::get(server.url("/v2/e2e/podman-copy/tags/list"))
-            .unwrap()
-            .json()
-            .unwrap();
+    let tags = server.get_json(
+        "/v2/e2e/podman-copy/tags/list",
+        "repository:e2e/podman-copy:pull",
+    );
     assert_eq!(tags["tags"], serde_json::json!(["v2"]));
 }

@@ -13,7 +13,7 @@ fn sigterm_exits_cleanly_and_the_upload_resumes_after_restart() {
     let digest = Digest::sha256_of(&blob);
     let client = Client::new();
 
-    let mut server = Server::start(data.path());
+    let mut server = Server::start_with(data.path(), &["--access-control", "false"]);
     let started = client
         .post(server.url("/v2/e2e/term/blobs/uploads/"))
         .send()
@@ -31,7 +31,7 @@ fn sigterm_exits_cleanly_and_the_upload_resumes_after_restart() {
     let status = server.terminate();
     assert!(status.success(), "berth exits 0 on SIGTERM, got {status}");
 
-    let server = Server::start(data.path());
+    let server = Server::start_with(data.path(), &["--access-control", "false"]);
     let resumed = client.get(server.url(&path)).send().unwrap();
     assert_eq!(resumed.status(), 204);
     assert_eq!(resumed.headers()["range"], "0-99999");

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use berth_core::digest::Digest;
 
-use crate::support::{Layout, Server, peer, run, write_layout};
+use crate::support::{Layout, Server, admin_creds, peer, run, write_layout};
 
 fn skopeo() -> Command {
     let mut command = Command::new(peer("skopeo"));
@@ -25,13 +25,23 @@ fn skopeo_copies_an_image_in_and_out_unchanged() {
     let dest = format!("docker://{}/e2e/skopeo:v1", server.addr);
 
     run(skopeo()
-        .args(["copy", "--dest-tls-verify=false"])
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &admin_creds(),
+        ])
         .arg(format!("oci:{}:v1", layout.dir.display()))
         .arg(&dest));
 
     let back = work.path().join("back");
     run(skopeo()
-        .args(["copy", "--src-tls-verify=false"])
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &admin_creds(),
+        ])
         .arg(&dest)
         .arg(format!("oci:{}:v1", back.display())));
     let index: serde_json::Value =
@@ -47,13 +57,13 @@ fn skopeo_copies_an_image_in_and_out_unchanged() {
     }
 
     let tags: serde_json::Value = serde_json::from_str(&run(skopeo()
-        .args(["list-tags", "--tls-verify=false"])
+        .args(["list-tags", "--tls-verify=false", "--creds", &admin_creds()])
         .arg(format!("docker://{}/e2e/skopeo", server.addr))))
     .unwrap();
     assert_eq!(tags["Tags"], serde_json::json!(["v1"]));
 
     let inspect: serde_json::Value = serde_json::from_str(&run(skopeo()
-        .args(["inspect", "--tls-verify=false"])
+        .args(["inspect", "--tls-verify=false", "--creds", &admin_creds()])
         .arg(&dest)))
     .unwrap();
     assert_eq!(
@@ -62,10 +72,24 @@ fn skopeo_copies_an_image_in_and_out_unchanged() {
     );
     assert_eq!(inspect["Architecture"], "amd64");
 
-    run(skopeo().args(["delete", "--tls-verify=false"]).arg(&dest));
-    let gone = reqwest::blocking::get(
-        server.url(&format!("/v2/e2e/skopeo/manifests/{}", layout.manifest)),
-    )
-    .unwrap();
+    run(skopeo()
+        .args(["delete", "--tls-verify=false", "--creds", &admin_creds()])
+        .arg(&dest));
+    let gone = reqwest::blocking::Client::new()
+        .get(server.url(&format!("/v2/e2e/skopeo/manifests/{}", layout.manifest)))
+        .bearer_auth(server.admin_token("repository:e2e/skopeo:pull"))
+        .send()
+        .unwrap();
     assert_eq!(gone.status(), 404, "skopeo delete removes the manifest");
+
+    // Without credentials the private repository is not readable.
+    let denied = skopeo()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}/e2e/skopeo:v1", server.addr))
+        .output()
+        .unwrap();
+    assert!(
+        !denied.status.success(),
+        "anonymous inspect of a private repository fails"
+    );
 }

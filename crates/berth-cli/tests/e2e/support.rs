@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use berth_core::digest::Digest;
 
+/// The password of `admin` in every test server.
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
+/// `admin:<password>`, as skopeo's and podman's `--creds` take it.
+pub fn admin_creds() -> String {
+    format!("admin:{ADMIN_PASSWORD}")
+}
+
 /// A `berth serve` process on a free loopback port.
 pub struct Server {
     child: Child,
@@ -29,6 +37,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
+            .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -52,6 +61,30 @@ impl Server {
             .recv_timeout(Duration::from_secs(30))
             .expect("berth serve prints its address within 30 s");
         Self { child, addr }
+    }
+
+    /// A bearer token for `admin` with `scope` (space-separated scopes).
+    pub fn admin_token(&self, scope: &str) -> String {
+        let response = reqwest::blocking::Client::new()
+            .get(self.url("/token"))
+            .query(&[("service", self.addr.as_str()), ("scope", scope)])
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .expect("token request");
+        assert_eq!(response.status(), 200, "admin gets a token");
+        let body: serde_json::Value = response.json().expect("token JSON");
+        body["token"].as_str().expect("token field").to_owned()
+    }
+
+    /// `GET path` with a bearer token for `scope`, as JSON.
+    pub fn get_json(&self, path: &str, scope: &str) -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .get(self.url(path))
+            .bearer_auth(self.admin_token(scope))
+            .send()
+            .expect("GET")
+            .json()
+            .expect("JSON body")
     }
 
     /// `http://127.0.0.1:<port><path>`.

@@ -1,37 +1,298 @@
 //! The request gate: what a request needs, and whether the caller has it.
 //!
-//! Every `/v2` request reaches its handler only through [`Gate::admit`], with the
-//! scopes [`Endpoint::required_access`] computed from method, path and query.
-//! This gate is open: it admits every request. The token service replaces the
-//! decision, not the call sites.
+//! Every `/v2` request reaches its handler only through [`admit`], with the
+//! scopes [`Endpoint::required_access`] computes from method, path and query.
+//!
+//! - No bearer token: 401 with `Bearer realm="<public-url>/token",service=...`
+//!   and the exact `scope` the request needs (none on `/v2/`).
+//! - A token that does not verify (signature, algorithm, `iss`, `aud`,
+//!   `exp`/`nbf` with 60 s leeway): 401 `error="invalid_token"`.
+//! - A valid token that covers the request: admitted. `/v2/` and `_catalog`
+//!   admit any valid token, anonymous ones included; the catalog then lists
+//!   only what the token's subject may pull.
+//! - A valid token that lacks an action: [`policy`](crate::policy) decides.
+//!   Policy would allow it: 401 `error="insufficient_scope"` (ask for a token
+//!   with this scope). The subject may not pull the repository: the answer of
+//!   a repository that does not exist, whether it exists or not (anonymous
+//!   callers get the 401 that asks them to log in; users get 404
+//!   `NAME_UNKNOWN`); no existence oracle. Otherwise 403 `DENIED`, naming the
+//!   action.
+//! - A mount whose source the caller may not pull is not refused: the mount is
+//!   dropped and the request starts a plain upload, exactly as for a source
+//!   that does not exist.
 
-use axum::http::HeaderMap;
-use berth_core::endpoint::Endpoint;
-use berth_core::scope::Scopes;
+use axum::http::{HeaderMap, header};
+use berth_core::challenge::Challenge;
+use berth_core::endpoint::{Endpoint, Mount};
+use berth_core::name::RepositoryName;
+use berth_core::oci_error::ErrorCode;
+use berth_core::scope::{Action, ResourceType, Scope, Scopes};
+use serde_json::json;
 
+use crate::Registry;
 use crate::error::RegistryError;
+use crate::meta::CatalogFilter;
+use crate::policy::{self, RepositoryFacts, Subject};
 
-/// Proof that the gate admitted a request for these scopes.
+/// What the gate let through, and what handlers need to know of it.
 #[derive(Debug)]
 pub struct Admission {
-    /// The scopes the request needed.
-    pub required: Scopes,
+    /// Which repositories a catalog listing may show this caller.
+    pub catalog: CatalogFilter,
+    /// Whether the request's mount (if any) may be performed.
+    pub mount_allowed: bool,
 }
 
-/// The gate in front of every `/v2` handler.
-#[derive(Debug, Clone, Default)]
-pub struct Gate;
-
-impl Gate {
-    /// Decides whether a request may proceed.
-    pub fn admit(
-        &self,
-        endpoint: &Endpoint,
-        method: &str,
-        _headers: &HeaderMap,
-    ) -> Result<Admission, RegistryError> {
-        Ok(Admission {
-            required: endpoint.required_access(method),
-        })
+impl Admission {
+    fn open() -> Self {
+        Self {
+            catalog: CatalogFilter::All,
+            mount_allowed: true,
+        }
     }
+}
+
+/// Decides whether a request may proceed.
+pub async fn admit(
+    r: &Registry,
+    endpoint: &Endpoint,
+    method: &str,
+    headers: &HeaderMap,
+) -> Result<Admission, RegistryError> {
+    if !r.config.access_control {
+        return Ok(Admission::open());
+    }
+    let Some(tokens) = &r.tokens else {
+        return Ok(Admission::open());
+    };
+    let mut required = endpoint.required_access(method);
+    let mount_source = match endpoint {
+        Endpoint::Uploads {
+            mount: Some(Mount {
+                from: Some(from), ..
+            }),
+            name,
+        } if from != name => Some(from.clone()),
+        _ => None,
+    };
+    if let Some(from) = &mount_source {
+        required = required
+            .iter()
+            .filter(|s| s.name() != from.as_str())
+            .cloned()
+            .collect();
+    }
+
+    let Some(token) = bearer_token(headers) else {
+        return Err(challenge(
+            r,
+            &required,
+            None,
+            "authentication required: get a token from the realm in WWW-Authenticate",
+        ));
+    };
+    let claims = match tokens.verify(token, now_unix()) {
+        Ok(claims) => claims,
+        Err(e) => {
+            tracing::info!(target: "berth::audit", reason = %e, "gate: invalid token");
+            return Err(challenge(
+                r,
+                &required,
+                Some("invalid_token"),
+                "the bearer token is invalid or expired: get a new one from the realm",
+            ));
+        }
+    };
+    let granted = claims.scopes();
+    let subject_name = claims.sub.clone();
+
+    match endpoint {
+        Endpoint::Base => return Ok(admitted(true)),
+        Endpoint::Catalog => {
+            let subject = subject_of(r, &subject_name).await?;
+            return Ok(Admission {
+                catalog: catalog_filter(&subject),
+                mount_allowed: false,
+            });
+        }
+        _ => {}
+    }
+
+    let mount_allowed = match &mount_source {
+        Some(from) => granted
+            .get(&ResourceType::Repository, from.as_str())
+            .is_some_and(|a| a.contains(&Action::Pull)),
+        None => true,
+    };
+    if required.is_subset(&granted) {
+        return Ok(admitted(mount_allowed));
+    }
+
+    // The token lacks something: policy tells "ask for it" from "you may not".
+    let subject = subject_of(r, &subject_name).await?;
+    for scope in required.iter() {
+        let have = granted.get(scope.resource_type(), scope.name());
+        let lacking: Vec<&Action> = scope
+            .actions()
+            .iter()
+            .filter(|a| !have.is_some_and(|h| h.contains(a)))
+            .collect();
+        if lacking.is_empty() {
+            continue;
+        }
+        let Ok(name) = RepositoryName::parse(scope.name()) else {
+            continue;
+        };
+        let facts = r
+            .meta
+            .repository_info(&name)
+            .await?
+            .map(|info| RepositoryFacts {
+                public: info.public,
+            });
+        let allowed = policy::allowed_actions(&subject, &name, facts);
+        if !allowed.contains(&Action::Pull) {
+            tracing::info!(
+                target: "berth::audit",
+                subject = subject_name.as_str(),
+                repository = name.as_str(),
+                "gate: denied, repository hidden"
+            );
+            return Err(hidden(r, &subject, &required, &name));
+        }
+        if lacking.iter().all(|a| allowed.contains(a)) {
+            return Err(challenge(
+                r,
+                &required,
+                Some("insufficient_scope"),
+                "the token does not cover this request: get a token for the scope in WWW-Authenticate",
+            ));
+        }
+        let action = lacking
+            .iter()
+            .find(|a| !allowed.contains(a))
+            .map_or("this", |a| a.as_str());
+        tracing::info!(
+            target: "berth::audit",
+            subject = subject_name.as_str(),
+            repository = name.as_str(),
+            action,
+            "gate: denied"
+        );
+        return Err(RegistryError::spec(
+            ErrorCode::Denied,
+            format!("{} may not {action} repository {name}", describe(&subject)),
+        ));
+    }
+    Ok(admitted(mount_allowed))
+}
+
+fn admitted(mount_allowed: bool) -> Admission {
+    Admission {
+        catalog: CatalogFilter::Visible {
+            namespaces: Vec::new(),
+        },
+        mount_allowed,
+    }
+}
+
+/// The subject a token's `sub` stands for (anonymous for `""` or a user that
+/// no longer exists).
+async fn subject_of(r: &Registry, name: &str) -> Result<Subject, RegistryError> {
+    if name.is_empty() {
+        return Ok(Subject::Anonymous);
+    }
+    match r.authn.principal(name).await {
+        Ok(Some(principal)) => Ok(Subject::User(principal)),
+        Ok(None) => Ok(Subject::Anonymous),
+        Err(e) => Err(RegistryError::Internal(e.to_string())),
+    }
+}
+
+fn catalog_filter(subject: &Subject) -> CatalogFilter {
+    match subject {
+        Subject::Anonymous => CatalogFilter::Visible {
+            namespaces: Vec::new(),
+        },
+        Subject::User(p) if p.is_admin => CatalogFilter::All,
+        Subject::User(p) => {
+            let mut namespaces: Vec<String> =
+                p.memberships.iter().map(|(org, _)| org.clone()).collect();
+            match &p.robot_of {
+                Some(org) => namespaces.push(org.clone()),
+                None => namespaces.push(p.name.clone()),
+            }
+            CatalogFilter::Visible { namespaces }
+        }
+    }
+}
+
+/// The answer for a repository the subject may not pull: the same whether it
+/// exists or not.
+fn hidden(
+    r: &Registry,
+    subject: &Subject,
+    required: &Scopes,
+    name: &RepositoryName,
+) -> RegistryError {
+    match subject {
+        Subject::Anonymous => challenge(
+            r,
+            required,
+            Some("insufficient_scope"),
+            "authentication required: log in to pull from this repository",
+        ),
+        Subject::User(_) => RegistryError::spec(
+            ErrorCode::NameUnknown,
+            format!("repository {name} is not known to this registry"),
+        ),
+    }
+}
+
+/// 401 with a Bearer challenge for `required` (no `scope` when it is empty).
+fn challenge(r: &Registry, required: &Scopes, error: Option<&str>, message: &str) -> RegistryError {
+    let mut c = Challenge::bearer(&r.config.realm(), &r.config.service);
+    if !required.is_empty() {
+        c = c.with_param("scope", &required.to_string());
+    }
+    if let Some(error) = error {
+        c = c.with_param("error", error);
+    }
+    let detail: Vec<serde_json::Value> = required
+        .iter()
+        .flat_map(|s: &Scope| {
+            s.actions().iter().map(move |a| {
+                json!({"Type": s.resource_type().as_str(), "Name": s.name(), "Action": a.as_str()})
+            })
+        })
+        .collect();
+    RegistryError::Unauthorized {
+        challenge: c.to_string(),
+        message: message.to_owned(),
+        detail: (!detail.is_empty()).then(|| json!(detail)),
+    }
+}
+
+fn describe(subject: &Subject) -> String {
+    match subject {
+        Subject::Anonymous => "an anonymous caller".to_owned(),
+        Subject::User(p) => format!("user {}", p.name),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if that is what was sent.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

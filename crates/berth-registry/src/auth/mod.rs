@@ -1,8 +1,14 @@
-//! Access control for `/v2` requests.
+//! Authentication and access control.
 //!
-//! [`gate`] is the single layer every request passes before its handler. Until
-//! the token service lands it admits everything; it already receives the parsed
-//! endpoint and the scopes the request needs, so the token check slots in
-//! without touching handlers.
+//! - [`gate`]: the single layer every `/v2` request passes before its handler.
+//! - [`authenticate`]: credentials (password, personal access token, refresh
+//!   token) to a subject, with a verified-password cache and failure limits.
+//! - [`keys`]: the token signing keys and their root certificate.
+//! - [`jwt`]: issuing and verifying the JWTs the token service hands out.
+//!
+//! Who may do what is decided in [`crate::policy`], nowhere here.
 
+pub mod authenticate;
 pub mod gate;
+pub mod jwt;
+pub mod keys;

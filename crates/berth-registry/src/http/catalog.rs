@@ -8,20 +8,22 @@ use berth_core::pagination::{Link, Pagination};
 use super::{pagination, set_header};
 use crate::Registry;
 use crate::error::RegistryError;
+use crate::meta::CatalogFilter;
 
 /// distribution-spec "Listing Repositories" (catalog extension): names in
 /// byte order after `last`, at most `n`, with `Link: <...>; rel="next"` when
-/// the page is full. Served by an index range scan, so a page costs the same
+/// the page is full, listing only what `filter` (the caller's rights) admits. Served by an index range scan, so a page costs the same
 /// at 100 repositories and at 100,000.
 pub async fn list_repositories(
     r: &Registry,
     query: Option<&str>,
+    filter: &CatalogFilter,
 ) -> Result<Response, RegistryError> {
     let (n, last) = pagination(query, r.config.max_page)?;
     let names = if n == 0 {
         Vec::new()
     } else {
-        r.meta.list_repositories(last.as_deref(), n).await?
+        r.meta.list_repositories(last.as_deref(), n, filter).await?
     };
     let next = (n > 0 && names.len() == n as usize)
         .then(|| names.last().cloned())

@@ -20,6 +20,36 @@ impl IntoResponse for RegistryError {
                 message,
                 detail,
             } => (code, message, detail),
+            RegistryError::Unauthorized {
+                challenge,
+                message,
+                detail,
+            } => {
+                let mut info = ErrorInfo::new(ErrorCode::Unauthorized, message);
+                if let Some(detail) = detail {
+                    info = info.with_detail(detail);
+                }
+                let mut response = oci_response(StatusCode::UNAUTHORIZED, info);
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                return response;
+            }
+            RegistryError::TooManyRequests { retry_after_secs } => {
+                let mut response = oci_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorInfo::new(
+                        ErrorCode::TooManyRequests,
+                        format!("too many failed attempts; retry in {retry_after_secs} seconds"),
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return response;
+            }
             RegistryError::NoRoute(message) => {
                 return oci_response(
                     StatusCode::NOT_FOUND,

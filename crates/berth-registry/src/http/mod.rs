@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod referrers;
 pub mod router;
 pub mod tags;
+pub mod token;
 pub mod uploads;
 
 use axum::body::Body;

@@ -6,32 +6,28 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use berth_core::endpoint::Endpoint;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::{API_VERSION, base, blobs, catalog, manifests, referrers, tags, uploads};
+use super::{API_VERSION, base, blobs, catalog, manifests, referrers, tags, token, uploads};
 use crate::Registry;
-use crate::auth::gate::Gate;
+use crate::auth::gate;
 use crate::error::RegistryError;
 
 /// Shared state of the router.
 #[derive(Clone)]
 pub struct AppState {
-    /// The stores and settings.
+    /// The stores, settings and token machinery.
     pub registry: Registry,
-    /// The gate every request passes.
-    pub gate: Gate,
 }
 
 /// The registry's HTTP application.
 pub fn router(registry: Registry) -> Router {
-    let state = AppState {
-        registry,
-        gate: Gate,
-    };
+    let state = AppState { registry };
     let request_id = HeaderName::from_static("x-request-id");
     // Outermost first: a request id for every request (kept when the client
     // sent one), a span carrying it for every log line of the request, and the
@@ -52,15 +48,21 @@ pub fn router(registry: Registry) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG))
                 .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         )
-        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(PropagateRequestIdLayer::new(request_id));
+    let registry_api = Router::new()
+        .route("/v2", axum::routing::any(dispatch))
+        .route("/v2/", axum::routing::any(dispatch))
+        .route("/v2/{*rest}", axum::routing::any(dispatch))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("docker-distribution-api-version"),
             API_VERSION,
         ));
+    let token_service = Router::new()
+        .route("/token", get(token::get_token).post(token::post_token))
+        .route("/token/jwks.json", get(token::get_jwks));
     Router::new()
-        .route("/v2", axum::routing::any(dispatch))
-        .route("/v2/", axum::routing::any(dispatch))
-        .route("/v2/{*rest}", axum::routing::any(dispatch))
+        .merge(registry_api)
+        .merge(token_service)
         .layer(layers)
         .with_state(state)
 }
@@ -77,14 +79,16 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
     let query = parts.uri.query();
     let endpoint = Endpoint::parse(parts.uri.path(), query)?;
     let method = parts.method.clone();
-    app.gate.admit(&endpoint, method.as_str(), &parts.headers)?;
     let r = &app.registry;
+    let admission = gate::admit(r, &endpoint, method.as_str(), &parts.headers).await?;
     let headers = &parts.headers;
     let head = method == Method::HEAD;
 
     match (&endpoint, &method) {
         (Endpoint::Base, &Method::GET | &Method::HEAD) => Ok(base::get_base()),
-        (Endpoint::Catalog, &Method::GET) => catalog::list_repositories(r, query).await,
+        (Endpoint::Catalog, &Method::GET) => {
+            catalog::list_repositories(r, query, &admission.catalog).await
+        }
         (Endpoint::Tags { name }, &Method::GET) => tags::list_tags(r, name, query).await,
         (Endpoint::Manifest { name, reference }, &Method::GET | &Method::HEAD) => {
             manifests::get_manifest(r, name, reference, headers, head).await
@@ -102,7 +106,8 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
             blobs::delete_blob(r, name, digest).await
         }
         (Endpoint::Uploads { name, mount }, &Method::POST) => {
-            uploads::start_upload(r, name, mount.as_ref(), query, headers, body).await
+            let mount = mount.as_ref().filter(|_| admission.mount_allowed);
+            uploads::start_upload(r, name, mount, query, headers, body).await
         }
         (Endpoint::Upload { name, id }, &Method::GET) => uploads::get_upload(r, name, id).await,
         (Endpoint::Upload { name, id }, &Method::PATCH) => {

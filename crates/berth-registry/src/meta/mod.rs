@@ -6,6 +6,7 @@
 //! embedded default. The trait makes no SQLite-only assumption, so a PostgreSQL
 //! implementation can follow for several nodes sharing one database.
 
+pub mod identity_sqlite;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -77,6 +78,25 @@ pub struct Referrer {
     pub annotations: Option<String>,
 }
 
+/// What the store knows about a repository beyond its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepositoryInfo {
+    /// Whether anyone, anonymous included, may pull it.
+    pub public: bool,
+}
+
+/// Which repositories a catalog listing may show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogFilter {
+    /// Every repository (administrators, and registries without access control).
+    All,
+    /// Public repositories and those under these namespaces.
+    Visible {
+        /// Namespaces (first path components) the caller may pull from.
+        namespaces: Vec<String>,
+    },
+}
+
 /// An upload session's state, enough for any process to take the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
@@ -99,15 +119,30 @@ pub struct UploadSession {
 /// The metadata store. Every method is one transaction.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
-    /// Repository names after `last` (exclusive), in byte order, at most `limit`.
+    /// Repository names after `last` (exclusive), in byte order, at most
+    /// `limit`, among those `filter` admits.
     async fn list_repositories(
         &self,
         last: Option<&str>,
         limit: u32,
+        filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError>;
 
     /// Whether the repository exists (has ever had content pushed).
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError>;
+
+    /// What is known about an existing repository; `None` when it does not exist.
+    async fn repository_info(
+        &self,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryInfo>, MetaError>;
+
+    /// Makes a repository public or private; `false` when it does not exist.
+    async fn set_repository_public(
+        &self,
+        name: &RepositoryName,
+        public: bool,
+    ) -> Result<bool, MetaError>;
 
     /// The size of a blob linked in the repository, or `None` when it is not linked there.
     async fn linked_blob(

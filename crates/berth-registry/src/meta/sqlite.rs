@@ -18,15 +18,24 @@ use berth_core::tag::Tag;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Manifest, MetaError, MetaStore, NewManifest, Referrer, UploadSession};
+use super::{
+    CatalogFilter, Manifest, MetaError, MetaStore, NewManifest, Referrer, RepositoryInfo,
+    UploadSession,
+};
 
 /// The SQLite metadata store.
 #[derive(Debug, Clone)]
 pub struct SqliteMeta {
     pool: SqlitePool,
+    new_repositories_public: bool,
 }
 
 impl SqliteMeta {
+    /// The connection pool, for the other stores on this database (identities).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates its schema.
     pub async fn open(path: &Path) -> Result<Self, MetaError> {
         let options = SqliteConnectOptions::new()
@@ -42,7 +51,16 @@ impl SqliteMeta {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            new_repositories_public: false,
+        })
+    }
+
+    /// Sets the visibility repositories get when their first push creates them.
+    pub fn with_new_repositories_public(mut self, public: bool) -> Self {
+        self.new_repositories_public = public;
+        self
     }
 
     /// An in-memory database, for tests.
@@ -54,7 +72,10 @@ impl SqliteMeta {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            new_repositories_public: false,
+        })
     }
 }
 
@@ -80,11 +101,15 @@ fn now() -> i64 {
 async fn repository_id(
     tx: &mut sqlx::SqliteConnection,
     name: &RepositoryName,
+    public_if_new: bool,
 ) -> Result<i64, MetaError> {
     sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO repositories (name, namespace, public, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO NOTHING",
     )
     .bind(name.as_str())
+    .bind(name.namespace())
+    .bind(public_if_new)
     .bind(now())
     .execute(&mut *tx)
     .await?;
@@ -101,8 +126,9 @@ async fn link_blob_in(
     name: &RepositoryName,
     digest: &Digest,
     size: u64,
+    public_if_new: bool,
 ) -> Result<(), MetaError> {
-    let repo = repository_id(&mut *tx, name).await?;
+    let repo = repository_id(&mut *tx, name, public_if_new).await?;
     let digest = digest.to_string();
     sqlx::query(
         "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
@@ -146,15 +172,71 @@ impl MetaStore for SqliteMeta {
         &self,
         last: Option<&str>,
         limit: u32,
+        filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError> {
-        let names = sqlx::query_scalar(
-            "SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
-        )
-        .bind(last.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let last = last.unwrap_or("");
+        let names = match filter {
+            CatalogFilter::All => {
+                sqlx::query_scalar(
+                    "SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
+                )
+                .bind(last)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            CatalogFilter::Visible { namespaces } => {
+                // `$3, $4, ...`: one placeholder per namespace (a caller belongs
+                // to a handful of organisations, so the list stays short).
+                let placeholders = (0..namespaces.len())
+                    .map(|i| format!("${}", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let in_namespaces = if namespaces.is_empty() {
+                    String::new()
+                } else {
+                    format!(" OR namespace IN ({placeholders})")
+                };
+                let sql = format!(
+                    "SELECT name FROM repositories WHERE name > $1 AND (public{in_namespaces})
+                      ORDER BY name LIMIT $2"
+                );
+                // Safe: the dynamic part is only numbered placeholders.
+                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(last)
+                    .bind(i64::from(limit));
+                for namespace in namespaces {
+                    query = query.bind(namespace);
+                }
+                query.fetch_all(&self.pool).await?
+            }
+        };
         Ok(names)
+    }
+
+    async fn repository_info(
+        &self,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryInfo>, MetaError> {
+        let public: Option<bool> =
+            sqlx::query_scalar("SELECT public FROM repositories WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(public.map(|public| RepositoryInfo { public }))
+    }
+
+    async fn set_repository_public(
+        &self,
+        name: &RepositoryName,
+        public: bool,
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query("UPDATE repositories SET public = $2 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(public)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {
@@ -198,7 +280,7 @@ impl MetaStore for SqliteMeta {
         size: u64,
     ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
-        link_blob_in(&mut tx, name, digest, size).await?;
+        link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -211,7 +293,7 @@ impl MetaStore for SqliteMeta {
         size: u64,
     ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
-        link_blob_in(&mut tx, name, digest, size).await?;
+        link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
         sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -240,7 +322,7 @@ impl MetaStore for SqliteMeta {
         tag: Option<&Tag>,
     ) -> Result<(), MetaError> {
         let mut tx = self.pool.begin().await?;
-        let repo = repository_id(&mut tx, name).await?;
+        let repo = repository_id(&mut tx, name, self.new_repositories_public).await?;
         for blob in &new.blobs {
             let linked: Option<i64> = sqlx::query_scalar(
                 "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2",

@@ -57,6 +57,9 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let mut config = Config::new(base.clone());
+        // This suite tests the data plane: an open registry. Access control
+        // has its own suite (tests/auth).
+        config.access_control = false;
         configure(&mut config);
         let registry = Registry::open_embedded(dir.path(), config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();

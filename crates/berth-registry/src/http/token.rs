@@ -1,0 +1,312 @@
+//! The token service on the registry's own host: `GET /token`, `POST /token`
+//! (OAuth2), and `GET /token/jwks.json`.
+//!
+//! Rules (PROTOCOL.md sections 1 and 3):
+//! - the grant is the request intersected with what policy allows; a partial
+//!   or empty grant is 200, never 403, and no scope at all gives a valid token
+//!   with empty `access` (good for `/v2/` and the catalog);
+//! - only wrong credentials are 401 (`WWW-Authenticate: Basic realm=...`);
+//!   a scope that does not parse, or another `service`, is 400 naming it;
+//! - the answer always has `token` = `access_token`, `expires_in` (>= 60) and
+//!   `issued_at`; `scope` on POST; `refresh_token` when offline access was
+//!   asked for by an authenticated caller.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use berth_core::name::RepositoryName;
+use berth_core::oci_error::{ErrorBody, ErrorCode, ErrorInfo};
+use berth_core::scope::{ResourceType, Scopes};
+use berth_core::token::{Grant, TokenRequest, TokenResponse};
+use serde_json::json;
+
+use super::router::AppState;
+use crate::Registry;
+use crate::auth::authenticate::{AuthnError, Credential};
+use crate::auth::gate::now_unix;
+use crate::identity::secret::generate_refresh_token;
+use crate::policy::{self, RepositoryFacts, Subject};
+
+/// How long a refresh token (offline access) stays valid.
+pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+/// The largest `POST /token` form accepted.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Docker token spec, "Requesting a Token": `GET /token?service=&scope=...`
+/// with optional Basic credentials.
+pub async fn get_token(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let request = match TokenRequest::from_query(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(e) => return bad_request("invalid_request", &e.to_string()),
+    };
+    issue(
+        &app.registry,
+        request,
+        basic_credentials(&headers),
+        peer.ip(),
+        false,
+    )
+    .await
+}
+
+/// Docker token spec, "OAuth2 Token": `POST /token` with a form body,
+/// `grant_type=password` or `grant_type=refresh_token`.
+pub async fn post_token(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if body.len() > MAX_FORM_BYTES {
+        return bad_request("invalid_request", "the form is larger than 64 KiB");
+    }
+    let Ok(form) = std::str::from_utf8(&body) else {
+        return bad_request("invalid_request", "the form is not UTF-8");
+    };
+    let request = match TokenRequest::from_form(form) {
+        Ok(request) => request,
+        Err(e) if e.to_string().contains("grant_type") => {
+            return bad_request("unsupported_grant_type", &e.to_string());
+        }
+        Err(e) => return bad_request("invalid_request", &e.to_string()),
+    };
+    issue(
+        &app.registry,
+        request,
+        basic_credentials(&headers),
+        peer.ip(),
+        true,
+    )
+    .await
+}
+
+/// `GET /token/jwks.json`: the public keys tokens are signed with.
+pub async fn get_jwks(State(app): State<AppState>) -> Response {
+    match &app.registry.keys {
+        Some(keys) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            keys.jwks().to_string(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn issue(
+    r: &Registry,
+    request: TokenRequest,
+    basic: Option<(String, String)>,
+    client: IpAddr,
+    post: bool,
+) -> Response {
+    let Some(tokens) = &r.tokens else {
+        return bad_request(
+            "invalid_request",
+            "this registry runs without access control and issues no tokens",
+        );
+    };
+    if let Some(service) = &request.service
+        && service != &r.config.service
+    {
+        return bad_request(
+            "invalid_request",
+            &format!(
+                "service {service:?} is not this registry's; use service={:?}",
+                r.config.service
+            ),
+        );
+    }
+    let now = now_unix();
+    let credential = match (&request.grant, &basic) {
+        (Some(Grant::Password { username, password }), _) => {
+            Some(Credential::Password { username, password })
+        }
+        (Some(Grant::RefreshToken { refresh_token }), _) => {
+            Some(Credential::RefreshToken(refresh_token))
+        }
+        (None, Some((username, password))) => Some(Credential::Password { username, password }),
+        (None, None) => None,
+    };
+    let subject = match credential {
+        None => Subject::Anonymous,
+        Some(credential) => match r.authn.authenticate(&credential, client, now).await {
+            Ok(subject) => subject,
+            Err(AuthnError::BadCredentials) => {
+                tracing::info!(
+                    target: "berth::audit",
+                    client = %client,
+                    requested = %request.scopes,
+                    "token refused: bad credentials"
+                );
+                return unauthorized(r);
+            }
+            Err(AuthnError::TooManyFailures { retry_after_secs }) => {
+                tracing::warn!(target: "berth::audit", client = %client, "token refused: rate limited");
+                return crate::error::RegistryError::TooManyRequests { retry_after_secs }
+                    .into_response();
+            }
+            Err(AuthnError::Store(e)) => {
+                tracing::error!(error = %e, "identity store failed during authentication");
+                return crate::error::RegistryError::Internal(e.to_string()).into_response();
+            }
+        },
+    };
+
+    let granted = match grant(r, &subject, &request.scopes).await {
+        Ok(granted) => granted,
+        Err(e) => return e.into_response(),
+    };
+    let lifetime = r.config.effective_token_lifetime().as_secs();
+    let issued = match tokens.issue(subject.name(), &granted, lifetime, now) {
+        Ok(issued) => issued,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign a token");
+            return crate::error::RegistryError::Internal(e.to_string()).into_response();
+        }
+    };
+    tracing::info!(
+        target: "berth::audit",
+        subject = subject.name(),
+        client = %client,
+        requested = %request.scopes,
+        granted = %granted,
+        "token issued"
+    );
+    let mut response = TokenResponse::issued(issued.token, lifetime, now);
+    if post {
+        response.scope = Some(granted.to_string());
+    }
+    if request.offline
+        && let Subject::User(principal) = &subject
+    {
+        match new_refresh_token(r, &principal.name, now).await {
+            Ok(token) => response.refresh_token = Some(token),
+            Err(e) => return e.into_response(),
+        }
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        response.to_json(),
+    )
+        .into_response()
+}
+
+/// requested ∩ policy, with the facts of every requested repository.
+async fn grant(
+    r: &Registry,
+    subject: &Subject,
+    requested: &Scopes,
+) -> Result<Scopes, crate::error::RegistryError> {
+    let mut facts = std::collections::HashMap::new();
+    for scope in requested.iter() {
+        if scope.resource_type() != &ResourceType::Repository {
+            continue;
+        }
+        if let Ok(name) = RepositoryName::parse(scope.name()) {
+            let info = r.meta.repository_info(&name).await?;
+            facts.insert(name, info.map(|i| RepositoryFacts { public: i.public }));
+        }
+    }
+    Ok(policy::grant(subject, requested, |name| {
+        facts.get(name).copied().flatten()
+    }))
+}
+
+async fn new_refresh_token(
+    r: &Registry,
+    username: &str,
+    now: i64,
+) -> Result<String, crate::error::RegistryError> {
+    let internal = |e: String| crate::error::RegistryError::Internal(e);
+    let user = r
+        .identity
+        .user_by_name(username)
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .ok_or_else(|| internal(format!("user {username} vanished while issuing a token")))?;
+    let (secret, hash) = generate_refresh_token().map_err(|e| internal(e.to_string()))?;
+    let lifetime = i64::try_from(REFRESH_TOKEN_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+    r.identity
+        .create_refresh_token(user.id, &hash, now.saturating_add(lifetime))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(secret.expose().to_owned())
+}
+
+/// `Authorization: Basic <base64 user:password>`, if sent and well-formed.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// 401 for wrong credentials: a Basic challenge and an UNAUTHORIZED body.
+fn unauthorized(r: &Registry) -> Response {
+    let body = ErrorBody::single(ErrorInfo::new(
+        ErrorCode::Unauthorized,
+        "invalid username, password or token; for a personal access token use it as the password",
+    ))
+    .to_json();
+    let challenge = berth_core::challenge::Challenge::basic(&r.config.service).to_string();
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// 400 in both the OAuth2 shape (`error`, `error_description`: what OAuth2
+/// clients read) and the registry shape (`errors`: what registry clients read).
+fn bad_request(error: &str, description: &str) -> Response {
+    let body = json!({
+        "error": error,
+        "error_description": description,
+        "errors": [{"code": ErrorCode::Unsupported.as_str(), "message": description}],
+    });
+    (
+        StatusCode::BAD_REQUEST,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
