@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod manifest;
 pub mod meta;
+pub mod metrics;
 pub mod policy;
 pub mod store;
 
@@ -54,6 +55,8 @@ pub struct Registry {
     pub tokens: Option<Arc<TokenIssuer>>,
     /// Upload sessions a request of this process is writing to right now.
     pub busy_uploads: BusyUploads,
+    /// Counters served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The set of upload sessions being written to, shared by the handlers.
@@ -103,6 +106,7 @@ impl Registry {
             keys,
             tokens,
             busy_uploads: BusyUploads::default(),
+            metrics: Arc::default(),
         })
     }
 

@@ -17,6 +17,7 @@ use super::{API_VERSION, base, blobs, catalog, manifests, referrers, tags, token
 use crate::Registry;
 use crate::auth::gate;
 use crate::error::RegistryError;
+use crate::metrics::Route;
 
 /// Shared state of the router.
 #[derive(Clone)]
@@ -60,11 +61,48 @@ pub fn router(registry: Registry) -> Router {
     let token_service = Router::new()
         .route("/token", get(token::get_token).post(token::post_token))
         .route("/token/jwks.json", get(token::get_jwks));
+    let metrics = Router::new().route("/metrics", get(get_metrics));
     Router::new()
         .merge(registry_api)
+        .merge(metrics)
         .merge(token_service)
         .layer(layers)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
+        ))
         .with_state(state)
+}
+
+/// Records every request in the metrics (route group, method, status, time).
+async fn count_request(
+    State(app): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = Route::of(request.uri().path());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    app.registry.metrics.record(
+        route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+async fn get_metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.registry.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn dispatch(State(app): State<AppState>, request: Request) -> Response {

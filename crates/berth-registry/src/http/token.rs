@@ -151,10 +151,12 @@ async fn issue(
                     requested = %request.scopes,
                     "token refused: bad credentials"
                 );
+                r.metrics.token_refused();
                 return unauthorized(r);
             }
             Err(AuthnError::TooManyFailures { retry_after_secs }) => {
                 tracing::warn!(target: "berth::audit", client = %client, "token refused: rate limited");
+                r.metrics.token_refused();
                 return crate::error::RegistryError::TooManyRequests { retry_after_secs }
                     .into_response();
             }
@@ -185,6 +187,7 @@ async fn issue(
         granted = %granted,
         "token issued"
     );
+    r.metrics.token_issued();
     let mut response = TokenResponse::issued(issued.token, lifetime, now);
     if post {
         response.scope = Some(granted.to_string());
