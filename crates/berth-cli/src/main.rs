@@ -3,6 +3,7 @@
 //! Exit codes: 0 on success, 1 on any error (the message says what was wrong
 //! and what to do), 2 on a usage error (clap's convention).
 
+mod admin;
 mod logging;
 mod serve;
 
@@ -21,11 +22,14 @@ struct Cli {
 enum Command {
     /// Run the registry (embedded default: filesystem blobs + SQLite metadata).
     Serve(serve::ServeArgs),
+    /// Administer a running registry: users, organisations, robots, tokens, keys.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }

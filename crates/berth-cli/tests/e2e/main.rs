@@ -13,6 +13,7 @@
 
 mod support;
 
+mod admin;
 mod crash;
 mod oras;
 mod podman;

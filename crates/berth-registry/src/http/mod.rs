@@ -2,6 +2,7 @@
 //! group of spec endpoints. Handlers talk to `meta` and `store` through their
 //! traits; they hold no SQL and touch no files.
 
+pub mod admin;
 pub mod base;
 pub mod blobs;
 pub mod catalog;

@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::{API_VERSION, base, blobs, catalog, manifests, referrers, tags, token, uploads};
+use super::{API_VERSION, admin, base, blobs, catalog, manifests, referrers, tags, token, uploads};
 use crate::Registry;
 use crate::auth::gate;
 use crate::error::RegistryError;
@@ -66,6 +66,7 @@ pub fn router(registry: Registry) -> Router {
         .merge(registry_api)
         .merge(metrics)
         .merge(token_service)
+        .merge(admin::routes())
         .layer(layers)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,113 @@
+//! `berth admin ...`: users, organisations, robots, tokens, repository
+//! visibility and signing keys, through the registry's admin API
+//! (`/api/v1/`, see `berth-registry/src/http/admin.rs`).
+//!
+//! Every command logs in as `BERTH_USERNAME` with `BERTH_PASSWORD` (a
+//! password or personal access token of an administrator) at `--registry`.
+//! What a command produces goes to stdout (a secret, a PEM, a list); notes for
+//! the person at the terminal go to stderr.
+
+mod client;
+mod keys;
+mod org;
+mod repo;
+mod robot;
+mod token;
+mod user;
+
+use clap::{Args, Subcommand};
+
+use client::Connection;
+
+/// Administer a running registry through its admin API.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Every command logs in with BERTH_USERNAME and BERTH_PASSWORD (an administrator's
+password or personal access token; never a flag):
+
+  export BERTH_USERNAME=admin
+  read -rs BERTH_PASSWORD && export BERTH_PASSWORD
+  berth admin user create alice --password-stdin <<< 'a long password'
+  berth admin org create acme --owner alice
+
+Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
+pub struct AdminArgs {
+    /// The registry's URL [default: http://127.0.0.1:5000].
+    ///
+    /// The base URL `berth serve` answers at (its --public-url), e.g.
+    /// `https://registry.example.com`.
+    #[arg(
+        long,
+        env = "BERTH_REGISTRY",
+        value_name = "URL",
+        global = true,
+        default_value = "http://127.0.0.1:5000",
+        hide_default_value = true
+    )]
+    registry: String,
+
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create, delete and import users.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Create organisations and manage their members.
+    #[command(subcommand)]
+    Org(org::OrgCommand),
+    /// Create robot accounts (token-only accounts of an organisation).
+    #[command(subcommand)]
+    Robot(robot::RobotCommand),
+    /// Create, list and revoke personal access tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Set a repository's visibility.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
+    /// Rotate the token signing keys and export the root certificate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Runs `berth admin ...`.
+pub fn run(args: AdminArgs) -> anyhow::Result<()> {
+    // Settled before any I/O: a missing variable fails before anything is sent.
+    let api = Connection::resolve(&args.registry)?.connect()?;
+    match args.command {
+        AdminCommand::User(command) => user::run(&api, command),
+        AdminCommand::Org(command) => org::run(&api, command),
+        AdminCommand::Robot(command) => robot::run(&api, command),
+        AdminCommand::Token(command) => token::run(&api, command),
+        AdminCommand::Repo(command) => repo::run(&api, command),
+        AdminCommand::Keys(command) => keys::run(&api, command),
+    }
+}
+
+/// The actions a token may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TokenAction {
+    /// Download images.
+    Pull,
+    /// Upload images.
+    Push,
+    /// Delete manifests, tags and blobs.
+    Delete,
+}
+
+impl TokenAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pull => "pull",
+            Self::Push => "push",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// `["pull", ...]` for a request body, or `None` for the server's default.
+fn actions_json(actions: &[TokenAction]) -> Option<serde_json::Value> {
+    (!actions.is_empty()).then(|| actions.iter().map(|a| a.as_str()).collect())
+}

@@ -1,0 +1,53 @@
+//! `berth admin repo set-visibility`.
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::json;
+
+use super::client::{Api, print_out};
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Make a repository public (anyone may pull, anonymously too) or private.
+    #[command(after_help = "\
+Example:
+  berth admin repo set-visibility acme/app public
+
+The repository must exist (push to it first). Private repositories are pulled
+only by those policy allows: their namespace's user, organisation members,
+robots, administrators.")]
+    SetVisibility {
+        /// The repository, e.g. `acme/app`.
+        #[arg(value_name = "NAME")]
+        name: String,
+
+        /// The new visibility.
+        #[arg(value_enum, value_name = "VISIBILITY")]
+        visibility: Visibility,
+    },
+}
+
+/// Who may pull a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Visibility {
+    /// Anyone, without logging in.
+    Public,
+    /// Only those policy allows.
+    Private,
+}
+
+pub fn run(api: &Api, command: RepoCommand) -> anyhow::Result<()> {
+    let RepoCommand::SetVisibility { name, visibility } = command;
+    let visibility = match visibility {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
+    };
+    api.call(
+        Method::PUT,
+        &["repositories", "visibility"],
+        Some(&json!({"repository": name, "visibility": visibility})),
+    )
+    .with_context(|| format!("cannot make `{name}` {visibility}"))?;
+    print_out(&format!("{name} is now {visibility}\n"))
+}

@@ -1,0 +1,1012 @@
+//! The admin JSON API under `/api/v1/`: users, organisations, robot accounts,
+//! personal access tokens, repository visibility, and the token keys. The
+//! `berth admin ...` commands are its client.
+//!
+//! Rules:
+//! - Every request authenticates with HTTP Basic, the token service's
+//!   credentials (a password, or a personal access token as the password),
+//!   through the same [`Authenticator`](crate::auth::authenticate::Authenticator)
+//!   and so under the same failure rate limits. No or wrong credentials: 401
+//!   with `WWW-Authenticate: Basic realm="<service>"`. An authenticated
+//!   non-administrator: 403. A personal access token narrower than
+//!   `pull,push,delete` on every repository is refused (403): a token handed
+//!   to CI for pulls must not administer the registry.
+//! - Bodies are JSON objects of at most [`MAX_BODY_BYTES`]; unknown fields are
+//!   refused so that a typo is an error, not a silent default.
+//! - Errors are `{"errors":[{"code","message"}]}`, the registry API's shape,
+//!   with a message that says what to do.
+//! - Repository names contain `/`, so they travel in bodies, never in paths.
+//! - Every change is logged as one `berth::audit` line naming who did what;
+//!   secrets and password hashes never reach a log.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | `POST` | `/api/v1/users` | `{"name", "password" \| "password_hash", "admin"?}` | 201 user |
+//! | `DELETE` | `/api/v1/users/{user}` | | 204 |
+//! | `POST` | `/api/v1/orgs` | `{"name", "owner"}` | 201 org |
+//! | `PUT` | `/api/v1/orgs/{org}/members/{user}` | `{"role"}` | 200 membership |
+//! | `DELETE` | `/api/v1/orgs/{org}/members/{user}` | | 204 |
+//! | `POST` | `/api/v1/orgs/{org}/robots` | `{"name", "actions"?, "expires_in_days"?}` | 201 robot + token secret |
+//! | `POST` | `/api/v1/users/{user}/tokens` | `{"name", "actions"?, "repositories"?, "expires_in_days"?}` | 201 token + secret |
+//! | `GET` | `/api/v1/users/{user}/tokens` | | 200 `{"tokens":[...]}` (no secrets) |
+//! | `DELETE` | `/api/v1/users/{user}/tokens/{name}` | | 204 |
+//! | `PUT` | `/api/v1/repositories/visibility` | `{"repository", "visibility"}` | 200 |
+//! | `GET` | `/api/v1/keys` | | 200 `{"active", "kids", "root_pem"}` |
+//! | `POST` | `/api/v1/keys/rotate` | | 200 `{"kid", "kids"}` |
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post, put};
+use base64::Engine;
+use berth_core::challenge::Challenge;
+use berth_core::name::RepositoryName;
+use berth_core::scope::{Action, Actions};
+use berth_core::token::format_rfc3339;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::router::AppState;
+use crate::Registry;
+use crate::auth::authenticate::{AuthnError, Credential, default_token_actions};
+use crate::auth::gate::now_unix;
+use crate::identity::password::{hash_password, parse_htpasswd};
+use crate::identity::secret::generate_pat;
+use crate::identity::{IdentityError, NewPat, Pat, Role, User, UserId};
+use crate::meta::MetaError;
+use crate::policy::{Principal, Subject};
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Days a personal access token lives when the request names none.
+pub const DEFAULT_TOKEN_DAYS: u32 = 90;
+/// The longest lifetime a personal access token may be given, in days.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+/// The shortest plain password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The name of the token `POST /api/v1/orgs/{org}/robots` creates with a robot.
+pub const ROBOT_TOKEN_NAME: &str = "default";
+
+/// The admin API's routes, with their full `/api/v1/...` paths.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", post(create_user))
+        .route("/api/v1/users/{user}", delete(delete_user))
+        .route("/api/v1/orgs", post(create_org))
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            put(set_member).delete(remove_member),
+        )
+        .route("/api/v1/orgs/{org}/robots", post(create_robot))
+        .route(
+            "/api/v1/users/{user}/tokens",
+            post(create_token).get(list_tokens),
+        )
+        .route("/api/v1/users/{user}/tokens/{name}", delete(revoke_token))
+        .route("/api/v1/repositories/visibility", put(set_visibility))
+        .route("/api/v1/keys", get(get_keys))
+        .route("/api/v1/keys/rotate", post(rotate_keys))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route("/api/v1", any(no_route))
+        .route("/api/v1/", any(no_route))
+        .route("/api/v1/{*rest}", any(no_route))
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// An admin API failure: a status, a code and a message saying what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    challenge: Option<String>,
+    retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            challenge: None,
+            retry_after_secs: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    fn unauthorized(r: &Registry, message: impl Into<String>) -> Self {
+        Self {
+            challenge: Some(Challenge::basic(&r.config.service).to_string()),
+            ..Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+        }
+    }
+
+    /// A failure whose cause belongs in the log, not in the answer.
+    fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "admin API internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "internal server error; the cause is in the registry's log",
+        )
+    }
+
+    fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "database failed during an admin request");
+        Self {
+            retry_after_secs: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the registry's database is unavailable; retry shortly",
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"errors": [{"code": self.code, "message": self.message}]});
+        let mut response = json_response(self.status, &body);
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        let message = e.to_string();
+        match e {
+            IdentityError::NameTaken(_) => Self::conflict("NAME_TAKEN", message),
+            IdentityError::NotFound(_) => Self::not_found("NOT_FOUND", message),
+            IdentityError::InvalidName(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message)
+            }
+            IdentityError::PatNameTaken(_) => Self::conflict("TOKEN_NAME_TAKEN", message),
+            IdentityError::InvalidPat(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "TOKEN_INVALID", message)
+            }
+            IdentityError::Robot(_) => Self::conflict("ROBOT_ACCOUNT", message),
+            IdentityError::Htpasswd { .. } => Self::bad_request(message),
+            IdentityError::Database(e) => Self::unavailable(&e),
+            IdentityError::PasswordHash(_)
+            | IdentityError::Random(_)
+            | IdentityError::Corrupt(_) => Self::internal(&message),
+        }
+    }
+}
+
+impl From<MetaError> for ApiError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::Database(e) => Self::unavailable(&e),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "NOT_FOUND",
+        format!(
+            "no admin API endpoint at {}; see the Administration section of berth's README",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        format!(
+            "method {method} is not supported on {}; see the Administration section of berth's README",
+            uri.path()
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Authentication
+
+/// The administrator making a request, authenticated and checked.
+pub struct Admin {
+    /// Their user name.
+    pub name: String,
+    /// The address the request came from.
+    pub client: IpAddr,
+}
+
+/// One `berth::audit` line for an admin action: who, from where, what.
+macro_rules! audit {
+    ($admin:expr, $action:literal, $($rest:tt)*) => {
+        tracing::info!(
+            target: "berth::audit",
+            actor = %$admin.name,
+            client = %$admin.client,
+            action = $action,
+            $($rest)*
+        )
+    };
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let r = &app.registry;
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let path = parts.uri.path();
+        let Some((username, password)) = basic_credentials(&parts.headers) else {
+            return Err(ApiError::unauthorized(
+                r,
+                "the admin API needs an administrator's credentials: HTTP Basic with a user name \
+                 and a password or personal access token (berth admin reads BERTH_USERNAME and \
+                 BERTH_PASSWORD)",
+            ));
+        };
+        let credential = Credential::Password {
+            username: &username,
+            password: &password,
+        };
+        let principal = match r.authn.authenticate(&credential, client, now_unix()).await {
+            Ok(Subject::User(principal)) => principal,
+            Ok(Subject::Anonymous) | Err(AuthnError::BadCredentials) => {
+                tracing::info!(target: "berth::audit", client = %client, path, "admin API refused: bad credentials");
+                return Err(ApiError::unauthorized(
+                    r,
+                    "invalid username, password or token; check BERTH_USERNAME and BERTH_PASSWORD \
+                     (a personal access token goes in the password)",
+                ));
+            }
+            Err(AuthnError::TooManyFailures { retry_after_secs }) => {
+                tracing::warn!(target: "berth::audit", client = %client, path, "admin API refused: rate limited");
+                return Err(ApiError {
+                    retry_after_secs: Some(retry_after_secs),
+                    ..ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TOOMANYREQUESTS",
+                        format!(
+                            "too many failed attempts; retry in {retry_after_secs} seconds with the right credentials"
+                        ),
+                    )
+                });
+            }
+            Err(AuthnError::Store(e)) => return Err(e.into()),
+        };
+        if let Err(message) = may_administer(&principal) {
+            tracing::info!(target: "berth::audit", subject = %principal.name, client = %client, path, "admin API refused: {message}");
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "DENIED", message));
+        }
+        Ok(Admin {
+            name: principal.name,
+            client,
+        })
+    }
+}
+
+/// Administrators only, and through a password or an unrestricted token.
+fn may_administer(principal: &Principal) -> Result<(), String> {
+    if !principal.is_admin {
+        return Err(format!(
+            "`{}` is not an administrator; the admin API needs an administrator's credentials",
+            principal.name
+        ));
+    }
+    if let Some(limits) = &principal.token {
+        let full: Actions = [Action::Pull, Action::Push, Action::Delete]
+            .into_iter()
+            .collect();
+        if !full.is_subset(&limits.actions) || !limits.repositories.is_empty() {
+            return Err(format!(
+                "this personal access token of `{}` is limited (actions {}{}); use the password, \
+                 or a token with pull,push,delete and no repository patterns",
+                principal.name,
+                limits.actions,
+                if limits.repositories.is_empty() {
+                    String::new()
+                } else {
+                    format!(", repositories {}", limits.repositories.join(" "))
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Authorization: Basic <base64 user:password>`, if sent and well-formed.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+// ---------------------------------------------------------------------------
+// Bodies and answers
+
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`].
+async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "TOO_LARGE",
+                format!(
+                    "the request body is larger than {} KiB or ended early; send a smaller JSON object",
+                    MAX_BODY_BYTES / 1024
+                ),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not the JSON object this endpoint takes: {e}; see the \
+             Administration section of berth's README"
+        ))
+    })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// An answer holding a secret: never cached by anything between.
+fn secret_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = json_response(status, body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn find_user(r: &Registry, name: &str) -> Result<User, ApiError> {
+    r.identity.user_by_name(name).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "USER_UNKNOWN",
+            format!(
+                "there is no user `{name}`; create it with `berth admin user create {name} --password-stdin`"
+            ),
+        )
+    })
+}
+
+async fn find_org(r: &Registry, name: &str) -> Result<crate::identity::Organization, ApiError> {
+    r.identity.org_by_name(name).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "ORG_UNKNOWN",
+            format!(
+                "there is no organisation `{name}`; create it with `berth admin org create {name} --owner USER`"
+            ),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Users
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    name: String,
+    password: Option<String>,
+    password_hash: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// `POST /api/v1/users`: a user with a password (hashed here with argon2id) or
+/// an imported bcrypt/argon2id hash.
+async fn create_user(
+    State(app): State<AppState>,
+    admin: Admin,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let body: NewUserBody = read_json(body).await?;
+    crate::identity::validate_name(&body.name)?;
+    let (hash, imported) = match (body.password, body.password_hash) {
+        (Some(password), None) => {
+            if password.chars().count() < MIN_PASSWORD_CHARS {
+                return Err(ApiError::bad_request(format!(
+                    "the password is shorter than {MIN_PASSWORD_CHARS} characters; choose a longer one"
+                )));
+            }
+            let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(|e| ApiError::internal(&e))??;
+            (hash, false)
+        }
+        (None, Some(hash)) => {
+            check_imported_hash(&hash)?;
+            (hash, true)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `password` (hashed by the registry) and `password_hash` \
+                 (a bcrypt `$2y$` or argon2id `$argon2id$` hash, as from htpasswd -B)",
+            ));
+        }
+    };
+    let user = match r
+        .identity
+        .create_user(&body.name, Some(&hash), body.admin)
+        .await
+    {
+        Ok(user) => user,
+        Err(IdentityError::NameTaken(name)) => {
+            let is_user = r.identity.user_by_name(&name).await?.is_some();
+            return Err(if is_user {
+                ApiError::conflict(
+                    "USER_EXISTS",
+                    format!(
+                        "user `{name}` already exists; delete it first with `berth admin user delete {name}` to recreate it"
+                    ),
+                )
+            } else {
+                ApiError::conflict(
+                    "NAME_TAKEN",
+                    format!(
+                        "the name `{name}` is an organisation's (users and organisations share one namespace); choose another"
+                    ),
+                )
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit!(admin, "user.create", user = %user.name, is_admin = user.is_admin, imported_hash = imported, "admin: user created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"name": user.name, "admin": user.is_admin}),
+    ))
+}
+
+/// Accepts a bcrypt hash as `htpasswd -B` writes it, or an argon2id PHC string.
+fn check_imported_hash(hash: &str) -> Result<(), ApiError> {
+    let refuse = |why: &str| {
+        ApiError::bad_request(format!(
+            "`password_hash` {why}; give a bcrypt hash (`htpasswd -B`, `$2y$...`, 60 characters) \
+             or an argon2id PHC string (`$argon2id$v=19$...`), or send `password` instead"
+        ))
+    };
+    if hash.chars().any(char::is_control) {
+        return Err(refuse("holds control characters"));
+    }
+    if hash.starts_with("$argon2id$") {
+        return match argon2::password_hash::phc::PasswordHash::new(hash) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(refuse("is not a well-formed argon2id PHC string")),
+        };
+    }
+    if ["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p)) {
+        // The htpasswd reader knows which bcrypt hashes could ever verify.
+        return match parse_htpasswd(&format!("user:{hash}")) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(refuse("is a malformed bcrypt hash")),
+        };
+    }
+    Err(refuse("uses a scheme berth does not accept"))
+}
+
+/// `DELETE /api/v1/users/{user}`: the user with its memberships and tokens.
+async fn delete_user(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if name == admin.name {
+        return Err(ApiError::conflict(
+            "SELF",
+            format!(
+                "you are logged in as `{name}`: an administrator cannot delete their own account; \
+                 log in as another administrator to delete it"
+            ),
+        ));
+    }
+    if !app.registry.identity.delete_user(&name).await? {
+        return Err(ApiError::not_found(
+            "USER_UNKNOWN",
+            format!("there is no user `{name}`; nothing was deleted"),
+        ));
+    }
+    audit!(admin, "user.delete", user = %name, "admin: user deleted");
+    Ok(no_content())
+}
+
+// ---------------------------------------------------------------------------
+// Organisations
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrgBody {
+    name: String,
+    owner: String,
+}
+
+/// `POST /api/v1/orgs`: an organisation whose owner becomes its first member.
+async fn create_org(
+    State(app): State<AppState>,
+    admin: Admin,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let body: NewOrgBody = read_json(body).await?;
+    crate::identity::validate_name(&body.name)?;
+    let owner = find_user(r, &body.owner).await?;
+    let org = r.identity.create_org(&body.name, owner.id).await?;
+    audit!(admin, "org.create", org = %org.name, owner = %owner.name, "admin: organisation created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"name": org.name, "owner": owner.name}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    role: String,
+}
+
+/// `PUT /api/v1/orgs/{org}/members/{user}`: adds a member or changes its role.
+async fn set_member(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path((org, user)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let body: MemberBody = read_json(body).await?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: crate::identity::UnknownRole| ApiError::bad_request(e.to_string()))?;
+    let org = find_org(r, &org).await?;
+    let user = find_user(r, &user).await?;
+    r.identity.set_member(org.id, user.id, role).await?;
+    audit!(admin, "org.member.set", org = %org.name, user = %user.name, role = %role, "admin: member set");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"org": org.name, "user": user.name, "role": role.as_str()}),
+    ))
+}
+
+/// `DELETE /api/v1/orgs/{org}/members/{user}`.
+async fn remove_member(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let org = find_org(r, &org).await?;
+    let user = find_user(r, &user).await?;
+    if !r.identity.remove_member(org.id, user.id).await? {
+        return Err(ApiError::not_found(
+            "MEMBER_UNKNOWN",
+            format!(
+                "`{}` is not a member of `{}`; nothing was removed",
+                user.name, org.name
+            ),
+        ));
+    }
+    audit!(admin, "org.member.remove", org = %org.name, user = %user.name, "admin: member removed");
+    Ok(no_content())
+}
+
+// ---------------------------------------------------------------------------
+// Robots and personal access tokens
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRobotBody {
+    name: String,
+    actions: Option<Vec<String>>,
+    expires_in_days: Option<u32>,
+}
+
+/// `POST /api/v1/orgs/{org}/robots`: a robot account and its first token
+/// (named [`ROBOT_TOKEN_NAME`]), whose secret is in the answer, once.
+async fn create_robot(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(org): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let body: NewRobotBody = read_json(body).await?;
+    let actions = token_actions(body.actions.as_deref())?;
+    let expires_at = token_expiry(body.expires_in_days)?;
+    let org = find_org(r, &org).await?;
+    let robot = r.identity.create_robot(org.id, &body.name).await?;
+    let created = store_token(r, robot.id, ROBOT_TOKEN_NAME, actions, vec![], expires_at).await;
+    let (pat, secret) = match created {
+        Ok(created) => created,
+        Err(e) => {
+            // A robot without a token cannot log in: take it back.
+            if let Err(undo) = r.identity.delete_user(&robot.name).await {
+                tracing::error!(error = %undo, robot = %robot.name, "cannot remove a robot whose token failed");
+            }
+            return Err(e);
+        }
+    };
+    audit!(admin, "robot.create", org = %org.name, robot = %robot.name, token = %pat.name, actions = %pat.actions, "admin: robot account created");
+    let mut token = token_json(&pat);
+    token["secret"] = Value::String(secret);
+    Ok(secret_response(
+        StatusCode::CREATED,
+        &json!({"name": robot.name, "org": org.name, "token": token}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenBody {
+    name: String,
+    actions: Option<Vec<String>>,
+    #[serde(default)]
+    repositories: Vec<String>,
+    expires_in_days: Option<u32>,
+}
+
+/// `POST /api/v1/users/{user}/tokens`: a personal access token; the answer
+/// holds its secret, which is never shown again.
+async fn create_token(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(user): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let body: NewTokenBody = read_json(body).await?;
+    let actions = token_actions(body.actions.as_deref())?;
+    let expires_at = token_expiry(body.expires_in_days)?;
+    let user = find_user(r, &user).await?;
+    let (pat, secret) = store_token(
+        r,
+        user.id,
+        &body.name,
+        actions,
+        body.repositories,
+        expires_at,
+    )
+    .await?;
+    audit!(admin, "token.create", user = %user.name, token = %pat.name, actions = %pat.actions, repositories = ?pat.repositories, expires_at = pat.expires_at, "admin: personal access token created");
+    let mut answer = token_json(&pat);
+    answer["user"] = Value::String(user.name);
+    answer["secret"] = Value::String(secret);
+    Ok(secret_response(StatusCode::CREATED, &answer))
+}
+
+/// `GET /api/v1/users/{user}/tokens`: the user's tokens, never their secrets.
+async fn list_tokens(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(user): Path<String>,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let user = find_user(r, &user).await?;
+    let now = now_unix();
+    let tokens: Vec<Value> = r
+        .identity
+        .list_pats(user.id)
+        .await?
+        .iter()
+        .map(|pat| {
+            let mut token = token_json(pat);
+            token["expired"] = Value::Bool(pat.expires_at <= now);
+            token
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"user": user.name, "tokens": tokens}),
+    ))
+}
+
+/// `DELETE /api/v1/users/{user}/tokens/{name}`: revokes at once.
+async fn revoke_token(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path((user, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let user = find_user(r, &user).await?;
+    if !r.identity.revoke_pat(user.id, &name).await? {
+        return Err(ApiError::not_found(
+            "TOKEN_UNKNOWN",
+            format!(
+                "user `{}` has no token named `{name}`; list them with `berth admin token list --user {}`",
+                user.name, user.name
+            ),
+        ));
+    }
+    audit!(admin, "token.revoke", user = %user.name, token = %name, "admin: personal access token revoked");
+    Ok(no_content())
+}
+
+/// The actions asked for, `pull,push` when none are named.
+fn token_actions(asked: Option<&[String]>) -> Result<Actions, ApiError> {
+    let Some(asked) = asked else {
+        return Ok(default_token_actions());
+    };
+    let mut actions = Vec::with_capacity(asked.len());
+    for word in asked {
+        match word.as_str() {
+            "pull" => actions.push(Action::Pull),
+            "push" => actions.push(Action::Push),
+            "delete" => actions.push(Action::Delete),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "TOKEN_INVALID",
+                    format!(
+                        "`{other}` is not an action a token can carry; use `pull`, `push` and/or `delete`"
+                    ),
+                ));
+            }
+        }
+    }
+    if actions.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "TOKEN_INVALID",
+            "`actions` is empty; name at least one of `pull`, `push`, `delete` (or leave it out for pull,push)",
+        ));
+    }
+    Ok(actions.into_iter().collect())
+}
+
+/// Unix seconds `days` (default [`DEFAULT_TOKEN_DAYS`]) from now.
+fn token_expiry(days: Option<u32>) -> Result<i64, ApiError> {
+    let days = days.unwrap_or(DEFAULT_TOKEN_DAYS);
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "TOKEN_INVALID",
+            format!("`expires_in_days` is {days}; give 1 to {MAX_TOKEN_DAYS} days"),
+        ));
+    }
+    Ok(now_unix().saturating_add(i64::from(days) * 86_400))
+}
+
+/// Generates a token's secret and stores its hash; returns the token and the secret.
+async fn store_token(
+    r: &Registry,
+    user: UserId,
+    name: &str,
+    actions: Actions,
+    repositories: Vec<String>,
+    expires_at: i64,
+) -> Result<(Pat, String), ApiError> {
+    let (secret, secret_hash) = generate_pat()?;
+    let pat = r
+        .identity
+        .create_pat(&NewPat {
+            user,
+            name: name.to_owned(),
+            secret_hash,
+            actions,
+            repositories,
+            expires_at,
+        })
+        .await?;
+    Ok((pat, secret.expose().to_owned()))
+}
+
+fn token_json(pat: &Pat) -> Value {
+    json!({
+        "name": pat.name,
+        "actions": pat.actions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "repositories": pat.repositories,
+        "created_at": format_rfc3339(pat.created_at),
+        "expires_at": format_rfc3339(pat.expires_at),
+        "last_used_at": pat.last_used_at.map(format_rfc3339),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Repositories
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisibilityBody {
+    repository: String,
+    visibility: String,
+}
+
+/// `PUT /api/v1/repositories/visibility`: public (anyone may pull) or private.
+async fn set_visibility(
+    State(app): State<AppState>,
+    admin: Admin,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body: VisibilityBody = read_json(body).await?;
+    let name = RepositoryName::parse(&body.repository)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", e.to_string()))?;
+    let public = match body.visibility.as_str() {
+        "public" => true,
+        "private" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "visibility `{other}` is unknown; use `public` or `private`"
+            )));
+        }
+    };
+    if !app
+        .registry
+        .meta
+        .set_repository_public(&name, public)
+        .await?
+    {
+        return Err(ApiError::not_found(
+            "NAME_UNKNOWN",
+            format!(
+                "repository `{name}` does not exist; push to it first, then set its visibility"
+            ),
+        ));
+    }
+    audit!(admin, "repository.visibility", repository = %name, visibility = %body.visibility, "admin: repository visibility set");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"repository": name.as_str(), "visibility": body.visibility}),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Keys
+
+fn key_store(r: &Registry) -> Result<Arc<crate::auth::keys::KeyStore>, ApiError> {
+    r.keys.clone().ok_or_else(|| {
+        ApiError::conflict(
+            "UNSUPPORTED",
+            "this registry runs without access control and has no token keys; restart it with \
+             --access-control true",
+        )
+    })
+}
+
+/// `GET /api/v1/keys`: the active kid, every kid, and the root certificate
+/// (PEM) that registries trusting berth's tokens need.
+async fn get_keys(State(app): State<AppState>, _admin: Admin) -> Result<Response, ApiError> {
+    let keys = key_store(&app.registry)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"active": keys.active_kid(), "kids": keys.kids(), "root_pem": keys.root_pem()}),
+    ))
+}
+
+/// `POST /api/v1/keys/rotate`: a new signing key becomes active; older keys
+/// keep verifying the tokens they signed.
+async fn rotate_keys(State(app): State<AppState>, admin: Admin) -> Result<Response, ApiError> {
+    let keys = key_store(&app.registry)?;
+    let rotating = keys.clone();
+    let kid = tokio::task::spawn_blocking(move || rotating.rotate())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))?;
+    audit!(admin, "keys.rotate", kid = %kid, "admin: token signing key rotated");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kid": kid, "kids": keys.kids()}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imported_hashes_are_checked() {
+        let bcrypt = bcrypt::hash_with_result("pw", 4)
+            .map(|h| h.format_for_version(bcrypt::Version::TwoY))
+            .unwrap_or_default();
+        assert!(check_imported_hash(&bcrypt).is_ok());
+        let argon = hash_password("password").unwrap_or_default();
+        assert!(check_imported_hash(&argon).is_ok());
+        for bad in [
+            "",
+            "plain",
+            "$2y$04$short",
+            "$apr1$x$y",
+            "$argon2id$nope",
+            "a\nb",
+        ] {
+            assert!(check_imported_hash(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_unrestricted_admin_credentials_administer() {
+        let mut p = Principal {
+            name: "root".to_owned(),
+            is_admin: true,
+            robot_of: None,
+            memberships: vec![],
+            token: None,
+        };
+        assert!(may_administer(&p).is_ok());
+        p.token = Some(crate::policy::TokenLimits {
+            actions: "delete,pull,push".parse().unwrap_or_default(),
+            repositories: vec![],
+        });
+        assert!(may_administer(&p).is_ok());
+        p.token = Some(crate::policy::TokenLimits {
+            actions: "pull".parse().unwrap_or_default(),
+            repositories: vec![],
+        });
+        assert!(may_administer(&p).is_err());
+        p.token = None;
+        p.is_admin = false;
+        assert!(
+            may_administer(&p)
+                .unwrap_err()
+                .contains("not an administrator")
+        );
+    }
+
+    #[test]
+    fn token_actions_and_expiry() {
+        assert_eq!(token_actions(None).ok(), Some(default_token_actions()));
+        let asked = ["pull".to_owned(), "delete".to_owned()];
+        assert_eq!(
+            token_actions(Some(&asked)).map(|a| a.to_string()).ok(),
+            Some("delete,pull".to_owned())
+        );
+        assert!(token_actions(Some(&["*".to_owned()])).is_err());
+        assert!(token_actions(Some(&[])).is_err());
+        assert!(token_expiry(Some(0)).is_err());
+        assert!(token_expiry(Some(MAX_TOKEN_DAYS + 1)).is_err());
+        assert!(token_expiry(None).is_ok_and(|t| t > now_unix() + 89 * 86_400));
+    }
+}
