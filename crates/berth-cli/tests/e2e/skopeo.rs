@@ -93,3 +93,80 @@ fn skopeo_copies_an_image_in_and_out_unchanged() {
         "anonymous inspect of a private repository fails"
     );
 }
+
+/// `skopeo login` stores credentials that later commands use on their own;
+/// a public repository is then pullable with no credentials at all.
+#[test]
+fn skopeo_login_then_copy_and_anonymous_pull_of_a_public_repository() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let auth_file = work.path().join("auth.json");
+    let layout = write_layout(&work.path().join("src"), "v1", 1024 * 1024, 3);
+    let image = format!("docker://{}/admin/login:v1", server.addr);
+    let with_auth = || {
+        let mut command = skopeo();
+        command.env("REGISTRY_AUTH_FILE", &auth_file);
+        command
+    };
+
+    let mut login = with_auth()
+        .args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "admin",
+            "--password-stdin",
+        ])
+        .arg(&server.addr)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        login.stdin.as_mut().unwrap(),
+        crate::support::ADMIN_PASSWORD.as_bytes(),
+    )
+    .unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    run(with_auth()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(&image));
+
+    // Private by default: an anonymous inspect fails...
+    let anonymous = || {
+        let mut command = skopeo();
+        command.env("REGISTRY_AUTH_FILE", work.path().join("none.json"));
+        command
+    };
+    let denied = anonymous()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    // ...until the repository is made public.
+    let made_public = reqwest::blocking::Client::new()
+        .put(server.url("/api/v1/repositories/visibility"))
+        .basic_auth("admin", Some(crate::support::ADMIN_PASSWORD))
+        .json(&serde_json::json!({"repository": "admin/login", "visibility": "public"}))
+        .send()
+        .unwrap();
+    assert_eq!(made_public.status(), 200);
+    let inspect: serde_json::Value = serde_json::from_str(&run(anonymous()
+        .args(["inspect", "--tls-verify=false"])
+        .arg(&image)))
+    .unwrap();
+    assert_eq!(
+        inspect["Digest"].as_str(),
+        Some(layout.manifest.to_string().as_str())
+    );
+}
