@@ -15,6 +15,7 @@ mod support;
 
 mod admin;
 mod crash;
+mod interop;
 mod oras;
 mod podman;
 mod shutdown;
