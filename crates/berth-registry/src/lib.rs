@@ -33,6 +33,7 @@ use crate::auth::authenticate::Authenticator;
 use crate::auth::jwt::TokenIssuer;
 use crate::auth::keys::{KeyError, KeyStore};
 use crate::identity::{IdentityError, IdentityStore};
+use crate::meta::cache::CachedMeta;
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
 use crate::store::{BlobStore, FsStore, StoreError};
 
@@ -99,7 +100,7 @@ impl Registry {
         let identity: Arc<dyn IdentityStore> = Arc::new(meta.clone());
         Ok(Self {
             config: Arc::new(config),
-            meta: Arc::new(meta),
+            meta: Arc::new(CachedMeta::new(meta)),
             blobs: Arc::new(blobs),
             authn: Arc::new(Authenticator::new(identity.clone())),
             identity,

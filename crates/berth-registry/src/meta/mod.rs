@@ -6,6 +6,7 @@
 //! embedded default. The trait makes no SQLite-only assumption, so a PostgreSQL
 //! implementation can follow for several nodes sharing one database.
 
+pub mod cache;
 pub mod identity_sqlite;
 pub mod sqlite;
 

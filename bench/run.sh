@@ -1,0 +1,529 @@
+#!/usr/bin/env bash
+# bench/run.sh: berth against CNCF distribution (Debian's docker-registry) on
+# 127.0.0.1, in the same run, alternating (berth, distribution, berth, ...),
+# medians reported. Prints numbers; never asserts thresholds.
+#
+#   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
+#   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
+#   bash bench/run.sh --only catalog    one section: load | transfer | catalog
+#
+# Everything it starts it stops (trap on EXIT), and it stops nothing else.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bash bench/run.sh [--quick] [--only load|transfer|catalog] [--record]
+                         [--runs N] [--perf DIR]
+
+  --quick       small sizes: 64 MiB blob, 2 s load runs, 1 run each,
+                200 and 2,000 repositories for the catalog
+  --only S      run one section: load (GET manifest, HEAD blob),
+                transfer (dd, push, pull, RSS), catalog
+  --record      append the table to BENCHMARKS.md also with --quick
+                (a full run always appends)
+  --runs N      runs per registry and metric (default 3; 1 with --quick)
+  --perf DIR    record `perf record -g` of berth during its first run of
+                each load measurement and of the push, into DIR
+Environment: OHA (path to oha), BENCH_TMPDIR (where the temp dir goes).
+EOF
+}
+
+QUICK=0 RECORD=0 ONLY="" RUNS="" PERF_DIR=""
+ARGS=("$@")
+while (($#)); do
+    case $1 in
+        --quick) QUICK=1 ;;
+        --record) RECORD=1 ;;
+        --only) ONLY=${2:?--only needs a section}; shift ;;
+        --runs) RUNS=${2:?--runs needs a number}; shift ;;
+        --perf) PERF_DIR=${2:?--perf needs a directory}; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+case $ONLY in ""|load|transfer|catalog) ;; *) echo "run.sh: --only load|transfer|catalog" >&2; exit 2 ;; esac
+
+if ((QUICK)); then
+    BLOB_MIB=64 DUR=2 WARM=0 N_SMALL=200 N_LARGE=2000
+    RUNS=${RUNS:-1}
+else
+    BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000
+    RUNS=${RUNS:-3}
+fi
+CONNS=(32 256)        # GET manifest / HEAD blob
+CAT_CONNS=8           # catalog pages
+NOISE_MAX=0.25        # CPU cores used by outsiders during a run before we warn
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIB=$ROOT/bench/lib
+OHA=${OHA:-$HOME/.cargo/bin/oha}
+SELF=$$
+T_START=$(date +%s)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+want() { [[ -z $ONLY || $ONLY == "$1" ]]; }
+commas() { python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$1"; }
+
+# ---------------------------------------------------------------- processes
+STARTED=()    # every pid this script started in the background
+TMP=""
+
+track() { STARTED+=("$1"); }
+
+# Whether pid $1 exists and has not exited (a zombie has exited).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != [ZX] ]]
+}
+
+# Stops one process, only if it is still this script's child.
+stop_pid() { # pid [name]
+    local pid=$1 what=${2:-pid $1} i
+    alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+    [[ $(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ') == "$SELF" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then
+        log "$what (pid $pid) still running 10 s after SIGTERM; SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    if [[ -n $TMP && -d $TMP ]]; then rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- setup
+setup_tools() {
+    local need=()
+    command -v docker-registry >/dev/null || need+=(docker-registry)
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v curl >/dev/null || need+=(curl)
+    if ((${#need[@]})); then
+        local sudo=()
+        ((EUID == 0)) || sudo=(sudo)
+        log "installing ${need[*]}"
+        "${sudo[@]}" apt-get install -y "${need[@]}" >&2 ||
+            { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" apt-get install -y "${need[@]}" >&2; }
+    fi
+    if want load && [[ ! -x $OHA ]]; then
+        local waited=0
+        while [[ ! -x $OHA ]] && pgrep -f 'cargo install.* oha' >/dev/null; do
+            ((waited % 60 == 0)) && log "waiting for a running \`cargo install oha\` (${waited} s)"
+            sleep 5; waited=$((waited + 5))
+            ((waited < 3600)) || break
+        done
+        if [[ ! -x $OHA ]]; then
+            log "installing oha: cargo install oha --locked"
+            cargo install oha --locked >&2
+        fi
+    fi
+    log "building berth: cargo build --release -p berth"
+    (cd "$ROOT" && cargo build --release -p berth >&2)
+    BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
+    [[ -x $BERTH ]] || { log "no binary at $BERTH"; exit 1; }
+    # distribution runs without auth; so does berth, where it has a switch
+    # for it (its token service needs a bearer token on every request).
+    BERTH_OPEN=()
+    if "$BERTH" serve --help 2>/dev/null | grep -q -- '--access-control'; then
+        BERTH_OPEN=(--access-control false)
+    fi
+}
+
+free_port() { python3 "$LIB/reg.py" free-port; }
+
+# Servers: PID[name], URL[name]. Names: <section>-berth, <section>-distribution.
+declare -A PID URL
+
+start_server() { # kind (berth|distribution) name
+    local kind=$1 name=$2 port dir
+    port=$(free_port)
+    dir=$TMP/$name
+    mkdir -p "$dir/data"
+    if [[ $kind == berth ]]; then
+        env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+            "${BERTH_OPEN[@]}" >"$dir/log" 2>&1 &
+    else
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+EOF
+        docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    fi
+    PID[$name]=$!
+    track "${PID[$name]}"
+    URL[$name]=http://127.0.0.1:$port
+    if ! python3 "$LIB/reg.py" wait "${URL[$name]}" 20; then
+        log "$name did not start; its log:"; cat "$dir/log" >&2; exit 1
+    fi
+    sleep 1
+    local rss hwm
+    read -r rss hwm < <(python3 "$LIB/procwatch.py" status "${PID[$name]}")
+    record rss.idle "RSS idle after start (MiB)" "$kind" "$(mb "$rss")"
+}
+
+stop_server() { stop_pid "${PID[$1]}" "$1"; }
+
+mb() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / 1024:.2f}")' "$1"; }  # kB -> MiB
+
+# ---------------------------------------------------------------- recording
+record() { # key label registry value
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TMP/results.tsv"
+    log "  $2 [$3] = $4"
+}
+note() { printf '%s\t%s\tnote-%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TMP/results.tsv"; }
+warn() { log "WARNING: $*"; printf 'error\t%s\n' "$*" >>"$TMP/warnings.txt"; }
+
+# Runs "$@" and warns when processes outside this script's tree used more
+# than NOISE_MAX CPU cores meanwhile (the machine is shared).
+measured() { # description -- command...
+    local desc=$1 out cores load top before
+    shift
+    MEASURED=$((${MEASURED:-0} + 1))
+    before=$(cut -d' ' -f1-3 /proc/loadavg)
+    log "run: $desc (loadavg $before)"
+    python3 "$LIB/procwatch.py" snap "$TMP/cpu.json"
+    "$@"
+    out=$(python3 "$LIB/procwatch.py" others "$TMP/cpu.json" "$SELF")
+    read -r cores load top <<<"$out"
+    if python3 -c 'import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))' "$cores" "$NOISE_MAX"; then
+        log "NOISE: $desc: other processes used $cores CPU cores during the run (loadavg before $before; busiest: $top)"
+        printf 'noise\t%s\t%s\t%s\n' "$desc" "$cores" "$top" >>"$TMP/warnings.txt"
+    fi
+}
+
+# With --perf DIR: `perf record -g` of a server while a measurement runs.
+PERF_PID=""
+perf_start() { # name pid
+    PERF_PID=""
+    [[ -n $PERF_DIR ]] || return 0
+    mkdir -p "$PERF_DIR"
+    perf record -g -p "$2" -o "$PERF_DIR/$1.perf.data" >"$PERF_DIR/$1.perf.log" 2>&1 &
+    PERF_PID=$!
+    track "$PERF_PID"
+    sleep 0.5   # let perf attach
+}
+perf_stop() { # name
+    [[ -n $PERF_PID ]] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" || true
+    perf report --stdio -i "$PERF_DIR/$1.perf.data" --no-children --percent-limit 1 \
+        >"$PERF_DIR/$1.report.txt" 2>/dev/null || true
+    log "perf profile: $PERF_DIR/$1.report.txt"
+    PERF_PID=""
+}
+
+# ---------------------------------------------------------------- 1. load
+run_wrk() { # out conns url [header]
+    wrk -t2 -c"$2" -d"${DUR}s" --latency -H "Accept: $OCI_MANIFEST" "$3" >"$1" 2>&1
+}
+run_oha_head() { # out conns url
+    "$OHA" -z "${DUR}s" -c "$2" -m HEAD --no-tui --output-format json "$3" >"$1" 2>"$1.err"
+}
+
+section_load() {
+    log "== load: GET manifest (wrk), HEAD blob (oha)"
+    local reg name layer code
+    declare -A MAN BLOB
+    for reg in berth distribution; do
+        name=load-$reg
+        start_server "$reg" "$name"
+        read -r layer _ < <(python3 "$LIB/reg.py" push-image "${URL[$name]}" bench/small v1)
+        MAN[$reg]=${URL[$name]}/v2/bench/small/manifests/v1
+        BLOB[$reg]=${URL[$name]}/v2/bench/small/blobs/$layer
+        code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Accept: $OCI_MANIFEST" "${MAN[$reg]}")
+        [[ $code == 200 ]] || { log "$reg: GET manifest answered $code"; exit 1; }
+        code=$(curl -sS -I -o /dev/null -w '%{http_code}' "${BLOB[$reg]}")
+        [[ $code == 200 ]] || { log "$reg: HEAD blob answered $code"; exit 1; }
+        if ((WARM)); then
+            wrk -t2 -c32 -d"${WARM}s" -H "Accept: $OCI_MANIFEST" "${MAN[$reg]}" >/dev/null 2>&1
+        fi
+    done
+    local test conns r out rps p99 mean bad what tool
+    for test in get head; do
+        for conns in "${CONNS[@]}"; do
+            if [[ $test == get ]]; then what="GET manifest"; else what="HEAD blob"; fi
+            for ((r = 1; r <= RUNS; r++)); do
+                for reg in berth distribution; do
+                    out=$TMP/$test-$conns-$reg-$r.out
+                    if [[ $reg == berth && $r == 1 ]]; then perf_start "$test-c$conns" "${PID[load-$reg]}"; fi
+                    if [[ $test == get ]]; then
+                        tool=wrk
+                        measured "$what c=$conns $reg #$r" run_wrk "$out" "$conns" "${MAN[$reg]}"
+                    else
+                        tool=oha
+                        measured "$what c=$conns $reg #$r" run_oha_head "$out" "$conns" "${BLOB[$reg]}"
+                    fi
+                    if [[ $reg == berth && $r == 1 ]]; then perf_stop "$test-c$conns"; fi
+                    read -r rps p99 mean bad < <(python3 "$LIB/stats.py" "$tool" "$out")
+                    record "$test.c$conns.rps" "$what, $conns conns (req/s)" "$reg" "$rps"
+                    record "$test.c$conns.p99" "$what, $conns conns: p99 (ms)" "$reg" "$p99"
+                    ((bad == 0)) || warn "$what c=$conns $reg #$r: $bad error responses or socket errors"
+                done
+            done
+        done
+    done
+    for reg in berth distribution; do stop_server "load-$reg"; done
+}
+
+# ---------------------------------------------------------------- 2. transfer
+# Peak VmRSS of server $1 while "${@:2}" runs; sets RSS_PEAK (kB) and RSS_HWM (kB).
+with_rss() {
+    local pid=$1 wpid
+    shift
+    rm -f "$TMP/rss.stop" "$TMP/rss.out"
+    python3 "$LIB/procwatch.py" rss "$pid" "$TMP/rss.stop" "$TMP/rss.out" &
+    wpid=$!
+    track "$wpid"
+    "$@"
+    touch "$TMP/rss.stop"
+    wait "$wpid"
+    read -r RSS_PEAK RSS_HWM <"$TMP/rss.out"
+}
+
+push_blob() { # url repo -> PUSH_SECS
+    local loc sep out code
+    loc=$(python3 "$LIB/reg.py" upload-url "$1" "$2")
+    sep='?'
+    if [[ $loc == *\?* ]]; then sep='&'; fi
+    out=$(curl -sS -o "$TMP/push.body" -w '%{http_code} %{time_total}' -T "$TMP/blob" \
+        -H 'Content-Type: application/octet-stream' -H 'Expect:' "$loc${sep}digest=$DIGEST")
+    read -r code PUSH_SECS <<<"$out"
+    [[ $code == 201 ]] || { log "push to $1/$2 answered $code: $(head -c 500 "$TMP/push.body")"; exit 1; }
+}
+
+pull_blob() { # url repo -> PULL_SECS
+    local out code size
+    out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$1/v2/$2/blobs/$DIGEST")
+    read -r code size PULL_SECS <<<"$out"
+    [[ $code == 200 && $size == "$BLOB_BYTES" ]] ||
+        { log "pull from $1/$2 answered $code with $size bytes"; exit 1; }
+}
+
+run_dd() {
+    dd if="$TMP/blob" of="$TMP/dd.out" bs=1M conv=fdatasync 2>"$TMP/dd.txt"
+    rm -f "$TMP/dd.out"
+}
+
+mbps() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / float(sys.argv[2]) / 1e6:.1f}")' "$1" "$2"; }
+
+section_transfer() {
+    local size_label reg name r repo
+    size_label=$( ((BLOB_MIB >= 1024)) && echo "$((BLOB_MIB / 1024)) GiB" || echo "$BLOB_MIB MiB")
+    log "== transfer: dd, push and pull of a $size_label blob, server RSS"
+    for reg in berth distribution; do start_server "$reg" "xfer-$reg"; done
+    log "generating the $size_label random blob"
+    head -c "${BLOB_MIB}M" /dev/urandom >"$TMP/blob"
+    BLOB_BYTES=$(stat -c %s "$TMP/blob")
+    for ((r = 1; r <= RUNS; r++)); do
+        # New content each run (first 64 bytes), so no registry can skip the
+        # write because it already holds the blob.
+        head -c 64 /dev/urandom | dd of="$TMP/blob" bs=64 count=1 conv=notrunc status=none
+        DIGEST=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
+        sync
+        measured "dd $size_label conv=fdatasync #$r" run_dd
+        record dd.mbps "disk: dd $size_label bs=1M conv=fdatasync (MB/s)" machine \
+            "$(python3 "$LIB/stats.py" dd "$TMP/dd.txt")"
+        for reg in berth distribution; do
+            name=xfer-$reg
+            repo=bench/big-r$r
+            sync
+            if [[ $reg == berth && $r == 1 ]]; then perf_start push "${PID[$name]}"; fi
+            measured "push $size_label $reg #$r" with_rss "${PID[$name]}" push_blob "${URL[$name]}" "$repo"
+            if [[ $reg == berth && $r == 1 ]]; then perf_stop push; fi
+            record push.mbps "push $size_label, POST + PUT (MB/s)" "$reg" "$(mbps "$BLOB_BYTES" "$PUSH_SECS")"
+            record rss.push "RSS peak during push (MiB)" "$reg" "$(mb "$RSS_PEAK")"
+        done
+        for reg in berth distribution; do
+            name=xfer-$reg
+            measured "pull $size_label $reg #$r" with_rss "${PID[$name]}" pull_blob "${URL[$name]}" bench/big-r$r
+            record pull.mbps "pull $size_label (MB/s)" "$reg" "$(mbps "$BLOB_BYTES" "$PULL_SECS")"
+            record rss.pull "RSS peak during pull (MiB)" "$reg" "$(mb "$RSS_PEAK")"
+        done
+    done
+    for reg in berth distribution; do
+        read -r _ RSS_HWM < <(python3 "$LIB/procwatch.py" status "${PID[xfer-$reg]}")
+        record rss.hwm "RSS high-water mark (VmHWM) after all transfers (MiB)" "$reg" "$(mb "$RSS_HWM")"
+        stop_server "xfer-$reg"
+    done
+    rm -f "$TMP/blob"
+}
+
+# ---------------------------------------------------------------- 3. catalog
+make_repos() { # name start count -> CREATE_RATE
+    local out n secs
+    out=$(python3 "$LIB/reg.py" mkrepos "${URL[$1]}" catalog/r "$2" "$3" --workers 16)
+    read -r n secs <<<"$out"
+    CREATE_RATE=$(python3 -c 'import sys; print(f"{int(sys.argv[1]) / float(sys.argv[2]):.1f}")' "$n" "$secs")
+    log "  created $n repositories in $1 in $secs s"
+}
+
+check_page() { # url expected-count
+    local n
+    n=$(curl -sS "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["repositories"]))')
+    [[ $n == "$2" ]] || { log "catalog page $1 had $n names, expected $2"; exit 1; }
+}
+
+run_wrk_cat() { # out url
+    wrk -t2 -c"$CAT_CONNS" -d"${DUR}s" --latency "$2" >"$1" 2>&1
+}
+
+measure_catalog() { # size-key count registries...
+    local size=$1 count=$2 page r reg out url last rps p99 mean bad label
+    shift 2
+    last=catalog/r$(printf '%07d' $((count > 300 ? count - 150 : count / 2)))
+    for page in first deep; do
+        for reg in "$@"; do
+            if [[ $page == first ]]; then url=${URL[cat-$reg]}/v2/_catalog?n=100
+            else url="${URL[cat-$reg]}/v2/_catalog?n=100&last=${last//\//%2F}"; fi
+            check_page "$url" 100
+        done
+        label="catalog $page page (n=100), $(commas "$count") repos, $CAT_CONNS conns"
+        for ((r = 1; r <= RUNS; r++)); do
+            for reg in "$@"; do
+                if [[ $page == first ]]; then url=${URL[cat-$reg]}/v2/_catalog?n=100
+                else url="${URL[cat-$reg]}/v2/_catalog?n=100&last=${last//\//%2F}"; fi
+                out=$TMP/cat-$size-$page-$reg-$r.out
+                measured "catalog $page page at $count repos $reg #$r" run_wrk_cat "$out" "$url"
+                read -r rps p99 mean bad < <(python3 "$LIB/stats.py" wrk "$out")
+                record "cat.$size.$page.rps" "$label (req/s)" "$reg" "$rps"
+                record "cat.$size.$page.mean" "$label: mean latency (ms)" "$reg" "$mean"
+                ((bad == 0)) || warn "catalog $page c=$CAT_CONNS $reg #$r: $bad error responses or socket errors"
+            done
+        done
+    done
+}
+
+section_catalog() {
+    log "== catalog: $(commas "$N_SMALL") then $(commas "$N_LARGE") repositories"
+    local reg
+    for reg in berth distribution; do start_server "$reg" "cat-$reg"; done
+    for reg in berth distribution; do
+        make_repos "cat-$reg" 0 "$N_SMALL"
+        record create.small "create $(commas "$N_SMALL") repos (cross-repo mount of a tiny blob, 16 clients) (repos/s)" "$reg" "$CREATE_RATE"
+    done
+    measure_catalog small "$N_SMALL" berth distribution
+    stop_server cat-distribution
+    make_repos cat-berth "$N_SMALL" $((N_LARGE - N_SMALL))
+    record create.large "create $(commas $((N_LARGE - N_SMALL))) more repos (same way) (repos/s)" berth "$CREATE_RATE"
+    note create.large x distribution "not measured (a)"
+    measure_catalog large "$N_LARGE" berth
+    local k
+    for k in cat.large.first.rps cat.large.first.mean cat.large.deep.rps cat.large.deep.mean; do
+        note "$k" x distribution "not measured (a)"
+    done
+    stop_server cat-berth
+}
+
+# ---------------------------------------------------------------- main
+main() {
+    local rev dirty cpu cmd when elapsed measuring oha_v table
+    # The tree is shared and moves: name the commit the binary was built from.
+    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dirty=""
+    [[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] ||
+        dirty=" (working tree has uncommitted changes)"
+    setup_tools
+    T_MEASURE=$(date +%s)
+    TMP=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/berth-bench.XXXXXX")
+    : >"$TMP/results.tsv"
+    : >"$TMP/warnings.txt"
+    log "temp dir $TMP; runs=$RUNS duration=${DUR}s blob=${BLOB_MIB} MiB catalog=$N_SMALL/$N_LARGE"
+    want load && section_load
+    want transfer && section_transfer
+    want catalog && section_catalog
+
+    when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+    cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    cmd="bash bench/run.sh${ARGS[*]:+ ${ARGS[*]}}"
+    oha_v=$("$OHA" --version 2>/dev/null | head -1 || true)
+    elapsed=$(($(date +%s) - T_START))
+    measuring=$(($(date +%s) - T_MEASURE))
+    table=$(python3 "$LIB/stats.py" table "$TMP/results.tsv" "$TMP/warnings.txt" "$RUNS" "${MEASURED:-0}" "$NOISE_MAX")
+    {
+        echo "## $when, berth $rev$dirty"
+        echo
+        echo "- machine: $(nproc) cores, $cpu, $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
+        echo "- peer: $(docker-registry --version 2>/dev/null | awk '{print $NF}') (distribution, filesystem storage, in-memory blob descriptor cache, access log off); load: $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')${oha_v:+, $oha_v}"
+        echo "- command: \`$cmd\` (measurements $((measuring / 60)) min $((measuring % 60)) s, after $((elapsed - measuring)) s of setup and build)"
+        echo
+        echo "$table"
+    } >"$TMP/report.md"
+    echo
+    cat "$TMP/report.md"
+    if ((!QUICK || RECORD)); then
+        local bm=$ROOT/BENCHMARKS.md
+        if [[ ! -f $bm ]]; then
+            cat >"$bm" <<'EOF'
+# Benchmarks
+
+`bash bench/run.sh` measures berth against CNCF distribution 2.8.2 (Debian's
+`docker-registry`), both on 127.0.0.1 with filesystem storage in the same temp
+dir, in the same run: berth and distribution alternate, each metric is the
+median of 3 runs per registry, and the "Noise" line under each table counts
+the runs during which processes outside the harness used more than a quarter
+of a CPU core. Neither registry checks credentials (distribution has no auth
+configured, berth runs with `--access-control false`), so the token path is
+not measured.
+
+What is measured:
+
+1. `GET /v2/<name>/manifests/<tag>` (OCI manifest, `Accept` set) with wrk, and
+   `HEAD /v2/<name>/blobs/<digest>` with oha, at 32 and 256 connections,
+   10 s each: requests/s and p99 latency.
+2. Push of a 1 GiB random blob (`POST` for a session, then `PUT ?digest=` with
+   the body, curl) and its pull (curl), in MB/s (10^6 bytes); the push as a
+   percentage of `dd bs=1M conv=fdatasync` of the same file on the same disk.
+   The first bytes of the blob change every run, so no push is deduplicated.
+3. The server's RSS (`VmRSS`, `VmHWM` in /proc): idle after start, peak
+   while pushing and while pulling.
+4. `GET /v2/_catalog?n=100`, first page and a deep page (`last=` near the
+   end), with wrk at 8 connections, after creating 1,000 repositories and
+   (berth only; distribution walks its filesystem per request) 100,000.
+   Each repository is created by a cross-repository mount of one tiny blob
+   (`bench/lib/reg.py mkrepos`: 16 keep-alive clients in 4 processes).
+
+`bash bench/run.sh --quick` is the CI smoke run (64 MiB, 2 s runs, 1 run,
+200/2,000 repositories, under 2 minutes; appends here only with `--record`).
+`--only load|transfer|catalog` runs one section; `--perf DIR` records berth
+with `perf` during its first run of each load test and the first push.
+
+The numbers come from a shared, noisy 2-core machine on which the load
+generator, the server and other people's work compete for the same cores:
+compare berth with distribution within one run, not across runs.
+EOF
+        fi
+        { echo; cat "$TMP/report.md"; } >>"$bm"
+        log "appended to $bm"
+    fi
+    log "done in $((elapsed / 60)) min $((elapsed % 60)) s ($((measuring / 60)) min $((measuring % 60)) s of measurements)"
+}
+
+main

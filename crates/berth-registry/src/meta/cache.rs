@@ -1,0 +1,356 @@
+//! A read cache in front of a [`MetaStore`] for the two lookups every pull
+//! makes: a manifest by tag or digest, and a blob's link in a repository.
+//!
+//! Why: through sqlx, each SQLite read crosses to a worker thread and back;
+//! measured here (BENCHMARKS.md) that is ~80 µs of CPU and ~4 context switches
+//! per request, 8x the cost of the rest of a request. A hit here is a hash
+//! lookup under a read lock.
+//!
+//! Correctness:
+//! - only positive answers are cached (a blob linked, a manifest found), so a
+//!   push is visible at once;
+//! - every write this process makes to a repository (manifest put or delete,
+//!   tag delete, blob unlink, visibility) drops all cached entries of that
+//!   repository before it returns;
+//! - entries live at most [`TTL`], which bounds how long a write made by
+//!   *another* process sharing the database (several nodes on PostgreSQL) can
+//!   go unseen here;
+//! - the cache holds at most [`MAX_REPOSITORIES`] repositories and
+//!   [`MAX_ENTRIES_PER_REPOSITORY`] entries each; past that it is cleared.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use berth_core::digest::Digest;
+use berth_core::endpoint::UploadId;
+use berth_core::name::RepositoryName;
+use berth_core::reference::TagOrDigest;
+use berth_core::tag::Tag;
+
+use super::{
+    CatalogFilter, Manifest, MetaError, MetaStore, NewManifest, Referrer, RepositoryInfo,
+    UploadSession,
+};
+
+/// The longest a cached answer is served.
+pub const TTL: Duration = Duration::from_secs(5);
+/// Repositories with cached entries, at most.
+pub const MAX_REPOSITORIES: usize = 10_000;
+/// Cached entries per repository, at most.
+pub const MAX_ENTRIES_PER_REPOSITORY: usize = 1_000;
+/// Independent locks, so that readers of different repositories never meet.
+const SHARDS: usize = 16;
+
+#[derive(Clone)]
+enum Entry {
+    Manifest(Manifest),
+    LinkedBlob(u64),
+}
+
+#[derive(Hash, PartialEq, Eq)]
+enum Key {
+    Manifest(String),
+    Blob(String),
+}
+
+/// One lock's worth of repositories. `generation` counts invalidations: a
+/// reader that missed notes it before asking the database and stores its
+/// answer only if no write came in between, so a slow read can never put an
+/// answer older than a finished write back into the cache.
+#[derive(Default)]
+struct Shard {
+    generation: u64,
+    repositories: HashMap<String, HashMap<Key, (Entry, Instant)>>,
+}
+
+/// A [`MetaStore`] with a read cache for manifests and blob links.
+pub struct CachedMeta<M> {
+    inner: M,
+    shards: Vec<RwLock<Shard>>,
+}
+
+impl<M: MetaStore> CachedMeta<M> {
+    /// Wraps a store.
+    pub fn new(inner: M) -> Self {
+        Self {
+            inner,
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+        }
+    }
+
+    fn shard(&self, repository: &str) -> &RwLock<Shard> {
+        // FNV-1a: cheap and good enough to spread repository names.
+        let hash = repository.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let index = usize::try_from(hash % SHARDS as u64).unwrap_or(0);
+        &self.shards[index % self.shards.len()]
+    }
+
+    /// A cached entry, or the shard's generation to hand back to [`Self::store`].
+    fn lookup(&self, repository: &str, key: &Key) -> Result<Entry, u64> {
+        let shard = self
+            .shard(repository)
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match shard.repositories.get(repository).and_then(|e| e.get(key)) {
+            Some((entry, at)) if at.elapsed() < TTL => Ok(entry.clone()),
+            _ => Err(shard.generation),
+        }
+    }
+
+    fn store(&self, repository: &str, key: Key, entry: Entry, generation: u64) {
+        let mut shard = self
+            .shard(repository)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shard.generation != generation {
+            return;
+        }
+        if shard.repositories.len() >= MAX_REPOSITORIES / SHARDS
+            && !shard.repositories.contains_key(repository)
+        {
+            shard.repositories.clear();
+        }
+        let entries = shard.repositories.entry(repository.to_owned()).or_default();
+        if entries.len() >= MAX_ENTRIES_PER_REPOSITORY {
+            entries.clear();
+        }
+        entries.insert(key, (entry, Instant::now()));
+    }
+
+    fn forget(&self, repository: &RepositoryName) {
+        let mut shard = self
+            .shard(repository.as_str())
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shard.generation += 1;
+        shard.repositories.remove(repository.as_str());
+    }
+}
+
+fn manifest_key(reference: &TagOrDigest) -> Key {
+    Key::Manifest(reference.to_string())
+}
+
+#[async_trait]
+impl<M: MetaStore> MetaStore for CachedMeta<M> {
+    async fn list_repositories(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+        filter: &CatalogFilter,
+    ) -> Result<Vec<String>, MetaError> {
+        self.inner.list_repositories(last, limit, filter).await
+    }
+
+    async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {
+        self.inner.repository_exists(name).await
+    }
+
+    async fn repository_info(
+        &self,
+        name: &RepositoryName,
+    ) -> Result<Option<RepositoryInfo>, MetaError> {
+        self.inner.repository_info(name).await
+    }
+
+    async fn set_repository_public(
+        &self,
+        name: &RepositoryName,
+        public: bool,
+    ) -> Result<bool, MetaError> {
+        let done = self.inner.set_repository_public(name, public).await;
+        self.forget(name);
+        done
+    }
+
+    async fn linked_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError> {
+        let key = Key::Blob(digest.to_string());
+        let generation = match self.lookup(name.as_str(), &key) {
+            Ok(Entry::LinkedBlob(size)) => return Ok(Some(size)),
+            Ok(Entry::Manifest(_)) => 0,
+            Err(generation) => generation,
+        };
+        let size = self.inner.linked_blob(name, digest).await?;
+        if let Some(size) = size {
+            self.store(name.as_str(), key, Entry::LinkedBlob(size), generation);
+        }
+        Ok(size)
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
+        self.inner.blob_size(digest).await
+    }
+
+    async fn link_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        self.inner.link_blob(name, digest, size).await
+    }
+
+    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
+        let done = self.inner.unlink_blob(name, digest).await;
+        self.forget(name);
+        done
+    }
+
+    async fn put_manifest(
+        &self,
+        name: &RepositoryName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+    ) -> Result<(), MetaError> {
+        let done = self.inner.put_manifest(name, manifest, tag).await;
+        self.forget(name);
+        done
+    }
+
+    async fn get_manifest(
+        &self,
+        name: &RepositoryName,
+        reference: &TagOrDigest,
+    ) -> Result<Option<Manifest>, MetaError> {
+        let key = manifest_key(reference);
+        let generation = match self.lookup(name.as_str(), &key) {
+            Ok(Entry::Manifest(manifest)) => return Ok(Some(manifest)),
+            Ok(Entry::LinkedBlob(_)) => 0,
+            Err(generation) => generation,
+        };
+        let manifest = self.inner.get_manifest(name, reference).await?;
+        if let Some(manifest) = &manifest {
+            self.store(
+                name.as_str(),
+                key,
+                Entry::Manifest(manifest.clone()),
+                generation,
+            );
+        }
+        Ok(manifest)
+    }
+
+    async fn delete_manifest(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, MetaError> {
+        let done = self.inner.delete_manifest(name, digest).await;
+        self.forget(name);
+        done
+    }
+
+    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
+        let done = self.inner.delete_tag(name, tag).await;
+        self.forget(name);
+        done
+    }
+
+    async fn list_tags(
+        &self,
+        name: &RepositoryName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<Vec<String>>, MetaError> {
+        self.inner.list_tags(name, last, limit).await
+    }
+
+    async fn referrers(
+        &self,
+        name: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, MetaError> {
+        self.inner.referrers(name, subject, artifact_type).await
+    }
+
+    async fn create_upload(&self, session: &UploadSession) -> Result<(), MetaError> {
+        self.inner.create_upload(session).await
+    }
+
+    async fn get_upload(
+        &self,
+        name: &RepositoryName,
+        id: &UploadId,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        self.inner.get_upload(name, id).await
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &UploadId,
+        expected_offset: u64,
+        offset: u64,
+        hash_state: &[u8],
+        now: i64,
+    ) -> Result<bool, MetaError> {
+        self.inner
+            .advance_upload(id, expected_offset, offset, hash_state, now)
+            .await
+    }
+
+    async fn finish_upload(
+        &self,
+        id: &UploadId,
+        name: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), MetaError> {
+        self.inner.finish_upload(id, name, digest, size).await
+    }
+
+    async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError> {
+        self.inner.delete_upload(id).await
+    }
+
+    async fn stale_uploads(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError> {
+        self.inner.stale_uploads(before, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::SqliteMeta;
+
+    fn name(s: &str) -> RepositoryName {
+        RepositoryName::parse(s).unwrap()
+    }
+
+    async fn store() -> CachedMeta<SqliteMeta> {
+        CachedMeta::new(SqliteMeta::in_memory().await.unwrap())
+    }
+
+    /// A cached link disappears with the unlink made through the cache.
+    #[tokio::test]
+    async fn unlink_drops_the_cached_link() {
+        let meta = store().await;
+        let d = Digest::sha256_of(b"x");
+        meta.link_blob(&name("a/b"), &d, 1).await.unwrap();
+        assert_eq!(meta.linked_blob(&name("a/b"), &d).await.unwrap(), Some(1));
+        assert!(meta.unlink_blob(&name("a/b"), &d).await.unwrap());
+        assert_eq!(meta.linked_blob(&name("a/b"), &d).await.unwrap(), None);
+    }
+
+    /// Absence is never cached: a blob linked after a miss is seen at once.
+    #[tokio::test]
+    async fn misses_are_not_cached() {
+        let meta = store().await;
+        let d = Digest::sha256_of(b"y");
+        assert_eq!(meta.linked_blob(&name("a/b"), &d).await.unwrap(), None);
+        meta.link_blob(&name("a/b"), &d, 1).await.unwrap();
+        assert_eq!(meta.linked_blob(&name("a/b"), &d).await.unwrap(), Some(1));
+    }
+}
