@@ -6,8 +6,9 @@
 //!   any username, as GHCR allows, and carries its token's limits.
 //! - Any other password is checked against the user's argon2id (or imported
 //!   bcrypt) hash on a blocking thread. A success is remembered for
-//!   [`PASSWORD_CACHE_TTL`], keyed by a SHA-256 of the credentials, so a pull
-//!   of 50 layers costs one password hash, not 50.
+//!   [`PASSWORD_CACHE_TTL`], keyed by a SHA-256 of the credentials and the
+//!   stored hash (so a password change takes effect at once), so a pull of 50
+//!   layers costs one password hash, not 50.
 //! - Failures are counted per client address and per username; past
 //!   [`MAX_FAILURES`] in a [`FAILURE_WINDOW`] the caller gets 429 with
 //!   `Retry-After` until the window ends.
@@ -90,7 +91,12 @@ impl Authenticator {
             Credential::Password { username, .. } => *username,
             Credential::RefreshToken(_) => "",
         };
-        let keys = [format!("ip:{client}"), format!("user:{username}")];
+        // No username (refresh tokens, empty Basic user): the address only,
+        // or one client's failures would lock every client out.
+        let mut keys = vec![format!("ip:{client}")];
+        if !username.is_empty() {
+            keys.push(format!("user:{username}"));
+        }
         self.check_rate(&keys)?;
         let result = match credential {
             Credential::Password { password, .. } if looks_like_pat(password) => {
@@ -117,7 +123,18 @@ impl Authenticator {
     }
 
     async fn by_password(&self, username: &str, password: &str) -> Result<Subject, AuthnError> {
-        let cache_key = hash_secret(&format!("{username}\0{password}"));
+        let user = self
+            .identity
+            .user_by_name(username)
+            .await?
+            .ok_or(AuthnError::BadCredentials)?;
+        let Some(hash) = user.password_hash.clone() else {
+            // Robots have no password: their only credential is a token.
+            return Err(AuthnError::BadCredentials);
+        };
+        // The stored hash is part of the key: a changed password drops what
+        // was remembered of the old one at once.
+        let cache_key = hash_secret(&format!("{username}\0{password}\0{hash}"));
         let cached = {
             let verified = lock(&self.verified);
             verified
@@ -125,16 +142,7 @@ impl Authenticator {
                 .filter(|(_, at)| at.elapsed() < PASSWORD_CACHE_TTL)
                 .map(|(name, _)| name.clone())
         };
-        let user = self
-            .identity
-            .user_by_name(username)
-            .await?
-            .ok_or(AuthnError::BadCredentials)?;
         if cached.as_deref() != Some(user.name.as_str()) {
-            let Some(hash) = user.password_hash.clone() else {
-                // Robots have no password: their only credential is a token.
-                return Err(AuthnError::BadCredentials);
-            };
             let password = password.to_owned();
             let ok =
                 tokio::task::spawn_blocking(move || password::verify_password(&hash, &password))

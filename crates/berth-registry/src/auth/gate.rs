@@ -4,7 +4,8 @@
 //! scopes [`Endpoint::required_access`] computes from method, path and query.
 //!
 //! - No bearer token: 401 with `Bearer realm="<public-url>/token",service=...`
-//!   and the exact `scope` the request needs (none on `/v2/`).
+//!   and the exact `scope` the request needs (none on `/v2/`; a mount's
+//!   source with `pull` beside its target).
 //! - A token that does not verify (signature, algorithm, `iss`, `aud`,
 //!   `exp`/`nbf` with 60 s leeway): 401 `error="invalid_token"`.
 //! - A valid token that covers the request: admitted. `/v2/` and `_catalog`
@@ -65,7 +66,11 @@ pub async fn admit(
     let Some(tokens) = &r.tokens else {
         return Ok(Admission::open());
     };
-    let mut required = endpoint.required_access(method);
+    // Challenges name everything the request needs, a mount's source
+    // included; admission needs only the target (an unusable source drops the
+    // mount, below).
+    let needed = endpoint.required_access(method);
+    let mut required = needed.clone();
     let mount_source = match endpoint {
         Endpoint::Uploads {
             mount: Some(Mount {
@@ -86,7 +91,7 @@ pub async fn admit(
     let Some(token) = bearer_token(headers) else {
         return Err(challenge(
             r,
-            &required,
+            &needed,
             None,
             "authentication required: get a token from the realm in WWW-Authenticate",
         ));
@@ -97,7 +102,7 @@ pub async fn admit(
             tracing::info!(target: "berth::audit", reason = %e, "gate: invalid token");
             return Err(challenge(
                 r,
-                &required,
+                &needed,
                 Some("invalid_token"),
                 "the bearer token is invalid or expired: get a new one from the realm",
             ));
@@ -158,12 +163,12 @@ pub async fn admit(
                 repository = name.as_str(),
                 "gate: denied, repository hidden"
             );
-            return Err(hidden(r, &subject, &required, &name));
+            return Err(hidden(r, &subject, &needed, &name));
         }
         if lacking.iter().all(|a| allowed.contains(a)) {
             return Err(challenge(
                 r,
-                &required,
+                &needed,
                 Some("insufficient_scope"),
                 "the token does not cover this request: get a token for the scope in WWW-Authenticate",
             ));

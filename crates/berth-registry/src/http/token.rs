@@ -9,7 +9,8 @@
 //!   a scope that does not parse, or another `service`, is 400 naming it;
 //! - the answer always has `token` = `access_token`, `expires_in` (>= 60) and
 //!   `issued_at`; `scope` on POST; `refresh_token` when offline access was
-//!   asked for by an authenticated caller.
+//!   asked for by a caller authenticated with a password or refresh token (not
+//!   with a personal access token, whose limits a refresh token would shed).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -49,14 +50,10 @@ pub async fn get_token(
         Ok(request) => request,
         Err(e) => return bad_request("invalid_request", &e.to_string()),
     };
-    issue(
-        &app.registry,
-        request,
-        basic_credentials(&headers),
-        peer.ip(),
-        false,
-    )
-    .await
+    let Ok(basic) = basic_credentials(&headers) else {
+        return unauthorized(&app.registry);
+    };
+    issue(&app.registry, request, basic, peer.ip(), false).await
 }
 
 /// Docker token spec, "OAuth2 Token": `POST /token` with a form body,
@@ -80,14 +77,10 @@ pub async fn post_token(
         }
         Err(e) => return bad_request("invalid_request", &e.to_string()),
     };
-    issue(
-        &app.registry,
-        request,
-        basic_credentials(&headers),
-        peer.ip(),
-        true,
-    )
-    .await
+    let Ok(basic) = basic_credentials(&headers) else {
+        return unauthorized(&app.registry);
+    };
+    issue(&app.registry, request, basic, peer.ip(), true).await
 }
 
 /// `GET /token/jwks.json`: the public keys tokens are signed with.
@@ -192,8 +185,11 @@ async fn issue(
     if post {
         response.scope = Some(granted.to_string());
     }
+    // A refresh token logs its user in without limits: never one for a
+    // personal access token, which is the long-lived credential itself.
     if request.offline
         && let Subject::User(principal) = &subject
+        && principal.token.is_none()
     {
         match new_refresh_token(r, &principal.name, now).await {
             Ok(token) => response.refresh_token = Some(token),
@@ -255,19 +251,30 @@ async fn new_refresh_token(
     Ok(secret.expose().to_owned())
 }
 
-/// `Authorization: Basic <base64 user:password>`, if sent and well-formed.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+/// Basic credentials that were sent but cannot be read: wrong credentials,
+/// not none (an anonymous token would pass for a successful login).
+struct MalformedBasic;
+
+/// `Authorization: Basic <base64 user:password>`: `None` when no Basic
+/// credentials were sent (another scheme counts as none).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, MalformedBasic> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.as_bytes();
+    let (scheme, encoded) = match value.iter().position(|&b| b == b' ') {
+        Some(at) => (&value[..at], &value[at + 1..]),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Ok(None);
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+        .decode(encoded.trim_ascii())
+        .map_err(|_| MalformedBasic)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| MalformedBasic)?;
+    let (user, password) = decoded.split_once(':').ok_or(MalformedBasic)?;
+    Ok(Some((user.to_owned(), password.to_owned())))
 }
 
 /// 401 for wrong credentials: a Basic challenge and an UNAUTHORIZED body.

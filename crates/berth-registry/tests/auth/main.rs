@@ -1,0 +1,30 @@
+//! The access-control suite: a real berth server per test on `127.0.0.1:0`
+//! with token auth on (the `Config::new` defaults), principals made through
+//! the identity store, tokens asked of `/token` as clients ask, and every
+//! answer checked for its exact status, `WWW-Authenticate` and error code.
+//!
+//! - `seed`: the GHCR field report's exchanges, one test per request, each
+//!   quoting GHCR's answer and asserting berth's (PROTOCOL.md section 1).
+//! - `token`: the token endpoint (section 3).
+//! - `gate`: challenges, `invalid_token`, `insufficient_scope`, hidden
+//!   repositories (section 2).
+//! - `jwt`: forged and broken tokens over HTTP (section 4).
+//! - `oracle`: a private repository answers like an absent one, everywhere.
+//! - `mount`: mounts from sources the caller may or may not pull.
+//! - `visibility`: private by default, public on request.
+
+// `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test reports a failure by panicking, helpers included"
+)]
+
+mod gate;
+mod jwt;
+mod mount;
+mod oracle;
+mod seed;
+mod support;
+mod token;
+mod visibility;
