@@ -1,0 +1,1 @@
+//! The auth engine (being written).

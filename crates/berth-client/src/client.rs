@@ -1,0 +1,1 @@
+//! Registry operations (being written).
