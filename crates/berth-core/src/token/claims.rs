@@ -73,6 +73,11 @@ pub struct Claims {
     pub jti: Option<String>,
     /// What the token grants; empty for a token that only proves identity.
     pub access: Vec<AccessEntry>,
+    /// berth's own claim: the personal access token this token was issued
+    /// for, so that the issuing registry applies that token's limits too.
+    /// Other verifiers ignore it.
+    #[serde(rename = "berth_pat", skip_serializing_if = "Option::is_none")]
+    pub pat: Option<i64>,
 }
 
 /// The claims as found, before [`Claims`]' checks.
@@ -90,6 +95,7 @@ struct RawClaims {
     jti: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     access: Vec<AccessEntry>,
+    berth_pat: Option<i64>,
 }
 
 /// The reason for refusing claims without `exp`.
@@ -109,6 +115,7 @@ impl TryFrom<RawClaims> for Claims {
             iat: raw.iat,
             jti: raw.jti,
             access: raw.access,
+            pat: raw.berth_pat,
         })
     }
 }
@@ -301,19 +308,22 @@ mod tests {
         let opt = || proptest::option::of(any::<i64>());
         (
             (any::<String>(), any::<String>(), aud, any::<i64>()),
-            (opt(), opt(), proptest::option::of(any::<String>())),
+            (opt(), opt(), proptest::option::of(any::<String>()), opt()),
             proptest::collection::vec(entry, 0..3),
         )
-            .prop_map(|((iss, sub, aud, exp), (nbf, iat, jti), access)| Claims {
-                iss,
-                sub,
-                aud,
-                exp,
-                nbf,
-                iat,
-                jti,
-                access,
-            })
+            .prop_map(
+                |((iss, sub, aud, exp), (nbf, iat, jti, pat), access)| Claims {
+                    iss,
+                    sub,
+                    aud,
+                    exp,
+                    nbf,
+                    iat,
+                    jti,
+                    access,
+                    pat,
+                },
+            )
     }
 
     proptest! {
@@ -331,6 +341,7 @@ mod tests {
             let claims = Claims {
                 iss: "i".into(), sub: String::new(), aud: Audience::One("s".into()), exp: 1,
                 nbf: None, iat: None, jti: None, access: Claims::access_from_scopes(&scopes),
+                pat: None,
             };
             prop_assert_eq!(claims.scopes(), scopes);
         }

@@ -113,13 +113,34 @@ impl Authenticator {
         result
     }
 
-    /// The subject for a user by name, without token limits: what a token's
-    /// `sub` stands for when the gate must ask policy.
-    pub async fn principal(&self, name: &str) -> Result<Option<Principal>, AuthnError> {
-        match self.identity.user_by_name(name).await? {
-            Some(user) => Ok(Some(self.principal_of(&user, None).await?)),
-            None => Ok(None),
-        }
+    /// The subject a token's `sub` (and `berth_pat`) stand for, when the gate
+    /// must ask policy: the user, narrowed by the personal access token the
+    /// token was issued for. A token whose personal access token was revoked
+    /// since carries no rights beyond what anyone has.
+    pub async fn principal(
+        &self,
+        name: &str,
+        pat: Option<i64>,
+    ) -> Result<Option<Principal>, AuthnError> {
+        let Some(user) = self.identity.user_by_name(name).await? else {
+            return Ok(None);
+        };
+        let limits = match pat {
+            None => None,
+            Some(id) => Some(match self.identity.pat_by_id(id).await? {
+                Some(pat) if pat.user == user.id => TokenLimits {
+                    token_id: pat.id,
+                    actions: pat.actions.clone(),
+                    repositories: pat.repositories.clone(),
+                },
+                _ => TokenLimits {
+                    token_id: id,
+                    actions: Actions::default(),
+                    repositories: Vec::new(),
+                },
+            }),
+        };
+        Ok(Some(self.principal_of(&user, limits).await?))
     }
 
     async fn by_password(&self, username: &str, password: &str) -> Result<Subject, AuthnError> {
@@ -179,6 +200,7 @@ impl Authenticator {
         }
         self.identity.touch_pat(pat.id, now_unix).await.ok();
         let limits = TokenLimits {
+            token_id: pat.id,
             actions: pat.actions.clone(),
             repositories: pat.repositories.clone(),
         };

@@ -42,6 +42,8 @@ pub struct Admission {
     pub catalog: CatalogFilter,
     /// Whether the request's mount (if any) may be performed.
     pub mount_allowed: bool,
+    /// Who is asking, when the gate had to find out (the catalog does).
+    pub subject: Option<Subject>,
 }
 
 impl Admission {
@@ -49,6 +51,7 @@ impl Admission {
         Self {
             catalog: CatalogFilter::All,
             mount_allowed: true,
+            subject: None,
         }
     }
 }
@@ -110,14 +113,16 @@ pub async fn admit(
     };
     let granted = claims.scopes();
     let subject_name = claims.sub.clone();
+    let pat = claims.pat;
 
     match endpoint {
         Endpoint::Base => return Ok(admitted(true)),
         Endpoint::Catalog => {
-            let subject = subject_of(r, &subject_name).await?;
+            let subject = subject_of(r, &subject_name, pat).await?;
             return Ok(Admission {
                 catalog: catalog_filter(&subject),
                 mount_allowed: false,
+                subject: Some(subject),
             });
         }
         _ => {}
@@ -134,7 +139,7 @@ pub async fn admit(
     }
 
     // The token lacks something: policy tells "ask for it" from "you may not".
-    let subject = subject_of(r, &subject_name).await?;
+    let subject = subject_of(r, &subject_name, pat).await?;
     for scope in required.iter() {
         let have = granted.get(scope.resource_type(), scope.name());
         let lacking: Vec<&Action> = scope
@@ -198,16 +203,17 @@ fn admitted(mount_allowed: bool) -> Admission {
             namespaces: Vec::new(),
         },
         mount_allowed,
+        subject: None,
     }
 }
 
 /// The subject a token's `sub` stands for (anonymous for `""` or a user that
 /// no longer exists).
-async fn subject_of(r: &Registry, name: &str) -> Result<Subject, RegistryError> {
+async fn subject_of(r: &Registry, name: &str, pat: Option<i64>) -> Result<Subject, RegistryError> {
     if name.is_empty() {
         return Ok(Subject::Anonymous);
     }
-    match r.authn.principal(name).await {
+    match r.authn.principal(name, pat).await {
         Ok(Some(principal)) => Ok(Subject::User(principal)),
         Ok(None) => Ok(Subject::Anonymous),
         Err(e) => Err(RegistryError::Internal(e.to_string())),

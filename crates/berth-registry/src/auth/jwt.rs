@@ -200,6 +200,20 @@ impl TokenIssuer {
         lifetime_secs: u64,
         now_unix: i64,
     ) -> Result<IssuedToken, KeyError> {
+        self.issue_for_pat(subject, None, access, lifetime_secs, now_unix)
+    }
+
+    /// Like [`Self::issue`], recording in the `berth_pat` claim the personal
+    /// access token the subject authenticated with, so that the gate applies
+    /// that token's limits as the token service did.
+    pub fn issue_for_pat(
+        &self,
+        subject: &str,
+        pat: Option<i64>,
+        access: &Scopes,
+        lifetime_secs: u64,
+        now_unix: i64,
+    ) -> Result<IssuedToken, KeyError> {
         let signer = self.keys.active();
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).map_err(|e| KeyError::Sign(format!("no randomness: {e}")))?;
@@ -213,6 +227,7 @@ impl TokenIssuer {
             iat: Some(now_unix),
             jti: Some(hex::encode(jti)),
             access: Claims::access_from_scopes(access),
+            pat,
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| KeyError::Sign(e.to_string()))?;
         let message = format!("{}.{}", signer.header, URL_SAFE_NO_PAD.encode(payload));

@@ -977,11 +977,13 @@ mod tests {
         };
         assert!(may_administer(&p).is_ok());
         p.token = Some(crate::policy::TokenLimits {
+            token_id: 1,
             actions: "delete,pull,push".parse().unwrap_or_default(),
             repositories: vec![],
         });
         assert!(may_administer(&p).is_ok());
         p.token = Some(crate::policy::TokenLimits {
+            token_id: 1,
             actions: "pull".parse().unwrap_or_default(),
             repositories: vec![],
         });

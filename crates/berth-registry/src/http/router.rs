@@ -126,7 +126,8 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
     match (&endpoint, &method) {
         (Endpoint::Base, &Method::GET | &Method::HEAD) => Ok(base::get_base()),
         (Endpoint::Catalog, &Method::GET) => {
-            catalog::list_repositories(r, query, &admission.catalog).await
+            catalog::list_repositories(r, query, &admission.catalog, admission.subject.as_ref())
+                .await
         }
         (Endpoint::Tags { name }, &Method::GET) => tags::list_tags(r, name, query).await,
         (Endpoint::Manifest { name, reference }, &Method::GET | &Method::HEAD) => {

@@ -165,7 +165,8 @@ async fn issue(
         Err(e) => return e.into_response(),
     };
     let lifetime = r.config.effective_token_lifetime().as_secs();
-    let issued = match tokens.issue(subject.name(), &granted, lifetime, now) {
+    let pat = policy::token_limits(&subject).map(|l| l.token_id);
+    let issued = match tokens.issue_for_pat(subject.name(), pat, &granted, lifetime, now) {
         Ok(issued) => issued,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a token");

@@ -483,6 +483,19 @@ impl IdentityStore for SqliteMeta {
         Ok(Some((pat, user_from_row(&row)?)))
     }
 
+    async fn pat_by_id(&self, id: i64) -> Result<Option<Pat>, IdentityError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            pat_cols!(),
+            " FROM personal_access_tokens p WHERE p.id = $1 AND p.revoked_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| pat_from_row(&row).map(|(pat, _)| pat))
+            .transpose()
+    }
+
     async fn list_pats(&self, user: UserId) -> Result<Vec<Pat>, IdentityError> {
         let rows = sqlx::query(concat!(
             "SELECT ",

@@ -55,6 +55,8 @@ pub struct Principal {
 /// What a personal access token (or robot token) narrows its user's rights to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenLimits {
+    /// The token's id (carried in the JWTs issued for it as `berth_pat`).
+    pub token_id: i64,
     /// The actions the token carries (a subset of pull, push, delete).
     pub actions: Actions,
     /// Repository patterns (`acme/*`, `acme/**`); empty means every repository.
@@ -128,6 +130,30 @@ pub fn allowed_actions(
             } else {
                 Actions::default()
             }
+        }
+    }
+}
+
+/// The limits of the personal access token the subject authenticated with.
+pub fn token_limits(subject: &Subject) -> Option<&TokenLimits> {
+    match subject {
+        Subject::User(p) => p.token.as_ref(),
+        Subject::Anonymous => None,
+    }
+}
+
+/// Whether a repository listed for `subject` (the catalog) stays listed once
+/// its token's limits apply: the token must carry pull and match the name.
+pub fn token_admits_listing(subject: &Subject, name: &str) -> bool {
+    match token_limits(subject) {
+        None => true,
+        Some(limits) => {
+            limits.actions.contains(&Action::Pull)
+                && (limits.repositories.is_empty()
+                    || limits
+                        .repositories
+                        .iter()
+                        .any(|p| repo_pattern_matches(p, name)))
         }
     }
 }
@@ -266,6 +292,7 @@ mod tests {
     fn personal_access_tokens_narrow_their_user() {
         let limited = Subject::User(Principal {
             token: Some(TokenLimits {
+                token_id: 1,
                 actions: actions("pull"),
                 repositories: vec!["alice/web-*".into()],
             }),

@@ -24,6 +24,7 @@ mod gate;
 mod jwt;
 mod mount;
 mod oracle;
+mod pat_limits;
 mod seed;
 mod support;
 mod token;
