@@ -387,12 +387,12 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// of the same name is forgotten, so its name can be reused.
     async fn create_pat(&self, pat: &NewPat) -> Result<Pat, IdentityError>;
 
-    /// The unrevoked PAT whose secret hashes to `hash`, with its user.
-    /// Expiry is the caller's check.
     /// An unrevoked personal access token by id (expired ones included: the
     /// caller checks expiry).
     async fn pat_by_id(&self, id: i64) -> Result<Option<Pat>, IdentityError>;
 
+    /// The unrevoked PAT whose secret hashes to `hash`, with its user.
+    /// Expiry is the caller's check.
     async fn pat_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(Pat, User)>, IdentityError>;
 
     /// The user's unrevoked PATs (expired ones included), by name.
