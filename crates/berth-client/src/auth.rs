@@ -1,1 +1,0 @@
-//! The auth engine (being written).

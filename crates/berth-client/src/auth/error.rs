@@ -1,0 +1,166 @@
+//! Failures of the auth engine and the transport under it. Each message names
+//! what failed and what to do; none carries a secret (token service bodies are
+//! quoted only through the OCI error body's code and message).
+
+use berth_core::ParseError;
+
+/// What went wrong while reaching or authenticating to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+
+    /// The extra CA file could not be read or holds no usable certificate.
+    #[error("cannot use the CA file {path}: {reason}; give a PEM file of CA certificates")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A URL could not be built or parsed.
+    #[error("bad URL `{url}`: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+
+    /// The request did not reach the server or the answer was cut off.
+    #[error(
+        "request to {url} failed: {source}; check the network, proxy settings and the registry's address"
+    )]
+    Http {
+        /// Where the request went (no query string).
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// More than the allowed number of redirects.
+    #[error(
+        "more than {max} redirects starting at {url}; the registry or a proxy is misconfigured"
+    )]
+    TooManyRedirects {
+        /// The first URL.
+        url: String,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A `WWW-Authenticate` header that does not parse.
+    #[error("the registry {registry} sent an unreadable WWW-Authenticate challenge: {source}")]
+    Challenge {
+        /// The registry.
+        registry: String,
+        /// The parse failure (it quotes the header, which holds no secret).
+        #[source]
+        source: ParseError,
+    },
+
+    /// A Bearer challenge without a realm.
+    #[error("the registry {registry} asks for a bearer token but names no realm to get it from")]
+    NoRealm {
+        /// The registry.
+        registry: String,
+    },
+
+    /// A realm on plain HTTP for a registry that is neither on loopback nor
+    /// configured insecure.
+    #[error(
+        "the token realm {realm} of {registry} is not https: credentials would travel in clear text; \
+         refusing. Fix the registry's configuration, or mark the registry insecure if this network is trusted"
+    )]
+    InsecureRealm {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+    },
+
+    /// The token service refused the credentials (401).
+    #[error(
+        "the token service {realm} rejected the credentials for {registry} ({message}); \
+         check the username and password or log in again"
+    )]
+    BadCredentials {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The service's message, or the status.
+        message: String,
+    },
+
+    /// The token service refused the scopes asked for (403; GHCR answers so
+    /// for a token naming no repository).
+    #[error(
+        "the token service {realm} denied a token for {registry} with scope `{scope}` ({message}); \
+         the account may lack access, or the registry grants no token for this request"
+    )]
+    TokenDenied {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The scopes asked for (empty for none).
+        scope: String,
+        /// The service's message, or the status.
+        message: String,
+    },
+
+    /// An identity (refresh) token was refused by the OAuth2 endpoint, or the
+    /// endpoint does not exist; it cannot be sent any other way.
+    #[error(
+        "the token service {realm} refused the identity token for {registry} (HTTP {status}): \
+         it does not accept OAuth2 refresh tokens, or the token was revoked; log in again with a \
+         username and password"
+    )]
+    RefreshTokenRefused {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The HTTP status of the POST.
+        status: u16,
+    },
+
+    /// An identity token was held but the registry only accepts Basic.
+    #[error(
+        "the registry {registry} only accepts Basic credentials, and the credential held is an \
+         identity token; log in with a username and password"
+    )]
+    IdentityTokenOnBasic {
+        /// The registry.
+        registry: String,
+    },
+
+    /// Any other failure of the token service.
+    #[error(
+        "the token service {realm} failed for {registry} (HTTP {status}: {message}); try again later"
+    )]
+    TokenService {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's message, or a description of the body.
+        message: String,
+    },
+
+    /// The token service's answer is not a token response.
+    #[error("the token service {realm} sent an unreadable token response: {source}")]
+    TokenResponse {
+        /// The realm.
+        realm: String,
+        /// Why (never quotes a JSON body, which may hold a token).
+        #[source]
+        source: ParseError,
+    },
+}

@@ -1,1 +1,0 @@
-//! Registry operations (being written).

@@ -1,0 +1,17 @@
+//! berth-client's integration suite, one binary:
+//!
+//! - `berth`: against berth's own server in-process (token auth on).
+//! - `quirks`: fixture servers behaving as GHCR, Docker Hub, zot, Quay, ECR
+//!   and Basic-only registries do; each test fails if the quirk is mishandled.
+//! - `props`: properties of scope merging and cache keys.
+
+// `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test reports a failure by panicking, helpers included"
+)]
+
+mod berth;
+mod props;
+mod quirks;
+mod support;
