@@ -4,6 +4,7 @@
 //! and what to do), 2 on a usage error (clap's convention).
 
 mod admin;
+mod client;
 mod logging;
 mod serve;
 
@@ -24,6 +25,19 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Administer a running registry: users, organisations, robots, tokens, keys.
     Admin(admin::AdminArgs),
+    /// Log in to a registry: check the credential, then store it.
+    Login(client::login::LoginArgs),
+    /// Log out of a registry: remove its stored credential.
+    Logout(client::logout::LogoutArgs),
+    /// List a registry's repositories (/v2/_catalog).
+    Catalog(client::catalog::CatalogArgs),
+    /// List the tags of a repository.
+    Tags(client::tags::TagsArgs),
+    /// Print the digest of an image's manifest (or of its config).
+    Digest(client::digest::DigestArgs),
+    /// Understand how a registry authenticates (`auth explain REF`).
+    #[command(subcommand)]
+    Auth(client::auth::AuthCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +45,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Login(args) => client::finish(client::login::run(args)),
+        Command::Logout(args) => client::finish(client::logout::run(args)),
+        Command::Catalog(args) => client::finish(client::catalog::run(args)),
+        Command::Tags(args) => client::finish(client::tags::run(args)),
+        Command::Digest(args) => client::finish(client::digest::run(args)),
+        Command::Auth(command) => client::finish(client::auth::run(command)),
     }
 }

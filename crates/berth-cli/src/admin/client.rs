@@ -2,13 +2,17 @@
 //! that turns any answer into JSON or an error naming what went wrong.
 //!
 //! The connection is resolved from flags and variables before any I/O; the
-//! password only ever comes from `BERTH_PASSWORD`, never from a flag.
+//! password only ever comes from `BERTH_PASSWORD` or, when neither variable is
+//! set, the stored login of `berth login` for the registry's host; never from
+//! a flag.
 
 use std::fmt;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_client::credentials::{Credential, CredentialStore};
+use berth_core::reference::Registry;
 use reqwest::Method;
 use reqwest::Url;
 use serde_json::Value;
@@ -34,6 +38,7 @@ impl Connection {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (username, password) = match (var("BERTH_USERNAME"), var("BERTH_PASSWORD")) {
             (Some(u), Some(p)) => (u, p),
+            (None, None) if let Some(stored) = stored_login(&base)? => stored,
             (u, p) => {
                 let unset = match (u.is_none(), p.is_none()) {
                     (true, true) => "BERTH_USERNAME and BERTH_PASSWORD are not set",
@@ -41,7 +46,8 @@ impl Connection {
                     _ => "BERTH_PASSWORD is not set",
                 };
                 bail!(
-                    "{unset}: berth admin logs in with them. Set BERTH_USERNAME to an administrator's \
+                    "{unset}: berth admin logs in with them, or with the stored login of \
+                     `berth login <host>`. Set BERTH_USERNAME to an administrator's \
                      name and BERTH_PASSWORD to their password or personal access token, e.g. \
                      `export BERTH_USERNAME=admin; read -rs BERTH_PASSWORD; export BERTH_PASSWORD` \
                      (the password is never taken from a flag)"
@@ -191,6 +197,33 @@ impl Api {
             code: field("code"),
             message: field("message"),
         })
+    }
+}
+
+/// The login `berth login <host[:port]>` stored for the registry at `base`
+/// (a user name and password; an identity token cannot call the admin API).
+fn stored_login(base: &Url) -> anyhow::Result<Option<(String, String)>> {
+    let Some(host) = base.host_str() else {
+        return Ok(None);
+    };
+    let name = match base.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let Ok(registry) = Registry::parse(&name) else {
+        return Ok(None);
+    };
+    let key = registry.credential_key();
+    let found = CredentialStore::from_env()
+        .lookup(&key)
+        .with_context(|| format!("cannot read the stored login for {key}"))?;
+    match found {
+        Some(Credential::Basic { username, password }) => Ok(Some((username, password))),
+        Some(Credential::IdentityToken(_)) => bail!(
+            "the stored login for {key} is an identity token, which the admin API does not \
+             take; set BERTH_USERNAME and BERTH_PASSWORD, or `berth login {name} -u USER`"
+        ),
+        None => Ok(None),
     }
 }
 

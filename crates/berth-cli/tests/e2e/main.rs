@@ -14,6 +14,7 @@
 mod support;
 
 mod admin;
+mod client;
 mod crash;
 mod interop;
 mod oras;

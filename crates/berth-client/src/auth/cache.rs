@@ -149,12 +149,34 @@ impl CacheKey {
     }
 }
 
+/// Where a token's expiry came from (the module doc's order of trust).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpirySource {
+    /// The JWT's `exp` claim.
+    JwtExp,
+    /// The response's `issued_at` + `expires_in` (default 60 s when not sent).
+    IssuedAt,
+    /// The local time of receipt + `expires_in` (default 60 s when not sent).
+    Received,
+}
+
+impl fmt::Display for ExpirySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::JwtExp => "the JWT's exp claim",
+            Self::IssuedAt => "issued_at + expires_in",
+            Self::Received => "time of receipt + expires_in",
+        })
+    }
+}
+
 /// A token and what is known of its life.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CachedToken {
     token: String,
     fetched_at: SystemTime,
     expires_at: SystemTime,
+    expiry: ExpirySource,
     granted: Option<Scopes>,
 }
 
@@ -164,6 +186,7 @@ impl fmt::Debug for CachedToken {
             .field("token", &"<redacted>")
             .field("fetched_at", &self.fetched_at)
             .field("expires_at", &self.expires_at)
+            .field("expiry", &self.expiry)
             .field("granted", &self.granted)
             .finish()
     }
@@ -188,7 +211,11 @@ impl CachedToken {
             .issued_at_unix()
             .filter(|issued| *issued <= now_unix + MAX_ISSUED_AT_SKEW)
             .map(|issued| at_unix(issued) + lifetime);
-        let expires_at = from_exp.or(from_issued).unwrap_or(now + lifetime);
+        let (expires_at, expiry) = match (from_exp, from_issued) {
+            (Some(at), _) => (at, ExpirySource::JwtExp),
+            (None, Some(at)) => (at, ExpirySource::IssuedAt),
+            (None, None) => (now + lifetime, ExpirySource::Received),
+        };
         let granted = response
             .scope
             .as_deref()
@@ -198,6 +225,7 @@ impl CachedToken {
             token,
             fetched_at: now,
             expires_at,
+            expiry,
             granted,
         }
     }
@@ -208,6 +236,7 @@ impl CachedToken {
             token,
             fetched_at,
             expires_at,
+            expiry: ExpirySource::Received,
             granted: None,
         }
     }
@@ -220,6 +249,11 @@ impl CachedToken {
     /// When it expires.
     pub fn expires_at(&self) -> SystemTime {
         self.expires_at
+    }
+
+    /// Where its expiry came from.
+    pub fn expiry_source(&self) -> ExpirySource {
+        self.expiry
     }
 
     /// Its lifetime as seen when it was received.
@@ -386,7 +420,7 @@ fn at_unix(secs: i64) -> SystemTime {
 }
 
 /// The JSON payload of a JWT, unverified; `None` for an opaque token.
-fn jwt_payload(token: &str) -> Option<Value> {
+pub(crate) fn jwt_payload(token: &str) -> Option<Value> {
     let mut parts = token.split('.');
     let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -443,6 +477,7 @@ mod tests {
         let t = CachedToken::from_response(&response(r#"{"token":"opaque"}"#), now);
         assert_eq!(t.lifetime(), Duration::from_secs(60));
         assert_eq!(t.margin(), Duration::from_secs(6));
+        assert_eq!(t.expiry_source(), ExpirySource::Received);
         // JWT exp wins over expires_in.
         let token = jwt(
             r#"{"exp":1700000600,"access":[{"type":"repository","name":"a","actions":["pull"]}]}"#,
@@ -451,10 +486,12 @@ mod tests {
         let t = CachedToken::from_response(&response(&body), now);
         assert_eq!(t.lifetime(), Duration::from_secs(600));
         assert_eq!(t.granted().unwrap().to_string(), "repository:a:pull");
+        assert_eq!(t.expiry_source(), ExpirySource::JwtExp);
         // issued_at + expires_in.
         let body = r#"{"token":"x","expires_in":300,"issued_at":"2023-11-14T22:12:20Z"}"#;
         let t = CachedToken::from_response(&response(body), now);
         assert_eq!(t.expires_at(), at_unix(1_700_000_000 - 60 + 300));
+        assert_eq!(t.expiry_source(), ExpirySource::IssuedAt);
         // issued_at far in the future: distrusted.
         let body = r#"{"token":"x","expires_in":300,"issued_at":"2030-01-01T00:00:00Z"}"#;
         let t = CachedToken::from_response(&response(body), now);

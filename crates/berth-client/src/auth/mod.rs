@@ -24,11 +24,14 @@
 mod cache;
 mod error;
 mod scopes;
+mod trace;
 mod transport;
 
 pub use cache::{
-    CacheKey, CachedToken, Clock, ManualClock, Need, SystemClock, TokenCache, identity_of,
+    CacheKey, CachedToken, Clock, ExpirySource, ManualClock, Need, SystemClock, TokenCache,
+    identity_of,
 };
 pub use error::AuthError;
 pub use scopes::{DeleteAction, Operation, anonymous_subset, relevant_hint, request_scopes};
+pub use trace::{AuthorizationKind, Event, GrantKind, Observer};
 pub use transport::{Failure, Reply, Request, Transport, TransportOptions};

@@ -29,9 +29,10 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 
-use super::cache::{CacheKey, CachedToken, Need, TokenCache};
+use super::cache::{CacheKey, CachedToken, Need, TokenCache, jwt_payload};
 use super::error::AuthError;
-use super::scopes::{DeleteAction, Operation, request_scopes};
+use super::scopes::{DeleteAction, Operation, relevant_hint, request_scopes};
+use super::trace::{AuthorizationKind, Event, GrantKind, Observer};
 use crate::credentials::Credential;
 
 /// The most redirects followed for one request.
@@ -58,6 +59,9 @@ pub struct TransportOptions {
     pub user_agent: Option<String>,
     /// The connect timeout (default 30 s).
     pub connect_timeout: Option<Duration>,
+    /// Receives each step (requests, challenges, scopes, tokens), without
+    /// secrets: for verbose output and `berth auth explain`.
+    pub observer: Option<Observer>,
 }
 
 /// A request to send (bodies are in memory, so that retries can resend them).
@@ -180,6 +184,7 @@ pub struct Transport {
     plain_realm_allowed: bool,
     cache: Arc<TokenCache>,
     known: Mutex<Known>,
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -238,6 +243,7 @@ impl Transport {
             credential,
             cache: options.cache.unwrap_or_else(|| Arc::new(TokenCache::new())),
             known: Mutex::new(Known::Nothing),
+            observer: options.observer,
         })
     }
 
@@ -359,6 +365,12 @@ impl Transport {
         Ok(true)
     }
 
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(observer) = &self.observer {
+            observer.emit(&event());
+        }
+    }
+
     fn known(&self) -> Known {
         self.known
             .lock()
@@ -434,10 +446,12 @@ impl Transport {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        Challenges::parse_all(values).map_err(|source| AuthError::Challenge {
+        let challenges = Challenges::parse_all(values).map_err(|source| AuthError::Challenge {
             registry: self.registry.to_string(),
             source,
-        })
+        })?;
+        self.emit(|| Event::Challenges(challenges.clone()));
+        Ok(challenges)
     }
 
     /// Answers a 401: the next authorization to try, or `None` when nothing
@@ -529,7 +543,16 @@ impl Transport {
         hint: &Scopes,
         refused: Option<&str>,
     ) -> Result<CachedToken, AuthError> {
-        let scopes = request_scopes(operation, delete, hint, self.credential.is_none());
+        let anonymous = self.credential.is_none();
+        let scopes = request_scopes(operation, delete, hint, anonymous);
+        self.emit(|| Event::Scopes {
+            operation: operation.clone(),
+            needed: operation.scopes_with(delete),
+            hint: hint.clone(),
+            kept: relevant_hint(operation, hint),
+            anonymous,
+            requested: scopes.clone(),
+        });
         let key = self.key(realm, service, &scopes);
         let need = Need {
             duration: Duration::ZERO,
@@ -572,6 +595,21 @@ impl Transport {
             ..TokenRequest::default()
         };
         tracing::debug!(registry = %self.registry, realm, scope = %scopes, "asking for a token");
+        let grant = match &self.credential {
+            Some(Credential::IdentityToken(_)) => GrantKind::RefreshToken,
+            Some(Credential::Basic { .. }) => GrantKind::Basic,
+            None => GrantKind::Anonymous,
+        };
+        self.emit(|| Event::TokenRequest {
+            realm: shown(&url),
+            method: match grant {
+                GrantKind::RefreshToken => Method::POST,
+                _ => Method::GET,
+            },
+            grant,
+            service: service.map(str::to_owned),
+            scopes: scopes.clone(),
+        });
         let response = match &self.credential {
             Some(Credential::IdentityToken(refresh_token)) => {
                 ask.grant = Some(Grant::RefreshToken {
@@ -621,7 +659,16 @@ impl Transport {
                     realm: realm.to_owned(),
                     source,
                 })?;
-            return Ok(CachedToken::from_response(&parsed, self.cache.now()));
+            let token = CachedToken::from_response(&parsed, self.cache.now());
+            self.emit(|| Event::TokenReceived {
+                claims: jwt_payload(token.token()),
+                granted: token.granted().cloned(),
+                expires_in: parsed.expires_in,
+                expires_at: token.expires_at(),
+                lifetime: token.lifetime(),
+                expiry: token.expiry_source(),
+            });
+            return Ok(token);
         }
         let failure = Failure::read(response).await?;
         let message = failure.message();
@@ -672,11 +719,24 @@ impl Transport {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
+            self.emit(|| Event::Request {
+                method: method.clone(),
+                url: shown(&url),
+                authorization: match &auth {
+                    None => AuthorizationKind::None,
+                    Some(v) if v.as_bytes().starts_with(b"Basic") => AuthorizationKind::Basic,
+                    Some(_) => AuthorizationKind::Bearer,
+                },
+            });
             let response = builder.send().await.map_err(|source| AuthError::Http {
                 url: shown(&url),
                 source,
             })?;
             let status = response.status();
+            self.emit(|| Event::Response {
+                status: status.as_u16(),
+                url: shown(&url),
+            });
             let redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
             let location = response
                 .headers()

@@ -240,3 +240,62 @@ async fn concurrent_requests_share_one_token_fetch() {
         "one fetch in flight per key"
     );
 }
+
+/// The observer sees the whole flow (challenge, scopes, token request, the
+/// grant and its expiry source) and nothing secret.
+#[tokio::test]
+async fn the_observer_sees_each_step_without_secrets() {
+    use berth_client::auth::{Event, ExpirySource, GrantKind, Observer};
+    use std::sync::Mutex;
+
+    let berth = Berth::start().await;
+    berth.push_image("team/app", "v1", b"layer").await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let options = TransportOptions {
+        observer: Some(Observer::new(move |e: &Event| {
+            sink.lock().unwrap().push(e.clone());
+        })),
+        ..TransportOptions::default()
+    };
+    let client = berth.client_with(Some(admin()), options);
+    assert_eq!(client.tags(&repo("team/app"), None).await.unwrap(), ["v1"]);
+    let events = events.lock().unwrap().clone();
+    let all = format!("{events:?}");
+    assert!(!all.contains(crate::support::ADMIN_PASSWORD), "{all}");
+
+    let challenge = events.iter().find_map(|e| match e {
+        Event::Challenges(c) => c.bearer().cloned(),
+        _ => None,
+    });
+    let challenge = challenge.unwrap();
+    assert!(challenge.realm().unwrap().ends_with("/token"));
+    assert_eq!(challenge.scope(), Some("repository:team/app:pull"));
+    let requested = events.iter().find_map(|e| match e {
+        Event::Scopes {
+            requested, kept, ..
+        } => Some((requested.to_string(), kept.to_string())),
+        _ => None,
+    });
+    assert_eq!(
+        requested.unwrap(),
+        (
+            "repository:team/app:pull".to_owned(),
+            "repository:team/app:pull".to_owned()
+        )
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::TokenRequest {
+            grant: GrantKind::Basic,
+            ..
+        }
+    )));
+    let received = events.iter().find_map(|e| match e {
+        Event::TokenReceived { claims, expiry, .. } => Some((claims.clone(), *expiry)),
+        _ => None,
+    });
+    let (claims, expiry) = received.unwrap();
+    assert_eq!(expiry, ExpirySource::JwtExp);
+    assert_eq!(claims.unwrap()["sub"], "admin");
+}

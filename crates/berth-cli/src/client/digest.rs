@@ -1,0 +1,203 @@
+//! `berth digest REF`: the manifest digest of an image (or its config's).
+
+use anyhow::{Context, bail};
+use berth_client::client::RegistryClient;
+use berth_core::media_type::{DOCKER_MANIFEST_LIST, OCI_IMAGE_INDEX};
+use berth_core::{Digest, Reference, TagOrDigest};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::tags::parse_reference;
+use super::{Common, Output, block_on, connect, json_text, print_out};
+
+/// Print the digest of an image's manifest (HEAD, no download).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  berth digest registry.example.com/acme/app:1.0
+  berth digest alpine:3.20 --platform linux/arm64     # the child of the index
+  berth digest alpine:3.20 --platform linux/amd64 --config
+  berth digest acme/app:1.0 --full-ref                # acme/app:1.0@sha256:...
+
+For a multi-platform image (an index) the index's digest is printed unless
+--platform picks one of its images.
+
+Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
+pub struct DigestArgs {
+    /// The image, as [host[:port]/]name[:tag][@digest] (tag `latest` when none).
+    #[arg(value_name = "REF")]
+    reference: String,
+
+    /// For an index, the image of this platform: os/arch[/variant].
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+
+    /// Print the digest of the image's config instead (GETs the manifest).
+    #[arg(long, conflicts_with = "full_ref")]
+    config: bool,
+
+    /// Print the full reference, name:tag@digest.
+    #[arg(long)]
+    full_ref: bool,
+
+    /// Output format: the digest alone, or a JSON object with media type and size.
+    #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
+    output: Output,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The manifest chosen, and what is known of it.
+struct Chosen {
+    digest: Digest,
+    media_type: String,
+    size: u64,
+    platform: Option<String>,
+}
+
+/// Runs `berth digest`.
+pub fn run(args: DigestArgs) -> anyhow::Result<()> {
+    let reference = parse_reference(&args.reference)?;
+    let platform = args.platform.as_deref().map(parse_platform).transpose()?;
+    let client = connect(reference.registry(), &args.common)?;
+    let (chosen, config) = block_on(resolve(&client, &reference, platform, args.config))??;
+    let full = reference
+        .clone()
+        .with_digest(chosen.digest.clone())
+        .to_string();
+    match args.output {
+        Output::Json => {
+            let mut value = json!({
+                "reference": full,
+                "digest": chosen.digest.to_string(),
+                "mediaType": chosen.media_type,
+                "size": chosen.size,
+            });
+            if let Some(platform) = chosen.platform {
+                value["platform"] = json!(platform);
+            }
+            if let Some(config) = config {
+                value["config"] = json!(config.to_string());
+            }
+            print_out(&json_text(&value))
+        }
+        Output::Text => match config {
+            Some(config) => print_out(&format!("{config}\n")),
+            None if args.full_ref => print_out(&format!("{full}\n")),
+            None => print_out(&format!("{}\n", chosen.digest)),
+        },
+    }
+}
+
+/// `os/arch[/variant]`.
+fn parse_platform(text: &str) -> anyhow::Result<[String; 3]> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] if !os.is_empty() && !arch.is_empty() => {
+            Ok([(*os).to_owned(), (*arch).to_owned(), String::new()])
+        }
+        [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+            Ok([(*os).to_owned(), (*arch).to_owned(), (*variant).to_owned()])
+        }
+        _ => bail!("--platform {text:?} is not os/arch[/variant], such as linux/amd64"),
+    }
+}
+
+async fn resolve(
+    client: &RegistryClient,
+    reference: &Reference,
+    platform: Option<[String; 3]>,
+    want_config: bool,
+) -> anyhow::Result<(Chosen, Option<Digest>)> {
+    let repo = reference.repository();
+    let target = reference.tag_or_digest();
+    let head = client
+        .head_manifest(repo, &target)
+        .await
+        .with_context(|| format!("cannot find {reference}"))?;
+    let is_index = [OCI_IMAGE_INDEX, DOCKER_MANIFEST_LIST].contains(&media_type(&head.media_type));
+    let mut chosen = Chosen {
+        digest: head.digest,
+        media_type: head.media_type,
+        size: head.size,
+        platform: None,
+    };
+    if is_index && (platform.is_some() || want_config) {
+        let index = client
+            .get_manifest(repo, &TagOrDigest::Digest(chosen.digest.clone()), &[])
+            .await
+            .with_context(|| format!("cannot read the index of {reference}"))?;
+        let json: Value = serde_json::from_slice(&index.bytes)
+            .with_context(|| format!("the index of {reference} is not JSON"))?;
+        let children = json["manifests"].as_array().cloned().unwrap_or_default();
+        let name = |m: &Value| {
+            let p = &m["platform"];
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap_or("?"),
+                p["architecture"].as_str().unwrap_or("?")
+            );
+            if let Some(v) = p["variant"].as_str() {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        };
+        let Some([os, arch, variant]) = platform else {
+            let all: Vec<String> = children.iter().map(name).collect();
+            bail!(
+                "{reference} is a multi-platform index ({}); choose one with --platform",
+                all.join(", ")
+            );
+        };
+        let child = children.iter().find(|m| {
+            let p = &m["platform"];
+            p["os"] == os.as_str()
+                && p["architecture"] == arch.as_str()
+                && (variant.is_empty() || p["variant"] == variant.as_str())
+        });
+        let Some(child) = child else {
+            let all: Vec<String> = children.iter().map(name).collect();
+            bail!(
+                "{reference} has no image for {os}/{arch}{}; it has {}",
+                if variant.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{variant}")
+                },
+                all.join(", ")
+            );
+        };
+        let digest = child["digest"].as_str().unwrap_or_default();
+        chosen = Chosen {
+            digest: Digest::parse(digest)
+                .with_context(|| format!("the index of {reference} names a bad digest"))?,
+            media_type: child["mediaType"].as_str().unwrap_or_default().to_owned(),
+            size: child["size"].as_u64().unwrap_or_default(),
+            platform: Some(name(child)),
+        };
+    } else if platform.is_some() && !is_index {
+        eprintln!("note: {reference} is a single-platform image; --platform is not checked");
+    }
+    if !want_config {
+        return Ok((chosen, None));
+    }
+    let manifest = client
+        .get_manifest(repo, &TagOrDigest::Digest(chosen.digest.clone()), &[])
+        .await
+        .with_context(|| format!("cannot read the manifest of {reference}"))?;
+    let json: Value = serde_json::from_slice(&manifest.bytes)
+        .with_context(|| format!("the manifest of {reference} is not JSON"))?;
+    let config = json["config"]["digest"]
+        .as_str()
+        .with_context(|| format!("the manifest of {reference} names no config"))?;
+    let config = Digest::parse(config)
+        .with_context(|| format!("the manifest of {reference} names a bad config digest"))?;
+    Ok((chosen, Some(config)))
+}
+
+/// The media type without parameters.
+fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or_default().trim()
+}

@@ -1,0 +1,155 @@
+//! `berth login REGISTRY`: verify a credential against the registry's token
+//! service, then store it (docker's config.json or its credential helper).
+
+use std::io::{IsTerminal, Read};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::{Context, bail};
+use berth_client::auth::{AuthError, AuthorizationKind, Event, GrantKind, Observer};
+use berth_client::client::{ClientError, RegistryClient};
+use berth_client::credentials::{Credential, CredentialStore};
+use clap::Args;
+
+use super::{Common, block_on, parse_registry, print_out};
+
+/// Log in to a registry: check the credential, then store it.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  berth login registry.example.com -u alice              # prompts for the password
+  printf '%s\\n' \"$TOKEN\" | berth login ghcr.io -u alice --password-stdin
+
+The password is checked first: berth asks the registry's token service for a
+token with it, and stores nothing when it is refused. It is stored where docker
+keeps it: the credential helper docker's config.json names (credHelpers,
+credsStore), else the `auths` of $DOCKER_CONFIG/config.json (mode 0600).
+The password is never taken from a flag.
+
+Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
+pub struct LoginArgs {
+    /// The registry, as host[:port] (`docker.io` for Docker Hub).
+    #[arg(value_name = "REGISTRY")]
+    registry: String,
+
+    /// The user name (prompted for on a terminal when not given).
+    ///
+    /// With --password-stdin it is required, as stdin holds the password.
+    #[arg(short, long, value_name = "USER")]
+    username: Option<String>,
+
+    /// Read the password (or access token) from stdin.
+    ///
+    /// The whole of stdin is read; one trailing newline is dropped. Without
+    /// this flag the password is prompted for on the terminal, without echo.
+    #[arg(long)]
+    password_stdin: bool,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `berth login`.
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    // Resolved before any I/O: a bad registry fails before a prompt.
+    let registry = parse_registry(&args.registry)?;
+    let key = registry.credential_key();
+    let interactive = std::io::stdin().is_terminal();
+    let username = match args.username {
+        Some(u) if !u.is_empty() => u,
+        _ if args.password_stdin || !interactive => {
+            bail!("no user name: give it with -u USER (stdin is not a terminal to ask on)")
+        }
+        _ => {
+            eprint!("Username: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the user name")?;
+            line.trim().to_owned()
+        }
+    };
+    if username.is_empty() {
+        bail!("the user name is empty; give it with -u USER");
+    }
+    let password = if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the password from stdin")?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        text.strip_suffix('\r').unwrap_or(text).to_owned()
+    } else if interactive {
+        rpassword::prompt_password(format!("Password for {username}@{key}: "))
+            .context("cannot read the password from the terminal")?
+    } else {
+        bail!(
+            "stdin is not a terminal: pass the password on stdin with --password-stdin \
+             (it is never taken from a flag)"
+        );
+    };
+    if password.is_empty() {
+        bail!("the password is empty; nothing stored");
+    }
+    let credential = Credential::Basic {
+        username: username.clone(),
+        password,
+    };
+
+    // Did the registry ask for the credential at all? (An open registry
+    // does not, and then nothing could be verified.)
+    let presented = Arc::new(Mutex::new(false));
+    let seen = presented.clone();
+    let mut options = args.common.options();
+    let inner = options.observer.take();
+    options.observer = Some(Observer::new(move |event: &Event| {
+        let used = matches!(
+            event,
+            Event::TokenRequest {
+                grant: GrantKind::Basic,
+                ..
+            } | Event::Request {
+                authorization: AuthorizationKind::Basic,
+                ..
+            }
+        );
+        if used {
+            *seen.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        }
+        if let Some(inner) = &inner {
+            inner.emit(event);
+        }
+    }));
+    let client = RegistryClient::new(registry.clone(), Some(credential.clone()), options)
+        .with_context(|| format!("cannot set up a client for {registry}"))?;
+    match block_on(client.ping())? {
+        Ok(_) => {}
+        Err(ClientError::Auth(AuthError::BadCredentials { realm, .. })) => bail!(
+            "login to {registry} failed: the token service {realm} refused the user name or \
+             password of {username} (401); nothing stored. Check them (a personal access token \
+             is used as the password)"
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot verify the credential against {registry}; nothing stored")
+            });
+        }
+    }
+    if !*presented.lock().unwrap_or_else(PoisonError::into_inner) {
+        eprintln!(
+            "note: {registry} did not ask for credentials (an open registry?); stored without \
+             verification"
+        );
+    }
+    let store = CredentialStore::from_env();
+    let source = store
+        .store(&key, &credential)
+        .with_context(|| format!("cannot store the credential for {key}"))?;
+    if let Some(winner) = store.source(&key)
+        && winner != source.to_string()
+    {
+        eprintln!("note: {winner} also holds a credential for {key}, and it is used first");
+    }
+    print_out(&format!(
+        "logged in to {registry} as {username}; credential stored in {source}\n"
+    ))
+}

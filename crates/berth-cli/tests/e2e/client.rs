@@ -1,0 +1,194 @@
+//! The client commands (`login`, `logout`, `catalog`, `tags`, `digest`,
+//! `auth explain`, and `admin` on the stored login) against a real
+//! `berth serve`, with every credentials file in a temporary directory.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+
+use crate::support::{ADMIN_PASSWORD, Server, admin_creds, peer, run, write_layout};
+
+/// `berth <args>` with docker's and podman's files under `home`, and no
+/// credential from the environment.
+fn berth(home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(args)
+        .env("HOME", home.join("home"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("NO_COLOR", "1")
+        .env_remove("BERTH_USERNAME")
+        .env_remove("BERTH_PASSWORD")
+        .env_remove("BERTH_REGISTRY");
+    command
+}
+
+fn output(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `berth <args>`, which must succeed; its stdout.
+fn ok(home: &Path, args: &[&str], stdin: &str) -> String {
+    let out = output(berth(home, args), stdin);
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `berth <args>`, which must exit 1; its stderr.
+fn fails(home: &Path, args: &[&str], stdin: &str) -> String {
+    let out = output(berth(home, args), stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn login_list_inspect_explain_logout() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = Server::start(data.path());
+    let host = server.addr.as_str();
+    let config = home.join("docker/config.json");
+
+    // A wrong password: refused by the token service, nothing written.
+    let err = fails(
+        home,
+        &["login", host, "-u", "admin", "--password-stdin"],
+        "not-the-password\n",
+    );
+    assert!(err.contains("refused"), "{err}");
+    assert!(err.contains("nothing stored"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!config.exists(), "nothing written after a refused login");
+
+    // The right one: verified, then stored in config.json, mode 0600.
+    let said = ok(
+        home,
+        &["login", host, "-u", "admin", "--password-stdin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert!(said.contains(&config.display().to_string()), "{said}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(stored["auths"][host]["auth"].is_string(), "{stored}");
+
+    // An image, pushed with skopeo.
+    let layout = write_layout(&work.path().join("src"), "v1", 4096, 11);
+    run(Command::new(peer("skopeo"))
+        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+        .args(["--dest-creds", &admin_creds()])
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(format!("docker://{host}/e2e/client:v1")));
+    let image = format!("{host}/e2e/client");
+    let digest = layout.manifest.to_string();
+
+    assert_eq!(ok(home, &["tags", &image], ""), "v1\n");
+    let tags: serde_json::Value =
+        serde_json::from_str(&ok(home, &["tags", &image, "--output", "json"], "")).unwrap();
+    assert_eq!(tags, json!({"name": "e2e/client", "tags": ["v1"]}));
+    assert_eq!(
+        ok(home, &["catalog", host, "--limit", "1"], ""),
+        "e2e/client\n"
+    );
+    let catalog: serde_json::Value =
+        serde_json::from_str(&ok(home, &["catalog", host, "--output", "json"], "")).unwrap();
+    assert_eq!(catalog, json!({"repositories": ["e2e/client"]}));
+
+    let tagged = format!("{image}:v1");
+    assert_eq!(ok(home, &["digest", &tagged], ""), format!("{digest}\n"));
+    assert_eq!(
+        ok(home, &["digest", &tagged, "--full-ref"], ""),
+        format!("{tagged}@{digest}\n")
+    );
+    assert_eq!(
+        ok(home, &["digest", &tagged, "--config"], ""),
+        format!("{}\n", layout.blobs[0])
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(home, &["digest", &tagged, "--output", "json"], "")).unwrap();
+    assert_eq!(inspected["digest"], digest.as_str());
+    assert_eq!(inspected["reference"], format!("{tagged}@{digest}"));
+    assert_eq!(
+        inspected["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    // -v traces to stderr without secrets.
+    let out = output(berth(home, &["tags", &image, "-v"]), "");
+    assert!(out.status.success());
+    let trace = String::from_utf8(out.stderr).unwrap();
+    assert!(trace.contains("Bearer <redacted>"), "{trace}");
+    assert!(!trace.contains(ADMIN_PASSWORD), "{trace}");
+
+    // auth explain: realm, scope, expiry source; no password, no token.
+    let explained = ok(home, &["auth", "explain", &tagged], "");
+    let realm = server.url("/token");
+    assert!(explained.contains(&format!("realm={realm}")), "{explained}");
+    assert!(
+        explained.contains("scope requested: repository:e2e/client:pull"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("from the JWT's exp claim"),
+        "{explained}"
+    );
+    assert!(explained.contains("sub=admin"), "{explained}");
+    assert!(explained.contains("docker config"), "{explained}");
+    assert!(!explained.contains(ADMIN_PASSWORD), "{explained}");
+    assert!(!explained.contains("eyJ"), "no JWT printed: {explained}");
+
+    // berth admin falls back to the stored login.
+    let keys = ok(
+        home,
+        &[
+            "admin",
+            "--registry",
+            &server.url(""),
+            "keys",
+            "export-root",
+        ],
+        "",
+    );
+    assert!(keys.contains("BEGIN CERTIFICATE"), "{keys}");
+
+    // logout removes the entry; the private repository is then out of reach.
+    let said = ok(home, &["logout", host], "");
+    assert!(said.contains("removed"), "{said}");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(stored["auths"].get(host).is_none(), "{stored}");
+    let err = fails(home, &["tags", &image], "");
+    assert!(err.starts_with("berth: cannot list the tags"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
