@@ -5,25 +5,27 @@
 #
 #   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
 #   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
-#   bash bench/run.sh --only catalog    one section: load | transfer | catalog
+#   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog
+#                                       (not recorded)
 #
 # Everything it starts it stops (trap on EXIT), and it stops nothing else.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash bench/run.sh [--quick] [--only load|transfer|catalog] [--record]
+usage: bash bench/run.sh [--quick] [--only load|auth|transfer|catalog] [--record]
                          [--runs N] [--perf DIR]
 
   --quick       small sizes: 64 MiB blob, 2 s load runs, 1 run each,
                 200 and 2,000 repositories for the catalog
   --only S      run one section: load (GET manifest, HEAD blob),
+                auth (GET manifest with credentials, token issuance),
                 transfer (dd, push, pull, RSS), catalog
-  --record      append the table to BENCHMARKS.md also with --quick
-                (a full run always appends)
+  --record      append the table to BENCHMARKS.md also with --quick or
+                --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
   --perf DIR    record `perf record -g` of berth during its first run of
-                each load measurement and of the push, into DIR
+                each load and auth measurement and of the push, into DIR
 Environment: OHA (path to oha), BENCH_TMPDIR (where the temp dir goes).
 EOF
 }
@@ -42,7 +44,7 @@ while (($#)); do
     esac
     shift
 done
-case $ONLY in ""|load|transfer|catalog) ;; *) echo "run.sh: --only load|transfer|catalog" >&2; exit 2 ;; esac
+case $ONLY in ""|load|auth|transfer|catalog) ;; *) echo "run.sh: --only load|auth|transfer|catalog" >&2; exit 2 ;; esac
 
 if ((QUICK)); then
     BLOB_MIB=64 DUR=2 WARM=0 N_SMALL=200 N_LARGE=2000
@@ -52,6 +54,7 @@ else
     RUNS=${RUNS:-3}
 fi
 CONNS=(32 256)        # GET manifest / HEAD blob
+AUTH_CONNS=32         # GET manifest with credentials, token issuance
 CAT_CONNS=8           # catalog pages
 NOISE_MAX=0.25        # CPU cores used by outsiders during a run before we warn
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
@@ -114,6 +117,7 @@ setup_tools() {
     command -v docker-registry >/dev/null || need+=(docker-registry)
     command -v wrk >/dev/null || need+=(wrk)
     command -v curl >/dev/null || need+=(curl)
+    if want auth; then command -v htpasswd >/dev/null || need+=(apache2-utils); fi
     if ((${#need[@]})); then
         local sudo=()
         ((EUID == 0)) || sudo=(sudo)
@@ -138,7 +142,8 @@ setup_tools() {
     BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
     [[ -x $BERTH ]] || { log "no binary at $BERTH"; exit 1; }
     # distribution runs without auth; so does berth, where it has a switch
-    # for it (its token service needs a bearer token on every request).
+    # for it (its token service needs a bearer token on every request). The
+    # auth section starts both with credentials checked (start_server ... auth).
     BERTH_OPEN=()
     if "$BERTH" serve --help 2>/dev/null | grep -q -- '--access-control'; then
         BERTH_OPEN=(--access-control false)
@@ -150,12 +155,18 @@ free_port() { python3 "$LIB/reg.py" free-port; }
 # Servers: PID[name], URL[name]. Names: <section>-berth, <section>-distribution.
 declare -A PID URL
 
-start_server() { # kind (berth|distribution) name
-    local kind=$1 name=$2 port dir
+# With "auth": berth with access control on (administrator admin, password
+# AUTH_PW), distribution with htpasswd (user admin, bcrypt cost 5, password
+# AUTH_PW); their idle RSS is not recorded (that row is the open servers').
+start_server() { # kind (berth|distribution) name [auth]
+    local kind=$1 name=$2 auth=${3:-} port dir
     port=$(free_port)
     dir=$TMP/$name
     mkdir -p "$dir/data"
-    if [[ $kind == berth ]]; then
+    if [[ $kind == berth && -n $auth ]]; then
+        env RUST_LOG=warn BERTH_ADMIN_PASSWORD="$AUTH_PW" "$BERTH" serve \
+            --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/log" 2>&1 &
+    elif [[ $kind == berth ]]; then
         env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
             "${BERTH_OPEN[@]}" >"$dir/log" 2>&1 &
     else
@@ -175,6 +186,15 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOF
+        if [[ -n $auth ]]; then
+            printf '%s\n' "$AUTH_PW" | htpasswd -i -B -C 5 -c "$dir/htpasswd" admin 2>/dev/null
+            cat >>"$dir/config.yml" <<EOF
+auth:
+  htpasswd:
+    realm: bench
+    path: $dir/htpasswd
+EOF
+        fi
         docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
     fi
     PID[$name]=$!
@@ -184,6 +204,7 @@ EOF
         log "$name did not start; its log:"; cat "$dir/log" >&2; exit 1
     fi
     sleep 1
+    [[ -z $auth ]] || return 0
     local rss hwm
     read -r rss hwm < <(python3 "$LIB/procwatch.py" status "${PID[$name]}")
     record rss.idle "RSS idle after start (MiB)" "$kind" "$(mb "$rss")"
@@ -241,8 +262,11 @@ perf_stop() { # name
 }
 
 # ---------------------------------------------------------------- 1. load
-run_wrk() { # out conns url [header]
-    wrk -t2 -c"$2" -d"${DUR}s" --latency -H "Accept: $OCI_MANIFEST" "$3" >"$1" 2>&1
+run_wrk() { # out conns url [header...]
+    local out=$1 conns=$2 url=$3 h hs=()
+    shift 3
+    for h in "$@"; do hs+=(-H "$h"); done
+    wrk -t2 -c"$conns" -d"${DUR}s" --latency -H "Accept: $OCI_MANIFEST" "${hs[@]}" "$url" >"$out" 2>&1
 }
 run_oha_head() { # out conns url
     "$OHA" -z "${DUR}s" -c "$2" -m HEAD --no-tui --output-format json "$3" >"$1" 2>"$1.err"
@@ -293,7 +317,132 @@ section_load() {
     for reg in berth distribution; do stop_server "load-$reg"; done
 }
 
-# ---------------------------------------------------------------- 2. transfer
+# ---------------------------------------------------------------- 2. auth
+# GET manifest with credentials checked: berth with access control on and a
+# pull token (issued before each run, sent as Bearer), distribution with
+# htpasswd (Basic on every request, bcrypt cost 5). Then berth's token service:
+# a pull token for a public repository, anonymously and with a personal access
+# token as the Basic password (distribution has no token service of its own).
+expect_code() { # what expected-code url [header...]
+    local what=$1 expected=$2 url=$3 h hs=() code
+    shift 3
+    for h in "$@"; do hs+=(-H "$h"); done
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "${hs[@]}" "$url")
+    [[ $code == "$expected" ]] || { log "$what answered $code, expected $expected"; exit 1; }
+}
+
+check_grant() { # what token
+    local access
+    access=$(python3 "$LIB/reg.py" access "$2")
+    [[ $access == "repository:$AUTH_REPO:pull" ]] ||
+        { log "$1 grants \"$access\", not repository:$AUTH_REPO:pull"; exit 1; }
+}
+
+# A pull token from berth's token service for the administrator -> AUTH_TOKEN.
+pull_token() { # name
+    AUTH_TOKEN=$(python3 "$LIB/reg.py" token "${URL[$1]}" "repository:$AUTH_REPO:pull" --basic "admin:$AUTH_PW")
+    check_grant "the administrator's pull token" "$AUTH_TOKEN"
+}
+
+# The token request answers 200 with a token that grants the pull.
+check_token_url() { # what url [header...]
+    local what=$1 url=$2 h hs=() out code
+    shift 2
+    for h in "$@"; do hs+=(-H "$h"); done
+    out=$(curl -sS -w '\n%{http_code}' "${hs[@]}" "$url")
+    code=${out##*$'\n'} out=${out%$'\n'*}
+    [[ $code == 200 ]] || { log "$what: token request answered $code: ${out:0:300}"; exit 1; }
+    check_grant "$what" "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$out")"
+}
+
+section_auth() {
+    log "== auth: GET manifest with credentials (berth Bearer, distribution htpasswd Basic); berth token issuance"
+    local reg name tok_url pat basic_admin basic_pat out rps p99 mean bad r test what key
+    local -a hdr=()
+    declare -A MAN HDR
+    AUTH_PW=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+    AUTH_REPO=admin/small   # on berth, admin owns the admin/ namespace
+    basic_admin="Authorization: Basic $(printf '%s' "admin:$AUTH_PW" | base64 -w0)"
+    for reg in berth distribution; do start_server "$reg" "auth-$reg" auth; done
+
+    name=auth-berth
+    MAN[berth]=${URL[$name]}/v2/$AUTH_REPO/manifests/v1
+    AUTH_TOKEN=$(python3 "$LIB/reg.py" token "${URL[$name]}" "repository:$AUTH_REPO:pull,push" --basic "admin:$AUTH_PW")
+    python3 "$LIB/reg.py" push-image "${URL[$name]}" "$AUTH_REPO" v1 --auth "Bearer $AUTH_TOKEN" >/dev/null
+    python3 "$LIB/reg.py" api "${URL[$name]}" PUT /api/v1/repositories/visibility \
+        "{\"repository\": \"$AUTH_REPO\", \"visibility\": \"public\"}" --basic "admin:$AUTH_PW" >/dev/null
+    pat=$(python3 "$LIB/reg.py" api "${URL[$name]}" POST /api/v1/users/admin/tokens \
+        '{"name": "bench", "actions": ["pull", "push"]}' --basic "admin:$AUTH_PW" --field secret)
+    basic_pat="Authorization: Basic $(printf '%s' "bench:$pat" | base64 -w0)"
+    tok_url=$(python3 "$LIB/reg.py" token-url "${URL[$name]}" "repository:$AUTH_REPO:pull")
+    pull_token "$name"
+    HDR[berth]="Authorization: Bearer $AUTH_TOKEN"
+    expect_code "berth: GET manifest without a token" 401 "${MAN[berth]}" "Accept: $OCI_MANIFEST"
+    expect_code "berth: GET manifest with a pull token" 200 "${MAN[berth]}" "Accept: $OCI_MANIFEST" "${HDR[berth]}"
+    check_token_url "berth: anonymous token" "$tok_url"
+    check_token_url "berth: token for a personal access token" "$tok_url" "$basic_pat"
+
+    name=auth-distribution
+    MAN[distribution]=${URL[$name]}/v2/$AUTH_REPO/manifests/v1
+    HDR[distribution]=$basic_admin
+    python3 "$LIB/reg.py" push-image "${URL[$name]}" "$AUTH_REPO" v1 --auth "${basic_admin#Authorization: }" >/dev/null
+    expect_code "distribution: GET manifest without credentials" 401 "${MAN[distribution]}" "Accept: $OCI_MANIFEST"
+    expect_code "distribution: GET manifest with Basic" 200 "${MAN[distribution]}" "Accept: $OCI_MANIFEST" "${HDR[distribution]}"
+
+    if ((WARM)); then
+        for reg in berth distribution; do
+            wrk -t2 -c"$AUTH_CONNS" -d"${WARM}s" -H "Accept: $OCI_MANIFEST" -H "${HDR[$reg]}" "${MAN[$reg]}" >/dev/null 2>&1
+        done
+        wrk -t2 -c"$AUTH_CONNS" -d"${WARM}s" "$tok_url" >/dev/null 2>&1
+        wrk -t2 -c"$AUTH_CONNS" -d"${WARM}s" -H "$basic_pat" "$tok_url" >/dev/null 2>&1
+    fi
+
+    what="GET manifest with credentials (berth: Bearer token, distribution: htpasswd Basic), $AUTH_CONNS conns"
+    for ((r = 1; r <= RUNS; r++)); do
+        for reg in berth distribution; do
+            name=auth-$reg
+            if [[ $reg == berth ]]; then
+                pull_token "$name"   # a fresh token before each run (it lives 300 s)
+                HDR[berth]="Authorization: Bearer $AUTH_TOKEN"
+            fi
+            out=$TMP/authget-$reg-$r.out
+            if [[ $reg == berth && $r == 1 ]]; then perf_start "authget-c$AUTH_CONNS" "${PID[$name]}"; fi
+            measured "GET manifest with credentials c=$AUTH_CONNS $reg #$r" \
+                run_wrk "$out" "$AUTH_CONNS" "${MAN[$reg]}" "${HDR[$reg]}"
+            if [[ $reg == berth && $r == 1 ]]; then perf_stop "authget-c$AUTH_CONNS"; fi
+            read -r rps p99 mean bad < <(python3 "$LIB/stats.py" wrk "$out")
+            record "authget.c$AUTH_CONNS.rps" "$what (req/s)" "$reg" "$rps"
+            record "authget.c$AUTH_CONNS.p99" "$what: p99 (ms)" "$reg" "$p99"
+            ((bad == 0)) || warn "GET manifest with credentials c=$AUTH_CONNS $reg #$r: $bad error responses or socket errors"
+        done
+    done
+
+    # berth only; the two kinds of token request alternate.
+    for ((r = 1; r <= RUNS; r++)); do
+        for test in anon pat; do
+            if [[ $test == anon ]]; then
+                what="token issuance (GET /token), anonymous, public repository, $AUTH_CONNS conns"
+                hdr=()
+            else
+                what="token issuance (GET /token), personal access token as Basic password, $AUTH_CONNS conns"
+                hdr=("$basic_pat")
+            fi
+            key=token.$test.c$AUTH_CONNS
+            out=$TMP/token-$test-$r.out
+            if [[ $r == 1 ]]; then perf_start "token-$test-c$AUTH_CONNS" "${PID[auth-berth]}"; fi
+            measured "token issuance $test c=$AUTH_CONNS berth #$r" \
+                run_wrk "$out" "$AUTH_CONNS" "$tok_url" "${hdr[@]}"
+            if [[ $r == 1 ]]; then perf_stop "token-$test-c$AUTH_CONNS"; fi
+            read -r rps p99 mean bad < <(python3 "$LIB/stats.py" wrk "$out")
+            record "$key.rps" "$what (req/s)" berth "$rps"
+            record "$key.p99" "$what: p99 (ms)" berth "$p99"
+            ((bad == 0)) || warn "token issuance $test c=$AUTH_CONNS berth #$r: $bad error responses or socket errors"
+        done
+    done
+    for reg in berth distribution; do stop_server "auth-$reg"; done
+}
+
+# ---------------------------------------------------------------- 3. transfer
 # Peak VmRSS of server $1 while "${@:2}" runs; sets RSS_PEAK (kB) and RSS_HWM (kB).
 with_rss() {
     local pid=$1 wpid
@@ -376,7 +525,7 @@ section_transfer() {
     rm -f "$TMP/blob"
 }
 
-# ---------------------------------------------------------------- 3. catalog
+# ---------------------------------------------------------------- 4. catalog
 make_repos() { # name start count -> CREATE_RATE
     local out n secs
     out=$(python3 "$LIB/reg.py" mkrepos "${URL[$1]}" catalog/r "$2" "$3" --workers 16)
@@ -457,6 +606,7 @@ main() {
     : >"$TMP/warnings.txt"
     log "temp dir $TMP; runs=$RUNS duration=${DUR}s blob=${BLOB_MIB} MiB catalog=$N_SMALL/$N_LARGE"
     want load && section_load
+    want auth && section_auth
     want transfer && section_transfer
     want catalog && section_catalog
 
@@ -478,7 +628,7 @@ main() {
     } >"$TMP/report.md"
     echo
     cat "$TMP/report.md"
-    if ((!QUICK || RECORD)); then
+    if ((RECORD)) || [[ $QUICK == 0 && -z $ONLY ]]; then
         local bm=$ROOT/BENCHMARKS.md
         if [[ ! -f $bm ]]; then
             cat >"$bm" <<'EOF'
@@ -489,9 +639,9 @@ main() {
 dir, in the same run: berth and distribution alternate, each metric is the
 median of 3 runs per registry, and the "Noise" line under each table counts
 the runs during which processes outside the harness used more than a quarter
-of a CPU core. Neither registry checks credentials (distribution has no auth
-configured, berth runs with `--access-control false`), so the token path is
-not measured.
+of a CPU core. Except in the auth measurements (5. below), neither registry
+checks credentials (distribution has no auth configured, berth runs with
+`--access-control false`).
 
 What is measured:
 
@@ -509,11 +659,21 @@ What is measured:
    (berth only; distribution walks its filesystem per request) 100,000.
    Each repository is created by a cross-repository mount of one tiny blob
    (`bench/lib/reg.py mkrepos`: 16 keep-alive clients in 4 processes).
+5. With credentials checked, at 32 connections, 10 s each (wrk): `GET
+   /v2/<name>/manifests/<tag>` on berth with access control on, sending
+   `Authorization: Bearer <pull token>` (a fresh token before each run), and on
+   distribution with `auth.htpasswd` (bcrypt cost 5, `htpasswd -B`), sending
+   `Authorization: Basic` (distribution checks bcrypt on every request);
+   and, the same as % of the GET manifest rate without credentials (1.). Then
+   berth's token service, `GET /token?service=...&scope=repository:<name>:pull`
+   for a public repository: anonymously, and with a personal access token as
+   the Basic password. Distribution has no token service of its own: "—".
 
 `bash bench/run.sh --quick` is the CI smoke run (64 MiB, 2 s runs, 1 run,
 200/2,000 repositories, under 2 minutes; appends here only with `--record`).
-`--only load|transfer|catalog` runs one section; `--perf DIR` records berth
-with `perf` during its first run of each load test and the first push.
+`--only load|auth|transfer|catalog` runs one section (appends here only with
+`--record`); `--perf DIR` records berth with `perf` during its first run of
+each load and auth test and the first push.
 
 The numbers come from a shared, noisy 2-core machine on which the load
 generator, the server and other people's work compete for the same cores:

@@ -4,22 +4,36 @@
 Subcommands:
   free-port                      print a free TCP port on 127.0.0.1
   wait URL SECS                  wait until GET URL/v2/ answers (any HTTP status)
-  push-image URL NAME TAG        push config + 1 MiB layer + OCI manifest;
+  push-image URL NAME TAG [--auth VALUE]
+                                 push config + 1 MiB layer + OCI manifest, sending
+                                 `Authorization: VALUE` on every request if given;
                                  prints "<layer digest> <manifest digest>"
   mkrepos URL PREFIX START COUNT [--workers N]
                                  create repositories PREFIX<i> (i zero-padded to 7
                                  digits) by pushing one tiny blob to each, over
                                  keep-alive connections; prints "<count> <seconds>"
   upload-url URL NAME            POST a new upload session, print its absolute Location
+  token-url URL SCOPE            the token request for SCOPE, from the Bearer challenge
+                                 of GET URL/v2/: "<realm>?service=<service>&scope=<SCOPE>"
+  token URL SCOPE [--basic USER:PASSWORD]
+                                 get a token for SCOPE from that URL (anonymously
+                                 without --basic); prints the token
+  access TOKEN                   print the `access` claim of a JWT, one
+                                 "<type>:<name>:<actions>" a line (not verified)
+  api URL METHOD PATH [BODY] --basic USER:PASSWORD [--field F]
+                                 call the admin API with a JSON body; prints the
+                                 answer, or its field F; non-2xx is an error
 
 Only 127.0.0.1 targets are accepted.
 """
 
+import base64
 import hashlib
 import http.client
 import json
 import multiprocessing
 import os
+import re
 import socket
 import sys
 import threading
@@ -48,18 +62,26 @@ def digest_of(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def basic(userpass):
+    return "Basic " + base64.b64encode(userpass.encode()).decode()
+
+
 class Client:
-    def __init__(self, url):
+    def __init__(self, url, auth=None):
         self.host, self.port = parse_base(url)
         self.conn = None
+        self.auth = auth  # an Authorization header value sent with every request
 
     def request(self, method, path, body=None, headers=None):
         """One request on a keep-alive connection (reconnects once on a dropped one)."""
+        headers = dict(headers or {})
+        if self.auth:
+            headers["Authorization"] = self.auth
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
             try:
-                self.conn.request(method, path, body=body, headers=headers or {})
+                self.conn.request(method, path, body=body, headers=headers)
                 resp = self.conn.getresponse()
                 data = resp.read()
                 if resp.getheader("Connection", "").lower() == "close":
@@ -130,8 +152,8 @@ def cmd_wait(url, secs):
     die(f"{url} did not answer within {secs} s")
 
 
-def cmd_push_image(url, name, tag):
-    c = Client(url)
+def cmd_push_image(url, name, tag, auth=None):
+    c = Client(url, auth)
     layer = os.urandom(1 << 20)
     layer_digest = digest_of(layer)
     config = json.dumps(
@@ -225,6 +247,63 @@ def cmd_upload_url(url, name):
     print(f"http://{c.host}:{c.port}{c.location_path(resp)}")
 
 
+def challenge_params(value):
+    """The parameters of a `Bearer k="v",...` challenge."""
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() != "bearer":
+        die(f"expected a Bearer challenge, got {value!r}")
+    return dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def cmd_token_url(url, scope, quiet=False):
+    c = Client(url)
+    status, resp, _ = c.request("GET", "/v2/")
+    if status != 401:
+        die(f"GET {url}/v2/ answered {status}, not 401: is access control on?")
+    params = challenge_params(resp.getheader("WWW-Authenticate", ""))
+    realm = params.get("realm", "")
+    parse_base(realm)  # the token service must be on 127.0.0.1 too
+    q = urllib.parse.urlencode({"service": params.get("service", ""), "scope": scope}, safe=":/,")
+    out = f"{realm}?{q}"
+    if not quiet:
+        print(out)
+    return out
+
+
+def cmd_token(url, scope, basic_creds=None):
+    token_url = cmd_token_url(url, scope, quiet=True)
+    u = urllib.parse.urlsplit(token_url)
+    c = Client(token_url, basic(basic_creds) if basic_creds else None)
+    status, _, body = c.request("GET", f"{u.path}?{u.query}")
+    if status != 200:
+        die(f"GET {token_url}: {status} {body[:300]!r}")
+    print(json.loads(body)["token"])
+
+
+def cmd_access(token):
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    for a in claims.get("access") or []:
+        print(f"{a['type']}:{a['name']}:{','.join(a.get('actions') or [])}")
+
+
+def cmd_api(url, method, path, body="", creds=None, field=None):
+    if not creds:
+        die("api needs --basic USER:PASSWORD")
+    c = Client(url, basic(creds))
+    data = body.encode()
+    headers = {"Content-Length": str(len(data))}
+    if data:
+        headers["Content-Type"] = "application/json"
+    status, _, answer = c.request(method, path, body=data or None, headers=headers)
+    if not 200 <= status < 300:
+        die(f"{method} {path}: {status} {answer[:300]!r}")
+    if field:
+        print(json.loads(answer)[field])
+    elif answer:
+        print(answer.decode())
+
+
 def main(argv):
     if not argv:
         die(__doc__)
@@ -241,11 +320,19 @@ def main(argv):
     elif cmd == "wait":
         cmd_wait(*args)
     elif cmd == "push-image":
-        cmd_push_image(*args)
+        cmd_push_image(*args, auth=opts.get("auth"))
     elif cmd == "mkrepos":
         cmd_mkrepos(*args, **opts)
     elif cmd == "upload-url":
         cmd_upload_url(*args)
+    elif cmd == "token-url":
+        cmd_token_url(*args)
+    elif cmd == "token":
+        cmd_token(*args, basic_creds=opts.get("basic"))
+    elif cmd == "access":
+        cmd_access(*args)
+    elif cmd == "api":
+        cmd_api(*args, creds=opts.get("basic"), field=opts.get("field"))
     else:
         die(f"unknown command {cmd!r}\n{__doc__}")
 

@@ -97,10 +97,13 @@ def fmt(label, v):
 
 
 # Rows computed from medians: (key, label, numerator key, denominator key,
-# denominator registry or None for the same registry, scale, registries).
+# denominator registry or None for the same registry, scale, registries, key
+# of the row they follow).
 DERIVED = [
     ("push.pct", "push 1 blob: % of dd", "push.mbps", "dd.mbps", "machine", 100.0,
-     ("berth", "distribution")),
+     ("berth", "distribution"), "push.mbps"),
+    ("authget.c32.pct", "GET manifest with credentials, 32 conns: req/s as % of without",
+     "authget.c32.rps", "get.c32.rps", None, 100.0, ("berth", "distribution"), "authget.c32.p99"),
 ]
 
 
@@ -133,10 +136,10 @@ def table(results, warnings, runs, measured="?", noise_max="0.25"):
             ds = fmt(label, d) if d is not None else notes.get((key, "distribution"), "—")
             ratio = f"{b / d:.2f}" if b is not None and d else "—"
             rows.append([label, bs, ds, ratio])
-        for dkey, dlabel, num, den, den_reg, scale, regs in DERIVED:
-            if num != key:
+        for dkey, dlabel, num, den, den_reg, scale, regs, after in DERIVED:
+            if after != key:
                 continue
-            size = re.match(r"push (\S+ \S+?),", label)
+            size = re.match(r"push (\S+ \S+?),", labels.get(num, ""))
             dlabel = dlabel.replace("1 blob", size.group(1) if size else "")
             out = {}
             for r in regs:
@@ -179,6 +182,9 @@ def table(results, warnings, runs, measured="?", noise_max="0.25"):
     if any(r[2].endswith("(a)") for r in rows):
         print("(a) distribution's catalog walks its storage directory on every request; creating and")
         print("listing this many repositories on it would take too long, so only berth is measured.")
+    if any(r[0].startswith("token issuance") for r in rows):
+        print("Token issuance is berth's built-in token service; distribution has none (it trusts an")
+        print("external one), so it has no number there.")
     noise, errors = [], []
     for w in open(warnings):
         parts = w.rstrip("\n").split("\t")
