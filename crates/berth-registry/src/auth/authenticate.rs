@@ -9,6 +9,9 @@
 //!   [`PASSWORD_CACHE_TTL`], keyed by a SHA-256 of the credentials and the
 //!   stored hash (so a password change takes effect at once), so a pull of 50
 //!   layers costs one password hash, not 50.
+//! - A checked personal access token is remembered for [`PAT_CACHE_TTL`]
+//!   (CI bursts of token requests cost one lookup); the admin API's changes
+//!   to users, memberships and tokens forget everything remembered at once.
 //! - Failures are counted per client address and per username; past
 //!   [`MAX_FAILURES`] in a [`FAILURE_WINDOW`] the caller gets 429 with
 //!   `Retry-After` until the window ends.
@@ -30,6 +33,11 @@ pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const MAX_FAILURES: u32 = 10;
 /// The window failures are counted in.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a checked personal access token is remembered (a revocation made
+/// through another node applies within this time; through this one, at once).
+pub const PAT_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How often a personal access token's last use is written, at most.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Entries kept in each in-memory table before old ones are dropped.
 const MAX_ENTRIES: usize = 100_000;
 
@@ -68,6 +76,10 @@ pub struct Authenticator {
     identity: Arc<dyn IdentityStore>,
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     failures: Mutex<HashMap<String, (Instant, u32)>>,
+    touched: Mutex<HashMap<i64, Instant>>,
+    /// Subjects of recently checked personal access tokens, by SHA-256 of
+    /// the secret: (subject, token expiry, checked at).
+    pat_subjects: Mutex<HashMap<[u8; 32], (Principal, i64, Instant)>>,
 }
 
 impl Authenticator {
@@ -77,6 +89,8 @@ impl Authenticator {
             identity,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
+            pat_subjects: Mutex::new(HashMap::new()),
         }
     }
 
@@ -190,6 +204,13 @@ impl Authenticator {
         now_unix: i64,
     ) -> Result<Subject, AuthnError> {
         let hash = hash_secret(secret);
+        let cached = lock(&self.pat_subjects)
+            .get(&hash)
+            .filter(|(_, expires_at, at)| at.elapsed() < PAT_CACHE_TTL && *expires_at > now_unix)
+            .map(|(principal, _, _)| principal.clone());
+        if let Some(principal) = cached {
+            return Ok(Subject::User(principal));
+        }
         let (pat, user) = self
             .identity
             .pat_by_hash(&hash)
@@ -198,13 +219,29 @@ impl Authenticator {
         if pat.expires_at <= now_unix {
             return Err(AuthnError::BadCredentials);
         }
-        self.identity.touch_pat(pat.id, now_unix).await.ok();
+        if self.should_touch(pat.id) {
+            self.identity.touch_pat(pat.id, now_unix).await.ok();
+        }
         let limits = TokenLimits {
             token_id: pat.id,
             actions: pat.actions.clone(),
             repositories: pat.repositories.clone(),
         };
-        Ok(Subject::User(self.principal_of(&user, Some(limits)).await?))
+        let principal = self.principal_of(&user, Some(limits)).await?;
+        let mut cache = lock(&self.pat_subjects);
+        if cache.len() >= MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(hash, (principal.clone(), pat.expires_at, Instant::now()));
+        Ok(Subject::User(principal))
+    }
+
+    /// Forgets every remembered credential check: called when users, their
+    /// memberships or their tokens change, so that the change applies to the
+    /// next request of this process (others see it within the caches' TTLs).
+    pub fn forget_remembered(&self) {
+        lock(&self.pat_subjects).clear();
+        lock(&self.verified).clear();
     }
 
     async fn by_refresh_token(&self, token: &str, now_unix: i64) -> Result<Subject, AuthnError> {
@@ -243,6 +280,24 @@ impl Authenticator {
             memberships,
             token,
         })
+    }
+
+    /// Whether to record a personal access token's use now: at most once per
+    /// [`TOUCH_INTERVAL`] per token, so that a burst of token requests does
+    /// not become a burst of database writes.
+    fn should_touch(&self, pat: i64) -> bool {
+        let mut touched = lock(&self.touched);
+        if touched
+            .get(&pat)
+            .is_some_and(|at| at.elapsed() < TOUCH_INTERVAL)
+        {
+            return false;
+        }
+        if touched.len() >= MAX_ENTRIES {
+            touched.clear();
+        }
+        touched.insert(pat, Instant::now());
+        true
     }
 
     fn check_rate(&self, keys: &[String]) -> Result<(), AuthnError> {

@@ -1,5 +1,6 @@
-//! A read cache in front of a [`MetaStore`] for the two lookups every pull
-//! makes: a manifest by tag or digest, and a blob's link in a repository.
+//! A read cache in front of a [`MetaStore`] for the lookups on the hot paths:
+//! a manifest by tag or digest and a blob's link in a repository (every
+//! pull), and a repository's visibility (every token request).
 //!
 //! Why: through sqlx, each SQLite read crosses to a worker thread and back;
 //! measured here (BENCHMARKS.md) that is ~80 µs of CPU and ~4 context switches
@@ -7,8 +8,8 @@
 //! lookup under a read lock.
 //!
 //! Correctness:
-//! - only positive answers are cached (a blob linked, a manifest found), so a
-//!   push is visible at once;
+//! - only positive answers are cached (a blob linked, a manifest found, a
+//!   repository that exists), so a push is visible at once;
 //! - every write this process makes to a repository (manifest put or delete,
 //!   tag delete, blob unlink, visibility) drops all cached entries of that
 //!   repository before it returns;
@@ -47,12 +48,14 @@ const SHARDS: usize = 16;
 enum Entry {
     Manifest(Manifest),
     LinkedBlob(u64),
+    Repository(RepositoryInfo),
 }
 
 #[derive(Hash, PartialEq, Eq)]
 enum Key {
     Manifest(String),
     Blob(String),
+    Repository,
 }
 
 /// One lock's worth of repositories. `generation` counts invalidations: a
@@ -154,7 +157,21 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         &self,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryInfo>, MetaError> {
-        self.inner.repository_info(name).await
+        let generation = match self.lookup(name.as_str(), &Key::Repository) {
+            Ok(Entry::Repository(info)) => return Ok(Some(info)),
+            Ok(_) => 0,
+            Err(generation) => generation,
+        };
+        let info = self.inner.repository_info(name).await?;
+        if let Some(info) = info {
+            self.store(
+                name.as_str(),
+                Key::Repository,
+                Entry::Repository(info),
+                generation,
+            );
+        }
+        Ok(info)
     }
 
     async fn set_repository_public(
@@ -175,7 +192,7 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         let key = Key::Blob(digest.to_string());
         let generation = match self.lookup(name.as_str(), &key) {
             Ok(Entry::LinkedBlob(size)) => return Ok(Some(size)),
-            Ok(Entry::Manifest(_)) => 0,
+            Ok(_) => 0,
             Err(generation) => generation,
         };
         let size = self.inner.linked_blob(name, digest).await?;
@@ -223,7 +240,7 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         let key = manifest_key(reference);
         let generation = match self.lookup(name.as_str(), &key) {
             Ok(Entry::Manifest(manifest)) => return Ok(Some(manifest)),
-            Ok(Entry::LinkedBlob(_)) => 0,
+            Ok(_) => 0,
             Err(generation) => generation,
         };
         let manifest = self.inner.get_manifest(name, reference).await?;

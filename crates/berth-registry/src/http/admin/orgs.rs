@@ -62,6 +62,8 @@ pub(super) async fn set_member(
     let org = find_org(r, &org).await?;
     let user = find_user(r, &user).await?;
     r.identity.set_member(org.id, user.id, role).await?;
+    // Remembered credential checks must not outlive this change.
+    r.authn.forget_remembered();
     audit!(admin, "org.member.set", org = %org.name, user = %user.name, role = %role, "admin: member set");
     Ok(json_response(
         StatusCode::OK,
@@ -87,6 +89,8 @@ pub(super) async fn remove_member(
             ),
         ));
     }
+    // Remembered credential checks must not outlive this change.
+    r.authn.forget_remembered();
     audit!(admin, "org.member.remove", org = %org.name, user = %user.name, "admin: member removed");
     Ok(no_content())
 }

@@ -102,6 +102,8 @@ pub(super) async fn revoke_token(
             ),
         ));
     }
+    // Remembered credential checks must not outlive this change.
+    r.authn.forget_remembered();
     audit!(admin, "token.revoke", user = %user.name, token = %name, "admin: personal access token revoked");
     Ok(no_content())
 }

@@ -136,6 +136,8 @@ pub(super) async fn delete_user(
             format!("there is no user `{name}`; nothing was deleted"),
         ));
     }
+    // Remembered credential checks must not outlive this change.
+    app.registry.authn.forget_remembered();
     audit!(admin, "user.delete", user = %name, "admin: user deleted");
     Ok(no_content())
 }
