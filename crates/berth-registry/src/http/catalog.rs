@@ -1,11 +1,9 @@
 //! `GET /v2/_catalog`: the repository list, paginated with `n`/`last` and `Link`.
 
 use axum::Json;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use berth_core::pagination::{Link, Pagination};
 
-use super::{pagination, set_header};
+use super::{next_after, pagination, set_next_link};
 use crate::Registry;
 use crate::error::RegistryError;
 use crate::meta::CatalogFilter;
@@ -31,9 +29,7 @@ pub async fn list_repositories(
     } else {
         r.meta.list_repositories(last.as_deref(), n, filter).await?
     };
-    let next = (n > 0 && names.len() == n as usize)
-        .then(|| names.last().cloned())
-        .flatten();
+    let next = next_after(&names, n);
     let names: Vec<String> = match subject {
         Some(subject) => names
             .into_iter()
@@ -42,16 +38,6 @@ pub async fn list_repositories(
         None => names,
     };
     let mut response = Json(serde_json::json!({ "repositories": names })).into_response();
-    if let Some(next) = next {
-        let target = format!(
-            "/v2/_catalog?{}",
-            Pagination::new(Some(n), Some(next)).to_query()
-        );
-        set_header(
-            &mut response,
-            header::LINK,
-            &Link::next(&target).to_string(),
-        );
-    }
+    set_next_link(&mut response, "/v2/_catalog", n, next);
     Ok(response)
 }

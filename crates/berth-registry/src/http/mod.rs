@@ -18,7 +18,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use berth_core::oci_error::ErrorCode;
-use berth_core::pagination::Pagination;
+use berth_core::pagination::{Link, Pagination};
 use futures_util::TryStreamExt;
 
 pub use router::router;
@@ -58,6 +58,22 @@ pub fn pagination(query: Option<&str>, max: u32) -> Result<(u32, Option<String>)
         None => max,
     };
     Ok((n, page.last().map(str::to_owned)))
+}
+
+/// The last entry of a full page: where the next page starts (`None` when the
+/// page is short, so that the last page carries no `Link`).
+pub fn next_after(entries: &[String], n: u32) -> Option<String> {
+    (n > 0 && entries.len() == n as usize)
+        .then(|| entries.last().cloned())
+        .flatten()
+}
+
+/// Sets `Link: <path?n=..&last=..>; rel="next"` when there is a next page.
+pub fn set_next_link(response: &mut Response, path: &str, n: u32, next: Option<String>) {
+    if let Some(next) = next {
+        let target = format!("{path}?{}", Pagination::new(Some(n), Some(next)).to_query());
+        set_header(response, header::LINK, &Link::next(&target).to_string());
+    }
 }
 
 /// A request body as the byte stream the blob store reads.

@@ -1,13 +1,11 @@
 //! end-8: `GET /v2/<name>/tags/list`, paginated with `n`/`last` and `Link`.
 
 use axum::Json;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::ErrorCode;
-use berth_core::pagination::{Link, Pagination};
 
-use super::{pagination, set_header};
+use super::{next_after, pagination, set_next_link};
 use crate::Registry;
 use crate::error::RegistryError;
 
@@ -25,22 +23,10 @@ pub async fn list_tags(
         .list_tags(name, last.as_deref(), n)
         .await?
         .ok_or_else(|| name_unknown(name))?;
-    let next = (n > 0 && tags.len() == n as usize)
-        .then(|| tags.last().cloned())
-        .flatten();
+    let next = next_after(&tags, n);
     let mut response =
         Json(serde_json::json!({ "name": name.as_str(), "tags": tags })).into_response();
-    if let Some(next) = next {
-        let target = format!(
-            "/v2/{name}/tags/list?{}",
-            Pagination::new(Some(n), Some(next)).to_query()
-        );
-        set_header(
-            &mut response,
-            header::LINK,
-            &Link::next(&target).to_string(),
-        );
-    }
+    set_next_link(&mut response, &format!("/v2/{name}/tags/list"), n, next);
     Ok(response)
 }
 
