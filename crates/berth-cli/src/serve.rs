@@ -120,6 +120,8 @@ struct Settings {
     data_dir: PathBuf,
     log_format: LogFormat,
     config: Config,
+    /// Whether the service name was given (else it follows the public URL).
+    service_given: bool,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -156,6 +158,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(on) = args.access_control.or(file.access_control) {
         config.access_control = on;
     }
+    let service_given = args.service.is_some() || file.service.is_some();
     if let Some(service) = args.service.or(file.service) {
         config.service = service;
     }
@@ -197,6 +200,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             .unwrap_or_else(|| PathBuf::from("berth-data")),
         log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         config,
+        service_given,
     })
 }
 
@@ -222,7 +226,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if config.public_url.is_empty() {
         // Settled now that the port is known; the service follows unless set.
         let derived = berth_registry::Config::new(format!("http://{local}"));
-        if config.service == berth_registry::Config::new("").service {
+        if !settings.service_given {
             config.service = derived.service;
         }
         config.public_url = derived.public_url;
