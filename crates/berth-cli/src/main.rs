@@ -35,6 +35,10 @@ enum Command {
     Tags(client::tags::TagsArgs),
     /// Print the digest of an image's manifest (or of its config).
     Digest(client::digest::DigestArgs),
+    /// Delete a manifest (by digest; a tag is resolved first), with its tags.
+    Delete(client::delete::DeleteArgs),
+    /// Remove a tag; the manifest stays.
+    Untag(client::untag::UntagArgs),
     /// Understand how a registry authenticates (`auth explain REF`).
     #[command(subcommand)]
     Auth(client::auth::AuthCommand),
@@ -50,6 +54,8 @@ fn main() -> anyhow::Result<()> {
         Command::Catalog(args) => client::finish(client::catalog::run(args)),
         Command::Tags(args) => client::finish(client::tags::run(args)),
         Command::Digest(args) => client::finish(client::digest::run(args)),
+        Command::Delete(args) => client::finish(client::delete::run(args)),
+        Command::Untag(args) => client::finish(client::untag::run(args)),
         Command::Auth(command) => client::finish(client::auth::run(command)),
     }
 }

@@ -1,5 +1,5 @@
-//! The client commands: `login`, `logout`, `catalog`, `tags`, `digest` and
-//! `auth explain`, on berth-client.
+//! The client commands: `login`, `logout`, `catalog`, `tags`, `digest`,
+//! `delete`, `untag` and `auth explain`, on berth-client.
 //!
 //! Credentials come from `CredentialStore::from_env()` (BERTH_USERNAME and
 //! BERTH_PASSWORD, podman's auth.json files, docker's config.json and its
@@ -9,10 +9,12 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod delete;
 pub mod digest;
 pub mod login;
 pub mod logout;
 pub mod tags;
+pub mod untag;
 
 use std::io::{IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};

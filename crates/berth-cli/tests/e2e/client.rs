@@ -1,5 +1,5 @@
 //! The client commands (`login`, `logout`, `catalog`, `tags`, `digest`,
-//! `auth explain`, and `admin` on the stored login) against a real
+//! `delete`, `untag`, `auth explain`, and `admin` on the stored login) against a real
 //! `berth serve`, with every credentials file in a temporary directory.
 
 use std::io::Write;
@@ -191,4 +191,89 @@ fn login_list_inspect_explain_logout() {
     let err = fails(home, &["tags", &image], "");
     assert!(err.starts_with("berth: cannot list the tags"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Pushes the layout's image to `host/repo:tag` for each tag, with skopeo.
+fn push(layout: &crate::support::Layout, host: &str, repo: &str, tags: &[&str]) {
+    for tag in tags {
+        run(Command::new(peer("skopeo"))
+            .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+            .args(["--dest-creds", &admin_creds()])
+            .arg(format!("oci:{}:v1", layout.dir.display()))
+            .arg(format!("docker://{host}/{repo}:{tag}")));
+    }
+}
+
+/// Runs `berth <args>`; its exit code and stderr.
+fn status(home: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = output(berth(home, args), "");
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn untag_then_delete_and_refused_deletion() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = Server::start(data.path());
+    let host = server.addr.as_str();
+    let login = ["login", host, "-u", "admin", "--password-stdin"];
+    ok(home, &login, &format!("{ADMIN_PASSWORD}\n"));
+
+    let layout = write_layout(&work.path().join("src"), "v1", 2048, 21);
+    push(&layout, host, "e2e/del", &["a", "b"]);
+    let image = format!("{host}/e2e/del");
+    let digest = layout.manifest.to_string();
+    let pinned = format!("{image}@{digest}");
+
+    // Usage errors (exit 2): untag needs a tag; delete needs a tag or digest.
+    let (code, err) = status(home, &["untag", &pinned]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("berth delete"), "{err}");
+    let (code, err) = status(home, &["delete", &image]);
+    assert_eq!(code, Some(2), "{err}");
+
+    // untag a: the tag goes, b and the manifest stay.
+    let said = ok(home, &["untag", &format!("{image}:a"), "-v"], "");
+    assert_eq!(said, format!("untagged {image}:a\n"));
+    assert_eq!(ok(home, &["tags", &image], ""), "b\n");
+    assert_eq!(
+        ok(home, &["digest", &format!("{image}:b")], ""),
+        format!("{digest}\n")
+    );
+    let err = fails(home, &["digest", &format!("{image}:a")], "");
+    assert!(err.contains("not found"), "{err}");
+
+    // delete b: resolved to the digest, which is deleted with its tags.
+    let out = output(berth(home, &["delete", &format!("{image}:b")]), "");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("deleted {pinned}\n")
+    );
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(note.contains(&digest), "{note}");
+    assert!(note.contains("every tag"), "{note}");
+    let err = fails(home, &["digest", &pinned], "");
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(ok(home, &["tags", &image], ""), "");
+
+    // A registry with deletion turned off: one line, exit 1.
+    let data = tempfile::tempdir().unwrap();
+    let refusing = Server::start_with(data.path(), &["--delete-enabled", "false"]);
+    let host = refusing.addr.as_str();
+    let login = ["login", host, "-u", "admin", "--password-stdin"];
+    ok(home, &login, &format!("{ADMIN_PASSWORD}\n"));
+    push(&layout, host, "e2e/del", &["a"]);
+    let line =
+        format!("berth: {host} refuses deletion (405 UNSUPPORTED): its operator has disabled it\n");
+    for command in ["delete", "untag"] {
+        let out = output(berth(home, &[command, &format!("{host}/e2e/del:a")]), "");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err, line, "one line");
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(ok(home, &["tags", &format!("{host}/e2e/del")], ""), "a\n");
 }
