@@ -8,6 +8,7 @@
 //! - [`store`]: blob bytes; knows nothing of names or tags.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gc;

@@ -106,10 +106,8 @@ pub fn parse(
             }
         }
         ManifestKind::Artifact => {
-            for key in ["config"] {
-                if let Some(d) = object.get(key) {
-                    blobs.push(value_digest(d)?);
-                }
+            if let Some(d) = object.get("config") {
+                blobs.push(value_digest(d)?);
             }
             for key in ["layers", "blobs"] {
                 if let Some(Value::Array(list)) = object.get(key) {

@@ -21,6 +21,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::{HeaderMap, header};
+use base64::Engine;
 use berth_core::scope::Actions;
 
 use crate::identity::secret::{hash_secret, looks_like_pat};
@@ -327,6 +329,32 @@ impl Authenticator {
             entry.1 += 1;
         }
     }
+}
+
+/// Basic credentials that were sent but cannot be read: wrong credentials,
+/// not none (an anonymous token would pass for a successful login).
+pub struct MalformedBasic;
+
+/// `Authorization: Basic <base64 user:password>`: `None` when no Basic
+/// credentials were sent (another scheme counts as none).
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, MalformedBasic> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.as_bytes();
+    let (scheme, encoded) = match value.iter().position(|&b| b == b' ') {
+        Some(at) => (&value[..at], &value[at + 1..]),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .map_err(|_| MalformedBasic)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| MalformedBasic)?;
+    let (user, password) = decoded.split_once(':').ok_or(MalformedBasic)?;
+    Ok(Some((user.to_owned(), password.to_owned())))
 }
 
 /// Locks a mutex, recovering from a poisoned one (the tables hold no invariant

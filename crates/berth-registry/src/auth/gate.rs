@@ -31,6 +31,7 @@ use berth_core::scope::{Action, ResourceType, Scope, Scopes};
 use serde_json::json;
 
 use crate::Registry;
+use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::CatalogFilter;
 use crate::policy::{self, RepositoryFacts, Subject};
@@ -299,11 +300,4 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -38,9 +38,7 @@ pub async fn run_upload_expiry(r: Registry) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = crate::clock::now_unix();
         match expire_uploads(&r, now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "expired stale upload sessions"),

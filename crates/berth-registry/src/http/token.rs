@@ -18,7 +18,6 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::{ErrorBody, ErrorCode, ErrorInfo};
 use berth_core::scope::{ResourceType, Scopes};
@@ -27,8 +26,8 @@ use serde_json::json;
 
 use super::router::AppState;
 use crate::Registry;
-use crate::auth::authenticate::{AuthnError, Credential};
-use crate::auth::gate::now_unix;
+use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
+use crate::clock::now_unix;
 use crate::identity::secret::generate_refresh_token;
 use crate::policy::{self, RepositoryFacts, Subject};
 
@@ -250,32 +249,6 @@ async fn new_refresh_token(
         .await
         .map_err(|e| internal(e.to_string()))?;
     Ok(secret.expose().to_owned())
-}
-
-/// Basic credentials that were sent but cannot be read: wrong credentials,
-/// not none (an anonymous token would pass for a successful login).
-struct MalformedBasic;
-
-/// `Authorization: Basic <base64 user:password>`: `None` when no Basic
-/// credentials were sent (another scheme counts as none).
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, MalformedBasic> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.as_bytes();
-    let (scheme, encoded) = match value.iter().position(|&b| b == b' ') {
-        Some(at) => (&value[..at], &value[at + 1..]),
-        None => (value, &[][..]),
-    };
-    if !scheme.eq_ignore_ascii_case(b"basic") {
-        return Ok(None);
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim_ascii())
-        .map_err(|_| MalformedBasic)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| MalformedBasic)?;
-    let (user, password) = decoded.split_once(':').ok_or(MalformedBasic)?;
-    Ok(Some((user.to_owned(), password.to_owned())))
 }
 
 /// 401 for wrong credentials: a Basic challenge and an UNAUTHORIZED body.

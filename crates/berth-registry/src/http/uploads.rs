@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 
 use super::manifests::DOCKER_CONTENT_DIGEST;
 use super::{body_stream, query_param, set_header};
+use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::UploadSession;
 use crate::store::StoreError;
@@ -168,7 +169,7 @@ async fn new_session(r: &Registry, name: &RepositoryName) -> Result<UploadSessio
     let id = UploadId::parse(&uuid::Uuid::new_v4().simple().to_string())
         .map_err(|e| RegistryError::spec(ErrorCode::BlobUploadInvalid, e.to_string()))?;
     let staging = r.blobs.begin_upload(&id).await?;
-    let now = unix_now();
+    let now = now_unix();
     let session = UploadSession {
         id,
         repository: name.clone(),
@@ -235,7 +236,7 @@ async fn append(
         ));
     }
     let hash_state = appended.digester.save_state();
-    let now = unix_now();
+    let now = now_unix();
     if !r
         .meta
         .advance_upload(
@@ -409,12 +410,6 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, RegistryError> {
                 RegistryError::spec(ErrorCode::SizeInvalid, "Content-Length is not a number")
             }),
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// One request at a time per upload session within this process: two

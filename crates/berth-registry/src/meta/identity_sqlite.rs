@@ -11,6 +11,7 @@
 //! name cannot both pass it. A PostgreSQL store needs the same guarantee
 //! (e.g. an advisory lock or `SERIALIZABLE`).
 
+use crate::clock::now_unix;
 use async_trait::async_trait;
 use berth_core::scope::Actions;
 use sqlx::sqlite::SqliteRow;
@@ -37,12 +38,6 @@ macro_rules! pat_cols {
         "p.id, p.user_id, p.name, p.secret_hash, p.actions, p.repositories, \
          p.expires_at, p.created_at, p.last_used_at"
     };
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -140,7 +135,7 @@ async fn insert_user(
     .bind(password_hash)
     .bind(is_admin)
     .bind(robot_of.map(|o| o.0))
-    .bind(now())
+    .bind(now_unix())
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
@@ -268,7 +263,7 @@ impl IdentityStore for SqliteMeta {
             "INSERT INTO organizations (name, created_at) VALUES ($1, $2) RETURNING id",
         )
         .bind(name)
-        .bind(now())
+        .bind(now_unix())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
@@ -407,7 +402,7 @@ impl IdentityStore for SqliteMeta {
 
     async fn create_pat(&self, new: &NewPat) -> Result<Pat, IdentityError> {
         new.validate()?;
-        let created_at = now();
+        let created_at = now_unix();
         if new.expires_at <= created_at {
             return Err(IdentityError::InvalidPat(
                 "its expiry is not in the future; give an expiry after now".to_owned(),
@@ -518,7 +513,7 @@ impl IdentityStore for SqliteMeta {
         )
         .bind(user.0)
         .bind(name)
-        .bind(now())
+        .bind(now_unix())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -542,7 +537,7 @@ impl IdentityStore for SqliteMeta {
         hash: &[u8; 32],
         expires_at: i64,
     ) -> Result<RefreshToken, IdentityError> {
-        let created_at = now();
+        let created_at = now_unix();
         let mut tx = self.pool().begin().await?;
         user_robot_of(&mut tx, user).await?;
         let id: i64 = sqlx::query_scalar(
@@ -599,7 +594,7 @@ impl IdentityStore for SqliteMeta {
               WHERE secret_hash = $1 AND revoked_at IS NULL",
         )
         .bind(&hash[..])
-        .bind(now())
+        .bind(now_unix())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -624,7 +619,7 @@ mod tests {
             secret_hash: hash,
             actions: [Action::Pull, Action::Push].into_iter().collect(),
             repositories: vec!["acme/*".to_owned(), "alice/**".to_owned()],
-            expires_at: now() + 3600,
+            expires_at: now_unix() + 3600,
         }
     }
 
@@ -910,7 +905,7 @@ mod tests {
             Err(IdentityError::InvalidPat(_))
         ));
         let mut pat = new_pat(alice.id, "ci", [1; 32]);
-        pat.expires_at = now() - 1;
+        pat.expires_at = now_unix() - 1;
         assert!(matches!(
             s.create_pat(&pat).await,
             Err(IdentityError::InvalidPat(_))
@@ -927,7 +922,7 @@ mod tests {
         let s = store().await;
         let alice = s.create_user("alice", None, false).await.unwrap();
         let (secret, hash) = generate_refresh_token().unwrap();
-        let expires_at = now() + 86_400;
+        let expires_at = now_unix() + 86_400;
         let token = s
             .create_refresh_token(alice.id, &hash, expires_at)
             .await
@@ -963,7 +958,7 @@ mod tests {
         s.create_pat(&new_pat(alice.id, "ci", [2; 32]))
             .await
             .unwrap();
-        s.create_refresh_token(bob.id, &[3; 32], now() + 60)
+        s.create_refresh_token(bob.id, &[3; 32], now_unix() + 60)
             .await
             .unwrap();
 

@@ -5,6 +5,7 @@
 //! Commits are synchronous (`synchronous=FULL`): an acknowledged push survives
 //! a crash of the process or of the machine.
 
+use crate::clock::now_unix;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -91,12 +92,6 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| to_i64(d.as_secs()))
-}
-
 /// The id of a repository, created when missing, inside a transaction.
 async fn repository_id(
     tx: &mut sqlx::SqliteConnection,
@@ -110,7 +105,7 @@ async fn repository_id(
     .bind(name.as_str())
     .bind(name.namespace())
     .bind(public_if_new)
-    .bind(now())
+    .bind(now_unix())
     .execute(&mut *tx)
     .await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
@@ -136,7 +131,7 @@ async fn link_blob_in(
     )
     .bind(&digest)
     .bind(to_i64(size))
-    .bind(now())
+    .bind(now_unix())
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -145,7 +140,7 @@ async fn link_blob_in(
     )
     .bind(repo)
     .bind(&digest)
-    .bind(now())
+    .bind(now_unix())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -361,7 +356,7 @@ impl MetaStore for SqliteMeta {
         .bind(new.subject.as_ref().map(ToString::to_string))
         .bind(new.artifact_type.as_deref())
         .bind(new.annotations.as_deref())
-        .bind(now())
+        .bind(now_unix())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() > 0 {
@@ -392,7 +387,7 @@ impl MetaStore for SqliteMeta {
             .bind(repo)
             .bind(tag.as_str())
             .bind(&digest)
-            .bind(now())
+            .bind(now_unix())
             .execute(&mut *tx)
             .await?;
         }

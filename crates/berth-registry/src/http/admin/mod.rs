@@ -40,10 +40,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
-use base64::Engine;
 use berth_core::challenge::Challenge;
 use berth_core::scope::{Action, Actions};
 use serde::de::DeserializeOwned;
@@ -51,8 +50,8 @@ use serde_json::{Value, json};
 
 use super::router::AppState;
 use crate::Registry;
-use crate::auth::authenticate::{AuthnError, Credential};
-use crate::auth::gate::now_unix;
+use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
+use crate::clock::now_unix;
 use crate::identity::{IdentityError, User};
 use crate::meta::MetaError;
 use crate::policy::{Principal, Subject};
@@ -264,7 +263,7 @@ impl FromRequestParts<AppState> for Admin {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let path = parts.uri.path();
-        let Some((username, password)) = basic_credentials(&parts.headers) else {
+        let Ok(Some((username, password))) = basic_credentials(&parts.headers) else {
             return Err(ApiError::unauthorized(
                 r,
                 "the admin API needs an administrator's credentials: HTTP Basic with a user name \
@@ -339,21 +338,6 @@ fn may_administer(principal: &Principal) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// `Authorization: Basic <base64 user:password>`, if sent and well-formed.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::Registry;
 use crate::auth::authenticate::default_token_actions;
-use crate::auth::gate::now_unix;
+use crate::clock::now_unix;
 use crate::http::router::AppState;
 use crate::identity::secret::generate_pat;
 use crate::identity::{NewPat, Pat, UserId};
