@@ -39,6 +39,8 @@ enum Command {
     Delete(client::delete::DeleteArgs),
     /// Remove a tag; the manifest stays.
     Untag(client::untag::UntagArgs),
+    /// Copy an image, index or artifact between registries and OCI layouts.
+    Copy(client::copy::CopyArgs),
     /// Understand how a registry authenticates (`auth explain REF`).
     #[command(subcommand)]
     Auth(client::auth::AuthCommand),
@@ -56,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Digest(args) => client::finish(client::digest::run(args)),
         Command::Delete(args) => client::finish(client::delete::run(args)),
         Command::Untag(args) => client::finish(client::untag::run(args)),
+        Command::Copy(args) => client::finish(client::copy::run(args)),
         Command::Auth(command) => client::finish(client::auth::run(command)),
     }
 }

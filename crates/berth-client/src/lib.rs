@@ -4,7 +4,11 @@
 //!   helpers, podman `auth.json`, `BERTH_USERNAME`/`BERTH_PASSWORD`).
 //! - [`auth`]: the auth engine: challenge -> scope -> token -> cache -> refresh.
 //! - [`client`]: registry operations over an authenticated transport.
+//! - [`file`]: blobs uploaded from and downloaded to local files.
 
 pub mod auth;
 pub mod client;
+pub mod copy;
 pub mod credentials;
+pub mod document;
+pub mod layout;

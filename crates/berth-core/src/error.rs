@@ -43,6 +43,8 @@ pub enum ParseErrorKind {
     MediaType,
     /// A `/v2/...` request path.
     Endpoint,
+    /// A platform (`linux/amd64`).
+    Platform,
 }
 
 impl ParseErrorKind {
@@ -63,6 +65,7 @@ impl ParseErrorKind {
             Self::Pagination => "pagination parameter",
             Self::MediaType => "media type",
             Self::Endpoint => "registry API path",
+            Self::Platform => "platform",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The client commands: `login`, `logout`, `catalog`, `tags`, `digest`,
-//! `delete`, `untag` and `auth explain`, on berth-client.
+//! `delete`, `untag`, `copy` and `auth explain`, on berth-client.
 //!
 //! Credentials come from `CredentialStore::from_env()` (BERTH_USERNAME and
 //! BERTH_PASSWORD, podman's auth.json files, docker's config.json and its
@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod copy;
 pub mod delete;
 pub mod digest;
 pub mod login;

@@ -41,6 +41,17 @@ pub enum AuthError {
         source: reqwest::Error,
     },
 
+    /// The bytes of a streamed body could not be opened (a file, another
+    /// registry).
+    #[error("cannot read the bytes to send to {url}: {source}")]
+    Source {
+        /// Where they were to go (no query string).
+        url: String,
+        /// Why they could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// More than the allowed number of redirects.
     #[error(
         "more than {max} redirects starting at {url}; the registry or a proxy is misconfigured"

@@ -34,4 +34,6 @@ pub use cache::{
 pub use error::AuthError;
 pub use scopes::{DeleteAction, Operation, anonymous_subset, relevant_hint, request_scopes};
 pub use trace::{AuthorizationKind, Event, GrantKind, Observer};
-pub use transport::{Failure, Reply, Request, Transport, TransportOptions};
+pub use transport::{
+    Body, ByteStream, Failure, OpenStream, Reply, Request, Transport, TransportOptions,
+};

@@ -13,6 +13,7 @@
 //!   expired (ECR). A delete refused under `delete` retries once under `*`.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,8 +25,10 @@ use berth_core::{
     Action, Challenges, ErrorBody, ResourceType, Scopes, TokenRequest, TokenResponse,
 };
 use bytes::Bytes;
+use futures_util::Stream;
 use reqwest::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, WWW_AUTHENTICATE,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION,
+    WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode, Url};
 
@@ -64,7 +67,62 @@ pub struct TransportOptions {
     pub observer: Option<Observer>,
 }
 
-/// A request to send (bodies are in memory, so that retries can resend them).
+/// A stream of body bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Opens a streamed body from its first byte; called again for each attempt
+/// (a retry after a refused token, a 307 redirect), so a body of any size is
+/// never held in memory to be resent.
+pub type OpenStream = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<ByteStream, std::io::Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A request body.
+#[derive(Clone)]
+pub enum Body {
+    /// Bytes in memory (manifests, chunks, forms).
+    Bytes(Bytes),
+    /// A stream of `length` bytes, opened anew for each attempt.
+    Stream {
+        /// The exact length, sent as `Content-Length`.
+        length: u64,
+        /// Opens the stream.
+        open: OpenStream,
+    },
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes(bytes) => write!(f, "Body::Bytes({} bytes)", bytes.len()),
+            Self::Stream { length, .. } => write!(f, "Body::Stream({length} bytes)"),
+        }
+    }
+}
+
+impl Body {
+    /// The body for one attempt.
+    async fn attempt(&self) -> Result<reqwest::Body, std::io::Error> {
+        match self {
+            Self::Bytes(bytes) => Ok(reqwest::Body::from(bytes.clone())),
+            Self::Stream { open, .. } => Ok(reqwest::Body::wrap_stream(open().await?)),
+        }
+    }
+
+    /// The `Content-Length` to announce for a stream (hyper would otherwise
+    /// send it chunked, which some registries refuse).
+    fn length(&self) -> Option<u64> {
+        match self {
+            Self::Bytes(_) => None,
+            Self::Stream { length, .. } => Some(*length),
+        }
+    }
+}
+
+/// A request to send. Bodies are either in memory or reopenable streams, so
+/// that retries can resend them.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// The method.
@@ -74,7 +132,7 @@ pub struct Request {
     /// Headers other than `Authorization`.
     pub headers: HeaderMap,
     /// The body, if any.
-    pub body: Option<Bytes>,
+    pub body: Option<Body>,
 }
 
 impl Request {
@@ -94,9 +152,16 @@ impl Request {
         self
     }
 
-    /// Sets the body.
+    /// Sets an in-memory body.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = Some(body.into());
+        self.body = Some(Body::Bytes(body.into()));
+        self
+    }
+
+    /// Sets a streamed body of `length` bytes, opened by `open` for each
+    /// attempt.
+    pub fn stream(mut self, length: u64, open: OpenStream) -> Self {
+        self.body = Some(Body::Stream { length, open });
         self
     }
 }
@@ -717,7 +782,14 @@ impl Transport {
                 builder = builder.header(AUTHORIZATION, value.clone());
             }
             if let Some(body) = &body {
-                builder = builder.body(body.clone());
+                if let Some(length) = body.length() {
+                    builder = builder.header(CONTENT_LENGTH, length);
+                }
+                let attempt = body.attempt().await.map_err(|source| AuthError::Source {
+                    url: shown(&url),
+                    source,
+                })?;
+                builder = builder.body(attempt);
             }
             self.emit(|| Event::Request {
                 method: method.clone(),

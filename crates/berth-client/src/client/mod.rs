@@ -1,5 +1,6 @@
 //! Registry operations over the authenticated [`Transport`]: ping, catalog,
-//! tags, manifests (HEAD, GET, DELETE) and blob GET (PROTOCOL.md section 6).
+//! tags, manifests (HEAD, GET, PUT, DELETE), blobs (HEAD, GET, upload, mount,
+//! DELETE) (PROTOCOL.md section 6).
 //!
 //! Each operation names its [`Operation`], so its token carries exactly the
 //! scopes it needs. Lists follow `Link: <...>; rel="next"` verbatim. Manifests
@@ -7,6 +8,8 @@
 
 mod blob;
 mod error;
+mod push;
+mod referrers;
 
 use berth_core::media_type::{
     DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST,
@@ -21,6 +24,7 @@ use serde_json::Value;
 
 pub use blob::BlobStream;
 pub use error::ClientError;
+pub use push::{BlobUpload, OnProgress, OpenBlob, Pushed, UploadOptions};
 
 use crate::auth::{AuthError, Operation, Reply, Request, Transport, TransportOptions};
 use crate::credentials::Credential;
@@ -278,12 +282,17 @@ impl RegistryClient {
         {
             Reply::Success(_) => Ok(()),
             Reply::Failure(f) if f.status == StatusCode::METHOD_NOT_ALLOWED => {
-                Err(ClientError::DeleteUnsupported {
-                    registry: self.registry().to_string(),
-                    registry_hint: delete_hint(self.registry(), &f.message()),
-                })
+                Err(self.delete_unsupported(&f))
             }
             Reply::Failure(f) => Err(ClientError::from_failure(what, &f)),
+        }
+    }
+
+    /// The error for a 405 to a `DELETE`, naming where this registry deletes.
+    fn delete_unsupported(&self, failure: &crate::auth::Failure) -> ClientError {
+        ClientError::DeleteUnsupported {
+            registry: self.registry().to_string(),
+            registry_hint: delete_hint(self.registry(), &failure.message()),
         }
     }
 

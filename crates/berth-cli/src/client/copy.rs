@@ -1,0 +1,559 @@
+//! `berth copy SRC DST`: an image, index or artifact between registries and
+//! OCI layout directories, with progress on stderr.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use berth_client::client::UploadOptions;
+use berth_client::copy::{
+    self, BlobOutcome, CopyEvent, CopyOptions, CopyReport, Endpoint, OnEvent,
+};
+use berth_client::layout::{Layout, LayoutRef};
+use berth_core::{Digest, Platform, Reference, TagOrDigest};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use super::tags::parse_reference;
+use super::{Common, Output, connect, json_text, print_out};
+
+/// Copy an image (all its platforms), an index or an artifact.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+SRC and DST are each an image reference, [host[:port]/]name[:tag][@digest]
+(a leading docker:// is accepted), or an OCI layout directory, oci:DIR[:TAG].
+
+Examples:
+  berth copy ghcr.io/acme/app:1.0 registry.example.com/mirror/app:1.0
+  berth copy alpine:3.20 127.0.0.1:5000/library/alpine        # keeps the tag 3.20
+  berth copy alpine:3.20 127.0.0.1:5000/alpine:3.20 --platform linux/arm64
+  berth copy 127.0.0.1:5000/app:1.0 oci:./app-layout:1.0     # to a directory
+  berth copy oci:./app-layout:1.0 registry.example.com/app:1.0
+  berth copy registry.example.com/app:1.0 registry.example.com/app-copy:1.0 --referrers
+
+What it does: reads the source's manifest (for an index, every platform's, or
+only the --platform one, which is then copied alone); with --referrers also
+every signature, SBOM or other artifact whose subject is a copied manifest.
+Blobs move --jobs at a time, streamed from source to destination. Blobs the
+destination holds are skipped; within one registry they are mounted from the
+source repository, never sent again. Manifests are written children first and
+the tag last, so a pull never sees a half-copied image. Digests are kept.
+
+A destination without a tag gets the source's tag; a source given by digest
+only is written by digest only.
+
+Credentials for each registry come from `berth login` (or docker's and
+podman's stores, or BERTH_USERNAME/BERTH_PASSWORD for both).
+
+Progress goes to stderr: bars on a terminal, otherwise one line every
+--progress-interval seconds and one line per blob.
+
+Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
+pub struct CopyArgs {
+    /// What to copy: a reference or oci:DIR[:TAG].
+    #[arg(value_name = "SRC")]
+    source: String,
+
+    /// Where to: a reference or oci:DIR[:TAG].
+    #[arg(value_name = "DST")]
+    destination: String,
+
+    /// Of an index, copy only this platform's image: os/arch[/variant].
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<Platform>,
+
+    /// Also copy the artifacts (signatures, SBOMs) that refer to the copied manifests.
+    #[arg(long)]
+    referrers: bool,
+
+    /// Blobs moved at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+
+    /// Upload in chunks of this many bytes instead of one request per blob.
+    ///
+    /// By default each blob goes in one request, and in chunks (16 MiB, or
+    /// the registry's OCI-Chunk-Min-Length) only where the registry or a
+    /// proxy refuses that.
+    #[arg(long, value_name = "BYTES")]
+    chunk_size: Option<u64>,
+
+    /// Without a terminal, print a progress line this often (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    progress_interval: u64,
+
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+
+    /// The summary at the end: one line, or JSON.
+    #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
+    output: Output,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `berth copy`.
+pub fn run(args: CopyArgs) -> anyhow::Result<()> {
+    let source = endpoint(&args.source, None, &args.common, "source")?;
+    let destination = endpoint(
+        &args.destination,
+        Some(&source),
+        &args.common,
+        "destination",
+    )?;
+    let options = CopyOptions {
+        platform: args.platform.clone(),
+        referrers: args.referrers,
+        jobs: usize::from(args.jobs),
+        upload: match args.chunk_size {
+            Some(0) => bail!("--chunk-size must be at least 1 byte"),
+            Some(size) => UploadOptions {
+                monolithic: false,
+                chunk_size: size,
+                ..UploadOptions::default()
+            },
+            None => UploadOptions::default(),
+        },
+    };
+    let display = Display::new(
+        args.quiet,
+        Duration::from_secs(args.progress_interval.max(1)),
+    );
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let on_event: OnEvent = {
+        let display = display.clone();
+        Arc::new(move |event: &CopyEvent| display.event(event))
+    };
+    let ticker = display.clone();
+    let result = runtime.block_on(async {
+        let ticking = tokio::spawn(async move { ticker.tick_forever().await });
+        let result = copy::copy(
+            &source.endpoint,
+            &destination.endpoint,
+            &options,
+            Some(on_event),
+        )
+        .await;
+        ticking.abort();
+        result
+    });
+    display.finish();
+    let report = result.with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            source.endpoint, destination.endpoint
+        )
+    })?;
+    let elapsed = started.elapsed();
+    let rate = report.bytes_copied as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
+    match args.output {
+        Output::Json => print_out(&json_text(&summary_json(
+            &report,
+            &source.endpoint,
+            &destination.endpoint,
+            elapsed,
+        ))),
+        Output::Text => print_out(&format!(
+            "copied {} to {} ({}): {} ({})\n",
+            source.endpoint,
+            destination.endpoint,
+            report
+                .digest
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            counts(&report),
+            format_args!(
+                "{} in {:.1} s, {rate:.1} MB/s",
+                size(report.bytes_copied),
+                elapsed.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+fn summary_json(
+    report: &CopyReport,
+    source: &Endpoint,
+    destination: &Endpoint,
+    elapsed: Duration,
+) -> serde_json::Value {
+    json!({
+        "source": source.to_string(),
+        "destination": destination.to_string(),
+        "digest": report.digest.as_ref().map(ToString::to_string),
+        "mediaType": report.media_type,
+        "manifests": { "copied": report.manifests_copied, "existing": report.manifests_existing, "referrers": report.referrers },
+        "blobs": { "copied": report.blobs_copied, "mounted": report.blobs_mounted, "existing": report.blobs_existing },
+        "bytesCopied": report.bytes_copied,
+        "seconds": elapsed.as_secs_f64(),
+    })
+}
+
+fn counts(report: &CopyReport) -> String {
+    let mut parts = vec![format!(
+        "{} manifest{}",
+        report.manifests_copied,
+        plural(report.manifests_copied)
+    )];
+    if report.manifests_existing > 0 {
+        parts.push(format!("{} already there", report.manifests_existing));
+    }
+    parts.push(format!(
+        "{} blob{} copied",
+        report.blobs_copied,
+        plural(report.blobs_copied)
+    ));
+    if report.blobs_mounted > 0 {
+        parts.push(format!("{} mounted", report.blobs_mounted));
+    }
+    if report.blobs_existing > 0 {
+        parts.push(format!("{} already there", report.blobs_existing));
+    }
+    if report.referrers > 0 {
+        parts.push(format!(
+            "{} referrer{}",
+            report.referrers,
+            plural(report.referrers)
+        ));
+    }
+    parts.join(", ")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// An endpoint and how it was named.
+struct Side {
+    endpoint: Endpoint,
+    /// The source's tag (for a destination that names none).
+    tag: Option<String>,
+}
+
+/// Parses SRC or DST. A destination that names no tag takes `source`'s.
+fn endpoint(
+    input: &str,
+    source: Option<&Side>,
+    common: &Common,
+    role: &str,
+) -> anyhow::Result<Side> {
+    if let Some(parsed) = LayoutRef::parse(input) {
+        let layout_ref = parsed.with_context(|| format!("bad {role} `{input}`"))?;
+        let layout = match source {
+            None => Layout::open(&layout_ref.dir),
+            Some(_) => Layout::create(&layout_ref.dir),
+        }
+        .with_context(|| format!("cannot use {role} {layout_ref}"))?;
+        let tag = layout_ref
+            .tag
+            .clone()
+            .or_else(|| source.and_then(|s| s.tag.clone()));
+        return Ok(Side {
+            endpoint: Endpoint::Layout {
+                layout: Arc::new(layout),
+                tag: tag.clone(),
+            },
+            tag,
+        });
+    }
+    let text = input.strip_prefix("docker://").unwrap_or(input);
+    let reference = parse_reference(text)?;
+    let explicit_tag = names_tag(text);
+    let tag_or_digest = match (source, explicit_tag) {
+        (Some(source), false) if reference.digest().is_none() => match &source.tag {
+            Some(tag) => TagOrDigest::parse(tag).with_context(|| {
+                format!("the source's tag `{tag}` cannot be a tag of {role} `{input}`; name one")
+            })?,
+            None => TagOrDigest::Digest(placeholder_digest(&reference, source)?),
+        },
+        _ => reference.tag_or_digest(),
+    };
+    let client = connect(reference.registry(), common)?;
+    let tag = reference.tag().map(|t| t.as_str().to_owned());
+    let tag = match (source, explicit_tag) {
+        (None, false) if reference.digest().is_some() => None,
+        _ => tag,
+    };
+    Ok(Side {
+        endpoint: Endpoint::Registry {
+            client: Arc::new(client),
+            repo: reference.repository().clone(),
+            reference: tag_or_digest,
+        },
+        tag,
+    })
+}
+
+/// The digest a destination without a tag is written by, when the source is
+/// named by digest only: the source's own.
+fn placeholder_digest(destination: &Reference, source: &Side) -> anyhow::Result<Digest> {
+    match &source.endpoint {
+        Endpoint::Registry {
+            reference: TagOrDigest::Digest(digest),
+            ..
+        } => Ok(digest.clone()),
+        _ => bail!(
+            "the destination {} names no tag and the source none either; add :TAG to the destination",
+            destination.repository()
+        ),
+    }
+}
+
+/// Whether a reference's text names a tag (after its last `/`).
+fn names_tag(text: &str) -> bool {
+    let named = text.split('@').next().unwrap_or(text);
+    named
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
+}
+
+/// Human size, binary units.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Progress: bars on a terminal, periodic lines otherwise, nothing when quiet.
+#[derive(Clone)]
+struct Display {
+    inner: Arc<Mutex<State>>,
+    mode: Mode,
+    interval: Duration,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Quiet,
+    Bars(MultiProgress),
+    Lines,
+}
+
+#[derive(Default)]
+struct State {
+    total_bytes: u64,
+    total_blobs: usize,
+    done_bytes: u64,
+    done_blobs: usize,
+    moving: HashMap<Digest, u64>,
+    bars: HashMap<Digest, ProgressBar>,
+    overall: Option<ProgressBar>,
+    started: Option<Instant>,
+}
+
+impl Display {
+    fn new(quiet: bool, interval: Duration) -> Self {
+        let mode = if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+        } else {
+            Mode::Lines
+        };
+        Self {
+            inner: Arc::new(Mutex::new(State::default())),
+            mode,
+            interval,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn event(&self, event: &CopyEvent) {
+        if matches!(self.mode, Mode::Quiet) {
+            return;
+        }
+        let mut state = self.state();
+        match event {
+            CopyEvent::Planned {
+                manifests,
+                blobs,
+                bytes,
+            } => {
+                state.total_bytes = *bytes;
+                state.total_blobs = *blobs;
+                state.started = Some(Instant::now());
+                match &self.mode {
+                    Mode::Bars(multi) => {
+                        let bar = multi.add(ProgressBar::new(*bytes));
+                        bar.set_style(style(
+                            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+                        ));
+                        bar.set_prefix("total");
+                        bar.set_message(format!("0/{blobs} blobs"));
+                        state.overall = Some(bar);
+                    }
+                    _ => eprintln!(
+                        "copy: {manifests} manifest{}, {blobs} blob{} ({})",
+                        plural(*manifests),
+                        plural(*blobs),
+                        size(*bytes)
+                    ),
+                }
+            }
+            CopyEvent::BlobStarted {
+                digest,
+                size: bytes,
+            } => {
+                state.moving.insert(digest.clone(), 0);
+                if let Mode::Bars(multi) = &self.mode {
+                    let bar = multi.add(ProgressBar::new(*bytes));
+                    bar.set_style(style("{prefix:>12} [{bar:30}] {bytes}/{total_bytes}"));
+                    bar.set_prefix(short(digest));
+                    state.bars.insert(digest.clone(), bar);
+                }
+            }
+            CopyEvent::BlobProgress { digest, moved } => {
+                state.moving.insert(digest.clone(), *moved);
+                if let Some(bar) = state.bars.get(digest) {
+                    bar.set_position(*moved);
+                }
+                let position = state.done_bytes + state.moving.values().sum::<u64>();
+                if let Some(bar) = &state.overall {
+                    bar.set_position(position);
+                }
+            }
+            CopyEvent::BlobDone {
+                digest,
+                size: bytes,
+                outcome,
+            } => {
+                state.moving.remove(digest);
+                state.done_bytes += bytes;
+                state.done_blobs += 1;
+                if let Some(bar) = state.bars.remove(digest) {
+                    bar.finish_and_clear();
+                }
+                let how = match outcome {
+                    BlobOutcome::Existed => "already there",
+                    BlobOutcome::Mounted => "mounted",
+                    BlobOutcome::Copied => "copied",
+                };
+                match &self.mode {
+                    Mode::Bars(multi) => {
+                        let _ =
+                            multi.println(format!("{:>12} {} {how}", short(digest), size(*bytes)));
+                    }
+                    _ => eprintln!("copy: blob {digest} ({}) {how}", size(*bytes)),
+                }
+                let (done, total, position) = (
+                    state.done_blobs,
+                    state.total_blobs,
+                    state.done_bytes + state.moving.values().sum::<u64>(),
+                );
+                if let Some(bar) = &state.overall {
+                    bar.set_position(position);
+                    bar.set_message(format!("{done}/{total} blobs"));
+                }
+            }
+            CopyEvent::ManifestDone { digest, existed } => {
+                if matches!(self.mode, Mode::Lines) {
+                    let how = if *existed { "already there" } else { "written" };
+                    eprintln!("copy: manifest {digest} {how}");
+                }
+            }
+        }
+    }
+
+    /// Without a terminal: a line with the rate every interval.
+    async fn tick_forever(&self) {
+        if !matches!(self.mode, Mode::Lines) {
+            return;
+        }
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tokio::time::sleep(self.interval).await;
+            let state = self.state();
+            let Some(started) = state.started else {
+                continue;
+            };
+            let moved = state.done_bytes + state.moving.values().sum::<u64>();
+            let now = Instant::now();
+            let rate = (moved.saturating_sub(last.1)) as f64
+                / now.duration_since(last.0).as_secs_f64().max(1e-6)
+                / 1e6;
+            let percent = if state.total_bytes == 0 {
+                100.0
+            } else {
+                moved as f64 * 100.0 / state.total_bytes as f64
+            };
+            eprintln!(
+                "copy: {} of {} ({percent:.0}%), {rate:.1} MB/s, {}/{} blobs, {:.0} s",
+                size(moved),
+                size(state.total_bytes),
+                state.done_blobs,
+                state.total_blobs,
+                now.duration_since(started).as_secs_f64()
+            );
+            last = (now, moved);
+        }
+    }
+
+    fn finish(&self) {
+        let mut state = self.state();
+        if let Some(bar) = state.overall.take() {
+            bar.finish_and_clear();
+        }
+        for (_, bar) in state.bars.drain() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// `0123456789ab`: enough of a digest to tell blobs apart on screen.
+fn short(digest: &Digest) -> String {
+    let hex = digest.hex();
+    hex.get(..12).unwrap_or(hex).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_is_named_only_after_the_last_slash() {
+        assert!(names_tag("127.0.0.1:5000/app:1"));
+        assert!(!names_tag("127.0.0.1:5000/app"));
+        assert!(!names_tag("localhost:5000/a/b"));
+        assert!(names_tag("alpine:3.20"));
+        assert!(!names_tag("alpine@sha256:abc"));
+        assert!(names_tag("alpine:3.20@sha256:abc"));
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(12), "12 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(1 << 30), "1.0 GiB");
+    }
+}
