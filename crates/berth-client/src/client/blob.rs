@@ -42,6 +42,14 @@ impl BlobStream {
         }
     }
 
+    /// The same stream without the digest check, for a caller whose
+    /// receiver verifies the bytes itself: a registry checks every upload
+    /// against its digest, so a registry-to-registry copy need not hash twice.
+    pub fn unverified(mut self) -> Self {
+        self.digester = None;
+        self
+    }
+
     /// The size announced by `Content-Length`, if any.
     pub fn size(&self) -> Option<u64> {
         self.size

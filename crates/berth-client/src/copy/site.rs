@@ -204,15 +204,20 @@ fn opener(source: &Endpoint, blob: &Descriptor) -> OpenBlob {
     })
 }
 
-/// A stream of the source's bytes of `digest` (verified against it when
-/// read from a registry).
+/// A stream of the source's bytes of `digest`. They are not hashed on the
+/// way: every receiver checks them against the digest and refuses a
+/// mismatch (a registry on the closing `PUT`, a layout's [`BlobWriter`] on
+/// commit), so hashing here too would only spend CPU.
+///
+/// [`BlobWriter`]: crate::layout::BlobWriter
 async fn open_source(source: &Endpoint, digest: &Digest) -> Result<ByteStream, std::io::Error> {
     match source {
         Endpoint::Registry { client, repo, .. } => {
             let stream = client
                 .get_blob(repo, digest)
                 .await
-                .map_err(std::io::Error::other)?;
+                .map_err(std::io::Error::other)?
+                .unverified();
             Ok(Box::pin(
                 stream.map(|item| item.map_err(std::io::Error::other)),
             ))
