@@ -16,10 +16,13 @@ use berth_core::token::format_rfc3339;
 use berth_core::{Digest, Reference};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::tags::parse_reference;
-use super::{Common, authorization, block_on, bold, color, grant, or_none, parse_registry, unix};
+use super::{
+    Common, Output, authorization, block_on, bold, color, grant, json_text, or_none,
+    parse_registry, unix,
+};
 
 /// Understand how a registry authenticates.
 #[derive(Debug, Subcommand)]
@@ -42,6 +45,8 @@ expires_in, or receipt + expires_in with 60 s by default).
 Nothing is changed: a pull is a HEAD of the manifest, a push a GET of the tag
 list under a push token, a delete a DELETE of a digest that cannot exist, the
 catalog a GET of one entry. Tokens and passwords are never printed.
+
+With --output json the same facts come as one object, for scripts.
 
 Exit codes: 0 success (the operation's answer is shown, even a refusal), 1
 failure to reach the registry or its token service, 2 usage error.")]
@@ -66,6 +71,11 @@ pub struct ExplainArgs {
     /// Explain listing the catalog (scope `registry:catalog:*`).
     #[arg(long, group = "operation")]
     catalog: bool,
+
+    /// Output format: the numbered steps, or one JSON object with the same
+    /// facts (`credential`, `ping`, `operation`, each step's `events`).
+    #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
+    output: Output,
 
     #[command(flatten)]
     common: Common,
@@ -111,6 +121,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the stored credentials for {key}"))?;
 
     let _ = writeln!(out, "{}", bold(&format!("1. Credential for {key}"), color));
+    let mut report = json!({ "registry": registry.to_string(), "credentialKey": key });
     match (&credential, store.source(&key)) {
         (Some(c), Some(source)) => {
             let who = match c {
@@ -118,8 +129,17 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
                 Credential::IdentityToken(_) => "an identity (refresh) token".to_owned(),
             };
             let _ = writeln!(out, "   {who} from {source} (secret not shown)");
+            report["credential"] = match c {
+                Credential::Basic { username, .. } => {
+                    json!({ "kind": "password", "username": username, "source": source.to_string() })
+                }
+                Credential::IdentityToken(_) => {
+                    json!({ "kind": "identity-token", "source": source.to_string() })
+                }
+            };
         }
         _ => {
+            report["credential"] = Value::Null;
             let _ = writeln!(
                 out,
                 "   none found (BERTH_USERNAME/BERTH_PASSWORD, podman auth.json, docker config.json): \
@@ -148,22 +168,21 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
 
     let _ = writeln!(out, "\n{}", bold("2. Ping: GET /v2/", color));
     let ping = block_on(client(&registry)?.ping())?;
-    describe(&mut out, &take());
-    match &ping {
-        Ok(p) if p.checked => {
-            let _ = writeln!(out, "   result: the registry accepts this client at /v2/");
-        }
-        Ok(_) => {
-            let _ = writeln!(
-                out,
-                "   result: the token service grants nothing without a repository (as GHCR); \
-                 /v2/ checked only as far as its challenge"
-            );
-        }
-        Err(e) => {
-            let _ = writeln!(out, "   result: {e}");
-        }
-    }
+    let events = take();
+    describe(&mut out, &events);
+    let result = match &ping {
+        Ok(p) if p.checked => "the registry accepts this client at /v2/".to_owned(),
+        Ok(_) => "the token service grants nothing without a repository (as GHCR); \
+                  /v2/ checked only as far as its challenge"
+            .to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let _ = writeln!(out, "   result: {result}");
+    report["ping"] = json!({
+        "checked": ping.as_ref().is_ok_and(|p| p.checked),
+        "result": result,
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+    });
 
     let (title, operation, request) = probe_request(&registry, &probe)?;
     let _ = writeln!(
@@ -177,27 +196,39 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let probe_client = client(&registry)?;
     let request = request(&probe_client)?;
     let reply = block_on(probe_client.transport().send(&operation, &request))?;
-    describe(&mut out, &take());
-    let failed = match reply {
-        Ok(Reply::Success(response)) => {
-            let _ = writeln!(out, "   result: {} (allowed)", response.status());
-            false
-        }
+    let events = take();
+    describe(&mut out, &events);
+    let (failed, status, result) = match reply {
+        Ok(Reply::Success(response)) => (
+            false,
+            Some(response.status().as_u16()),
+            format!("{} (allowed)", response.status()),
+        ),
         Ok(Reply::Failure(failure)) => {
             let note = match (&probe, failure.status.as_u16()) {
                 (Probe::Delete(_), 404) => "; the delete token was accepted, the digest is unknown",
                 (_, 401 | 403) => "; the grant does not cover the operation",
                 _ => "",
             };
-            let _ = writeln!(out, "   result: {}{note}", failure.message());
-            false
+            (
+                false,
+                Some(failure.status.as_u16()),
+                format!("{}{note}", failure.message()),
+            )
         }
-        Err(e) => {
-            let _ = writeln!(out, "   result: {e}");
-            true
-        }
+        Err(e) => (true, None, e.to_string()),
     };
-    super::print_out(&out)?;
+    let _ = writeln!(out, "   result: {result}");
+    report["operation"] = json!({
+        "title": title,
+        "status": status,
+        "result": result,
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+    });
+    match args.output {
+        Output::Text => super::print_out(&out)?,
+        Output::Json => super::print_out(&json_text(&report))?,
+    }
     if failed {
         std::process::exit(1);
     }
@@ -418,6 +449,79 @@ fn token_received(
         format_rfc3339(at),
         (lifetime / 10).max(5)
     );
+}
+
+/// One event as JSON: the same facts as the text, no secret.
+fn event_json(event: &Event) -> Value {
+    match event {
+        Event::Request {
+            method,
+            url,
+            authorization: kind,
+        } => json!({
+            "event": "request", "method": method.as_str(), "url": url,
+            "authorization": authorization(*kind),
+        }),
+        Event::Response { status, url } => {
+            json!({ "event": "response", "status": status, "url": url })
+        }
+        Event::Challenges(challenges) => json!({
+            "event": "challenges",
+            "challenges": challenges.iter().map(|c| json!({
+                "scheme": c.scheme(),
+                "realm": c.param("realm"),
+                "service": c.param("service"),
+                "scope": c.param("scope"),
+                "error": c.param("error"),
+            })).collect::<Vec<_>>(),
+        }),
+        Event::Scopes {
+            operation,
+            needed,
+            hint,
+            kept,
+            anonymous,
+            requested,
+        } => json!({
+            "event": "scopes",
+            "operation": operation_name(operation),
+            "needed": needed.to_string(),
+            "hint": hint.to_string(),
+            "hintKept": kept.to_string(),
+            "anonymous": anonymous,
+            "requested": requested.to_string(),
+        }),
+        Event::TokenRequest {
+            realm,
+            method,
+            grant: kind,
+            service,
+            scopes,
+        } => json!({
+            "event": "token-request", "realm": realm, "method": method.as_str(),
+            "grant": grant(*kind), "service": service, "scope": scopes.to_string(),
+        }),
+        Event::TokenReceived {
+            claims,
+            granted,
+            expires_in,
+            expires_at,
+            lifetime,
+            expiry,
+        } => json!({
+            "event": "token-received",
+            "granted": granted.as_ref().map(ToString::to_string),
+            "claims": claims,
+            "expiresIn": expires_in,
+            "expiresAt": format_rfc3339(unix(*expires_at)),
+            "lifetimeSeconds": lifetime.as_secs(),
+            "expirySource": match expiry {
+                ExpirySource::JwtExp => "jwt-exp",
+                ExpirySource::IssuedAt => "issued_at+expires_in",
+                ExpirySource::Received => "received+expires_in",
+            },
+        }),
+    }
 }
 
 fn operation_name(operation: &Operation) -> String {

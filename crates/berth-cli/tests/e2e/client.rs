@@ -168,6 +168,26 @@ fn login_list_inspect_explain_logout() {
     assert!(!explained.contains(ADMIN_PASSWORD), "{explained}");
     assert!(!explained.contains("eyJ"), "no JWT printed: {explained}");
 
+    // The same facts as JSON, for scripts.
+    let json_text = ok(home, &["auth", "explain", &tagged, "--output", "json"], "");
+    let report: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(report["credential"]["kind"], "password");
+    assert_eq!(report["credential"]["username"], "admin");
+    assert_eq!(report["operation"]["status"], 200);
+    let events = report["operation"]["events"].as_array().unwrap();
+    let find = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event: {json_text}"))
+    };
+    assert_eq!(find("challenges")["challenges"][0]["realm"], realm);
+    assert_eq!(find("scopes")["requested"], "repository:e2e/client:pull");
+    assert_eq!(find("token-received")["expirySource"], "jwt-exp");
+    assert_eq!(find("token-received")["claims"]["sub"], "admin");
+    assert!(!json_text.contains(ADMIN_PASSWORD), "{json_text}");
+    assert!(!json_text.contains("eyJ"), "no JWT printed: {json_text}");
+
     // berth admin falls back to the stored login.
     let keys = ok(
         home,
