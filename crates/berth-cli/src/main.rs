@@ -41,6 +41,12 @@ enum Command {
     Untag(client::untag::UntagArgs),
     /// Copy an image, index or artifact between registries and OCI layouts.
     Copy(client::copy::CopyArgs),
+    /// Get, put or delete a manifest (`manifest get|put|delete REF`).
+    #[command(subcommand)]
+    Manifest(client::manifest::ManifestCommand),
+    /// Get, put or delete a blob (`blob get|put|delete REF@DIGEST`).
+    #[command(subcommand)]
+    Blob(client::blob::BlobCommand),
     /// Understand how a registry authenticates (`auth explain REF`).
     #[command(subcommand)]
     Auth(client::auth::AuthCommand),
@@ -59,6 +65,8 @@ fn main() -> anyhow::Result<()> {
         Command::Delete(args) => client::finish(client::delete::run(args)),
         Command::Untag(args) => client::finish(client::untag::run(args)),
         Command::Copy(args) => client::finish(client::copy::run(args)),
+        Command::Manifest(command) => client::finish(client::manifest::run(command)),
+        Command::Blob(command) => client::finish(client::blob::run(command)),
         Command::Auth(command) => client::finish(client::auth::run(command)),
     }
 }

@@ -11,4 +11,5 @@ pub mod client;
 pub mod copy;
 pub mod credentials;
 pub mod document;
+pub mod file;
 pub mod layout;

@@ -49,8 +49,9 @@ pub struct DigestArgs {
 }
 
 /// The manifest chosen, and what is known of it.
-struct Chosen {
-    digest: Digest,
+pub(crate) struct Chosen {
+    /// Its digest.
+    pub(crate) digest: Digest,
     media_type: String,
     size: u64,
     platform: Option<String>,
@@ -91,7 +92,7 @@ pub fn run(args: DigestArgs) -> anyhow::Result<()> {
 }
 
 /// `os/arch[/variant]`.
-fn parse_platform(text: &str) -> anyhow::Result<[String; 3]> {
+pub(crate) fn parse_platform(text: &str) -> anyhow::Result<[String; 3]> {
     let parts: Vec<&str> = text.split('/').collect();
     match parts.as_slice() {
         [os, arch] if !os.is_empty() && !arch.is_empty() => {
@@ -104,7 +105,10 @@ fn parse_platform(text: &str) -> anyhow::Result<[String; 3]> {
     }
 }
 
-async fn resolve(
+/// The manifest `reference` names, or for an index the child of `platform`
+/// (also used by `berth manifest get --platform`); with `want_config`, the
+/// digest of its config too.
+pub(crate) async fn resolve(
     client: &RegistryClient,
     reference: &Reference,
     platform: Option<[String; 3]>,

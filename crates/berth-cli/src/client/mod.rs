@@ -1,5 +1,6 @@
 //! The client commands: `login`, `logout`, `catalog`, `tags`, `digest`,
-//! `delete`, `untag`, `copy` and `auth explain`, on berth-client.
+//! `delete`, `untag`, `copy`, `manifest get|put|delete`, `blob get|put|delete`
+//! and `auth explain`, on berth-client.
 //!
 //! Credentials come from `CredentialStore::from_env()` (BERTH_USERNAME and
 //! BERTH_PASSWORD, podman's auth.json files, docker's config.json and its
@@ -8,12 +9,14 @@
 //! `berth: <what failed: why; what to do>`, and exits 1.
 
 pub mod auth;
+pub mod blob;
 pub mod catalog;
 pub mod copy;
 pub mod delete;
 pub mod digest;
 pub mod login;
 pub mod logout;
+pub mod manifest;
 pub mod tags;
 pub mod untag;
 
@@ -116,8 +119,14 @@ pub fn finish(result: anyhow::Result<()>) -> anyhow::Result<()> {
 /// Writes to stdout; a closed pipe (`berth tags ... | head -1`) ends the
 /// program with success, as the reader has what it wanted.
 pub fn print_out(text: &str) -> anyhow::Result<()> {
+    write_out(text.as_bytes())
+}
+
+/// Writes bytes to stdout, as [`print_out`] does text (a closed pipe ends
+/// the program with success).
+pub fn write_out(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         other => other.context("cannot write to stdout"),
     }

@@ -17,6 +17,7 @@ mod admin;
 mod client;
 mod crash;
 mod interop;
+mod manifest_blob;
 mod oras;
 mod podman;
 mod shutdown;

@@ -4,9 +4,10 @@
 //! Expiry of a token, in order of trust:
 //! 1. the JWT `exp`, when the token is a readable JWT (base64url payload with
 //!    an integer `exp`; the client does not verify signatures, the registry
-//!    does);
+//!    does) and it is still ahead by the local clock;
 //! 2. `issued_at` + `expires_in` (default and floor 60 s), when `issued_at`
-//!    parses and is not more than 60 s in the local clock's future;
+//!    parses, is not more than 60 s in the local clock's future, and does not
+//!    make the token expired on arrival;
 //! 3. the local time of receipt + `expires_in`.
 //!
 //! A token is reused while its remaining lifetime exceeds a margin of
@@ -207,10 +208,13 @@ impl CachedToken {
             // disagree; trusting it would refetch on every request.
             .filter(|exp| *exp > now_unix)
             .map(at_unix);
+        // Likewise an `issued_at` so old that the token would be expired on
+        // arrival: the receipt time is then the better clock.
         let from_issued = response
             .issued_at_unix()
             .filter(|issued| *issued <= now_unix + MAX_ISSUED_AT_SKEW)
-            .map(|issued| at_unix(issued) + lifetime);
+            .map(|issued| at_unix(issued) + lifetime)
+            .filter(|at| *at > now);
         let (expires_at, expiry) = match (from_exp, from_issued) {
             (Some(at), _) => (at, ExpirySource::JwtExp),
             (None, Some(at)) => (at, ExpirySource::IssuedAt),
@@ -500,6 +504,12 @@ mod tests {
         let body = format!(r#"{{"token":"{}","expires_in":120}}"#, jwt(r#"{"exp":5}"#));
         let t = CachedToken::from_response(&response(&body), now);
         assert_eq!(t.lifetime(), Duration::from_secs(120));
+        // An issued_at so old the token would arrive expired (the local clock
+        // runs ahead): the receipt time is used.
+        let body = r#"{"token":"x","expires_in":300,"issued_at":"2023-11-14T00:00:00Z"}"#;
+        let t = CachedToken::from_response(&response(body), now);
+        assert_eq!(t.lifetime(), Duration::from_secs(300));
+        assert_eq!(t.expiry_source(), ExpirySource::Received);
     }
 
     #[test]

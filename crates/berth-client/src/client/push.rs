@@ -381,6 +381,7 @@ impl RegistryClient {
             .max(session.min_chunk.unwrap_or(0))
             .max(1);
         if chunk_size > MAX_CHUNK {
+            self.cancel(operation, &session.location).await;
             return Err(ClientError::BadResponse {
                 what: what.to_owned(),
                 reason: format!(
@@ -395,6 +396,9 @@ impl RegistryClient {
                 source,
             })
         })?;
+        if let Some(progress) = &progress {
+            progress(0);
+        }
         let mut sent: u64 = 0;
         let mut chunks: u64 = 0;
         let mut pending = BytesMut::new();

@@ -4,6 +4,11 @@
 //! - `quirks`: fixture servers behaving as GHCR, Docker Hub, zot, Quay, ECR
 //!   and Basic-only registries do; each test fails if the quirk is mishandled.
 //! - `props`: properties of scope merging and cache keys.
+//! - `push`: writing against berth: uploads (monolithic, chunked), mount,
+//!   manifest `PUT`, blob `DELETE`, token refresh during a long upload.
+//! - `push_quirks`: fixture registries with upload quirks (a proxy's body
+//!   limit with `OCI-Chunk-Min-Length`, stateful relative `Location`s, a
+//!   refused digest, a 405 to a blob `DELETE`).
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -13,5 +18,7 @@
 
 mod berth;
 mod props;
+mod push;
+mod push_quirks;
 mod quirks;
 mod support;
