@@ -79,7 +79,7 @@ pub struct CopyArgs {
     /// By default each blob goes in one request, and in chunks (16 MiB, or
     /// the registry's OCI-Chunk-Min-Length) only where the registry or a
     /// proxy refuses that.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: Option<u64>,
 
     /// Without a terminal, print a progress line this often (seconds).
@@ -100,6 +100,12 @@ pub struct CopyArgs {
 
 /// Runs `berth copy`.
 pub fn run(args: CopyArgs) -> anyhow::Result<()> {
+    // A layout directory this copy creates is removed again if the copy
+    // fails: a failed copy leaves nothing behind.
+    let new_layout_dir = LayoutRef::parse(&args.destination)
+        .and_then(Result::ok)
+        .map(|r| r.dir)
+        .filter(|dir| !dir.exists());
     let source = endpoint(&args.source, None, &args.common, "source")?;
     let destination = endpoint(
         &args.destination,
@@ -112,7 +118,6 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         referrers: args.referrers,
         jobs: usize::from(args.jobs),
         upload: match args.chunk_size {
-            Some(0) => bail!("--chunk-size must be at least 1 byte"),
             Some(size) => UploadOptions {
                 monolithic: false,
                 chunk_size: size,
@@ -149,6 +154,14 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         result
     });
     display.finish();
+    if let (Err(_), Some(dir)) = (&result, &new_layout_dir)
+        && let Err(e) = std::fs::remove_dir_all(dir)
+    {
+        eprintln!(
+            "berth: cannot remove the unfinished layout {}: {e}",
+            dir.display()
+        );
+    }
     let report = result.with_context(|| {
         format!(
             "cannot copy {} to {}",

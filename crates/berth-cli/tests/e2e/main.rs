@@ -15,6 +15,7 @@ mod support;
 
 mod admin;
 mod client;
+mod copy;
 mod crash;
 mod interop;
 mod manifest_blob;

@@ -235,6 +235,21 @@ pub enum CopyError {
     /// A blob task ended abnormally.
     #[error("a blob transfer stopped: {0}")]
     Task(String),
+    /// A blob of a layout does not have the digest it is stored under.
+    #[error(
+        "blob {digest} of {source_ref} does not match its digest (the destination refused it: {reason}); \
+         the layout file {path} is damaged: copy the image into the layout again"
+    )]
+    DamagedLayoutBlob {
+        /// The blob.
+        digest: Digest,
+        /// The source layout.
+        source_ref: String,
+        /// Its file.
+        path: String,
+        /// What the destination said.
+        reason: String,
+    },
 }
 
 /// Copies `source` to `destination`.
@@ -287,7 +302,8 @@ pub async fn copy(
             let _permit = permits.acquire_owned().await;
             let outcome =
                 site::transfer_blob(&source, &destination, &blob, &upload, on_event.clone())
-                    .await?;
+                    .await
+                    .map_err(|e| site::blame_source(&source, &blob.digest, e))?;
             if let Some(f) = &on_event {
                 f(&CopyEvent::BlobDone {
                     digest: blob.digest.clone(),

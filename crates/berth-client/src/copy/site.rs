@@ -271,6 +271,32 @@ fn source_error(source: &Endpoint, digest: &Digest, e: std::io::Error) -> CopyEr
     CopyError::Task(format!("reading blob {digest} from {source}: {e}"))
 }
 
+/// A destination's refusal of a layout blob's bytes, told as what it is: the
+/// layout's file is damaged (the registry only knows the upload was wrong).
+pub(super) fn blame_source(source: &Endpoint, digest: &Digest, error: CopyError) -> CopyError {
+    let Endpoint::Layout { layout, .. } = source else {
+        return error;
+    };
+    let refused_digest = match &error {
+        CopyError::Client(ClientError::Status {
+            status: 400,
+            message,
+            ..
+        }) => message.contains("DIGEST_INVALID").then(|| message.clone()),
+        CopyError::Client(e @ ClientError::DigestMismatch { .. }) => Some(e.to_string()),
+        _ => None,
+    };
+    match refused_digest {
+        Some(reason) => CopyError::DamagedLayoutBlob {
+            digest: digest.clone(),
+            source_ref: source.to_string(),
+            path: layout.blob_path(digest).display().to_string(),
+            reason,
+        },
+        None => error,
+    }
+}
+
 /// Writes `node` to the destination: the root under the destination's name,
 /// others by digest. Returns whether the destination held it already.
 pub(super) async fn put_manifest(destination: &Endpoint, node: &Node) -> Result<bool, CopyError> {

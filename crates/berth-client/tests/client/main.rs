@@ -4,6 +4,9 @@
 //! - `quirks`: fixture servers behaving as GHCR, Docker Hub, zot, Quay, ECR
 //!   and Basic-only registries do; each test fails if the quirk is mishandled.
 //! - `props`: properties of scope merging and cache keys.
+//! - `copy`: `copy` between two berths, within one, to and from an OCI
+//!   layout: an index and one platform of it, mounts, referrers, events, and
+//!   an anonymous copy of a private repository.
 //! - `push`: writing against berth: uploads (monolithic, chunked), mount,
 //!   manifest `PUT`, blob `DELETE`, token refresh during a long upload.
 //! - `push_quirks`: fixture registries with upload quirks (a proxy's body
@@ -17,6 +20,7 @@
 )]
 
 mod berth;
+mod copy;
 mod props;
 mod push;
 mod push_quirks;
