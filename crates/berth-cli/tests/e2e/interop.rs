@@ -1,6 +1,10 @@
-//! Stock CNCF distribution 2.8.2 (Debian `docker-registry`) trusting berth's
-//! token service: berth is the `auth.token` server of a registry it does not
-//! run, as PROTOCOL.md section 4 promises.
+//! Stock CNCF distribution 2.8.2 (Debian `docker-registry`) as a peer:
+//!
+//! - trusting berth's token service: berth is the `auth.token` server of a
+//!   registry it does not run, as PROTOCOL.md section 4 promises; berth's
+//!   client then works against it end to end;
+//! - with htpasswd (Basic on every request, no token service): berth's client
+//!   logs in, copies, lists and inspects over Basic.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,23 +27,42 @@ struct Distribution {
     log: PathBuf,
 }
 
+/// How distribution authenticates.
+enum Auth<'a> {
+    /// Bearer tokens from `berth`, verified through its root certificate.
+    BerthTokens {
+        berth: &'a Server,
+        root_cert: &'a Path,
+    },
+    /// Basic against an htpasswd file.
+    Htpasswd { file: &'a Path },
+}
+
 impl Distribution {
-    /// Writes a config under `dir` trusting `berth`'s tokens and starts
-    /// distribution with it.
-    fn start(dir: &Path, berth: &Server, root_cert: &Path) -> Self {
+    /// Writes a config under `dir` with `auth` and starts distribution with
+    /// it (deletes enabled).
+    fn start(dir: &Path, auth: Auth<'_>) -> Self {
         let addr = free_addr();
         let storage = dir.join("storage");
         std::fs::create_dir_all(&storage).unwrap();
+        let auth = match auth {
+            Auth::BerthTokens { berth, root_cert } => format!(
+                "auth:\n  token:\n    realm: \"{realm}\"\n    service: \"{SERVICE}\"\n    \
+                 issuer: \"{ISSUER}\"\n    rootcertbundle: \"{root}\"\n",
+                realm = berth.url("/token"),
+                root = root_cert.display(),
+            ),
+            Auth::Htpasswd { file } => format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: \"{}\"\n",
+                file.display()
+            ),
+        };
         let config = format!(
             "version: 0.1\n\
              log:\n  level: warn\n\
              storage:\n  filesystem:\n    rootdirectory: \"{storage}\"\n  delete:\n    enabled: true\n\
-             http:\n  addr: {addr}\n\
-             auth:\n  token:\n    realm: \"{realm}\"\n    service: \"{SERVICE}\"\n    \
-             issuer: \"{ISSUER}\"\n    rootcertbundle: \"{root}\"\n",
+             http:\n  addr: {addr}\n{auth}",
             storage = storage.display(),
-            realm = berth.url("/token"),
-            root = root_cert.display(),
         );
         let config_path = dir.join("config.yml");
         std::fs::write(&config_path, &config).unwrap();
@@ -53,7 +76,24 @@ impl Distribution {
             .stderr(out)
             .spawn()
             .expect("docker-registry starts");
-        Self { child, addr, log }
+        let started = Self { child, addr, log };
+        started.wait_ready();
+        started
+    }
+
+    /// Waits until `/v2/` answers (401: both modes authenticate).
+    fn wait_ready(&self) {
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.get(self.url("/v2/")).send() {
+                Ok(_) => return,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("distribution does not answer: {e}\nlog:\n{}", self.log()),
+            }
+        }
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -110,27 +150,22 @@ fn distribution_accepts_berth_tokens() {
     let berth = Server::start_with(data.path(), &["--service", SERVICE]);
     let root_cert = data.path().join("keys/root.crt.pem");
     assert!(root_cert.is_file(), "berth wrote its root certificate");
-    let registry = Distribution::start(work.path(), &berth, &root_cert);
+    let registry = Distribution::start(
+        work.path(),
+        Auth::BerthTokens {
+            berth: &berth,
+            root_cert: &root_cert,
+        },
+    );
 
-    // Ready when /v2/ challenges with berth's realm and our service.
+    // /v2/ challenges with berth's realm and our service.
     let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let challenge = loop {
-        match client.get(registry.url("/v2/")).send() {
-            Ok(response) => {
-                assert_eq!(response.status(), 401, "log:\n{}", registry.log());
-                break response.headers()["www-authenticate"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!(
-                "distribution does not answer: {e}\nlog:\n{}",
-                registry.log()
-            ),
-        }
-    };
+    let response = client.get(registry.url("/v2/")).send().unwrap();
+    assert_eq!(response.status(), 401, "log:\n{}", registry.log());
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         challenge,
         format!(
@@ -210,4 +245,248 @@ fn distribution_accepts_berth_tokens() {
     assert_eq!(own.status(), 200, "log:\n{}", registry.log());
     let own: serde_json::Value = own.json().unwrap();
     assert_eq!(own["tags"], serde_json::json!(["v1"]));
+}
+
+/// `berth <args>` with every credential file under `home` and `env` added.
+fn berth(home: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(args)
+        .env("HOME", home.join("home"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("NO_COLOR", "1")
+        .env_remove("BERTH_USERNAME")
+        .env_remove("BERTH_PASSWORD")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("berth runs")
+}
+
+/// stdout of a `berth` run that must succeed.
+fn berth_ok(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = berth(home, args, env);
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// berth's client against distribution whose tokens berth issues: copy in,
+/// list, inspect, read a blob, delete; every token request goes to berth
+/// with the service distribution names.
+#[test]
+fn berth_client_against_distribution_with_berth_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let berth_server = Server::start_with(data.path(), &["--service", SERVICE]);
+    let root_cert = data.path().join("keys/root.crt.pem");
+    let registry = Distribution::start(
+        work.path(),
+        Auth::BerthTokens {
+            berth: &berth_server,
+            root_cert: &root_cert,
+        },
+    );
+    let home = work.path();
+    let env = [
+        ("BERTH_USERNAME", "admin"),
+        ("BERTH_PASSWORD", ADMIN_PASSWORD),
+    ];
+    let layout = write_layout(&work.path().join("src"), "v1", 3 * 1024 * 1024, 31);
+    let image = format!("{}/admin/cli", registry.addr);
+
+    let copied: serde_json::Value = serde_json::from_str(&berth_ok(
+        home,
+        &[
+            "copy",
+            &format!("oci:{}:v1", layout.dir.display()),
+            &format!("{image}:v1"),
+            "--output",
+            "json",
+        ],
+        &env,
+    ))
+    .unwrap();
+    assert_eq!(copied["digest"], layout.manifest.to_string(), "{copied}");
+    assert_eq!(copied["blobs"]["copied"], 2, "{copied}");
+
+    assert_eq!(berth_ok(home, &["tags", &image], &env), "v1\n");
+    assert_eq!(
+        berth_ok(home, &["digest", &format!("{image}:v1")], &env),
+        format!("{}\n", layout.manifest)
+    );
+    let manifest = berth_ok(home, &["manifest", "get", &format!("{image}:v1")], &env);
+    assert_eq!(
+        berth_core::Digest::sha256_of(manifest.as_bytes()),
+        layout.manifest,
+        "the exact manifest bytes"
+    );
+    let config = work.path().join("config.json");
+    berth_ok(
+        home,
+        &[
+            "blob",
+            "get",
+            &format!("{image}@{}", layout.blobs[0]),
+            "-o",
+            config.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(
+        berth_core::Digest::sha256_of(&std::fs::read(&config).unwrap()),
+        layout.blobs[0]
+    );
+
+    // The token flow, as berth explains it: distribution's challenge names
+    // berth's realm and the service; the token is berth's JWT.
+    let explained: serde_json::Value = serde_json::from_str(&berth_ok(
+        home,
+        &[
+            "auth",
+            "explain",
+            &format!("{image}:v1"),
+            "--output",
+            "json",
+        ],
+        &env,
+    ))
+    .unwrap();
+    let events = explained["operation"]["events"].as_array().unwrap();
+    let challenge = events.iter().find(|e| e["event"] == "challenges").unwrap();
+    assert_eq!(
+        challenge["challenges"][0]["realm"],
+        berth_server.url("/token")
+    );
+    assert_eq!(challenge["challenges"][0]["service"], SERVICE);
+    assert_eq!(explained["operation"]["status"], 200, "{explained}");
+
+    // Delete by tag: resolved to the digest, deleted, the tag gone.
+    let deleted = berth_ok(home, &["delete", &format!("{image}:v1")], &env);
+    assert!(deleted.contains(&layout.manifest.to_string()), "{deleted}");
+    let gone = berth(home, &["digest", &format!("{image}:v1")], &env);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+}
+
+/// berth's client against distribution with htpasswd: no token service, Basic
+/// on every request. Login checks the password before storing it; a wrong
+/// one stores nothing.
+#[test]
+fn berth_client_against_distribution_with_htpasswd() {
+    let work = tempfile::tempdir().unwrap();
+    let password = "alice-htpasswd-password";
+    let hash = bcrypt::hash_with_result(password, 4)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let htpasswd = work.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let registry = Distribution::start(work.path(), Auth::Htpasswd { file: &htpasswd });
+    let home = work.path();
+    let host = registry.addr.clone();
+    let image = format!("{host}/team/app");
+
+    // A wrong password is refused at login, and nothing is stored.
+    let mut wrong = Command::new(env!("CARGO_BIN_EXE_berth"));
+    wrong
+        .args(["login", &host, "-u", "alice", "--password-stdin"])
+        .env("HOME", home.join("home"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env_remove("BERTH_USERNAME")
+        .env_remove("BERTH_PASSWORD");
+    let refused = feed(&mut wrong, "not-the-password\n");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(!home.join("docker/config.json").exists(), "nothing stored");
+
+    let mut login = Command::new(env!("CARGO_BIN_EXE_berth"));
+    login
+        .args(["login", &host, "-u", "alice", "--password-stdin"])
+        .env("HOME", home.join("home"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env_remove("BERTH_USERNAME")
+        .env_remove("BERTH_PASSWORD");
+    let logged_in = feed(&mut login, &format!("{password}\n"));
+    assert!(
+        logged_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged_in.stderr)
+    );
+
+    let layout = write_layout(&work.path().join("src"), "v1", 2 * 1024 * 1024, 37);
+    berth_ok(
+        home,
+        &[
+            "copy",
+            &format!("oci:{}:v1", layout.dir.display()),
+            &format!("{image}:v1"),
+        ],
+        &[],
+    );
+    assert_eq!(berth_ok(home, &["tags", &image], &[]), "v1\n");
+    assert_eq!(
+        berth_ok(home, &["catalog", &host], &[]),
+        "team/app\n",
+        "distribution lists its catalog to any authenticated user"
+    );
+    let back = work.path().join("back");
+    berth_ok(
+        home,
+        &[
+            "copy",
+            &format!("{image}:v1"),
+            &format!("oci:{}:v1", back.display()),
+        ],
+        &[],
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], layout.manifest.to_string());
+
+    // The flow: a Basic challenge, answered with Basic; no token service.
+    let explained = berth_ok(home, &["auth", "explain", &format!("{image}:v1")], &[]);
+    assert!(explained.contains("scheme=Basic"), "{explained}");
+    assert!(
+        explained.contains("Authorization: Basic <redacted>"),
+        "{explained}"
+    );
+    assert!(!explained.contains(password), "{explained}");
+
+    // Logged out, the registry is out of reach, and the message says so.
+    berth_ok(home, &["logout", &host], &[]);
+    let denied = berth(home, &["tags", &image], &[]);
+    assert_eq!(denied.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&denied.stderr);
+    assert!(message.contains("log in"), "{message}");
+}
+
+/// Runs `command` with `input` on stdin.
+fn feed(command: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
