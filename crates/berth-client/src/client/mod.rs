@@ -270,11 +270,24 @@ impl RegistryClient {
         repo: &RepositoryName,
         reference: &TagOrDigest,
     ) -> Result<(), ClientError> {
-        let what = format!("delete manifest {repo}:{reference}");
-        let url = self
-            .transport
-            .url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let request = Request::new(Method::DELETE, url);
+        self.delete(
+            repo,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            format!("delete manifest {repo}:{reference}"),
+        )
+        .await
+    }
+
+    /// `DELETE path` in `repo`; a 405 becomes
+    /// [`ClientError::DeleteUnsupported`], naming where this registry
+    /// deletes instead.
+    async fn delete(
+        &self,
+        repo: &RepositoryName,
+        path: &str,
+        what: String,
+    ) -> Result<(), ClientError> {
+        let request = Request::new(Method::DELETE, self.transport.url(path)?);
         match self
             .transport
             .send(&Operation::Delete(repo.clone()), &request)
@@ -282,17 +295,12 @@ impl RegistryClient {
         {
             Reply::Success(_) => Ok(()),
             Reply::Failure(f) if f.status == StatusCode::METHOD_NOT_ALLOWED => {
-                Err(self.delete_unsupported(&f))
+                Err(ClientError::DeleteUnsupported {
+                    registry: self.registry().to_string(),
+                    registry_hint: delete_hint(self.registry(), &f.message()),
+                })
             }
             Reply::Failure(f) => Err(ClientError::from_failure(what, &f)),
-        }
-    }
-
-    /// The error for a 405 to a `DELETE`, naming where this registry deletes.
-    fn delete_unsupported(&self, failure: &crate::auth::Failure) -> ClientError {
-        ClientError::DeleteUnsupported {
-            registry: self.registry().to_string(),
-            registry_hint: delete_hint(self.registry(), &failure.message()),
         }
     }
 

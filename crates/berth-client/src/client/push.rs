@@ -535,20 +535,12 @@ impl RegistryClient {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> Result<(), ClientError> {
-        let what = format!("delete blob {repo}@{digest}");
-        let url = self.transport.url(&format!("/v2/{repo}/blobs/{digest}"))?;
-        let request = Request::new(Method::DELETE, url);
-        match self
-            .transport
-            .send(&Operation::Delete(repo.clone()), &request)
-            .await?
-        {
-            Reply::Success(_) => Ok(()),
-            Reply::Failure(f) if f.status == StatusCode::METHOD_NOT_ALLOWED => {
-                Err(self.delete_unsupported(&f))
-            }
-            Reply::Failure(f) => Err(ClientError::from_failure(what, &f)),
-        }
+        self.delete(
+            repo,
+            &format!("/v2/{repo}/blobs/{digest}"),
+            format!("delete blob {repo}@{digest}"),
+        )
+        .await
     }
 }
 
