@@ -2,10 +2,11 @@
 
 use anyhow::{Context, bail};
 use berth_client::client::RegistryClient;
+use berth_client::document::{Descriptor, Document};
 use berth_core::media_type::{DOCKER_MANIFEST_LIST, OCI_IMAGE_INDEX};
-use berth_core::{Digest, Reference, TagOrDigest};
+use berth_core::{Digest, Platform, Reference, TagOrDigest};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::tags::parse_reference;
 use super::{Common, Output, block_on, connect, json_text, print_out};
@@ -30,7 +31,7 @@ pub struct DigestArgs {
 
     /// For an index, the image of this platform: os/arch[/variant].
     #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
+    platform: Option<Platform>,
 
     /// Print the digest of the image's config instead (GETs the manifest).
     #[arg(long, conflicts_with = "full_ref")]
@@ -60,9 +61,13 @@ pub(crate) struct Chosen {
 /// Runs `berth digest`.
 pub fn run(args: DigestArgs) -> anyhow::Result<()> {
     let reference = parse_reference(&args.reference)?;
-    let platform = args.platform.as_deref().map(parse_platform).transpose()?;
     let client = connect(reference.registry(), &args.common)?;
-    let (chosen, config) = block_on(resolve(&client, &reference, platform, args.config))??;
+    let (chosen, config) = block_on(resolve(
+        &client,
+        &reference,
+        args.platform.as_ref(),
+        args.config,
+    ))??;
     let full = reference
         .clone()
         .with_digest(chosen.digest.clone())
@@ -91,27 +96,13 @@ pub fn run(args: DigestArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `os/arch[/variant]`.
-pub(crate) fn parse_platform(text: &str) -> anyhow::Result<[String; 3]> {
-    let parts: Vec<&str> = text.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] if !os.is_empty() && !arch.is_empty() => {
-            Ok([(*os).to_owned(), (*arch).to_owned(), String::new()])
-        }
-        [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-            Ok([(*os).to_owned(), (*arch).to_owned(), (*variant).to_owned()])
-        }
-        _ => bail!("--platform {text:?} is not os/arch[/variant], such as linux/amd64"),
-    }
-}
-
 /// The manifest `reference` names, or for an index the child of `platform`
 /// (also used by `berth manifest get --platform`); with `want_config`, the
 /// digest of its config too.
 pub(crate) async fn resolve(
     client: &RegistryClient,
     reference: &Reference,
-    platform: Option<[String; 3]>,
+    platform: Option<&Platform>,
     want_config: bool,
 ) -> anyhow::Result<(Chosen, Option<Digest>)> {
     let repo = reference.repository();
@@ -132,54 +123,32 @@ pub(crate) async fn resolve(
             .get_manifest(repo, &TagOrDigest::Digest(chosen.digest.clone()), &[])
             .await
             .with_context(|| format!("cannot read the index of {reference}"))?;
-        let json: Value = serde_json::from_slice(&index.bytes)
-            .with_context(|| format!("the index of {reference} is not JSON"))?;
-        let children = json["manifests"].as_array().cloned().unwrap_or_default();
-        let name = |m: &Value| {
-            let p = &m["platform"];
-            let mut s = format!(
-                "{}/{}",
-                p["os"].as_str().unwrap_or("?"),
-                p["architecture"].as_str().unwrap_or("?")
-            );
-            if let Some(v) = p["variant"].as_str() {
-                s.push('/');
-                s.push_str(v);
-            }
-            s
+        let index = Document::parse(&index.bytes, &format!("the index of {reference}"))?;
+        let names = || {
+            let all: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(Descriptor::platform_name)
+                .collect();
+            all.join(", ")
         };
-        let Some([os, arch, variant]) = platform else {
-            let all: Vec<String> = children.iter().map(name).collect();
+        let Some(platform) = platform else {
             bail!(
                 "{reference} is a multi-platform index ({}); choose one with --platform",
-                all.join(", ")
+                names()
             );
         };
-        let child = children.iter().find(|m| {
-            let p = &m["platform"];
-            p["os"] == os.as_str()
-                && p["architecture"] == arch.as_str()
-                && (variant.is_empty() || p["variant"] == variant.as_str())
-        });
-        let Some(child) = child else {
-            let all: Vec<String> = children.iter().map(name).collect();
+        let Some(child) = index.manifests.iter().find(|d| d.is_for(platform)) else {
             bail!(
-                "{reference} has no image for {os}/{arch}{}; it has {}",
-                if variant.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{variant}")
-                },
-                all.join(", ")
+                "{reference} has no image for {platform}; it has {}",
+                names()
             );
         };
-        let digest = child["digest"].as_str().unwrap_or_default();
         chosen = Chosen {
-            digest: Digest::parse(digest)
-                .with_context(|| format!("the index of {reference} names a bad digest"))?,
-            media_type: child["mediaType"].as_str().unwrap_or_default().to_owned(),
-            size: child["size"].as_u64().unwrap_or_default(),
-            platform: Some(name(child)),
+            digest: child.digest.clone(),
+            media_type: child.media_type.clone(),
+            size: child.size,
+            platform: child.platform_name(),
         };
     } else if platform.is_some() && !is_index {
         eprintln!("note: {reference} is a single-platform image; --platform is not checked");
@@ -191,13 +160,10 @@ pub(crate) async fn resolve(
         .get_manifest(repo, &TagOrDigest::Digest(chosen.digest.clone()), &[])
         .await
         .with_context(|| format!("cannot read the manifest of {reference}"))?;
-    let json: Value = serde_json::from_slice(&manifest.bytes)
-        .with_context(|| format!("the manifest of {reference} is not JSON"))?;
-    let config = json["config"]["digest"]
-        .as_str()
-        .with_context(|| format!("the manifest of {reference} names no config"))?;
-    let config = Digest::parse(config)
-        .with_context(|| format!("the manifest of {reference} names a bad config digest"))?;
+    let config = Document::parse(&manifest.bytes, &format!("the manifest of {reference}"))?
+        .config
+        .with_context(|| format!("the manifest of {reference} names no config"))?
+        .digest;
     Ok((chosen, Some(config)))
 }
 

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use berth_client::client::{Manifest, RegistryClient};
-use berth_core::{Digest, Reference, TagOrDigest};
+use berth_core::{Digest, Platform, Reference, TagOrDigest};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::delete::{DeleteArgs, has_tag};
-use super::digest::{parse_platform, resolve};
+use super::digest::resolve;
 use super::tags::parse_reference;
 use super::{Common, Output, block_on, connect, json_text, print_out, write_out};
 
@@ -69,7 +69,7 @@ pub struct GetArgs {
 
     /// For an index, get the image of this platform: os/arch[/variant].
     #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
+    platform: Option<Platform>,
 
     /// Output format: the exact bytes, or a JSON object describing them.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -128,10 +128,9 @@ pub fn run(command: ManifestCommand) -> anyhow::Result<()> {
 
 fn get(args: GetArgs) -> anyhow::Result<()> {
     let reference = parse_reference(&args.reference)?;
-    let platform = args.platform.as_deref().map(parse_platform).transpose()?;
     let client = connect(reference.registry(), &args.common)?;
     let accept: Vec<&str> = args.accept.iter().map(String::as_str).collect();
-    let manifest = block_on(fetch(&client, &reference, platform, &accept))??;
+    let manifest = block_on(fetch(&client, &reference, args.platform.as_ref(), &accept))??;
     match args.output {
         Output::Text => write_out(&manifest.bytes),
         Output::Json => {
@@ -154,7 +153,7 @@ fn get(args: GetArgs) -> anyhow::Result<()> {
 async fn fetch(
     client: &RegistryClient,
     reference: &Reference,
-    platform: Option<[String; 3]>,
+    platform: Option<&Platform>,
     accept: &[&str],
 ) -> anyhow::Result<Manifest> {
     let target = match platform {
