@@ -3,8 +3,8 @@
 //!
 //! The connection is resolved from flags and variables before any I/O; the
 //! password only ever comes from `BERTH_PASSWORD` or, when neither variable is
-//! set, the stored login of `berth login` for the registry's host; never from
-//! a flag.
+//! set, the stored login of `berth login --store-password` for the registry's
+//! host; never from a flag.
 
 use std::fmt;
 use std::io::Write;
@@ -47,8 +47,8 @@ impl Connection {
                 };
                 bail!(
                     "{unset}: berth admin logs in with them, or with the stored login of \
-                     `berth login <host>`. Set BERTH_USERNAME to an administrator's \
-                     name and BERTH_PASSWORD to their password or personal access token, e.g. \
+                     `berth login <host> --store-password`. Set BERTH_USERNAME to an \
+                     administrator's name and BERTH_PASSWORD to their password or personal access token, e.g. \
                      `export BERTH_USERNAME=admin; read -rs BERTH_PASSWORD; export BERTH_PASSWORD` \
                      (the password is never taken from a flag)"
                 );
@@ -201,7 +201,8 @@ impl Api {
 }
 
 /// The login `berth login <host[:port]>` stored for the registry at `base`
-/// (a user name and password; an identity token cannot call the admin API).
+/// (a user name and password, as `--store-password` keeps them; the refresh
+/// token a plain login stores cannot call the admin API).
 fn stored_login(base: &Url) -> anyhow::Result<Option<(String, String)>> {
     let Some(host) = base.host_str() else {
         return Ok(None);
@@ -220,8 +221,10 @@ fn stored_login(base: &Url) -> anyhow::Result<Option<(String, String)>> {
     match found {
         Some(Credential::Basic { username, password }) => Ok(Some((username, password))),
         Some(Credential::IdentityToken(_)) => bail!(
-            "the stored login for {key} is an identity token, which the admin API does not \
-             take; set BERTH_USERNAME and BERTH_PASSWORD, or `berth login {name} -u USER`"
+            "the stored login for {key} is a refresh token (what `berth login` stores by \
+             default), and the admin API takes only a user name and password: log in with \
+             `berth login {name} -u USER --store-password`, or set BERTH_USERNAME and \
+             BERTH_PASSWORD"
         ),
         None => Ok(None),
     }

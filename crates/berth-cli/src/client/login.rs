@@ -1,5 +1,11 @@
 //! `berth login REGISTRY`: verify a credential against the registry's token
 //! service, then store it (docker's config.json or its credential helper).
+//!
+//! As `docker login` does, a registry that uses bearer tokens is asked for a
+//! refresh token (`offline_token=true`), and the refresh token is stored
+//! instead of the password when it is given and works: it can be revoked on
+//! its own, and it expires. `--store-password` keeps the password (the admin
+//! API takes only Basic credentials).
 
 use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,12 +24,22 @@ use super::{Common, block_on, parse_registry, print_out};
 Examples:
   berth login registry.example.com -u alice              # prompts for the password
   printf '%s\\n' \"$TOKEN\" | berth login ghcr.io -u alice --password-stdin
+  berth login registry.example.com -u admin --store-password   # for `berth admin`
 
 The password is checked first: berth asks the registry's token service for a
-token with it, and stores nothing when it is refused. It is stored where docker
-keeps it: the credential helper docker's config.json names (credHelpers,
-credsStore), else the `auths` of $DOCKER_CONFIG/config.json (mode 0600).
-The password is never taken from a flag.
+token with it, and stores nothing when it is refused. Then, where the registry
+uses bearer tokens and offers one (berth does, for a password login; not for a
+personal access token), berth asks for a refresh token (an \"offline token\")
+and stores it instead of the password, as docker does: later commands use the
+OAuth2 refresh-token grant with it. It stops working when it expires (berth:
+after 90 days) or the registry revokes it; then log in again. `berth logout`
+removes it from this machine (it does not revoke it).
+--store-password stores the password instead (`berth admin` needs it).
+
+The credential is stored where docker keeps it: the credential helper docker's
+config.json names (credHelpers, credsStore), else the `auths` of
+$DOCKER_CONFIG/config.json (mode 0600), where docker, skopeo and podman read a
+refresh token too (`identitytoken`). The password is never taken from a flag.
 
 Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
 pub struct LoginArgs {
@@ -43,6 +59,15 @@ pub struct LoginArgs {
     /// this flag the password is prompted for on the terminal, without echo.
     #[arg(long)]
     password_stdin: bool,
+
+    /// Store the password, not a refresh token.
+    ///
+    /// By default a registry that offers a refresh token (an OAuth2 offline
+    /// token) gets it stored in place of the password. The admin API
+    /// (`berth admin`) takes only the password, as do tools that cannot use
+    /// a refresh token.
+    #[arg(long)]
+    store_password: bool,
 
     #[command(flatten)]
     common: Common,
@@ -105,7 +130,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         let used = matches!(
             event,
             Event::TokenRequest {
-                grant: GrantKind::Basic,
+                grant: GrantKind::Basic | GrantKind::Password,
                 ..
             } | Event::Request {
                 authorization: AuthorizationKind::Basic,
@@ -121,7 +146,18 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     }));
     let client = RegistryClient::new(registry.clone(), Some(credential.clone()), options)
         .with_context(|| format!("cannot set up a client for {registry}"))?;
-    match block_on(client.ping())? {
+    let presented = move || *presented.lock().unwrap_or_else(PoisonError::into_inner);
+    // One runtime for every request: the client's connections belong to it.
+    let (pinged, refresh) = block_on(async {
+        let pinged = client.ping().await;
+        let refresh = if pinged.is_ok() && presented() && !args.store_password {
+            refresh_token(&client, &args.common).await
+        } else {
+            None
+        };
+        (pinged, refresh)
+    })?;
+    match pinged {
         Ok(_) => {}
         Err(ClientError::Auth(AuthError::BadCredentials { realm, .. })) => bail!(
             "login to {registry} failed: the token service {realm} refused the user name or \
@@ -134,16 +170,23 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
             });
         }
     }
-    if !*presented.lock().unwrap_or_else(PoisonError::into_inner) {
+    if !presented() {
         eprintln!(
             "note: {registry} did not ask for credentials (an open registry?); stored without \
              verification"
         );
     }
+    let stored = refresh.as_ref().unwrap_or(&credential);
     let store = CredentialStore::from_env();
     let source = store
-        .store(&key, &credential)
+        .store(&key, stored)
         .with_context(|| format!("cannot store the credential for {key}"))?;
+    if refresh.is_some() {
+        eprintln!(
+            "note: stored a refresh token, not the password (--store-password stores the \
+             password instead)"
+        );
+    }
     if let Some(winner) = store.source(&key)
         && winner != source.to_string()
     {
@@ -152,4 +195,37 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     print_out(&format!(
         "logged in to {registry} as {username}; credential stored in {source}\n"
     ))
+}
+
+/// A refresh token for the verified password, when the registry uses bearer
+/// tokens and gives one that works: it is tried (the OAuth2 refresh-token
+/// grant, then `/v2/`) before it replaces the password, since a registry may
+/// issue refresh tokens by `GET` without taking them back by `POST`. Any
+/// failure keeps the password, which was verified.
+async fn refresh_token(client: &RegistryClient, common: &Common) -> Option<Credential> {
+    let token = match client.transport().offline_token().await {
+        Ok(token) => token?,
+        Err(e) => {
+            tracing::debug!(error = %e, "no refresh token; the password is stored");
+            return None;
+        }
+    };
+    let registry = client.registry().clone();
+    let check = match RegistryClient::new(registry, Some(token.clone()), common.options()) {
+        Ok(check) => check,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot check the refresh token; the password is stored");
+            return None;
+        }
+    };
+    match check.ping().await {
+        Ok(_) => Some(token),
+        Err(e) => {
+            eprintln!(
+                "note: {} gave a refresh token that does not work ({e}); stored the password",
+                client.registry()
+            );
+            None
+        }
+    }
 }

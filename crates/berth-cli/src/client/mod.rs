@@ -173,6 +173,7 @@ pub fn grant(kind: GrantKind) -> &'static str {
         GrantKind::Anonymous => "anonymous, no credential",
         GrantKind::Basic => "HTTP Basic with the credential",
         GrantKind::RefreshToken => "OAuth2 refresh-token grant with the identity token",
+        GrantKind::Password => "OAuth2 password grant with the credential",
     }
 }
 

@@ -1,11 +1,14 @@
 //! The client commands (`login`, `logout`, `catalog`, `tags`, `digest`,
 //! `delete`, `untag`, `auth explain`, and `admin` on the stored login) against a real
-//! `berth serve`, with every credentials file in a temporary directory.
+//! `berth serve`, with every credentials file in a temporary directory. A
+//! plain login stores a refresh token (used by berth and by skopeo); one with
+//! `--store-password` stores the password.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use base64::Engine;
 use serde_json::json;
 
 use crate::support::{ADMIN_PASSWORD, Server, admin_creds, peer, run, write_layout};
@@ -89,19 +92,36 @@ fn login_list_inspect_explain_logout() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(!config.exists(), "nothing written after a refused login");
 
-    // The right one: verified, then stored in config.json, mode 0600.
-    let said = ok(
-        home,
-        &["login", host, "-u", "admin", "--password-stdin"],
-        &format!("{ADMIN_PASSWORD}\n"),
-    );
+    // The right one: verified; berth then offers a refresh token, which is
+    // stored instead of the password (as docker does), in config.json, 0600.
+    let login = ["login", host, "-u", "admin", "--password-stdin"];
+    let out = output(berth(home, &login), &format!("{ADMIN_PASSWORD}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8(out.stdout).unwrap();
     assert!(said.contains(&config.display().to_string()), "{said}");
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        note.contains("stored a refresh token, not the password"),
+        "{note}"
+    );
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
-    let stored: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    assert!(stored["auths"][host]["auth"].is_string(), "{stored}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(!text.contains(ADMIN_PASSWORD), "no password stored: {text}");
+    let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let refresh = stored["auths"][host]["identitytoken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an identitytoken: {stored}"))
+        .to_owned();
+    assert!(!refresh.is_empty());
+    // `auth` as docker writes it beside an identity token (`user:`), without
+    // which containers/image (skopeo, podman) skips the entry.
+    assert_eq!(
+        stored["auths"][host]["auth"],
+        base64::engine::general_purpose::STANDARD.encode("<token>:"),
+        "{stored}"
+    );
 
     // An image, pushed with skopeo.
     let layout = write_layout(&work.path().join("src"), "v1", 4096, 11);
@@ -144,19 +164,25 @@ fn login_list_inspect_explain_logout() {
         "application/vnd.oci.image.manifest.v1+json"
     );
 
-    // -v traces to stderr without secrets.
+    // -v traces to stderr without secrets: the refresh-token grant by POST.
     let out = output(berth(home, &["tags", &image, "-v"]), "");
     assert!(out.status.success());
     let trace = String::from_utf8(out.stderr).unwrap();
     assert!(trace.contains("Bearer <redacted>"), "{trace}");
+    assert!(trace.contains("OAuth2 refresh-token grant"), "{trace}");
     assert!(!trace.contains(ADMIN_PASSWORD), "{trace}");
+    assert!(!trace.contains(&refresh), "{trace}");
 
-    // auth explain: realm, scope, expiry source; no password, no token.
+    // auth explain: realm, scope, grant, expiry source; no secret.
     let explained = ok(home, &["auth", "explain", &tagged], "");
     let realm = server.url("/token");
     assert!(explained.contains(&format!("realm={realm}")), "{explained}");
     assert!(
         explained.contains("scope requested: repository:e2e/client:pull"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("POST") && explained.contains("OAuth2 refresh-token grant"),
         "{explained}"
     );
     assert!(
@@ -166,13 +192,13 @@ fn login_list_inspect_explain_logout() {
     assert!(explained.contains("sub=admin"), "{explained}");
     assert!(explained.contains("docker config"), "{explained}");
     assert!(!explained.contains(ADMIN_PASSWORD), "{explained}");
+    assert!(!explained.contains(&refresh), "{explained}");
     assert!(!explained.contains("eyJ"), "no JWT printed: {explained}");
 
     // The same facts as JSON, for scripts.
     let json_text = ok(home, &["auth", "explain", &tagged, "--output", "json"], "");
     let report: serde_json::Value = serde_json::from_str(&json_text).unwrap();
-    assert_eq!(report["credential"]["kind"], "password");
-    assert_eq!(report["credential"]["username"], "admin");
+    assert_eq!(report["credential"]["kind"], "identity-token");
     assert_eq!(report["operation"]["status"], 200);
     let events = report["operation"]["events"].as_array().unwrap();
     let find = |kind: &str| {
@@ -183,26 +209,39 @@ fn login_list_inspect_explain_logout() {
     };
     assert_eq!(find("challenges")["challenges"][0]["realm"], realm);
     assert_eq!(find("scopes")["requested"], "repository:e2e/client:pull");
+    assert_eq!(find("token-request")["method"], "POST");
     assert_eq!(find("token-received")["expirySource"], "jwt-exp");
     assert_eq!(find("token-received")["claims"]["sub"], "admin");
     assert!(!json_text.contains(ADMIN_PASSWORD), "{json_text}");
+    assert!(!json_text.contains(&refresh), "{json_text}");
     assert!(!json_text.contains("eyJ"), "no JWT printed: {json_text}");
 
-    // berth admin falls back to the stored login.
-    let keys = ok(
-        home,
-        &[
-            "admin",
-            "--registry",
-            &server.url(""),
-            "keys",
-            "export-root",
-        ],
-        "",
-    );
-    assert!(keys.contains("BEGIN CERTIFICATE"), "{keys}");
+    // skopeo (containers/image) reads the stored identity token from
+    // $DOCKER_CONFIG/config.json and uses it for a private repository.
+    let inspect = run(Command::new(peer("skopeo"))
+        .args(["--insecure-policy", "inspect", "--tls-verify=false"])
+        .arg(format!("docker://{tagged}"))
+        .env("HOME", home.join("home"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env("XDG_CONFIG_HOME", home.join("config")));
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
 
-    // logout removes the entry; the private repository is then out of reach.
+    // berth admin cannot use a refresh token, and says how to log in instead.
+    let admin = [
+        "admin",
+        "--registry",
+        &server.url(""),
+        "keys",
+        "export-root",
+    ];
+    let err = fails(home, &admin, "");
+    assert!(err.contains("--store-password"), "{err}");
+    assert!(err.contains("BERTH_USERNAME"), "{err}");
+
+    // logout removes the refresh token; the private repository is then out of reach.
     let said = ok(home, &["logout", host], "");
     assert!(said.contains("removed"), "{said}");
     let stored: serde_json::Value =
@@ -211,6 +250,43 @@ fn login_list_inspect_explain_logout() {
     let err = fails(home, &["tags", &image], "");
     assert!(err.starts_with("berth: cannot list the tags"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+
+    // --store-password keeps the password: HTTP Basic to the token service,
+    // and berth admin falls back to the stored login.
+    let login = [
+        "login",
+        host,
+        "-u",
+        "admin",
+        "--password-stdin",
+        "--store-password",
+    ];
+    let out = output(berth(home, &login), &format!("{ADMIN_PASSWORD}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(!note.contains("refresh token"), "{note}");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(stored["auths"][host]["auth"].is_string(), "{stored}");
+    assert!(
+        stored["auths"][host].get("identitytoken").is_none(),
+        "{stored}"
+    );
+    let explained = ok(home, &["auth", "explain", &tagged], "");
+    assert!(explained.contains("HTTP Basic"), "{explained}");
+    assert!(explained.contains("docker config"), "{explained}");
+    assert!(!explained.contains(ADMIN_PASSWORD), "{explained}");
+    let report: serde_json::Value = serde_json::from_str(&ok(
+        home,
+        &["auth", "explain", &tagged, "--output", "json"],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(report["credential"]["kind"], "password");
+    assert_eq!(report["credential"]["username"], "admin");
+    let keys = ok(home, &admin, "");
+    assert!(keys.contains("BEGIN CERTIFICATE"), "{keys}");
+    assert!(ok(home, &["logout", host], "").contains("removed"));
 }
 
 /// Pushes the layout's image to `host/repo:tag` for each tag, with skopeo.

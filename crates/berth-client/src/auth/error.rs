@@ -124,14 +124,30 @@ pub enum AuthError {
         message: String,
     },
 
-    /// An identity (refresh) token was refused by the OAuth2 endpoint, or the
-    /// endpoint does not exist; it cannot be sent any other way.
+    /// The token service has no OAuth2 refresh-token grant (its `POST`
+    /// answered 404, 405, or a 400 other than `invalid_grant`), so an
+    /// identity token cannot be used there: it is sent by no other means.
     #[error(
-        "the token service {realm} refused the identity token for {registry} (HTTP {status}): \
-         it does not accept OAuth2 refresh tokens, or the token was revoked; log in again with a \
-         username and password"
+        "the token service {realm} of {registry} does not take the OAuth2 refresh-token grant \
+         (HTTP {status} to its POST), so the stored identity token cannot be used there; log in \
+         again with the password kept: `berth login {registry} -u USER --store-password`"
     )]
     RefreshTokenRefused {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The HTTP status of the POST.
+        status: u16,
+    },
+
+    /// The token service refused the identity token (401, or a 400
+    /// `invalid_grant`): the refresh token expired or was revoked.
+    #[error(
+        "the stored login for {registry} expired or was revoked: the token service {realm} \
+         refused its refresh token (HTTP {status}); run `berth login {registry}` again"
+    )]
+    LoginExpired {
         /// The realm.
         realm: String,
         /// The registry.
@@ -143,7 +159,8 @@ pub enum AuthError {
     /// An identity token was held but the registry only accepts Basic.
     #[error(
         "the registry {registry} only accepts Basic credentials, and the credential held is an \
-         identity token; log in with a username and password"
+         identity token; log in again with the password kept: \
+         `berth login {registry} -u USER --store-password`"
     )]
     IdentityTokenOnBasic {
         /// The registry.

@@ -11,8 +11,9 @@
 //!    challenge's `scope` is only a hint, merged when it names a repository of
 //!    the operation ([`request_scopes`]). Without a credential, repository
 //!    scopes shrink to `pull`.
-//! 4. Tokens come from the realm (`GET` with Basic credentials, or the OAuth2
-//!    refresh-token grant for an identity token) and live in the
+//! 4. Tokens come from the realm (`GET` with Basic credentials, the OAuth2
+//!    password grant when configured, or the OAuth2 refresh-token grant for
+//!    an identity token; `transport.rs` states the fallbacks) and live in the
 //!    [`TokenCache`], one fetch in flight per key, refreshed ahead of expiry.
 //! 5. Re-authentication is bounded: one retry per request, and only when the
 //!    token changed. A delete whose `delete` grant is refused retries once

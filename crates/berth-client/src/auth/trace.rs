@@ -36,6 +36,8 @@ pub enum GrantKind {
     Basic,
     /// `POST` with the OAuth2 refresh-token grant.
     RefreshToken,
+    /// `POST` with the OAuth2 password grant.
+    Password,
 }
 
 /// One step of the transport.

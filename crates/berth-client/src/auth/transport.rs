@@ -11,7 +11,33 @@
 //!   than the one refused. A `401` with `error="invalid_token"` (or no error)
 //!   refuses the token sent; so does a `400`/`403` whose body says the token
 //!   expired (ECR). A delete refused under `delete` retries once under `*`.
+//!
+//! Token requests (PROTOCOL.md section 3), by credential:
+//! - none: `GET realm?service=&scope=` without `Authorization`;
+//! - a password: `GET` with Basic credentials; with
+//!   [`TransportOptions::password_grant`], first `POST` with
+//!   `grant_type=password`, and on 404, 405, 401 or 400 (no OAuth2 there:
+//!   GCR 404, Artifactory 401, ACR 400, as containerd's
+//!   `remotes/docker/authorizer.go` lists them) the `GET`, which that realm
+//!   then gets directly for the rest of the transport's life;
+//! - an identity (refresh) token: `POST` with `grant_type=refresh_token`,
+//!   and nothing else. A 401, or a 400 `invalid_grant` (RFC 6749 section
+//!   5.2), means the login expired or was revoked; a 404, 405 or other 400
+//!   means the service has no refresh-token grant. Neither falls back to a
+//!   `GET`: docker (distribution's `registry/client/auth/session.go`
+//!   `fetchToken`) and containers/image (`getBearerTokenOAuth2`) send an
+//!   identity token only by `POST`. containerd alone retries by `GET` with the
+//!   token as a Basic password under an empty user name, which no registry
+//!   documents accepting (ACR takes its refresh tokens as a password only
+//!   under the user `00000000-0000-0000-0000-000000000000`, and offers the
+//!   `POST` anyway; berth's `GET` takes passwords and personal access tokens
+//!   only): it would hand a long-lived secret to an endpoint that cannot use
+//!   it. The error says to log in again instead.
+//!
+//! [`Transport::offline_token`] asks for a refresh token (`GET` with
+//! `offline_token=true`, as `docker login` does) for `berth login` to store.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,6 +91,11 @@ pub struct TransportOptions {
     /// Receives each step (requests, challenges, scopes, tokens), without
     /// secrets: for verbose output and `berth auth explain`.
     pub observer: Option<Observer>,
+    /// Ask for tokens with the OAuth2 password grant (`POST`) before the
+    /// `GET` with Basic credentials (default: `GET` only). A realm that
+    /// answers the `POST` 404, 405, 401 or 400 is asked by `GET`, and by
+    /// `GET` only from then on.
+    pub password_grant: bool,
 }
 
 /// A stream of body bytes.
@@ -250,6 +281,10 @@ pub struct Transport {
     cache: Arc<TokenCache>,
     known: Mutex<Known>,
     observer: Option<Observer>,
+    password_grant: bool,
+    /// Realms whose token service answered the OAuth2 `POST` with 404, 405,
+    /// 401 or 400: asked by `GET` only.
+    no_oauth2_post: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -309,6 +344,8 @@ impl Transport {
             cache: options.cache.unwrap_or_else(|| Arc::new(TokenCache::new())),
             known: Mutex::new(Known::Nothing),
             observer: options.observer,
+            password_grant: options.password_grant,
+            no_oauth2_post: Mutex::new(HashSet::new()),
         })
     }
 
@@ -643,79 +680,207 @@ impl Transport {
         }
     }
 
-    /// Asks the token service: `GET realm?service=&scope=...` with Basic
-    /// credentials when held, or the OAuth2 refresh-token grant by `POST` for
-    /// an identity token.
+    /// Asks the token service for a token for `scopes` (module doc, "Token
+    /// requests"): the OAuth2 refresh-token grant for an identity token; the
+    /// password grant, when configured, falling back to `GET`; else `GET`
+    /// with Basic credentials when held.
     async fn fetch_token(
         &self,
         realm: &str,
         service: Option<&str>,
         scopes: &Scopes,
     ) -> Result<CachedToken, AuthError> {
-        let mut url = self.realm_url(realm)?;
-        let mut ask = TokenRequest {
+        let url = self.realm_url(realm)?;
+        let ask = TokenRequest {
             service: service.map(str::to_owned),
             scopes: scopes.clone(),
             client_id: Some(CLIENT_ID.to_owned()),
             ..TokenRequest::default()
         };
         tracing::debug!(registry = %self.registry, realm, scope = %scopes, "asking for a token");
-        let grant = match &self.credential {
-            Some(Credential::IdentityToken(_)) => GrantKind::RefreshToken,
-            Some(Credential::Basic { .. }) => GrantKind::Basic,
-            None => GrantKind::Anonymous,
-        };
-        self.emit(|| Event::TokenRequest {
-            realm: shown(&url),
-            method: match grant {
-                GrantKind::RefreshToken => Method::POST,
-                _ => Method::GET,
-            },
-            grant,
-            service: service.map(str::to_owned),
-            scopes: scopes.clone(),
-        });
         let response = match &self.credential {
             Some(Credential::IdentityToken(refresh_token)) => {
-                ask.grant = Some(Grant::RefreshToken {
+                let grant = Grant::RefreshToken {
                     refresh_token: refresh_token.clone(),
-                });
-                let request = Request::new(Method::POST, url)
-                    .header(
-                        CONTENT_TYPE,
-                        HeaderValue::from_static("application/x-www-form-urlencoded"),
-                    )
-                    .body(ask.to_form());
-                let response = self.execute(&request, None).await?;
+                };
+                let response = self.post_token(&url, &ask, grant).await?;
                 let status = response.status().as_u16();
                 if matches!(status, 400 | 401 | 404 | 405) {
-                    return Err(AuthError::RefreshTokenRefused {
-                        realm: realm.to_owned(),
-                        registry: self.registry.to_string(),
-                        status,
-                    });
+                    return Err(self.refresh_token_refused(realm, status, response).await?);
                 }
                 response
             }
-            credential => {
-                let auth = match credential {
-                    Some(Credential::Basic { username, .. }) => {
-                        ask.account = Some(username.clone());
-                        self.basic()?
-                    }
-                    _ => None,
+            Some(Credential::Basic { username, password })
+                if self.password_grant && !self.post_refused(realm) =>
+            {
+                let grant = Grant::Password {
+                    username: username.clone(),
+                    password: password.clone(),
                 };
-                let query = match url.query() {
-                    Some(existing) if !existing.is_empty() => {
-                        format!("{existing}&{}", ask.to_query())
-                    }
-                    _ => ask.to_query(),
-                };
-                url.set_query(Some(&query));
-                self.execute(&Request::new(Method::GET, url), auth.as_ref())
-                    .await?
+                let response = self.post_token(&url, &ask, grant).await?;
+                let status = response.status().as_u16();
+                if matches!(status, 400 | 401 | 404 | 405) {
+                    // Not an OAuth2 endpoint, or not for this grant (GCR
+                    // 404, Artifactory 401, ACR 400): GET, from now on.
+                    tracing::debug!(registry = %self.registry, realm, status, "the token service refused the OAuth2 password grant; asking by GET");
+                    self.no_oauth2_post
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(realm.to_owned());
+                    self.get_token(url, ask).await?
+                } else {
+                    response
+                }
             }
+            _ => self.get_token(url, ask).await?,
         };
+        let (_, token) = self.token_response(response, realm, scopes).await?;
+        Ok(token)
+    }
+
+    /// A refresh token for this transport's password, for `berth login` to
+    /// store instead of the password (as `docker login` does): asks the realm
+    /// learnt by an earlier request (a [`ping`] first) by `GET` with Basic
+    /// credentials, `offline_token=true`, `client_id` and `service`, no
+    /// scope. `None` when the registry does not use bearer tokens, the
+    /// credential is not a password, or the token service sent no
+    /// `refresh_token` (it offers none, or not for this credential: berth
+    /// issues none for a personal access token). The refresh token comes as
+    /// a [`Credential::IdentityToken`], whose `Debug` redacts it; no event or
+    /// log carries it.
+    ///
+    /// [`ping`]: crate::client::RegistryClient::ping
+    pub async fn offline_token(&self) -> Result<Option<Credential>, AuthError> {
+        let Known::Bearer { realm, service } = self.known() else {
+            return Ok(None);
+        };
+        if !matches!(self.credential, Some(Credential::Basic { .. })) {
+            return Ok(None);
+        }
+        let url = self.realm_url(&realm)?;
+        let ask = TokenRequest {
+            service,
+            offline: true,
+            client_id: Some(CLIENT_ID.to_owned()),
+            ..TokenRequest::default()
+        };
+        tracing::debug!(registry = %self.registry, realm, "asking for a refresh token");
+        let response = self.get_token(url, ask).await?;
+        let (parsed, _) = self
+            .token_response(response, &realm, &Scopes::new())
+            .await?;
+        Ok(parsed.refresh_token.map(Credential::IdentityToken))
+    }
+
+    /// Whether `realm` is known to refuse the OAuth2 `POST`.
+    fn post_refused(&self, realm: &str) -> bool {
+        self.no_oauth2_post
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(realm)
+    }
+
+    /// `POST realm` with the OAuth2 form of `ask` and `grant`.
+    async fn post_token(
+        &self,
+        url: &Url,
+        ask: &TokenRequest,
+        grant: Grant,
+    ) -> Result<reqwest::Response, AuthError> {
+        let kind = match grant {
+            Grant::RefreshToken { .. } => GrantKind::RefreshToken,
+            Grant::Password { .. } => GrantKind::Password,
+        };
+        self.emit(|| Event::TokenRequest {
+            realm: shown(url),
+            method: Method::POST,
+            grant: kind,
+            service: ask.service.clone(),
+            scopes: ask.scopes.clone(),
+        });
+        let form = TokenRequest {
+            grant: Some(grant),
+            ..ask.clone()
+        };
+        let request = Request::new(Method::POST, url.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .body(form.to_form());
+        self.execute(&request, None).await
+    }
+
+    /// `GET realm?<ask>`, with Basic credentials when a password is held.
+    async fn get_token(
+        &self,
+        mut url: Url,
+        mut ask: TokenRequest,
+    ) -> Result<reqwest::Response, AuthError> {
+        let auth = match &self.credential {
+            Some(Credential::Basic { username, .. }) => {
+                ask.account = Some(username.clone());
+                self.basic()?
+            }
+            _ => None,
+        };
+        self.emit(|| Event::TokenRequest {
+            realm: shown(&url),
+            method: Method::GET,
+            grant: if auth.is_some() {
+                GrantKind::Basic
+            } else {
+                GrantKind::Anonymous
+            },
+            service: ask.service.clone(),
+            scopes: ask.scopes.clone(),
+        });
+        let query = match url.query() {
+            Some(existing) if !existing.is_empty() => format!("{existing}&{}", ask.to_query()),
+            _ => ask.to_query(),
+        };
+        url.set_query(Some(&query));
+        self.execute(&Request::new(Method::GET, url), auth.as_ref())
+            .await
+    }
+
+    /// The error for an identity token the OAuth2 `POST` refused with
+    /// `status` (400, 401, 404 or 405).
+    async fn refresh_token_refused(
+        &self,
+        realm: &str,
+        status: u16,
+        response: reqwest::Response,
+    ) -> Result<AuthError, AuthError> {
+        let failure = Failure::read(response).await?;
+        // RFC 6749 section 5.2: an expired or revoked refresh token is a 400
+        // `invalid_grant`; berth and distribution's token servers answer 401.
+        let invalid_grant = serde_json::from_slice::<serde_json::Value>(&failure.body)
+            .is_ok_and(|body| body["error"] == "invalid_grant");
+        let (realm, registry) = (realm.to_owned(), self.registry.to_string());
+        Ok(if status == 401 || invalid_grant {
+            AuthError::LoginExpired {
+                realm,
+                registry,
+                status,
+            }
+        } else {
+            AuthError::RefreshTokenRefused {
+                realm,
+                registry,
+                status,
+            }
+        })
+    }
+
+    /// Reads the token service's answer: the parsed response and the token
+    /// to cache, or the error its status means.
+    async fn token_response(
+        &self,
+        response: reqwest::Response,
+        realm: &str,
+        scopes: &Scopes,
+    ) -> Result<(TokenResponse, CachedToken), AuthError> {
         let status = response.status();
         if status.is_success() {
             let body = read_limited(response, MAX_TOKEN_BODY).await?;
@@ -733,7 +898,7 @@ impl Transport {
                 lifetime: token.lifetime(),
                 expiry: token.expiry_source(),
             });
-            return Ok(token);
+            return Ok((parsed, token));
         }
         let failure = Failure::read(response).await?;
         let message = failure.message();

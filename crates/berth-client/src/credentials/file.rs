@@ -5,6 +5,7 @@
 //!   "auths": {
 //!     "<key>": { "auth": base64("user:password") }     // HTTP Basic
 //!     "<key>": { "identitytoken": "<refresh token>" }  // OAuth2 refresh token
+//!                                   // (written with "auth": base64("<token>:"))
 //!     "<key>": { "username": "u", "password": "p" }    // spelled out
 //!     "<key>": {}                                      // "a helper has it"
 //!   },
@@ -38,6 +39,10 @@ use serde_json::value::RawValue;
 
 use super::Credential;
 use super::error::CredentialsError;
+
+/// The user name written beside an identity token: docker-credential-helpers'
+/// mark for "the secret is an identity token".
+const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// Docker writes padded standard base64; some tools drop the padding.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -260,7 +265,14 @@ impl AuthFile {
                 Credential::Basic { username, password } => {
                     serde_json::json!({ "auth": BASE64.encode(format!("{username}:{password}")) })
                 }
-                Credential::IdentityToken(token) => serde_json::json!({ "identitytoken": token }),
+                // `auth` too, as docker writes it (`user:`, no password):
+                // containers/image (skopeo, podman) skips an entry whose
+                // `auth` does not decode, `identitytoken` or not. The user
+                // is `<token>`, the credential helpers' mark for one.
+                Credential::IdentityToken(token) => serde_json::json!({
+                    "auth": BASE64.encode(format!("{IDENTITY_TOKEN_USER}:")),
+                    "identitytoken": token,
+                }),
             };
             let raw = pretty_entry(&entry)
                 .ok_or_else(|| self.shape("cannot encode the new `auths` entry"))?;

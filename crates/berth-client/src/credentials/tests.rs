@@ -757,7 +757,10 @@ fn store_identity_token_in_auths() {
     store.store("https://index.docker.io/v1/", &token).unwrap();
     assert_eq!(
         read_json(&home.docker_config()),
-        serde_json::json!({"auths":{"https://index.docker.io/v1/":{"identitytoken":"refresh-2"}}})
+        serde_json::json!({"auths":{"https://index.docker.io/v1/":{
+            "auth": auth("<token>", ""),
+            "identitytoken": "refresh-2",
+        }}})
     );
     assert_eq!(store.lookup("docker.io").unwrap(), Some(token));
     // Storing Basic for the same registry under another spelling replaces it.

@@ -1,5 +1,6 @@
-//! The client against berth's own server: anonymous and password pulls,
-//! pagination, the token cache, refresh ahead of expiry, deletes.
+//! The client against berth's own server: anonymous and password pulls, the
+//! OAuth2 password grant, a refresh (offline) token used as an identity
+//! token, pagination, the token cache, refresh ahead of expiry, deletes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -298,4 +299,96 @@ async fn the_observer_sees_each_step_without_secrets() {
     let (claims, expiry) = received.unwrap();
     assert_eq!(expiry, ExpirySource::JwtExp);
     assert_eq!(claims.unwrap()["sub"], "admin");
+}
+
+/// The events a client's transport emits, collected.
+fn recording() -> (
+    TransportOptions,
+    Arc<std::sync::Mutex<Vec<berth_client::auth::Event>>>,
+) {
+    use berth_client::auth::{Event, Observer};
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let options = TransportOptions {
+        observer: Some(Observer::new(move |e: &Event| {
+            sink.lock().unwrap().push(e.clone());
+        })),
+        ..TransportOptions::default()
+    };
+    (options, events)
+}
+
+#[tokio::test]
+async fn the_password_grant_by_post_pulls_a_private_repository() {
+    use berth_client::auth::{Event, GrantKind};
+    let berth = Berth::start().await;
+    let image = berth.push_image("team/grant", "v1", b"granted").await;
+    let name = repo("team/grant");
+    let (options, events) = recording();
+    let options = TransportOptions {
+        password_grant: true,
+        ..options
+    };
+    let client = berth.client_with(Some(admin()), options);
+    let manifest = client
+        .get_manifest(&name, &TagOrDigest::parse("v1").unwrap(), &[])
+        .await
+        .unwrap();
+    assert_eq!(manifest.digest, image.digest);
+    let requests: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::TokenRequest { method, grant, .. } => Some((method.clone(), *grant)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        [(reqwest::Method::POST, GrantKind::Password)],
+        "berth takes the password grant: no GET fallback"
+    );
+}
+
+#[tokio::test]
+async fn an_offline_token_works_as_an_identity_token() {
+    use berth_client::credentials::Credential;
+    let berth = Berth::start().await;
+    let image = berth.push_image("team/offline", "v1", b"offline").await;
+    let name = repo("team/offline");
+
+    // Before a ping, the realm is unknown: nothing to ask.
+    let client = berth.client(Some(admin()));
+    assert!(client.transport().offline_token().await.unwrap().is_none());
+    client.ping().await.unwrap();
+    let before = berth.tokens_issued();
+    let token = client.transport().offline_token().await.unwrap().unwrap();
+    assert_eq!(berth.tokens_issued(), before + 1);
+    let shown = format!("{token:?}");
+    let Credential::IdentityToken(secret) = &token else {
+        panic!("expected an identity token, got {shown}");
+    };
+    assert!(!secret.is_empty());
+    assert!(
+        !shown.contains(secret.as_str()),
+        "Debug redacts it: {shown}"
+    );
+
+    // The refresh token alone pulls the private repository (refresh-token grant).
+    let (options, events) = recording();
+    let pulled = berth.client_with(Some(token.clone()), options);
+    let manifest = pulled
+        .get_manifest(&name, &TagOrDigest::parse("v1").unwrap(), &[])
+        .await
+        .unwrap();
+    assert_eq!(manifest.digest, image.digest);
+    let blob = pulled.get_blob(&name, &image.layer).await.unwrap();
+    assert_eq!(blob.bytes().await.unwrap(), b"offline");
+    let events = format!("{:?}", events.lock().unwrap());
+    assert!(events.contains("RefreshToken"), "{events}");
+    assert!(!events.contains(secret.as_str()), "no event carries it");
+
+    // A client holding no password has nothing to trade for a refresh token.
+    assert!(pulled.transport().offline_token().await.unwrap().is_none());
 }

@@ -1,8 +1,9 @@
 //! berth-client's integration suite, one binary:
 //!
 //! - `berth`: against berth's own server in-process (token auth on).
-//! - `quirks`: fixture servers behaving as GHCR, Docker Hub, zot, Quay, ECR
-//!   and Basic-only registries do; each test fails if the quirk is mishandled.
+//! - `quirks`: fixture servers behaving as GHCR, Docker Hub, zot, Quay, ECR,
+//!   Basic-only registries and token services without OAuth2 (GCR,
+//!   Artifactory, ACR) do; each test fails if the quirk is mishandled.
 //! - `props`: properties of scope merging and cache keys.
 //! - `copy`: `copy` between two berths, within one, to and from an OCI
 //!   layout: an index and one platform of it, mounts, referrers, events, and

@@ -797,3 +797,201 @@ async fn identity_token_refused_when_the_service_has_no_oauth2() {
     // No GET carrying the identity token as a password.
     assert!(rec.of("token").iter().all(|s| s.method == "POST"));
 }
+
+// ----- OAuth2 POST and its fallbacks (containerd's list: GCR 404, Artifactory 401, ACR 400) -----
+
+/// A token service whose OAuth2 `POST` answers `post` (status, body) unless
+/// it is 200, in which case a password grant for alice gets `post-token`;
+/// `GET` with alice's Basic credentials gets `get-token`. The registry takes
+/// either token for the tags of any repository.
+async fn start_post_fixture(post: (u16, &'static str)) -> (SocketAddr, Recorder) {
+    let rec = Recorder::default();
+    let r = rec.clone();
+    let addr = serve(move |addr| {
+        Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let r = r.clone();
+                async move {
+                    let json = [("content-type", "application/json")];
+                    if uri.path() == "/token" {
+                        let seen = r.record("token", &method, &uri, &headers, &body);
+                        if seen.method == "POST" {
+                            let (status, answer) = post;
+                            if status != 200 {
+                                return respond(status, &json, answer);
+                            }
+                            let password_grant = [
+                                ("grant_type", "password"),
+                                ("username", "alice"),
+                                ("password", "alice-pw"),
+                            ]
+                            .iter()
+                            .all(|(k, v)| seen.form.contains(&((*k).into(), (*v).into())));
+                            if !password_grant {
+                                return oci_error(401, "UNAUTHORIZED", "bad grant", &[]);
+                            }
+                            return respond(
+                                200,
+                                &json,
+                                r#"{"access_token":"post-token","expires_in":300}"#,
+                            );
+                        }
+                        if seen.authorization.as_deref() != Some(&basic("alice", "alice-pw")) {
+                            return oci_error(401, "UNAUTHORIZED", "bad credentials", &[]);
+                        }
+                        return respond(200, &json, r#"{"token":"get-token","expires_in":300}"#);
+                    }
+                    let seen = r.record("registry", &method, &uri, &headers, &body);
+                    let ok = matches!(
+                        seen.authorization.as_deref(),
+                        Some("Bearer get-token" | "Bearer post-token")
+                    );
+                    let Some(name) = seen
+                        .path
+                        .strip_prefix("/v2/")
+                        .and_then(|p| p.strip_suffix("/tags/list"))
+                    else {
+                        return respond(404, &[], "");
+                    };
+                    if !ok {
+                        let value = format!(
+                            r#"Bearer realm="http://{addr}/token",service="fixture",scope="repository:{name}:pull""#
+                        );
+                        return oci_error(
+                            401,
+                            "UNAUTHORIZED",
+                            "authentication required",
+                            &[("www-authenticate", &value)],
+                        );
+                    }
+                    respond(200, &json, format!(r#"{{"name":"{name}","tags":["t"]}}"#))
+                }
+            },
+        )
+    })
+    .await;
+    (addr, rec)
+}
+
+fn alice() -> Credential {
+    Credential::Basic {
+        username: "alice".into(),
+        password: "alice-pw".into(),
+    }
+}
+
+fn with_password_grant() -> TransportOptions {
+    TransportOptions {
+        password_grant: true,
+        ..TransportOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_password_grant_posts_when_the_service_offers_it() {
+    let (addr, rec) = start_post_fixture((200, "")).await;
+    let client = fixture_client(addr, Some(alice()), with_password_grant());
+    assert_eq!(client.tags(&repo("i/one"), None).await.unwrap(), ["t"]);
+    let tokens = rec.of("token");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0].method, "POST");
+    for pair in [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("client_id", "berth"),
+        ("service", "fixture"),
+        ("scope", "repository:i/one:pull"),
+    ] {
+        assert!(
+            tokens[0]
+                .form
+                .contains(&(pair.0.to_owned(), pair.1.to_owned())),
+            "{pair:?} missing from the form"
+        );
+    }
+    assert_eq!(
+        tokens[0].authorization, None,
+        "the password is in the form only"
+    );
+    // Without the option: GET with Basic, as before.
+    let (addr, rec) = start_post_fixture((200, "")).await;
+    let client = fixture_client(addr, Some(alice()), TransportOptions::default());
+    assert_eq!(client.tags(&repo("i/one"), None).await.unwrap(), ["t"]);
+    assert!(rec.of("token").iter().all(|s| s.method == "GET"));
+}
+
+#[tokio::test]
+async fn the_password_grant_falls_back_to_get_and_remembers() {
+    for (status, body) in [
+        (404, "404 page not found"),                      // GCR
+        (405, ""),                                        // a GET-only router
+        (401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#), // Artifactory
+        (400, r#"{"error":"unsupported_grant_type"}"#),   // ACR
+    ] {
+        let (addr, rec) = start_post_fixture((status, body)).await;
+        let client = fixture_client(addr, Some(alice()), with_password_grant());
+        assert_eq!(client.tags(&repo("i/one"), None).await.unwrap(), ["t"]);
+        // Another scope, another token: straight to GET this time.
+        assert_eq!(client.tags(&repo("i/two"), None).await.unwrap(), ["t"]);
+        let tokens = rec.of("token");
+        let posts = tokens.iter().filter(|s| s.method == "POST").count();
+        let gets: Vec<_> = tokens.iter().filter(|s| s.method == "GET").collect();
+        assert_eq!(
+            posts, 1,
+            "HTTP {status}: one POST, then GET only: {tokens:?}"
+        );
+        assert_eq!(gets.len(), 2, "HTTP {status}: {tokens:?}");
+        assert!(
+            gets.iter()
+                .all(|s| s.authorization.as_deref() == Some(&basic("alice", "alice-pw"))),
+            "HTTP {status}: the fallback sends Basic credentials"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_identity_token_says_to_log_in_again() {
+    use berth_client::auth::AuthError;
+    // 401 (berth, distribution) and RFC 6749's 400 invalid_grant: expired or revoked.
+    for (status, body) in [
+        (
+            401,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid token"}]}"#,
+        ),
+        (
+            400,
+            r#"{"error":"invalid_grant","error_description":"expired"}"#,
+        ),
+    ] {
+        let (addr, rec) = start_post_fixture((status, body)).await;
+        let credential = Credential::IdentityToken("rt-revoked".into());
+        let client = fixture_client(addr, Some(credential), TransportOptions::default());
+        let err = client.tags(&repo("i/one"), None).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ClientError::Auth(AuthError::LoginExpired { status: s, .. }) if *s == status),
+            "HTTP {status}: {text}"
+        );
+        assert!(text.contains("expired or was revoked"), "{text}");
+        assert!(text.contains(&format!("berth login {addr}")), "{text}");
+        assert!(!text.contains("rt-revoked") && !format!("{err:?}").contains("rt-revoked"));
+        assert!(
+            rec.of("token").iter().all(|s| s.method == "POST"),
+            "an identity token is never sent by GET"
+        );
+    }
+    // A 405 (or a 400 other than invalid_grant): no refresh-token grant there.
+    let (addr, _) = start_post_fixture((405, "")).await;
+    let credential = Credential::IdentityToken("rt-secret".into());
+    let client = fixture_client(addr, Some(credential), TransportOptions::default());
+    let err = client.tags(&repo("i/one"), None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            ClientError::Auth(AuthError::RefreshTokenRefused { status: 405, .. })
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--store-password"), "{text}");
+}

@@ -354,8 +354,10 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// when there was no such user.
     async fn delete_user(&self, name: &str) -> Result<bool, IdentityError>;
 
-    /// Replaces a user's password hash. Fails with `NotFound` for an unknown
-    /// user and `Robot` for a robot account.
+    /// Replaces a user's password hash and revokes the user's refresh tokens
+    /// (a password change, say after a leak, ends every login made with the
+    /// old one). Fails with `NotFound` for an unknown user and `Robot` for a
+    /// robot account.
     async fn set_password(&self, name: &str, hash: &str) -> Result<(), IdentityError>;
 
     /// Creates an organisation whose `owner` becomes a member with [`Role::Owner`].

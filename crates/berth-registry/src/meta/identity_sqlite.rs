@@ -246,6 +246,13 @@ impl IdentityStore for SqliteMeta {
             .bind(hash)
             .execute(&mut *tx)
             .await?;
+        // Logins made with the old password end with it.
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -504,3 +504,38 @@ async fn a_changed_password_takes_effect_at_once() {
     let body = assert_issued(&app.token_get(Some(("alice", "new-password")), &query).await);
     assert_eq!(claims(body["token"].as_str().unwrap())["sub"], "alice");
 }
+
+/// A refresh token (what `berth login` and docker store instead of the
+/// password) ends with the password it was made with: after a change, only a
+/// new login gets tokens.
+#[tokio::test]
+async fn a_changed_password_revokes_refresh_tokens() {
+    let app = TestApp::start().await;
+    app.user("alice").await;
+    let old = password_of("alice");
+    let query = format!(
+        "{}&offline_token=true",
+        app.token_query(&["repository:alice/app:pull"])
+    );
+    let body = assert_issued(&app.token_get(Some(("alice", &old)), &query).await);
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let form = format!(
+        "grant_type=refresh_token&refresh_token={}&service={}",
+        encode(&refresh),
+        encode(&app.service)
+    );
+    assert_issued(&app.token_post(&form).await);
+
+    let hash = berth_registry::identity::password::hash_password("new-password").unwrap();
+    app.registry
+        .identity
+        .set_password("alice", &hash)
+        .await
+        .unwrap();
+    assert_bad_credentials(&app, &app.token_post(&form).await);
+    let body = assert_issued(&app.token_get(Some(("alice", "new-password")), &query).await);
+    assert!(
+        body["refresh_token"].as_str().is_some(),
+        "a new login gets a new one"
+    );
+}
