@@ -5,22 +5,26 @@
 #
 #   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
 #   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
-#   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog
-#                                       (not recorded)
+#   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog |
+#                                       image | uploads | copy (not recorded)
 #
 # Everything it starts it stops (trap on EXIT), and it stops nothing else.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash bench/run.sh [--quick] [--only load|auth|transfer|catalog] [--record]
-                         [--runs N] [--perf DIR]
+usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--perf DIR]
 
-  --quick       small sizes: 64 MiB blob, 2 s load runs, 1 run each,
-                200 and 2,000 repositories for the catalog
+  --quick       small sizes: 64 MiB blob, 1 s load runs, 1 run each,
+                200 and 2,000 repositories for the catalog, a 10 MB image,
+                10 concurrent 1 MiB uploads, a 64 MiB image to copy
   --only S      run one section: load (GET manifest, HEAD blob),
                 auth (GET manifest with credentials, token issuance),
-                transfer (dd, push, pull, RSS), catalog
+                transfer (dd, push, pull, RSS), catalog,
+                image (skopeo push and pull of a ~50 MB multi-layer image),
+                uploads (server RSS during 100 concurrent 10 MiB uploads),
+                copy (`berth copy` and `skopeo copy` of a 1 GiB image
+                between two berth instances)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -44,13 +48,20 @@ while (($#)); do
     esac
     shift
 done
-case $ONLY in ""|load|auth|transfer|catalog) ;; *) echo "run.sh: --only load|auth|transfer|catalog" >&2; exit 2 ;; esac
+case $ONLY in
+    ""|load|auth|transfer|catalog|image|uploads|copy) ;;
+    *) echo "run.sh: --only load|auth|transfer|catalog|image|uploads|copy" >&2; exit 2 ;;
+esac
 
+# IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
+# uploads (how many x bytes each); COPY_MIB: the single-layer image copied.
 if ((QUICK)); then
-    BLOB_MIB=64 DUR=2 WARM=0 N_SMALL=200 N_LARGE=2000
+    BLOB_MIB=64 DUR=1 WARM=0 N_SMALL=200 N_LARGE=2000
+    IMG_LAYERS=5 IMG_LAYER_BYTES=$((2 << 20)) CONC_N=10 CONC_BYTES=$((1 << 20)) COPY_MIB=64
     RUNS=${RUNS:-1}
 else
     BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000
+    IMG_LAYERS=5 IMG_LAYER_BYTES=$((10 << 20)) CONC_N=100 CONC_BYTES=$((10 << 20)) COPY_MIB=1024
     RUNS=${RUNS:-3}
 fi
 CONNS=(32 256)        # GET manifest / HEAD blob
@@ -117,13 +128,16 @@ setup_tools() {
     command -v docker-registry >/dev/null || need+=(docker-registry)
     command -v wrk >/dev/null || need+=(wrk)
     command -v curl >/dev/null || need+=(curl)
+    command -v python3 >/dev/null || need+=(python3)
     if want auth; then command -v htpasswd >/dev/null || need+=(apache2-utils); fi
+    if want image || want copy; then command -v skopeo >/dev/null || need+=(skopeo); fi
     if ((${#need[@]})); then
         local sudo=()
         ((EUID == 0)) || sudo=(sudo)
         log "installing ${need[*]}"
-        "${sudo[@]}" apt-get install -y "${need[@]}" >&2 ||
-            { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" apt-get install -y "${need[@]}" >&2; }
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >&2 ||
+            { "${sudo[@]}" apt-get update >&2 &&
+                "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >&2; }
     fi
     if want load && [[ ! -x $OHA ]]; then
         local waited=0
@@ -158,6 +172,9 @@ declare -A PID URL
 # With "auth": berth with access control on (administrator admin, password
 # AUTH_PW), distribution with htpasswd (user admin, bcrypt cost 5, password
 # AUTH_PW); their idle RSS is not recorded (that row is the open servers').
+# With IDLE_RSS=0 in its environment the idle RSS is not recorded either
+# (servers started afresh for every run, so that the row keeps one sample per
+# section and registry).
 start_server() { # kind (berth|distribution) name [auth]
     local kind=$1 name=$2 auth=${3:-} port dir
     port=$(free_port)
@@ -203,8 +220,8 @@ EOF
     if ! python3 "$LIB/reg.py" wait "${URL[$name]}" 20; then
         log "$name did not start; its log:"; cat "$dir/log" >&2; exit 1
     fi
-    sleep 1
-    [[ -z $auth ]] || return 0
+    [[ -z $auth && ${IDLE_RSS:-1} == 1 ]] || return 0
+    sleep 1   # let it settle before its idle RSS is read
     local rss hwm
     read -r rss hwm < <(python3 "$LIB/procwatch.py" status "${PID[$name]}")
     record rss.idle "RSS idle after start (MiB)" "$kind" "$(mb "$rss")"
@@ -591,6 +608,234 @@ section_catalog() {
     stop_server cat-berth
 }
 
+# ---------------------------------------------------------------- shared by 5.-7.
+# Runs "$@" under `procwatch.py maxrss`: TIMED_SECS (wall seconds) and
+# TIMED_RSS (the client's peak RSS in kB, exact: the kernel's ru_maxrss).
+# Output goes to $TMP/timed.log; a failure shows it and stops the run.
+timed() { # what cmd...
+    local what=$1 rc
+    shift
+    if ! python3 "$LIB/procwatch.py" maxrss "$TMP/timed.out" "$@" >"$TMP/timed.log" 2>&1; then
+        log "$what failed:"; tail -n 30 "$TMP/timed.log" >&2; exit 1
+    fi
+    read -r rc TIMED_SECS TIMED_RSS <"$TMP/timed.out"
+}
+
+# skopeo with a blob-info cache of its own, empty: sets SKOPEO (the command)
+# and SKOPEO_CACHE (its cache directory).
+#
+# Why: skopeo remembers in that cache which repositories of which registry
+# hold each blob it has seen. Pushing a blob the cache places in another
+# repository of the destination registry, it asks for a cross-repository
+# mount (POST ?mount=&from=) instead of uploading, so a second push of the
+# same layers would time a mount, not a transfer (seen here: pushed again to
+# a new repository on berth with the shared cache, the image's five layers
+# went as five mount POSTs answered 201, and no layer bytes). So every skopeo
+# call gets a new repository and an empty cache, and every run new content.
+#
+# How: skopeo has no flag for the cache. containers/image keeps it in
+# /var/lib/containers/cache for root, and in $XDG_DATA_HOME/containers/cache
+# for other users, where "root" means: _CONTAINERS_ROOTLESS_UID if set, else
+# the effective uid. Setting that variable to a non-zero uid and XDG_DATA_HOME
+# to a new directory gives each call an empty cache (`skopeo --debug` logs
+# "Using blob info cache at <that directory>"); check_skopeo_cache verifies
+# after each call that the cache file appeared there. HOME and
+# XDG_CONFIG_HOME point there too, so no user configuration applies, and
+# --insecure-policy stands in for /etc/containers/policy.json.
+SKOPEO_N=0
+skopeo_fresh() {
+    local d uid=$EUID
+    SKOPEO_N=$((SKOPEO_N + 1))
+    d=$TMP/skopeo-$SKOPEO_N
+    mkdir -p "$d/data" "$d/config"
+    ((uid != 0)) || uid=65534
+    SKOPEO_CACHE=$d/data/containers/cache
+    SKOPEO=(env HOME="$d" XDG_DATA_HOME="$d/data" XDG_CONFIG_HOME="$d/config"
+        _CONTAINERS_ROOTLESS_UID="$uid" skopeo --insecure-policy)
+}
+check_skopeo_cache() { # what
+    compgen -G "$SKOPEO_CACHE/blob-info-cache-v1.*" >/dev/null ||
+        warn "$1: skopeo did not create its blob-info cache in $SKOPEO_CACHE; it may have used a shared one (and mounted instead of uploading)"
+}
+
+# Runs "$@" with its stdout into file $1 (to measure it in this shell, not
+# in a $(...) subshell, which would lose the run count).
+capture() { # out cmd...
+    local out=$1
+    shift
+    "$@" >"$out"
+}
+
+# Bytes under a directory (all files; hard links once).
+dir_bytes() { du -sb "$1" | cut -f1; }
+
+# A registry really received an image's bytes: its data directory grew by at
+# least that much (the content is new, so it cannot be a mount or a reuse).
+check_growth() { # what before-bytes dir expected-bytes
+    local grew=$(($(dir_bytes "$3") - $2))
+    ((grew >= $4)) || { log "$1: the registry's data grew by $grew bytes, less than the image's $4: not uploaded?"; exit 1; }
+}
+
+size_label() { # bytes -> "52.4 MB"
+    python3 -c 'import sys; n = int(sys.argv[1]); print(f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB")' "$1"
+}
+
+# ---------------------------------------------------------------- 5. image
+# skopeo push and pull of a multi-layer image (5 layers of 10 MiB, ~52 MB):
+# what a user's `skopeo copy` sees, round trips for each blob included
+# (HEAD, POST, PATCH, PUT per layer on push; manifest then blobs on pull).
+# The layers are gzip-framed without compression so that skopeo sends them as
+# they are (it gzips uncompressed layers on the way to a registry, which would
+# measure gzip, not the registry). A new image every run, a new repository
+# and an empty skopeo cache for every call (see skopeo_fresh).
+section_image() {
+    local reg name r repo out before host label
+    for reg in berth distribution; do IDLE_RSS=0 start_server "$reg" "img-$reg"; done
+    for ((r = 1; r <= RUNS; r++)); do
+        rm -rf "$TMP/img"
+        read -r IMG_BYTES _ < <(python3 "$LIB/reg.py" mkimage "$TMP/img" "$IMG_LAYERS" "$IMG_LAYER_BYTES")
+        label="$IMG_LAYERS-layer image, $(size_label "$IMG_BYTES")"
+        ((r > 1)) || log "== image: skopeo push and pull of a $label (new content each run)"
+        for reg in berth distribution; do
+            name=img-$reg
+            host=${URL[$name]#http://}
+            repo=bench/img-r$r
+            before=$(dir_bytes "$TMP/$name/data")
+            sync
+            skopeo_fresh
+            measured "skopeo push $label $reg #$r" timed "skopeo push to $reg" \
+                "${SKOPEO[@]}" copy --dest-tls-verify=false "oci:$TMP/img:v1" "docker://$host/$repo:v1"
+            check_skopeo_cache "skopeo push to $reg"
+            check_growth "skopeo push to $reg" "$before" "$TMP/$name/data" "$IMG_BYTES"
+            record image.push.mbps "skopeo push $label (MB/s)" "$reg" "$(mbps "$IMG_BYTES" "$TIMED_SECS")"
+            record image.push.secs "skopeo push $label (s)" "$reg" "$TIMED_SECS"
+        done
+        for reg in berth distribution; do
+            name=img-$reg
+            host=${URL[$name]#http://}
+            out=$TMP/img-pull
+            rm -rf "$out"
+            skopeo_fresh
+            measured "skopeo pull $label $reg #$r" timed "skopeo pull from $reg" \
+                "${SKOPEO[@]}" copy --src-tls-verify=false "docker://$host/bench/img-r$r:v1" "oci:$out:v1"
+            check_skopeo_cache "skopeo pull from $reg"
+            (($(dir_bytes "$out") >= IMG_BYTES)) || { log "skopeo pull from $reg: $out holds less than the image"; exit 1; }
+            record image.pull.mbps "skopeo pull $label, to an OCI layout (MB/s)" "$reg" "$(mbps "$IMG_BYTES" "$TIMED_SECS")"
+            record image.pull.secs "skopeo pull $label, to an OCI layout (s)" "$reg" "$TIMED_SECS"
+            rm -rf "$out"
+        done
+    done
+    for reg in berth distribution; do stop_server "img-$reg"; done
+    rm -rf "$TMP/img"
+}
+
+# ---------------------------------------------------------------- 6. uploads
+# The server's memory under many simultaneous uploads: CONC_N distinct blobs
+# of CONC_BYTES, each a POST then a monolithic PUT on its own connection, all
+# CONC_N open at once (reg.py concurrent-uploads: every PUT sends its headers
+# and first MiB, then waits for the others before streaming the rest). Each
+# run starts a new server, so its VmHWM afterwards is exactly the peak RSS of
+# that run (no sampling gaps); and the seconds from the first POST to the
+# last 201, the whole batch.
+section_uploads() {
+    local reg name r n secs together label
+    label="$CONC_N concurrent $((CONC_BYTES >> 20)) MiB uploads"
+    log "== uploads: server RSS during $label (POST + monolithic PUT each)"
+    for ((r = 1; r <= RUNS; r++)); do
+        for reg in berth distribution; do
+            name=up-$reg
+            IDLE_RSS=0 start_server "$reg" "$name"
+            sync
+            measured "$label $reg #$r" capture "$TMP/up.out" python3 "$LIB/reg.py" \
+                concurrent-uploads "${URL[$name]}" "bench/up-r$r-" "$CONC_N" "$CONC_BYTES"
+            read -r n secs together <"$TMP/up.out"
+            ((together == CONC_N)) ||
+                warn "$label $reg #$r: only $together of $CONC_N uploads were in flight together"
+            read -r _ RSS_HWM < <(python3 "$LIB/procwatch.py" status "${PID[$name]}")
+            record conc.rss "$label: server peak RSS (VmHWM, new server each run) (MiB)" "$reg" "$(mb "$RSS_HWM")"
+            record conc.secs "$label: first POST to last 201 (s)" "$reg" "$secs"
+            stop_server "$name"
+            rm -rf "${TMP:?}/$name"
+        done
+    done
+}
+
+# ---------------------------------------------------------------- 7. copy
+# `berth copy` against `skopeo copy` of a single-layer image (1 GiB) from one
+# berth instance (A) to another (B), both on loopback with access control
+# off. For scale, in the same run: the plain push of that image to A (POST +
+# monolithic PUT per blob, reg.py push-layout) and its plain pull from A
+# (reg.py pull-image, bodies dropped): a copy streams one into the other, so
+# min(push, pull) is about the most a copy can reach. Each copy goes to a new
+# B (new data directory), so neither copy finds the other's blob there; the
+# image is new every run, and skopeo has an empty cache (skopeo_fresh). The
+# rates count the image's bytes (layer, config, manifest) over the wall time
+# of the command; the copies' peak RSS is the client process's (ru_maxrss).
+copy_to_fresh() { # what tool src-ref dst-repo -> TIMED_SECS TIMED_RSS
+    local what=$1 tool=$2 src=$3 repo=$4 dst before digest
+    IDLE_RSS=0 start_server berth copy-b
+    dst=${URL[copy-b]#http://}
+    before=$(dir_bytes "$TMP/copy-b/data")
+    sync
+    if [[ $tool == berth ]]; then
+        measured "$what" timed "$what" env RUST_LOG=warn "$BERTH" copy "$src" "$dst/$repo:latest"
+    else
+        skopeo_fresh
+        measured "$what" timed "$what" "${SKOPEO[@]}" copy --src-tls-verify=false --dest-tls-verify=false \
+            "docker://$src" "docker://$dst/$repo:latest"
+        check_skopeo_cache "$what"
+    fi
+    check_growth "$what" "$before" "$TMP/copy-b/data" "$COPY_BYTES"
+    digest=$(curl -sS -I -H "Accept: $OCI_MANIFEST" "${URL[copy-b]}/v2/$repo/manifests/latest" |
+        tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" {print $2}')
+    [[ $digest == "$COPY_DIGEST" ]] ||
+        warn "$what: the copy's manifest digest is \"$digest\", not the source's $COPY_DIGEST"
+    stop_server copy-b
+    rm -rf "${TMP:?}/copy-b"
+}
+
+section_copy() {
+    local r a src bytes secs label rss_berth have_copy=1
+    label="1-layer image of $( ((COPY_MIB >= 1024)) && echo "$((COPY_MIB / 1024)) GiB" || echo "$COPY_MIB MiB")"
+    log "== copy: berth copy and skopeo copy of a $label between two berth instances"
+    if ! "$BERTH" copy --help >/dev/null 2>&1; then
+        have_copy=0
+        log "skipped: berth copy not available (\`berth copy --help\` fails); measuring the rest"
+    fi
+    for ((r = 1; r <= RUNS; r++)); do
+        IDLE_RSS=0 start_server berth copy-a
+        a=${URL[copy-a]}
+        src=${a#http://}/bench/img:r$r
+        rm -rf "$TMP/copyimg"
+        read -r COPY_BYTES COPY_DIGEST < <(python3 "$LIB/reg.py" mkimage "$TMP/copyimg" 1 $((COPY_MIB << 20)))
+        sync
+        measured "push $label to A #$r" capture "$TMP/copy.out" \
+            python3 "$LIB/reg.py" push-layout "$a" bench/img "r$r" "$TMP/copyimg"
+        read -r bytes secs <"$TMP/copy.out"
+        record copy.push.mbps "$label: push to A, POST + PUT per blob (MB/s)" berth "$(mbps "$bytes" "$secs")"
+        measured "pull $label from A #$r" capture "$TMP/copy.out" \
+            python3 "$LIB/reg.py" pull-image "$a" bench/img "r$r"
+        read -r bytes secs <"$TMP/copy.out"
+        record copy.pull.mbps "$label: pull from A (MB/s)" berth "$(mbps "$bytes" "$secs")"
+        rm -rf "$TMP/copyimg"   # the copies read from A, not from here
+        if ((have_copy)); then
+            copy_to_fresh "berth copy $label A -> B #$r" berth "$src" "bench/img-r$r"
+            record copy.berth.mbps "$label: \`berth copy\` A -> B (MB/s)" berth "$(mbps "$COPY_BYTES" "$TIMED_SECS")"
+            rss_berth=$TIMED_RSS
+        else
+            note copy.berth.mbps "$label: \`berth copy\` A -> B (MB/s)" berth "skipped: berth copy not available"
+        fi
+        copy_to_fresh "skopeo copy $label A -> B #$r" skopeo "$src" "bench/img-r$r"
+        record copy.skopeo.mbps "$label: \`skopeo copy\` A -> B (MB/s)" berth "$(mbps "$COPY_BYTES" "$TIMED_SECS")"
+        if ((have_copy)); then
+            record copy.berth.rss "$label: \`berth copy\` client peak RSS (MiB)" berth "$(mb "$rss_berth")"
+        fi
+        record copy.skopeo.rss "$label: \`skopeo copy\` client peak RSS (MiB)" berth "$(mb "$TIMED_RSS")"
+        stop_server copy-a
+        rm -rf "${TMP:?}/copy-a"
+    done
+}
+
 # ---------------------------------------------------------------- main
 main() {
     local rev dirty cpu cmd when elapsed measuring oha_v table
@@ -609,6 +854,9 @@ main() {
     want auth && section_auth
     want transfer && section_transfer
     want catalog && section_catalog
+    want image && section_image
+    want uploads && section_uploads
+    want copy && section_copy
 
     when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -668,12 +916,41 @@ What is measured:
    berth's token service, `GET /token?service=...&scope=repository:<name>:pull`
    for a public repository: anonymously, and with a personal access token as
    the Basic password. Distribution has no token service of its own: "—".
+6. Push and pull of a ~52 MB image of 5 layers with `skopeo copy` (`oci:`
+   layout to `docker://`, and back into a new `oci:` layout): seconds (wall
+   time of the skopeo process) and MB/s. Each layer is a tar of one 10 MiB
+   random file, gzip-framed at level 0, so that skopeo sends it as it is
+   (it gzips uncompressed layers on the way to a registry, which would
+   measure gzip). skopeo remembers in its blob-info cache which repositories
+   hold each blob it has seen, and pushes a blob it has seen in another
+   repository of the same registry as a cross-repository mount instead of an
+   upload; so every run pushes a new image to a new repository, every skopeo
+   call has an empty cache of its own (`skopeo_fresh` in `bench/run.sh` says
+   how), and the harness checks that the registry's data directory grew by
+   the image's size.
+7. The server's peak RSS while 100 distinct 10 MiB blobs are uploaded at
+   once: each a `POST`, then a monolithic `PUT` on its own connection, every
+   `PUT` sending its first MiB and then waiting until all 100 have before
+   streaming the rest (`bench/lib/reg.py concurrent-uploads`). Each run
+   starts a new server, whose `VmHWM` afterwards is that run's peak; also the
+   seconds from the first `POST` to the last `201`.
+8. `berth copy` against `skopeo copy` of a 1 GiB single-layer image from one
+   berth instance to another (both with `--access-control false`, a new
+   destination instance for each copy, a new image each run, skopeo with an
+   empty cache): MB/s over the command's wall time, and the client's peak
+   RSS (`ru_maxrss`). For scale, the plain push of the image to the source
+   (`POST` + monolithic `PUT` per blob) and its plain pull from there
+   (`bench/lib/reg.py push-layout`, `pull-image`), and the ratios `berth
+   copy` / min(push, pull) and `berth copy` / `skopeo copy`. Distribution
+   takes no part: "—".
 
-`bash bench/run.sh --quick` is the CI smoke run (64 MiB, 2 s runs, 1 run,
-200/2,000 repositories, under 2 minutes; appends here only with `--record`).
-`--only load|auth|transfer|catalog` runs one section (appends here only with
-`--record`); `--perf DIR` records berth with `perf` during its first run of
-each load and auth test and the first push.
+`bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
+(64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10
+concurrent 1 MiB uploads, a 64 MiB copy; about a minute once berth is built;
+appends here only with `--record`). `--only
+load|auth|transfer|catalog|image|uploads|copy` runs one section (appends
+here only with `--record`); `--perf DIR` records berth with `perf` during its
+first run of each load and auth test and the first push.
 
 The numbers come from a shared, noisy 2-core machine on which the load
 generator, the server and other people's work compete for the same cores:

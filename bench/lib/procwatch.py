@@ -10,10 +10,15 @@ Subcommands:
   status PID                print "<VmRSS kB> <VmHWM kB>"
   rss PID STOPFILE OUT      sample VmRSS every 20 ms until STOPFILE exists, then
                             write "<max VmRSS kB> <VmHWM kB>" to OUT
+  maxrss OUT CMD [ARG...]   run CMD (stdout and stderr passed through), then
+                            write "<exit code> <wall seconds> <peak RSS kB>" to
+                            OUT, the peak being the kernel's exact ru_maxrss of
+                            the child (wait4), and exit with CMD's exit code
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -139,6 +144,17 @@ def cmd_rss(pid, stopfile, out):
         f.write(f"{peak} {hwm}\n")
 
 
+def cmd_maxrss(out, *cmd):
+    t0 = time.monotonic()
+    child = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(child.pid, 0)
+    secs = time.monotonic() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4
+    with open(out, "w") as f:
+        f.write(f"{child.returncode} {secs:.4f} {usage.ru_maxrss}\n")
+    return child.returncode
+
+
 def main(argv):
     cmd, args = argv[0], argv[1:]
     if cmd == "snap":
@@ -149,6 +165,9 @@ def main(argv):
         print(*status(args[0]))
     elif cmd == "rss":
         cmd_rss(*args)
+    elif cmd == "maxrss":
+        rc = cmd_maxrss(*args)
+        sys.exit(rc if rc >= 0 else 128 - rc)
     else:
         sys.exit(__doc__)
 

@@ -23,6 +23,24 @@ Subcommands:
   api URL METHOD PATH [BODY] --basic USER:PASSWORD [--field F]
                                  call the admin API with a JSON body; prints the
                                  answer, or its field F; non-2xx is an error
+  mkimage DIR LAYERS LAYER_BYTES [--tag T]
+                                 write a new OCI image layout at DIR: LAYERS layers,
+                                 each a tar of one file of LAYER_BYTES fresh random
+                                 bytes, gzip-framed without compression (level 0),
+                                 a config and a manifest tagged T (default v1);
+                                 prints "<bytes of all blobs and the manifest>
+                                 <manifest digest>"
+  push-layout URL NAME TAG DIR   push the image of the OCI layout DIR (its only
+                                 manifest) as NAME:TAG, each blob monolithically
+                                 (POST, then PUT ?digest= streaming the file);
+                                 prints "<bytes> <seconds>"
+  pull-image URL NAME TAG        GET the manifest of NAME:TAG, then its config and
+                                 layers (bodies read and dropped, sizes checked,
+                                 digests not); prints "<bytes> <seconds>"
+  concurrent-uploads URL PREFIX N BYTES
+                                 N distinct blobs of BYTES, each POST + monolithic
+                                 PUT to repository PREFIX<i>, all N in flight at
+                                 once; prints "<uploads> <seconds> <in flight>"
 
 Only 127.0.0.1 targets are accepted.
 """
@@ -36,13 +54,17 @@ import os
 import re
 import socket
 import sys
+import tarfile
 import threading
 import time
 import urllib.parse
+import zlib
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+CHUNK = 1 << 20  # bytes per read and write on big bodies
 TINY_BLOB = b"berth-bench tiny blob\n"
 
 
@@ -79,7 +101,11 @@ class Client:
             headers["Authorization"] = self.auth
         for attempt in (0, 1):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                self.conn = http.client.HTTPConnection(
+                    self.host, self.port, timeout=120, blocksize=CHUNK
+                )
+            if hasattr(body, "seek"):
+                body.seek(0)  # a file body, sent again after a reconnect
             try:
                 self.conn.request(method, path, body=body, headers=headers)
                 resp = self.conn.getresponse()
@@ -129,6 +155,41 @@ class Client:
         if status != 201:
             die(f"PUT {put}: {status} {body[:300]!r}")
         return digest
+
+    def push_blob_file(self, name, path, digest, size):
+        """Monolithic upload of a file: POST a session, then PUT the file as the body."""
+        status, resp, body = self.request(
+            "POST", f"/v2/{name}/blobs/uploads/", headers={"Content-Length": "0"}
+        )
+        if status != 202:
+            die(f"POST upload to {name}: {status} {body[:300]!r}")
+        loc = self.location_path(resp)
+        sep = "&" if "?" in loc else "?"
+        put = f"{loc}{sep}digest={urllib.parse.quote(digest)}"
+        with open(path, "rb") as f:
+            status, _, body = self.request(
+                "PUT",
+                put,
+                body=f,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            )
+        if status != 201:
+            die(f"PUT {put}: {status} {body[:300]!r}")
+
+    def get_drop(self, path, headers=None):
+        """GET path, reading the body in CHUNK pieces and dropping it; returns (status, bytes)."""
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        self.conn.request("GET", path, headers=headers or {})
+        resp = self.conn.getresponse()
+        buf = memoryview(bytearray(CHUNK))
+        n = 0
+        while True:
+            k = resp.readinto(buf)
+            if not k:
+                break
+            n += k
+        return resp.status, n
 
 
 def cmd_free_port():
@@ -303,6 +364,235 @@ def cmd_api(url, method, path, body="", creds=None, field=None):
     elif answer:
         print(answer.decode())
 
+# ---------------------------------------------------------------- images
+def _gzip_stored(out, hashes, chunks):
+    """Write chunks gzip-framed at level 0 (stored deflate blocks) to out.
+
+    Returns (compressed size, uncompressed sha256). Random data does not
+    compress, so level 0 gives the size gzip -1 would, without its CPU cost;
+    the gzip magic makes skopeo treat the layer as compressed and send it as
+    is instead of compressing it on the way (which would measure gzip).
+    """
+    z = zlib.compressobj(0, zlib.DEFLATED, 31)
+    raw = hashlib.sha256()
+    size = 0
+    for c in chunks:
+        raw.update(c)
+        for piece in (z.compress(c), b""):
+            out.write(piece)
+            hashes.update(piece)
+            size += len(piece)
+    tail = z.flush()
+    out.write(tail)
+    hashes.update(tail)
+    size += len(tail)
+    return size, "sha256:" + raw.hexdigest()
+
+
+def _tar_chunks(name, nbytes):
+    """A tar archive holding one file `name` of nbytes fresh random bytes, in pieces."""
+    info = tarfile.TarInfo(name)
+    info.size = nbytes
+    info.mode = 0o644
+    info.mtime = 0
+    yield info.tobuf(format=tarfile.PAX_FORMAT)
+    left = nbytes
+    while left:
+        k = min(CHUNK, left)
+        yield os.urandom(k)
+        left -= k
+    if nbytes % 512:
+        yield bytes(512 - nbytes % 512)
+    yield bytes(1024)  # end of archive
+
+
+def _write_blob(blobs, data):
+    digest = digest_of(data)
+    with open(os.path.join(blobs, digest.split(":")[1]), "wb") as f:
+        f.write(data)
+    return digest
+
+
+def cmd_mkimage(dirpath, layers, layer_bytes, tag="v1"):
+    layers, layer_bytes = int(layers), int(layer_bytes)
+    blobs = os.path.join(dirpath, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    descs, diff_ids, total = [], [], 0
+    for i in range(layers):
+        tmp = os.path.join(blobs, f".layer-{i}.tmp")
+        h = hashlib.sha256()
+        with open(tmp, "wb") as f:
+            size, diff_id = _gzip_stored(f, h, _tar_chunks(f"bench/layer-{i}.bin", layer_bytes))
+        digest = "sha256:" + h.hexdigest()
+        os.rename(tmp, os.path.join(blobs, h.hexdigest()))
+        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": size})
+        diff_ids.append(diff_id)
+        total += size
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {},
+        },
+        separators=(",", ":"),
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": _write_blob(blobs, config), "size": len(config)},
+            "layers": descs,
+        },
+        separators=(",", ":"),
+    ).encode()
+    mdigest = _write_blob(blobs, manifest)
+    total += len(config) + len(manifest)
+    with open(os.path.join(dirpath, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": mdigest,
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        ],
+    }
+    with open(os.path.join(dirpath, "index.json"), "w") as f:
+        json.dump(index, f)
+    print(total, mdigest)
+
+
+def cmd_push_layout(url, name, tag, dirpath):
+    with open(os.path.join(dirpath, "index.json")) as f:
+        mdesc = json.load(f)["manifests"][0]
+    blob = lambda d: os.path.join(dirpath, "blobs", *d.split(":"))  # noqa: E731
+    with open(blob(mdesc["digest"]), "rb") as f:
+        manifest = f.read()
+    m = json.loads(manifest)
+    c = Client(url)
+    t0 = time.monotonic()
+    total = len(manifest)
+    for d in [m["config"]] + m["layers"]:
+        c.push_blob_file(name, blob(d["digest"]), d["digest"], d["size"])
+        total += d["size"]
+    status, _, body = c.request(
+        "PUT",
+        f"/v2/{name}/manifests/{tag}",
+        body=manifest,
+        headers={"Content-Type": m["mediaType"], "Content-Length": str(len(manifest))},
+    )
+    if status != 201:
+        die(f"PUT manifest {name}:{tag}: {status} {body[:300]!r}")
+    print(total, f"{time.monotonic() - t0:.4f}")
+
+
+def cmd_pull_image(url, name, tag):
+    c = Client(url)
+    t0 = time.monotonic()
+    status, _, manifest = c.request("GET", f"/v2/{name}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+    if status != 200:
+        die(f"GET manifest {name}:{tag}: {status} {manifest[:300]!r}")
+    m = json.loads(manifest)
+    total = len(manifest)
+    for d in [m["config"]] + m["layers"]:
+        status, n = c.get_drop(f"/v2/{name}/blobs/{d['digest']}")
+        if status != 200 or n != d["size"]:
+            die(f"GET blob {d['digest']} of {name}: {status} with {n} bytes, expected 200 with {d['size']}")
+        total += n
+    print(total, f"{time.monotonic() - t0:.4f}")
+
+
+# ---------------------------------------------------------------- concurrent uploads
+def cmd_concurrent_uploads(url, prefix, n, nbytes):
+    """N threads, one connection each: POST a session, wait for all, then PUT.
+
+    The bodies are one shared random buffer followed by 64 bytes unique to
+    each upload, so every digest differs (no registry can skip a write) while
+    the client holds one buffer. Each PUT sends its headers and first CHUNK
+    (at most half the body), then waits until all N have done so (or 60 s passed), then streams the
+    rest: every upload is open on the server at the same time. Prints the
+    number of uploads, the seconds from the first POST to the last 201, and
+    how many were in flight together at that point.
+    """
+    n, nbytes = int(n), int(nbytes)
+    host, port = parse_base(url)
+    if nbytes < 1024:
+        die("concurrent-uploads needs at least 1024 bytes per blob")
+    base = memoryview(os.urandom(nbytes - 64))
+    h0 = hashlib.sha256(base)
+    suffixes = [os.urandom(64) for _ in range(n)]
+    digests = []
+    for suf in suffixes:
+        h = h0.copy()
+        h.update(suf)
+        digests.append("sha256:" + h.hexdigest())
+
+    sessions_ready = threading.Barrier(n + 1)
+    lock = threading.Lock()
+    in_body = [0]  # PUTs that have sent their headers and first CHUNK
+    together = []  # in_body when the first PUT went on past the wait
+    all_in_body = threading.Event()
+    errors = []
+
+    def upload(i):
+        name = f"{prefix}{i:03d}"
+        try:
+            c = Client(url)
+            status, resp, body = c.request(
+                "POST", f"/v2/{name}/blobs/uploads/", headers={"Content-Length": "0"}
+            )
+            if status != 202:
+                raise RuntimeError(f"POST {name}: {status} {body[:200]!r}")
+            loc = c.location_path(resp)
+            sessions_ready.wait(60)
+            sep = "&" if "?" in loc else "?"
+            conn = c.conn or http.client.HTTPConnection(host, port, timeout=300)
+            conn.putrequest("PUT", f"{loc}{sep}digest={urllib.parse.quote(digests[i])}")
+            conn.putheader("Content-Type", "application/octet-stream")
+            conn.putheader("Content-Length", str(nbytes))
+            conn.endheaders()
+            first = min(CHUNK, len(base) // 2)
+            conn.send(base[:first])
+            with lock:
+                in_body[0] += 1
+                if in_body[0] == n:
+                    all_in_body.set()
+            all_in_body.wait(60)
+            with lock:
+                if not together:
+                    together.append(in_body[0])
+            for off in range(first, len(base), CHUNK):
+                conn.send(base[off : off + CHUNK])
+            conn.send(suffixes[i])
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 201:
+                raise RuntimeError(f"PUT {name}: {resp.status} {body[:200]!r}")
+            conn.close()
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+            sessions_ready.abort()
+            all_in_body.set()
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(n)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        sessions_ready.wait(60)
+    except threading.BrokenBarrierError:
+        pass
+    for t in threads:
+        t.join()
+    secs = time.monotonic() - t0
+    if errors:
+        die(f"{len(errors)} of {n} uploads failed, first: {errors[0]!r}")
+    print(n, f"{secs:.4f}", together[0] if together else 0)
+
 
 def main(argv):
     if not argv:
@@ -333,6 +623,14 @@ def main(argv):
         cmd_access(*args)
     elif cmd == "api":
         cmd_api(*args, creds=opts.get("basic"), field=opts.get("field"))
+    elif cmd == "mkimage":
+        cmd_mkimage(*args, tag=opts.get("tag", "v1"))
+    elif cmd == "push-layout":
+        cmd_push_layout(*args)
+    elif cmd == "pull-image":
+        cmd_pull_image(*args)
+    elif cmd == "concurrent-uploads":
+        cmd_concurrent_uploads(*args)
     else:
         die(f"unknown command {cmd!r}\n{__doc__}")
 

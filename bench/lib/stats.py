@@ -107,6 +107,21 @@ DERIVED = [
 ]
 
 
+def copy_ratios(labels, med):
+    """berth copy against the plain push and pull, and against skopeo copy (medians)."""
+    get = lambda k: med.get((k, "berth"))  # noqa: E731
+    bc, sk, push, pull = (get(f"copy.{k}.mbps") for k in ("berth", "skopeo", "push", "pull"))
+    what = labels["copy.skopeo.mbps"].split(":")[0]
+    rows = []
+    if bc and push and pull:
+        rows.append([f"{what}: `berth copy` / min(push, pull), MB/s over MB/s (x)",
+                     f"{bc / min(push, pull):.2f}", "—", "—"])
+    if bc and sk:
+        rows.append([f"{what}: `berth copy` / `skopeo copy`, MB/s over MB/s (x)",
+                     f"{bc / sk:.2f}", "—", "—"])
+    return rows
+
+
 def table(results, warnings, runs, measured="?", noise_max="0.25"):
     order, labels, values, notes = [], {}, {}, {}
     for line in open(results):
@@ -155,6 +170,8 @@ def table(results, warnings, runs, measured="?", noise_max="0.25"):
                     fmt("(%)", d) if d is not None else "—",
                     f"{b / d:.2f}" if b is not None and d else "—",
                 ])
+        if key == "copy.skopeo.mbps":
+            rows.extend(copy_ratios(labels, med))
     # berth's catalog at the large size against the small size.
     for metric in ("first", "deep"):
         ks, kl = f"cat.small.{metric}.mean", f"cat.large.{metric}.mean"
@@ -182,6 +199,9 @@ def table(results, warnings, runs, measured="?", noise_max="0.25"):
     if any(r[2].endswith("(a)") for r in rows):
         print("(a) distribution's catalog walks its storage directory on every request; creating and")
         print("listing this many repositories on it would take too long, so only berth is measured.")
+    if any(" A -> B " in r[0] for r in rows):
+        print("The copy rows are between two berth instances on loopback, A and B (a new B for each copy);")
+        print("distribution takes no part there. \"push to A\" and \"pull from A\" are plain HTTP (bench/lib/reg.py).")
     if any(r[0].startswith("token issuance") for r in rows):
         print("Token issuance is berth's built-in token service; distribution has none (it trusts an")
         print("external one), so it has no number there.")
