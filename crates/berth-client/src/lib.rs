@@ -4,6 +4,10 @@
 //!   helpers, podman `auth.json`, `BERTH_USERNAME`/`BERTH_PASSWORD`).
 //! - [`auth`]: the auth engine: challenge -> scope -> token -> cache -> refresh.
 //! - [`client`]: registry operations over an authenticated transport.
+//! - [`settings`]: per-registry plain HTTP or TLS and extra CA certificates
+//!   (client configuration file, docker's and podman's `certs.d`).
+//! - [`copy`]: images between registries and OCI layouts ([`layout`]),
+//!   walking [`document`]s.
 //! - [`file`]: blobs uploaded from and downloaded to local files.
 
 pub mod auth;
@@ -13,3 +17,4 @@ pub mod credentials;
 pub mod document;
 pub mod file;
 pub mod layout;
+pub mod settings;

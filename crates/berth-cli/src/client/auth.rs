@@ -151,8 +151,8 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let client = |registry: &Registry| -> anyhow::Result<RegistryClient> {
         let sink = events.clone();
-        let verbose = args.common.options().observer;
-        let mut options = args.common.options();
+        let mut options = args.common.options(registry)?;
+        let verbose = options.observer.take();
         options.observer = Some(Observer::new(move |event: &Event| {
             sink.lock()
                 .unwrap_or_else(PoisonError::into_inner)

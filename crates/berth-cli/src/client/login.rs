@@ -124,7 +124,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     // does not, and then nothing could be verified.)
     let presented = Arc::new(Mutex::new(false));
     let seen = presented.clone();
-    let mut options = args.common.options();
+    let mut options = args.common.options(&registry)?;
     let inner = options.observer.take();
     options.observer = Some(Observer::new(move |event: &Event| {
         let used = matches!(
@@ -211,7 +211,12 @@ async fn refresh_token(client: &RegistryClient, common: &Common) -> Option<Crede
         }
     };
     let registry = client.registry().clone();
-    let check = match RegistryClient::new(registry, Some(token.clone()), common.options()) {
+    let check = match common
+        .options(&registry)
+        .map_err(|e| e.to_string())
+        .and_then(|options| {
+            RegistryClient::new(registry, Some(token.clone()), options).map_err(|e| e.to_string())
+        }) {
         Ok(check) => check,
         Err(e) => {
             tracing::debug!(error = %e, "cannot check the refresh token; the password is stored");

@@ -27,6 +27,7 @@ use anyhow::Context;
 use berth_client::auth::{AuthorizationKind, Event, GrantKind, Observer, TransportOptions};
 use berth_client::client::RegistryClient;
 use berth_client::credentials::{Credential, CredentialStore};
+use berth_client::settings::ClientConfig;
 use berth_core::reference::Registry;
 use clap::{Args, ValueEnum};
 
@@ -42,6 +43,16 @@ pub struct Common {
     /// network.
     #[arg(long)]
     pub insecure: bool,
+
+    /// Trust the CA certificates in this PEM file too (a private CA).
+    ///
+    /// Added to those the client configuration names for the registry
+    /// (`~/.config/berth/client.toml`: `[registries."host:port"]` with
+    /// `ca_file` and `insecure`) and to `/etc/containers/certs.d/<host:port>/*.crt`
+    /// and `/etc/docker/certs.d/<host:port>/*.crt`, as podman and docker read
+    /// them. A registry with an extra CA is reached over TLS even on loopback.
+    #[arg(long, value_name = "PEM", env = "BERTH_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// Print each HTTP exchange and token step to stderr.
     ///
@@ -61,13 +72,23 @@ pub enum Output {
 }
 
 impl Common {
-    /// The transport options: plain HTTP when asked, and the `-v` trace.
-    pub fn options(&self) -> TransportOptions {
-        TransportOptions {
-            insecure: self.insecure.then_some(true),
+    /// The transport options for `registry`: plain HTTP and extra CAs from
+    /// the flags, then the client configuration; the `-v` trace.
+    pub fn options(&self, registry: &Registry) -> anyhow::Result<TransportOptions> {
+        let config = ClientConfig::load().context("cannot use the client configuration")?;
+        let settings = config.for_registry(registry);
+        let mut ca_files: Vec<_> = self.ca_file.iter().cloned().collect();
+        ca_files.extend(settings.ca_files);
+        Ok(TransportOptions {
+            insecure: if self.insecure {
+                Some(true)
+            } else {
+                settings.insecure
+            },
+            ca_files,
             observer: self.verbose.then(|| Observer::new(trace)),
             ..TransportOptions::default()
-        }
+        })
     }
 }
 
@@ -94,7 +115,7 @@ pub fn stored_credential(registry: &Registry) -> anyhow::Result<Option<Credentia
 /// A client for `registry` with its stored credential (if any).
 pub fn connect(registry: &Registry, common: &Common) -> anyhow::Result<RegistryClient> {
     let credential = stored_credential(registry)?;
-    RegistryClient::new(registry.clone(), credential, common.options())
+    RegistryClient::new(registry.clone(), credential, common.options(registry)?)
         .with_context(|| format!("cannot set up a client for {registry}"))
 }
 

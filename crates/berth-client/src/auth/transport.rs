@@ -77,11 +77,12 @@ const CLIENT_ID: &str = "berth";
 #[derive(Debug, Clone, Default)]
 pub struct TransportOptions {
     /// Plain HTTP: `Some(true)` always, `Some(false)` never, `None` only for a
-    /// registry on loopback (as docker treats `127.0.0.0/8`). An insecure
-    /// registry may also name a plain-HTTP realm.
+    /// registry on loopback (as docker treats `127.0.0.0/8`) without extra CA
+    /// certificates. An insecure registry may also name a plain-HTTP realm.
     pub insecure: Option<bool>,
-    /// A PEM file of extra CA certificates to trust, besides the system's.
-    pub ca_file: Option<PathBuf>,
+    /// PEM files of extra CA certificates to trust, besides the system's
+    /// (see [`crate::settings`] for where they are found).
+    pub ca_files: Vec<PathBuf>,
     /// A token cache to share between clients (default: one per transport).
     pub cache: Option<Arc<TokenCache>>,
     /// The `User-Agent` (default `berth/<version>`).
@@ -306,7 +307,10 @@ impl Transport {
         credential: Option<Credential>,
         options: TransportOptions,
     ) -> Result<Self, AuthError> {
-        let plain = options.insecure.unwrap_or_else(|| registry.is_loopback());
+        // A CA given for the registry says it speaks TLS, loopback or not.
+        let plain = options
+            .insecure
+            .unwrap_or_else(|| registry.is_loopback() && options.ca_files.is_empty());
         let scheme = if plain { "http" } else { "https" };
         let base_text = format!("{scheme}://{}/", registry.api_host());
         let base = Url::parse(&base_text).map_err(|e| AuthError::Url {
@@ -321,7 +325,7 @@ impl Transport {
             .user_agent(user_agent)
             .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
             .read_timeout(Duration::from_secs(120));
-        if let Some(path) = &options.ca_file {
+        for path in &options.ca_files {
             let ca_error = |reason: String| AuthError::CaFile {
                 path: path.display().to_string(),
                 reason,

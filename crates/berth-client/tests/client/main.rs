@@ -4,6 +4,8 @@
 //! - `quirks`: fixture servers behaving as GHCR, Docker Hub, zot, Quay, ECR,
 //!   Basic-only registries and token services without OAuth2 (GCR,
 //!   Artifactory, ACR) do; each test fails if the quirk is mishandled.
+//! - `tls`: a registry behind TLS with a private CA, trusted through an
+//!   extra CA file and refused without it.
 //! - `props`: properties of scope merging and cache keys.
 //! - `copy`: `copy` between two berths, within one, to and from an OCI
 //!   layout: an index and one platform of it, mounts, referrers, events, and
@@ -27,3 +29,4 @@ mod push;
 mod push_quirks;
 mod quirks;
 mod support;
+mod tls;
