@@ -2,73 +2,11 @@
 //! tokens used at `/token`, htpasswd import, visibility, key rotation, and
 //! who may call the admin API at all.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use base64::Engine;
 use berth_core::digest::Digest;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Server};
-
-/// `berth admin <args>` logged in as `user` with `password`.
-fn berth_admin(server: &Server, user: &str, password: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .arg("admin")
-        .args(args)
-        .env("BERTH_REGISTRY", server.url(""))
-        .env("BERTH_USERNAME", user)
-        .env("BERTH_PASSWORD", password);
-    command
-}
-
-/// Runs a command with `stdin`, returning its output.
-fn output(mut command: Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// `berth admin <args>` as `admin`; must succeed; its stdout.
-fn admin(server: &Server, args: &[&str]) -> String {
-    admin_stdin(server, args, "")
-}
-
-fn admin_stdin(server: &Server, args: &[&str], stdin: &str) -> String {
-    let out = output(berth_admin(server, "admin", ADMIN_PASSWORD, args), stdin);
-    assert!(
-        out.status.success(),
-        "berth admin {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A command that must fail with exit code 1; its stderr.
-fn fails(command: Command, stdin: &str) -> String {
-    let out = output(command, stdin);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "expected failure; stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.stdout.is_empty(), "nothing on stdout on failure");
-    String::from_utf8(out.stderr).unwrap()
-}
+use crate::support::{ADMIN_PASSWORD, Cli, Server};
 
 /// `GET /token` for `scope`, with Basic credentials when given.
 fn token(server: &Server, basic: Option<(&str, &str)>, scope: &str) -> reqwest::blocking::Response {
@@ -144,53 +82,56 @@ fn push_image(server: &Server, repo: &str, tag: &str) {
 fn admin_commands_drive_the_registry() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
+    let admin = Cli::admin(home.path()).env("BERTH_REGISTRY", server.url(""));
 
     // Users, with the password on stdin.
-    let out = admin_stdin(
-        &server,
-        &["user", "create", "alice", "--password-stdin"],
-        "alice-password\n",
+    let out = admin.ok_text(
+        &["admin", "user", "create", "alice", "--password-stdin"],
+        b"alice-password\n",
     );
     assert_eq!(out, "created user alice\n");
-    admin_stdin(
-        &server,
-        &["user", "create", "bob", "--password-stdin"],
-        "bob-password\n",
+    admin.ok_text(
+        &["admin", "user", "create", "bob", "--password-stdin"],
+        b"bob-password\n",
     );
     assert_eq!(
         token(&server, Some(("alice", "alice-password")), "").status(),
         200,
         "alice logs in with the password given on stdin"
     );
-    let again = fails(
-        berth_admin(
-            &server,
-            "admin",
-            ADMIN_PASSWORD,
-            &["user", "create", "alice", "--password-stdin"],
-        ),
-        "another-password\n",
+    let again = admin.fails_with_empty_stdout(
+        &["admin", "user", "create", "alice", "--password-stdin"],
+        b"another-password\n",
     );
     assert!(again.contains("already exists"), "{again}");
 
     // An organisation and a member.
     assert_eq!(
-        admin(&server, &["org", "create", "acme", "--owner", "alice"]),
+        admin.ok_text(&["admin", "org", "create", "acme", "--owner", "alice"], b""),
         "created organisation acme, owned by alice\n"
     );
-    admin(
-        &server,
-        &["org", "add-member", "acme", "bob", "--role", "member"],
+    admin.ok_text(
+        &[
+            "admin",
+            "org",
+            "add-member",
+            "acme",
+            "bob",
+            "--role",
+            "member",
+        ],
+        b"",
     );
 
     // A token for bob: pull only, on acme/* only. Its secret is all of stdout.
-    let out = admin(
-        &server,
+    let out = admin.ok_text(
         &[
-            "token", "create", "--user", "bob", "--name", "ci", "--scope", "pull", "--repo",
-            "acme/*",
+            "admin", "token", "create", "--user", "bob", "--name", "ci", "--scope", "pull",
+            "--repo", "acme/*",
         ],
+        b"",
     );
     assert_eq!(out.lines().count(), 1, "only the secret on stdout: {out:?}");
     let pat = out.trim_end().to_owned();
@@ -209,35 +150,31 @@ fn admin_commands_drive_the_registry() {
     );
 
     // Listed without its secret, in text and JSON.
-    let table = admin(&server, &["token", "list", "--user", "bob"]);
+    let table = admin.ok_text(&["admin", "token", "list", "--user", "bob"], b"");
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("ci") && table.contains("acme/*"), "{table}");
     assert!(!table.contains(&pat));
-    let listed: Value = serde_json::from_str(&admin(
-        &server,
-        &["token", "list", "--user", "bob", "--output", "json"],
-    ))
-    .unwrap();
+    let listed = admin.ok_json(
+        &[
+            "admin", "token", "list", "--user", "bob", "--output", "json",
+        ],
+        b"",
+    );
     assert_eq!(listed["tokens"][0]["name"], "ci");
     assert_eq!(listed["tokens"][0]["actions"], json!(["pull"]));
     assert_eq!(listed["tokens"][0]["repositories"], json!(["acme/*"]));
     assert!(!listed.to_string().contains("berth_pat_"), "{listed}");
 
     // Revoked: the token service refuses it.
-    admin(
-        &server,
-        &["token", "revoke", "--user", "bob", "--name", "ci"],
+    admin.ok_text(
+        &["admin", "token", "revoke", "--user", "bob", "--name", "ci"],
+        b"",
     );
     let refused = token(&server, Some(("bob", &pat)), "repository:acme/app:pull");
     assert_eq!(refused.status(), 401, "a revoked token is refused");
-    let again = fails(
-        berth_admin(
-            &server,
-            "admin",
-            ADMIN_PASSWORD,
-            &["token", "revoke", "--user", "bob", "--name", "ci"],
-        ),
-        "",
+    let again = admin.fails_with_empty_stdout(
+        &["admin", "token", "revoke", "--user", "bob", "--name", "ci"],
+        b"",
     );
     assert!(again.contains("has no token named `ci`"), "{again}");
 
@@ -247,9 +184,9 @@ fn admin_commands_drive_the_registry() {
         .format_for_version(bcrypt::Version::TwoY);
     let file = work.path().join("users.htpasswd");
     std::fs::write(&file, format!("# team\ncarol:{hash}\nalice:{hash}\n")).unwrap();
-    let report = admin(
-        &server,
-        &["user", "import-htpasswd", file.to_str().unwrap()],
+    let report = admin.ok_text(
+        &["admin", "user", "import-htpasswd", file.to_str().unwrap()],
+        b"",
     );
     assert!(report.contains("created          carol"), "{report}");
     assert!(report.contains("skipped-existing alice"), "{report}");
@@ -280,7 +217,10 @@ fn admin_commands_drive_the_registry() {
     let (granted, status) = pull_anonymously();
     assert_eq!((granted, status), (json!([]), 401), "private at first");
     assert_eq!(
-        admin(&server, &["repo", "set-visibility", "acme/app", "public"]),
+        admin.ok_text(
+            &["admin", "repo", "set-visibility", "acme/app", "public"],
+            b""
+        ),
         "acme/app is now public\n"
     );
     let (granted, status) = pull_anonymously();
@@ -289,14 +229,9 @@ fn admin_commands_drive_the_registry() {
         json!([{"type": "repository", "name": "acme/app", "actions": ["pull"]}])
     );
     assert_eq!(status, 200, "anonymous pull of a public repository");
-    let missing = fails(
-        berth_admin(
-            &server,
-            "admin",
-            ADMIN_PASSWORD,
-            &["repo", "set-visibility", "acme/nothing", "public"],
-        ),
-        "",
+    let missing = admin.fails_with_empty_stdout(
+        &["admin", "repo", "set-visibility", "acme/nothing", "public"],
+        b"",
     );
     assert!(
         missing.contains("404") && missing.contains("`acme/nothing` does not exist"),
@@ -304,7 +239,7 @@ fn admin_commands_drive_the_registry() {
     );
 
     // A robot of acme: its token is all of stdout and reaches acme's repositories.
-    let robot_token = admin(&server, &["robot", "create", "acme", "acme-ci"]);
+    let robot_token = admin.ok_text(&["admin", "robot", "create", "acme", "acme-ci"], b"");
     assert_eq!(robot_token.lines().count(), 1, "{robot_token:?}");
     let (_, granted) = access(token(
         &server,
@@ -317,7 +252,10 @@ fn admin_commands_drive_the_registry() {
     );
 
     // Key rotation: the JWKS lists the old key and the new one.
-    let kid = admin(&server, &["keys", "rotate"]).trim_end().to_owned();
+    let kid = admin
+        .ok_text(&["admin", "keys", "rotate"], b"")
+        .trim_end()
+        .to_owned();
     assert!(!kid.is_empty());
     let jwks: Value = reqwest::blocking::get(server.url("/token/jwks.json"))
         .unwrap()
@@ -336,14 +274,14 @@ fn admin_commands_drive_the_registry() {
     assert_eq!(header["kid"], kid.as_str(), "new tokens use the new key");
 
     // The root certificate, PEM, alone on stdout.
-    let pem = admin(&server, &["keys", "export-root"]);
+    let pem = admin.ok_text(&["admin", "keys", "export-root"], b"");
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
     assert!(pem.ends_with("-----END CERTIFICATE-----\n"), "{pem}");
     assert_eq!(pem.matches("BEGIN").count(), 1);
 
     // Deleting a user ends its logins.
     assert_eq!(
-        admin(&server, &["user", "delete", "carol"]),
+        admin.ok_text(&["admin", "user", "delete", "carol"], b""),
         "deleted user carol\n"
     );
     assert_eq!(
@@ -357,40 +295,37 @@ fn admin_commands_drive_the_registry() {
 #[test]
 fn only_administrators_may_administer() {
     let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
     let server = Server::start(data.path());
-    admin_stdin(
-        &server,
-        &["user", "create", "bob", "--password-stdin"],
-        "bob-password\n",
+    let registry = server.url("");
+    let admin = Cli::admin(home).env("BERTH_REGISTRY", &registry);
+    admin.ok_text(
+        &["admin", "user", "create", "bob", "--password-stdin"],
+        b"bob-password\n",
     );
 
     // The CLI: a non-admin, a wrong password, no credentials at all.
-    let denied = fails(
-        berth_admin(
-            &server,
-            "bob",
-            "bob-password",
-            &["user", "create", "eve", "--password-stdin"],
-        ),
-        "eve-password\n",
-    );
+    let denied = Cli::user(home, "bob", "bob-password")
+        .env("BERTH_REGISTRY", &registry)
+        .fails_with_empty_stdout(
+            &["admin", "user", "create", "eve", "--password-stdin"],
+            b"eve-password\n",
+        );
     assert!(
         denied.contains("403") && denied.contains("`bob` is not an administrator"),
         "{denied}"
     );
-    let wrong = fails(
-        berth_admin(&server, "admin", "not-the-password", &["keys", "rotate"]),
-        "",
-    );
+    let wrong = Cli::user(home, "admin", "not-the-password")
+        .env("BERTH_REGISTRY", &registry)
+        .fails_with_empty_stdout(&["admin", "keys", "rotate"], b"");
     assert!(
         wrong.contains("401") && wrong.contains("invalid username, password or token"),
         "{wrong}"
     );
-    let mut anonymous = berth_admin(&server, "", "", &["keys", "export-root"]);
-    anonymous
-        .env_remove("BERTH_USERNAME")
-        .env_remove("BERTH_PASSWORD");
-    let unset = fails(anonymous, "");
+    let unset = Cli::new(home)
+        .env("BERTH_REGISTRY", &registry)
+        .fails_with_empty_stdout(&["admin", "keys", "export-root"], b"");
     assert!(
         unset.contains("BERTH_USERNAME and BERTH_PASSWORD are not set"),
         "{unset}"
@@ -430,9 +365,9 @@ fn only_administrators_may_administer() {
     assert_eq!(response.json::<Value>().unwrap()["tokens"], json!([]));
 
     // A pull-only token of the administrator may not administer.
-    let narrow = admin(
-        &server,
+    let narrow = admin.ok_text(
         &[
+            "admin",
             "token",
             "create",
             "--user",
@@ -442,6 +377,7 @@ fn only_administrators_may_administer() {
             "--scope",
             "pull",
         ],
+        b"",
     );
     let response = client
         .get(&url)

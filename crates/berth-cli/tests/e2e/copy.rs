@@ -5,81 +5,13 @@
 //! password).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use berth_core::digest::Digest;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Layout, Server, admin_creds, peer, run, write_layout};
-
-/// `berth <args>` with the admin credential from the environment, and no
-/// credentials file of the machine in reach.
-fn berth(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(args)
-        .env("HOME", home.join("home"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .env("XDG_RUNTIME_DIR", home.join("run"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("NO_COLOR", "1")
-        .env("BERTH_USERNAME", "admin")
-        .env("BERTH_PASSWORD", ADMIN_PASSWORD)
-        .env_remove("BERTH_REGISTRY")
-        .stdin(Stdio::null());
-    command
-}
-
-/// Runs `berth <args>`: its whole output.
-fn berth_output(home: &Path, args: &[&str]) -> Output {
-    berth(home, args).output().expect("berth starts")
-}
-
-/// Runs `berth <args>`, which must succeed: (stdout, stderr).
-fn ok(home: &Path, args: &[&str]) -> (String, String) {
-    let out = berth_output(home, args);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed ({}):\n{stderr}",
-        out.status
-    );
-    (String::from_utf8(out.stdout).unwrap(), stderr)
-}
-
-/// Runs `berth <args>`, which must exit 1 with nothing on stdout: its stderr.
-fn fails(home: &Path, args: &[&str]) -> String {
-    let out = berth_output(home, args);
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "berth {args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "berth {args:?}: {:?}", out.stdout);
-    stderr
-}
-
-fn skopeo() -> Command {
-    let mut command = Command::new(peer("skopeo"));
-    command.arg("--insecure-policy");
-    command
-}
-
-/// `skopeo copy oci:<dir>:<tag> docker://<target>` with the admin's credentials.
-fn skopeo_push(dir: &Path, tag: &str, target: &str) {
-    run(skopeo()
-        .args(["copy", "--dest-tls-verify=false", "--dest-creds"])
-        .arg(admin_creds())
-        .arg(format!("oci:{}:{tag}", dir.display()))
-        .arg(format!("docker://{target}")));
-}
-
-/// `skopeo copy docker://<source> oci:<dir>:<tag>` with the admin's credentials.
-fn skopeo_pull(source: &str, dir: &Path, tag: &str) {
-    run(skopeo()
-        .args(["copy", "--src-tls-verify=false", "--src-creds"])
-        .arg(admin_creds())
-        .arg(format!("docker://{source}"))
-        .arg(format!("oci:{}:{tag}", dir.display())));
-}
+use crate::support::{
+    Cli, Layout, Server, admin_creds, skopeo, skopeo_pull, skopeo_push, write_layout,
+};
 
 /// The digest of the manifest bytes `skopeo inspect --raw` gets for `image`.
 fn skopeo_raw_digest(image: &str) -> Digest {
@@ -122,7 +54,7 @@ fn skopeo_and_berth_read_each_others_layouts() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     let server = Server::start(data.path());
     let host = server.addr.as_str();
     let layout = write_layout(&work.path().join("src"), "v1", 512 * 1024, 41);
@@ -130,13 +62,13 @@ fn skopeo_and_berth_read_each_others_layouts() {
 
     // berth writes a layout...
     let berth_dir = work.path().join("by-berth");
-    let (_, _) = ok(
-        home,
+    cli.ok_text(
         &[
             "copy",
             &format!("{host}/e2e/a:v1"),
             &format!("oci:{}:v1", berth_dir.display()),
         ],
+        b"",
     );
     let entries = layout_entries(&berth_dir);
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -159,17 +91,17 @@ fn skopeo_and_berth_read_each_others_layouts() {
     // skopeo writes a layout that berth reads.
     let skopeo_dir = work.path().join("by-skopeo");
     skopeo_pull(&format!("{host}/e2e/a:v1"), &skopeo_dir, "v1");
-    let (out, _) = ok(
-        home,
+    let out = cli.ok_text(
         &[
             "copy",
             &format!("oci:{}:v1", skopeo_dir.display()),
             &format!("{host}/e2e/c:v1"),
             "-q",
         ],
+        b"",
     );
     assert!(out.contains(&layout.manifest.to_string()), "{out}");
-    let (digest, _) = ok(home, &["digest", &format!("{host}/e2e/c:v1")]);
+    let digest = cli.ok_text(&["digest", &format!("{host}/e2e/c:v1")], b"");
     assert_eq!(digest, format!("{}\n", layout.manifest));
     assert_eq!(
         skopeo_raw_digest(&format!("{host}/e2e/c:v1")),
@@ -182,7 +114,7 @@ fn copy_between_two_servers_prints_json_keeps_the_tag_and_shows_progress() {
     let (data1, data2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     let (one, two) = (Server::start(data1.path()), Server::start(data2.path()));
     let layout = write_layout(&work.path().join("src"), "v1", 300 * 1024, 42);
     skopeo_push(&layout.dir, "v1", &format!("{}/e2e/a:v1", one.addr));
@@ -190,8 +122,9 @@ fn copy_between_two_servers_prints_json_keeps_the_tag_and_shows_progress() {
     // No tag on the destination: it takes the source's.
     let destination = format!("{}/e2e/a", two.addr);
 
-    let (out, err) = ok(home, &["copy", &source, &destination, "--output", "json"]);
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let out = cli.ok(&["copy", &source, &destination, "--output", "json"], b"");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["digest"], layout.manifest.to_string());
     assert_eq!(
         report["mediaType"],
@@ -227,18 +160,18 @@ fn copy_between_two_servers_prints_json_keeps_the_tag_and_shows_progress() {
         "{err}"
     );
 
-    let (tags, _) = ok(home, &["tags", &destination]);
+    let tags = cli.ok_text(&["tags", &destination], b"");
     assert_eq!(tags, "v1\n");
-    let (digest, _) = ok(home, &["digest", &format!("{destination}:v1")]);
+    let digest = cli.ok_text(&["digest", &format!("{destination}:v1")], b"");
     assert_eq!(digest, format!("{}\n", layout.manifest));
 
     // Again, quietly: nothing on stderr, everything already there.
-    let (out, err) = ok(
-        home,
+    let out = cli.ok(
         &["copy", &source, &destination, "--output", "json", "-q"],
+        b"",
     );
-    assert_eq!(err, "");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["blobs"],
         json!({"copied": 0, "mounted": 0, "existing": 2})
@@ -250,8 +183,7 @@ fn copy_between_two_servers_prints_json_keeps_the_tag_and_shows_progress() {
     assert_eq!(report["bytesCopied"], 0);
 
     // Within one server, to another repository: mounted, not sent.
-    let (out, _) = ok(
-        home,
+    let report = cli.ok_json(
         &[
             "copy",
             &source,
@@ -260,8 +192,8 @@ fn copy_between_two_servers_prints_json_keeps_the_tag_and_shows_progress() {
             "json",
             "-q",
         ],
+        b"",
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         report["blobs"],
         json!({"copied": 0, "mounted": 2, "existing": 0})
@@ -317,7 +249,7 @@ fn platform_selection_on_an_image_and_on_an_index() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     let server = Server::start(data.path());
     let host = server.addr.as_str();
 
@@ -325,8 +257,7 @@ fn platform_selection_on_an_image_and_on_an_index() {
     // copied as it is (whatever its own platform; berth prints no note).
     let layout = write_layout(&work.path().join("single"), "v1", 64 * 1024, 50);
     skopeo_push(&layout.dir, "v1", &format!("{host}/e2e/single:v1"));
-    let (out, _) = ok(
-        home,
+    let report = cli.ok_json(
         &[
             "copy",
             &format!("{host}/e2e/single:v1"),
@@ -336,16 +267,15 @@ fn platform_selection_on_an_image_and_on_an_index() {
             "--output",
             "json",
         ],
+        b"",
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["digest"], layout.manifest.to_string());
-    let (digest, _) = ok(home, &["digest", &format!("{host}/e2e/single-copy:v1")]);
+    let digest = cli.ok_text(&["digest", &format!("{host}/e2e/single-copy:v1")], b"");
     assert_eq!(digest, format!("{}\n", layout.manifest));
 
     // An index: one platform is copied alone, under the tag.
     let (amd64, arm64, index) = push_index(&server, work.path());
-    let (out, _) = ok(
-        home,
+    let report = cli.ok_json(
         &[
             "copy",
             &format!("{host}/e2e/multi:v1"),
@@ -356,18 +286,17 @@ fn platform_selection_on_an_image_and_on_an_index() {
             "json",
             "-q",
         ],
+        b"",
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["digest"], arm64.to_string());
     assert_eq!(report["manifests"]["copied"], 1);
-    let (digest, _) = ok(home, &["digest", &format!("{host}/e2e/arm:v1")]);
+    let digest = cli.ok_text(&["digest", &format!("{host}/e2e/arm:v1")], b"");
     assert_eq!(digest, format!("{arm64}\n"));
-    let err = fails(home, &["digest", &format!("{host}/e2e/arm@{amd64}")]);
+    let err = cli.fails_with_empty_stdout(&["digest", &format!("{host}/e2e/arm@{amd64}")], b"");
     assert!(err.contains("not found"), "{err}");
 
     // The whole index otherwise.
-    let (out, _) = ok(
-        home,
+    let report = cli.ok_json(
         &[
             "copy",
             &format!("{host}/e2e/multi:v1"),
@@ -376,14 +305,13 @@ fn platform_selection_on_an_image_and_on_an_index() {
             "json",
             "-q",
         ],
+        b"",
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["digest"], index.to_string());
     assert_eq!(report["manifests"]["copied"], 3);
 
     // A platform the index lacks: exit 1, naming those it has; nothing written.
-    let err = fails(
-        home,
+    let err = cli.fails_with_empty_stdout(
         &[
             "copy",
             &format!("{host}/e2e/multi:v1"),
@@ -391,6 +319,7 @@ fn platform_selection_on_an_image_and_on_an_index() {
             "--platform",
             "linux/s390x",
         ],
+        b"",
     );
     assert!(err.starts_with("berth: cannot copy "), "{err}");
     assert!(
@@ -402,7 +331,7 @@ fn platform_selection_on_an_image_and_on_an_index() {
         1,
         "{err}"
     );
-    let err = fails(home, &["digest", &format!("{host}/e2e/none:v1")]);
+    let err = cli.fails_with_empty_stdout(&["digest", &format!("{host}/e2e/none:v1")], b"");
     assert!(err.contains("not found"), "{err}");
 }
 
@@ -411,17 +340,17 @@ fn a_missing_source_exits_1_saying_not_found() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     let server = Server::start(data.path());
     let host = server.addr.as_str();
 
-    let err = fails(
-        home,
+    let err = cli.fails_with_empty_stdout(
         &[
             "copy",
             &format!("{host}/e2e/nothing:v1"),
             &format!("{host}/e2e/copy:v1"),
         ],
+        b"",
     );
     assert!(
         err.starts_with(&format!(
@@ -434,13 +363,13 @@ fn a_missing_source_exits_1_saying_not_found() {
 
     // A layout directory that does not exist: also exit 1, naming it.
     let missing = work.path().join("no-such-layout");
-    let err = fails(
-        home,
+    let err = cli.fails_with_empty_stdout(
         &[
             "copy",
             &format!("oci:{}:v1", missing.display()),
             &format!("{host}/e2e/copy:v1"),
         ],
+        b"",
     );
     assert!(err.contains(&missing.display().to_string()), "{err}");
 
@@ -449,13 +378,13 @@ fn a_missing_source_exits_1_saying_not_found() {
     std::fs::create_dir_all(&busy).unwrap();
     std::fs::write(busy.join("notes.txt"), "mine").unwrap();
     let layout = write_layout(&work.path().join("src"), "v1", 4096, 44);
-    let err = fails(
-        home,
+    let err = cli.fails_with_empty_stdout(
         &[
             "copy",
             &format!("oci:{}:v1", layout.dir.display()),
             &format!("oci:{}:v1", busy.display()),
         ],
+        b"",
     );
     assert!(err.contains(&busy.display().to_string()), "{err}");
     let left: Vec<_> = std::fs::read_dir(&busy)
@@ -470,7 +399,7 @@ fn a_source_by_digest_and_a_layout_without_a_tag() {
     let (data1, data2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     let (one, two) = (Server::start(data1.path()), Server::start(data2.path()));
     let layout = write_layout(&work.path().join("src"), "v1", 128 * 1024, 43);
     skopeo_push(&layout.dir, "v1", &format!("{}/e2e/a:v1", one.addr));
@@ -478,8 +407,7 @@ fn a_source_by_digest_and_a_layout_without_a_tag() {
 
     // By digest only, to a repository without a tag: written by digest only.
     let pinned = format!("{}/e2e/a@{digest}", one.addr);
-    let (out, _) = ok(
-        home,
+    let report = cli.ok_json(
         &[
             "copy",
             &pinned,
@@ -488,44 +416,44 @@ fn a_source_by_digest_and_a_layout_without_a_tag() {
             "json",
             "-q",
         ],
+        b"",
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["digest"], digest);
     assert_eq!(
         report["destination"],
         format!("{}/e2e/pinned@{digest}", two.addr)
     );
-    let (tags, _) = ok(home, &["tags", &format!("{}/e2e/pinned", two.addr)]);
+    let tags = cli.ok_text(&["tags", &format!("{}/e2e/pinned", two.addr)], b"");
     assert_eq!(tags, "", "no tag written");
-    let (got, _) = ok(
-        home,
+    let got = cli.ok_text(
         &["digest", &format!("{}/e2e/pinned@{digest}", two.addr)],
+        b"",
     );
     assert_eq!(got, format!("{digest}\n"));
 
     // docker:// prefixes, as skopeo writes them, are accepted on both sides.
-    ok(
-        home,
+    cli.ok_text(
         &[
             "copy",
             &format!("docker://{}/e2e/a:v1", one.addr),
             &format!("docker://{}/e2e/prefixed:v1", two.addr),
             "-q",
         ],
+        b"",
     );
-    let (got, _) = ok(home, &["digest", &format!("{}/e2e/prefixed:v1", two.addr)]);
+    let got = cli.ok_text(&["digest", &format!("{}/e2e/prefixed:v1", two.addr)], b"");
     assert_eq!(got, format!("{digest}\n"));
 
     // To a layout named without a tag: the entry takes the source's tag.
     let dir = work.path().join("untagged");
-    ok(
-        home,
+    cli.ok_text(
         &[
             "copy",
             &format!("{}/e2e/a:v1", one.addr),
             &format!("oci:{}", dir.display()),
             "-q",
         ],
+        b"",
     );
     let entries = layout_entries(&dir);
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -536,8 +464,7 @@ fn a_source_by_digest_and_a_layout_without_a_tag() {
     );
 
     // Chunked on request: the same manifest arrives.
-    let (out, _) = ok(
-        home,
+    let report = cli.ok_json(
         &[
             "copy",
             &format!("oci:{}:v1", dir.display()),
@@ -550,8 +477,8 @@ fn a_source_by_digest_and_a_layout_without_a_tag() {
             "json",
             "-q",
         ],
+        b"",
     );
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["digest"], digest);
     assert_eq!(report["blobs"]["copied"], 2);
     assert_eq!(
@@ -563,7 +490,7 @@ fn a_source_by_digest_and_a_layout_without_a_tag() {
 #[test]
 fn bad_arguments_are_usage_errors() {
     let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     for args in [
         [
             "copy",
@@ -587,7 +514,7 @@ fn bad_arguments_are_usage_errors() {
             "linux",
         ],
     ] {
-        let out = berth_output(home, &args);
+        let out = cli.run(&args, b"");
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -603,7 +530,7 @@ fn bad_arguments_are_usage_errors() {
 fn chunk_size_zero_is_a_usage_error_refused_before_any_io() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let cli = Cli::admin(home.path());
     let dir = work.path().join("made-anyway");
     let destination = format!("oci:{}:v1", dir.display());
     let args = [
@@ -613,7 +540,7 @@ fn chunk_size_zero_is_a_usage_error_refused_before_any_io() {
         "--chunk-size",
         "0",
     ];
-    let out = berth_output(home, &args);
+    let out = cli.run(&args, b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--chunk-size"), "{stderr}");
     assert!(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{ADMIN_PASSWORD, Server, admin_creds, peer, run, write_layout};
+use crate::support::{ADMIN_PASSWORD, Cli, Server, admin_creds, peer, run, skopeo, write_layout};
 
 /// The `service` berth writes in `aud` and distribution requires.
 const SERVICE: &str = "distribution-test";
@@ -118,12 +118,6 @@ impl Drop for Distribution {
 fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
-}
-
-fn skopeo() -> Command {
-    let mut command = Command::new(peer("skopeo"));
-    command.arg("--insecure-policy");
-    command
 }
 
 /// A token from berth for `admin` with `scope`, for distribution's service.
@@ -247,38 +241,6 @@ fn distribution_accepts_berth_tokens() {
     assert_eq!(own["tags"], serde_json::json!(["v1"]));
 }
 
-/// `berth <args>` with every credential file under `home` and `env` added.
-fn berth(home: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(args)
-        .env("HOME", home.join("home"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .env("XDG_RUNTIME_DIR", home.join("run"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("NO_COLOR", "1")
-        .env_remove("BERTH_USERNAME")
-        .env_remove("BERTH_PASSWORD")
-        .stdin(Stdio::null());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().expect("berth runs")
-}
-
-/// stdout of a `berth` run that must succeed.
-fn berth_ok(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = berth(home, args, env);
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// berth's client against distribution whose tokens berth issues: copy in,
 /// list, inspect, read a blob, delete; every token request goes to berth
 /// with the service distribution names.
@@ -295,16 +257,11 @@ fn berth_client_against_distribution_with_berth_tokens() {
             root_cert: &root_cert,
         },
     );
-    let home = work.path();
-    let env = [
-        ("BERTH_USERNAME", "admin"),
-        ("BERTH_PASSWORD", ADMIN_PASSWORD),
-    ];
+    let cli = Cli::admin(work.path());
     let layout = write_layout(&work.path().join("src"), "v1", 3 * 1024 * 1024, 31);
     let image = format!("{}/admin/cli", registry.addr);
 
-    let copied: serde_json::Value = serde_json::from_str(&berth_ok(
-        home,
+    let copied = cli.ok_json(
         &[
             "copy",
             &format!("oci:{}:v1", layout.dir.display()),
@@ -312,26 +269,24 @@ fn berth_client_against_distribution_with_berth_tokens() {
             "--output",
             "json",
         ],
-        &env,
-    ))
-    .unwrap();
+        b"",
+    );
     assert_eq!(copied["digest"], layout.manifest.to_string(), "{copied}");
     assert_eq!(copied["blobs"]["copied"], 2, "{copied}");
 
-    assert_eq!(berth_ok(home, &["tags", &image], &env), "v1\n");
+    assert_eq!(cli.ok_text(&["tags", &image], b""), "v1\n");
     assert_eq!(
-        berth_ok(home, &["digest", &format!("{image}:v1")], &env),
+        cli.ok_text(&["digest", &format!("{image}:v1")], b""),
         format!("{}\n", layout.manifest)
     );
-    let manifest = berth_ok(home, &["manifest", "get", &format!("{image}:v1")], &env);
+    let manifest = cli.ok_text(&["manifest", "get", &format!("{image}:v1")], b"");
     assert_eq!(
         berth_core::Digest::sha256_of(manifest.as_bytes()),
         layout.manifest,
         "the exact manifest bytes"
     );
     let config = work.path().join("config.json");
-    berth_ok(
-        home,
+    cli.ok_text(
         &[
             "blob",
             "get",
@@ -339,7 +294,7 @@ fn berth_client_against_distribution_with_berth_tokens() {
             "-o",
             config.to_str().unwrap(),
         ],
-        &env,
+        b"",
     );
     assert_eq!(
         berth_core::Digest::sha256_of(&std::fs::read(&config).unwrap()),
@@ -348,8 +303,7 @@ fn berth_client_against_distribution_with_berth_tokens() {
 
     // The token flow, as berth explains it: distribution's challenge names
     // berth's realm and the service; the token is berth's JWT.
-    let explained: serde_json::Value = serde_json::from_str(&berth_ok(
-        home,
+    let explained = cli.ok_json(
         &[
             "auth",
             "explain",
@@ -357,9 +311,8 @@ fn berth_client_against_distribution_with_berth_tokens() {
             "--output",
             "json",
         ],
-        &env,
-    ))
-    .unwrap();
+        b"",
+    );
     let events = explained["operation"]["events"].as_array().unwrap();
     let challenge = events.iter().find(|e| e["event"] == "challenges").unwrap();
     assert_eq!(
@@ -370,9 +323,9 @@ fn berth_client_against_distribution_with_berth_tokens() {
     assert_eq!(explained["operation"]["status"], 200, "{explained}");
 
     // Delete by tag: resolved to the digest, deleted, the tag gone.
-    let deleted = berth_ok(home, &["delete", &format!("{image}:v1")], &env);
+    let deleted = cli.ok_text(&["delete", &format!("{image}:v1")], b"");
     assert!(deleted.contains(&layout.manifest.to_string()), "{deleted}");
-    let gone = berth(home, &["digest", &format!("{image}:v1")], &env);
+    let gone = cli.run(&["digest", &format!("{image}:v1")], b"");
     assert_eq!(gone.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&gone.stderr).contains("not found"),
@@ -395,31 +348,17 @@ fn berth_client_against_distribution_with_htpasswd() {
     std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
     let registry = Distribution::start(work.path(), Auth::Htpasswd { file: &htpasswd });
     let home = work.path();
+    let cli = Cli::new(home);
     let host = registry.addr.clone();
     let image = format!("{host}/team/app");
 
     // A wrong password is refused at login, and nothing is stored.
-    let mut wrong = Command::new(env!("CARGO_BIN_EXE_berth"));
-    wrong
-        .args(["login", &host, "-u", "alice", "--password-stdin"])
-        .env("HOME", home.join("home"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .env_remove("BERTH_USERNAME")
-        .env_remove("BERTH_PASSWORD");
-    let refused = feed(&mut wrong, "not-the-password\n");
+    let login = ["login", &host, "-u", "alice", "--password-stdin"];
+    let refused = cli.run(&login, b"not-the-password\n");
     assert_eq!(refused.status.code(), Some(1));
     assert!(!home.join("docker/config.json").exists(), "nothing stored");
 
-    let mut login = Command::new(env!("CARGO_BIN_EXE_berth"));
-    login
-        .args(["login", &host, "-u", "alice", "--password-stdin"])
-        .env("HOME", home.join("home"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .env_remove("BERTH_USERNAME")
-        .env_remove("BERTH_PASSWORD");
-    let logged_in = feed(&mut login, &format!("{password}\n"));
+    let logged_in = cli.run(&login, format!("{password}\n").as_bytes());
     assert!(
         logged_in.status.success(),
         "{}",
@@ -427,37 +366,35 @@ fn berth_client_against_distribution_with_htpasswd() {
     );
 
     let layout = write_layout(&work.path().join("src"), "v1", 2 * 1024 * 1024, 37);
-    berth_ok(
-        home,
+    cli.ok_text(
         &[
             "copy",
             &format!("oci:{}:v1", layout.dir.display()),
             &format!("{image}:v1"),
         ],
-        &[],
+        b"",
     );
-    assert_eq!(berth_ok(home, &["tags", &image], &[]), "v1\n");
+    assert_eq!(cli.ok_text(&["tags", &image], b""), "v1\n");
     assert_eq!(
-        berth_ok(home, &["catalog", &host], &[]),
+        cli.ok_text(&["catalog", &host], b""),
         "team/app\n",
         "distribution lists its catalog to any authenticated user"
     );
     let back = work.path().join("back");
-    berth_ok(
-        home,
+    cli.ok_text(
         &[
             "copy",
             &format!("{image}:v1"),
             &format!("oci:{}:v1", back.display()),
         ],
-        &[],
+        b"",
     );
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], layout.manifest.to_string());
 
     // The flow: a Basic challenge, answered with Basic; no token service.
-    let explained = berth_ok(home, &["auth", "explain", &format!("{image}:v1")], &[]);
+    let explained = cli.ok_text(&["auth", "explain", &format!("{image}:v1")], b"");
     assert!(explained.contains("scheme=Basic"), "{explained}");
     assert!(
         explained.contains("Authorization: Basic <redacted>"),
@@ -466,27 +403,9 @@ fn berth_client_against_distribution_with_htpasswd() {
     assert!(!explained.contains(password), "{explained}");
 
     // Logged out, the registry is out of reach, and the message says so.
-    berth_ok(home, &["logout", &host], &[]);
-    let denied = berth(home, &["tags", &image], &[]);
+    cli.ok_text(&["logout", &host], b"");
+    let denied = cli.run(&["tags", &image], b"");
     assert_eq!(denied.status.code(), Some(1));
     let message = String::from_utf8_lossy(&denied.stderr);
     assert!(message.contains("log in"), "{message}");
-}
-
-/// Runs `command` with `input` on stdin.
-fn feed(command: &mut Command, input: &str) -> std::process::Output {
-    use std::io::Write as _;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }

@@ -1,73 +1,22 @@
 //! `berth manifest get|put|delete` and `berth blob get|put|delete` against a
 //! real `berth serve`, as `admin` through BERTH_USERNAME/BERTH_PASSWORD.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use berth_core::digest::Digest;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Server, random_bytes};
+use crate::support::{Cli, Server, random_bytes};
 
-/// `berth <args>` as `admin`, with no credentials file in reach.
-fn berth(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args(args)
-        .env("HOME", home.join("home"))
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
-        .env("XDG_RUNTIME_DIR", home.join("run"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("TMPDIR", home)
-        .env("NO_COLOR", "1")
-        .env("BERTH_USERNAME", "admin")
-        .env("BERTH_PASSWORD", ADMIN_PASSWORD);
-    command
+/// `berth` as `admin`, with no credentials file in reach and its spool files
+/// under `home`, where a test can see that none is left behind.
+fn berth(home: &Path) -> Cli {
+    Cli::admin(home).env("TMPDIR", home)
 }
 
-/// Runs `berth <args>` with `stdin`.
-fn output(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = berth(home, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth starts");
-    let mut input = child.stdin.take().unwrap();
-    let bytes = stdin.to_vec();
-    // Written from a thread: berth may print before it has read everything.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&bytes);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-/// `berth <args>`, which must succeed; its stdout.
-fn ok(home: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let out = output(home, args, stdin);
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// `berth <args>`, which must succeed; its stdout as text.
-fn ok_text(home: &Path, args: &[&str], stdin: &[u8]) -> String {
-    String::from_utf8(ok(home, args, stdin)).unwrap()
-}
-
-/// `berth <args>`, which must exit 1 with one line on stderr; that line.
-fn fails(home: &Path, args: &[&str], stdin: &[u8]) -> String {
-    let out = output(home, args, stdin);
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "berth {args:?}: {err}");
+/// Runs `berth <args>`, which must exit 1 with one line on stderr: that line.
+fn fails_in_one_line(cli: &Cli, args: &[&str], stdin: &[u8]) -> String {
+    let err = cli.fails(args, stdin);
     assert!(err.starts_with("berth: "), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     err
@@ -78,6 +27,7 @@ fn blob_put_get_and_delete() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
+    let cli = berth(home);
     let server = Server::start(data.path());
     let repo = format!("{}/e2e/blobs", server.addr);
 
@@ -88,23 +38,22 @@ fn blob_put_get_and_delete() {
     std::fs::write(&file, &big).unwrap();
     let file = file.to_str().unwrap();
     assert_eq!(
-        ok_text(home, &["blob", "put", &repo, file], b""),
+        cli.ok_text(&["blob", "put", &repo, file], b""),
         format!("{digest}\n")
     );
     let pinned = format!("{repo}@{digest}");
     let copy = home.join("copy.bin");
     let copy_arg = copy.to_str().unwrap();
-    assert!(ok(home, &["blob", "get", &pinned, "-o", copy_arg], b"").is_empty());
+    assert!(
+        cli.ok(&["blob", "get", &pinned, "-o", copy_arg], b"")
+            .stdout
+            .is_empty()
+    );
     assert!(std::fs::read(&copy).unwrap() == big, "the bytes round-trip");
     assert!(!home.join("copy.bin.partial").exists());
 
     // Again: the registry has it.
-    let again: Value = serde_json::from_slice(&ok(
-        home,
-        &["blob", "put", &repo, file, "--output", "json"],
-        b"",
-    ))
-    .unwrap();
+    let again = cli.ok_json(&["blob", "put", &repo, file, "--output", "json"], b"");
     assert_eq!(
         again,
         json!({"digest": digest, "size": big.len(), "pushed": "existed"})
@@ -113,12 +62,7 @@ fn blob_put_get_and_delete() {
     // From stdin (spooled, then removed), back to stdout.
     let small = random_bytes(300_000, 32);
     let small_digest = Digest::sha256_of(&small).to_string();
-    let said: Value = serde_json::from_slice(&ok(
-        home,
-        &["blob", "put", &repo, "--output", "json"],
-        &small,
-    ))
-    .unwrap();
+    let said = cli.ok_json(&["blob", "put", &repo, "--output", "json"], &small);
     assert_eq!(
         said,
         json!({"digest": small_digest, "size": small.len(), "pushed": "uploaded"})
@@ -129,18 +73,15 @@ fn blob_put_get_and_delete() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".spool"))
         .collect();
     assert!(spooled.is_empty(), "the spool file is removed: {spooled:?}");
-    let back = ok(
-        home,
-        &["blob", "get", &format!("{repo}@{small_digest}")],
-        b"",
-    );
+    let back = cli
+        .ok(&["blob", "get", &format!("{repo}@{small_digest}")], b"")
+        .stdout;
     assert!(back == small, "stdout carries the exact bytes");
 
     // Chunks on request.
     let chunked = random_bytes(2_500_000, 33);
     let chunked_digest = Digest::sha256_of(&chunked).to_string();
-    let said: Value = serde_json::from_slice(&ok(
-        home,
+    let said = cli.ok_json(
         &[
             "blob",
             "put",
@@ -152,20 +93,17 @@ fn blob_put_get_and_delete() {
             "json",
         ],
         &chunked,
-    ))
-    .unwrap();
+    );
     assert_eq!(said["pushed"], "chunked");
     assert_eq!(said["digest"], chunked_digest.as_str());
-    let back = ok(
-        home,
-        &["blob", "get", &format!("{repo}@{chunked_digest}")],
-        b"",
-    );
+    let back = cli
+        .ok(&["blob", "get", &format!("{repo}@{chunked_digest}")], b"")
+        .stdout;
     assert!(back == chunked);
 
     // A digest in REF is checked before anything is sent.
-    let err = fails(
-        home,
+    let err = fails_in_one_line(
+        &cli,
         &["blob", "put", &format!("{repo}@{small_digest}"), file],
         b"",
     );
@@ -173,12 +111,12 @@ fn blob_put_get_and_delete() {
 
     // Delete; then it is gone, and no partial file is left behind.
     assert_eq!(
-        ok_text(home, &["blob", "delete", &pinned], b""),
+        cli.ok_text(&["blob", "delete", &pinned], b""),
         format!("deleted {pinned}\n")
     );
     let gone = home.join("gone.bin");
-    let err = fails(
-        home,
+    let err = fails_in_one_line(
+        &cli,
         &["blob", "get", &pinned, "-o", gone.to_str().unwrap()],
         b"",
     );
@@ -186,13 +124,13 @@ fn blob_put_get_and_delete() {
     assert!(!gone.exists() && !home.join("gone.bin.partial").exists());
 
     // Usage: a blob needs a digest.
-    let out = output(home, &["blob", "get", &repo], b"");
+    let out = cli.run(&["blob", "get", &repo], b"");
     assert_eq!(out.status.code(), Some(2));
 }
 
 /// Pushes `bytes` as a blob of `repo`; its digest.
-fn put_blob(home: &Path, repo: &str, bytes: &[u8]) -> String {
-    let digest = ok_text(home, &["blob", "put", repo], bytes);
+fn put_blob(cli: &Cli, repo: &str, bytes: &[u8]) -> String {
+    let digest = cli.ok_text(&["blob", "put", repo], bytes);
     digest.trim_end().to_owned()
 }
 
@@ -223,13 +161,14 @@ fn manifest_put_get_and_delete() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
+    let cli = berth(home);
     let server = Server::start(data.path());
     let repo = format!("{}/e2e/manifests", server.addr);
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let layer = random_bytes(40_000, 41);
-    let config_digest = put_blob(home, &repo, config);
-    let layer_digest = put_blob(home, &repo, &layer);
+    let config_digest = put_blob(&cli, &repo, config);
+    let layer_digest = put_blob(&cli, &repo, &layer);
     let config = (config_digest.as_str(), config.len());
     let layer = (layer_digest.as_str(), layer.len());
 
@@ -240,20 +179,11 @@ fn manifest_put_get_and_delete() {
     std::fs::write(&file, &manifest).unwrap();
     let tagged = format!("{repo}:v1");
     assert_eq!(
-        ok_text(
-            home,
-            &["manifest", "put", &tagged, file.to_str().unwrap()],
-            b""
-        ),
+        cli.ok_text(&["manifest", "put", &tagged, file.to_str().unwrap()], b""),
         format!("{digest}\n")
     );
-    assert!(ok(home, &["manifest", "get", &tagged], b"") == manifest);
-    let described: Value = serde_json::from_slice(&ok(
-        home,
-        &["manifest", "get", &tagged, "--output", "json"],
-        b"",
-    ))
-    .unwrap();
+    assert!(cli.ok(&["manifest", "get", &tagged], b"").stdout == manifest);
+    let described = cli.ok_json(&["manifest", "get", &tagged, "--output", "json"], b"");
     assert_eq!(described["digest"], digest.as_str());
     assert_eq!(
         described["mediaType"],
@@ -267,12 +197,11 @@ fn manifest_put_get_and_delete() {
 
     // No mediaType field and no --media-type: refused, saying what to pass.
     let bare = image_manifest(config, layer, false);
-    let err = fails(home, &["manifest", "put", &format!("{repo}:v2")], &bare);
+    let err = fails_in_one_line(&cli, &["manifest", "put", &format!("{repo}:v2")], &bare);
     assert!(err.contains("--media-type"), "{err}");
     // With it, by digest, from stdin.
     let bare_digest = Digest::sha256_of(&bare).to_string();
-    let said: Value = serde_json::from_slice(&ok(
-        home,
+    let said = cli.ok_json(
         &[
             "manifest",
             "put",
@@ -283,8 +212,7 @@ fn manifest_put_get_and_delete() {
             "json",
         ],
         &bare,
-    ))
-    .unwrap();
+    );
     assert_eq!(said["digest"], bare_digest.as_str());
     assert_eq!(said["reference"], format!("{repo}@{bare_digest}"));
 
@@ -294,11 +222,7 @@ fn manifest_put_get_and_delete() {
         .chain(*b"\n")
         .collect::<Vec<u8>>();
     let arm_digest = Digest::sha256_of(&arm).to_string();
-    ok(
-        home,
-        &["manifest", "put", &format!("{repo}@{arm_digest}")],
-        &arm,
-    );
+    cli.ok(&["manifest", "put", &format!("{repo}@{arm_digest}")], &arm);
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -319,16 +243,17 @@ fn manifest_put_get_and_delete() {
     }))
     .unwrap();
     let multi = format!("{repo}:multi");
-    ok(home, &["manifest", "put", &multi], &index);
-    assert!(ok(home, &["manifest", "get", &multi], b"") == index);
-    let child = ok(
-        home,
-        &["manifest", "get", &multi, "--platform", "linux/arm64"],
-        b"",
-    );
+    cli.ok(&["manifest", "put", &multi], &index);
+    assert!(cli.ok(&["manifest", "get", &multi], b"").stdout == index);
+    let child = cli
+        .ok(
+            &["manifest", "get", &multi, "--platform", "linux/arm64"],
+            b"",
+        )
+        .stdout;
     assert!(child == arm, "the arm64 child");
-    let err = fails(
-        home,
+    let err = fails_in_one_line(
+        &cli,
         &["manifest", "get", &multi, "--platform", "linux/s390x"],
         b"",
     );
@@ -336,14 +261,14 @@ fn manifest_put_get_and_delete() {
 
     // Too large: refused before anything is sent.
     let huge = vec![b' '; 4 * 1024 * 1024 + 1];
-    let err = fails(home, &["manifest", "put", &format!("{repo}:huge")], &huge);
+    let err = fails_in_one_line(&cli, &["manifest", "put", &format!("{repo}:huge")], &huge);
     assert!(err.contains("4 MiB"), "{err}");
 
     // Delete by tag (as `berth delete`: resolved, deleted by digest with its
     // tags), then it is gone.
     let index_digest = Digest::sha256_of(&index).to_string();
-    let said = ok_text(home, &["manifest", "delete", &multi], b"");
+    let said = cli.ok_text(&["manifest", "delete", &multi], b"");
     assert_eq!(said, format!("deleted {repo}@{index_digest}\n"));
-    let err = fails(home, &["manifest", "get", &multi], b"");
+    let err = fails_in_one_line(&cli, &["manifest", "get", &multi], b"");
     assert!(err.contains("not found"), "{err}");
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{Server, admin_creds, peer, run, write_layout};
+use crate::support::{Server, admin_creds, peer, run, skopeo_push, write_layout};
 
 /// podman pulls an image that skopeo pushed, re-tags it into another
 /// repository and pushes it back; berth then lists both repositories.
@@ -13,16 +13,7 @@ fn podman_pulls_and_pushes() {
     let server = Server::start(data.path());
     let layout = write_layout(&work.path().join("src"), "v1", 2 * 1024 * 1024, 11);
     let image = format!("{}/e2e/podman:v1", server.addr);
-    run(Command::new(peer("skopeo"))
-        .args([
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &admin_creds(),
-        ])
-        .arg(format!("oci:{}:v1", layout.dir.display()))
-        .arg(format!("docker://{image}")));
+    skopeo_push(&layout.dir, "v1", &image);
 
     // A private storage root so that tests do not share podman's state.
     let root = work.path().join("storage");

@@ -1,18 +1,12 @@
 //! skopeo (Debian) against berth: copy an OCI layout in and back out, list
 //! tags, inspect, delete.
 
-use std::process::Command;
-
 use berth_core::digest::Digest;
 
-use crate::support::{Layout, Server, admin_creds, peer, run, write_layout};
-
-fn skopeo() -> Command {
-    let mut command = Command::new(peer("skopeo"));
-    // No policy file on a fresh machine: accept anything, as in CI images.
-    command.arg("--insecure-policy");
-    command
-}
+use crate::support::{
+    ADMIN_PASSWORD, Layout, Server, admin_creds, feed, run, skopeo, skopeo_pull, skopeo_push,
+    write_layout,
+};
 
 /// A 20 MB single-layer image copied into berth and back has the same manifest
 /// digest and the same blobs; list-tags, inspect and delete answer as the spec says.
@@ -22,28 +16,13 @@ fn skopeo_copies_an_image_in_and_out_unchanged() {
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
     let layout: Layout = write_layout(&work.path().join("src"), "v1", 20 * 1024 * 1024, 7);
-    let dest = format!("docker://{}/e2e/skopeo:v1", server.addr);
+    let image = format!("{}/e2e/skopeo:v1", server.addr);
+    let dest = format!("docker://{image}");
 
-    run(skopeo()
-        .args([
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &admin_creds(),
-        ])
-        .arg(format!("oci:{}:v1", layout.dir.display()))
-        .arg(&dest));
+    skopeo_push(&layout.dir, "v1", &image);
 
     let back = work.path().join("back");
-    run(skopeo()
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            "--src-creds",
-            &admin_creds(),
-        ])
-        .arg(&dest)
-        .arg(format!("oci:{}:v1", back.display())));
+    skopeo_pull(&image, &back, "v1");
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
     assert_eq!(
@@ -110,26 +89,18 @@ fn skopeo_login_then_copy_and_anonymous_pull_of_a_public_repository() {
         command
     };
 
-    let mut login = with_auth()
-        .args([
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "admin",
-            "--password-stdin",
-        ])
-        .arg(&server.addr)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        login.stdin.as_mut().unwrap(),
-        crate::support::ADMIN_PASSWORD.as_bytes(),
-    )
-    .unwrap();
-    let out = login.wait_with_output().unwrap();
+    let out = feed(
+        with_auth()
+            .args([
+                "login",
+                "--tls-verify=false",
+                "-u",
+                "admin",
+                "--password-stdin",
+            ])
+            .arg(&server.addr),
+        ADMIN_PASSWORD.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -156,7 +127,7 @@ fn skopeo_login_then_copy_and_anonymous_pull_of_a_public_repository() {
     // ...until the repository is made public.
     let made_public = reqwest::blocking::Client::new()
         .put(server.url("/api/v1/repositories/visibility"))
-        .basic_auth("admin", Some(crate::support::ADMIN_PASSWORD))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
         .json(&serde_json::json!({"repository": "admin/login", "visibility": "public"}))
         .send()
         .unwrap();

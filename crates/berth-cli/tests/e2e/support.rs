@@ -1,9 +1,11 @@
-//! Shared pieces of the end-to-end tests: the server process, the peers'
-//! paths, and an OCI image layout built from scratch.
+//! Shared pieces of the end-to-end tests: the server process, the `berth`
+//! client as a user runs it, the peers (skopeo among them), and an OCI image
+//! layout built from scratch.
 
-use std::io::{BufRead, BufReader};
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -110,6 +112,173 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `berth` as a user runs it, with docker's, podman's and berth's own files
+/// under one test directory, so that no credentials file of the machine is
+/// in reach; and no `BERTH_USERNAME`, `BERTH_PASSWORD` or `BERTH_REGISTRY`
+/// from the environment but what the test sets with [`Cli::env`].
+pub struct Cli {
+    home: PathBuf,
+    env: Vec<(String, OsString)>,
+}
+
+impl Cli {
+    /// No credential from the environment: berth has only what `berth login`
+    /// stored under `home`.
+    pub fn new(home: &Path) -> Self {
+        Self {
+            home: home.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// As `user` with `password`, through `BERTH_USERNAME` and `BERTH_PASSWORD`.
+    pub fn user(home: &Path, user: &str, password: &str) -> Self {
+        Self::new(home)
+            .env("BERTH_USERNAME", user)
+            .env("BERTH_PASSWORD", password)
+    }
+
+    /// As `admin` (the password of every test server), through
+    /// `BERTH_USERNAME` and `BERTH_PASSWORD`.
+    pub fn admin(home: &Path) -> Self {
+        Self::user(home, "admin", ADMIN_PASSWORD)
+    }
+
+    /// Sets `name` to `value` in the environment of every command.
+    pub fn env(mut self, name: &str, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((name.to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Points `command`'s credential and configuration files (docker's,
+    /// podman's, the XDG directories) under the home directory: for a peer
+    /// that reads what berth stored there.
+    pub fn confine<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env("HOME", self.home.join("home"))
+            .env("DOCKER_CONFIG", self.home.join("docker"))
+            .env("REGISTRY_AUTH_FILE", self.home.join("auth.json"))
+            .env("XDG_RUNTIME_DIR", self.home.join("run"))
+            .env("XDG_CONFIG_HOME", self.home.join("config"))
+    }
+
+    /// `berth <args>`, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command.args(args);
+        self.confine(&mut command)
+            .env("NO_COLOR", "1")
+            .env_remove("BERTH_USERNAME")
+            .env_remove("BERTH_PASSWORD")
+            .env_remove("BERTH_REGISTRY")
+            .envs(self.env.iter().map(|(name, value)| (name, value)));
+        command
+    }
+
+    /// Runs `berth <args>` with `stdin`: its output, whatever its exit code.
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        feed(&mut self.command(args), stdin)
+    }
+
+    /// Runs `berth <args>`, which must succeed (its stderr is shown if it
+    /// does not): its output.
+    pub fn ok(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs `berth <args>`, which must succeed: its stdout, as text.
+    pub fn ok_text(&self, args: &[&str], stdin: &[u8]) -> String {
+        String::from_utf8(self.ok(args, stdin).stdout).expect("stdout is UTF-8")
+    }
+
+    /// Runs `berth <args>` (an `--output json`), which must succeed: its
+    /// stdout, parsed.
+    pub fn ok_json(&self, args: &[&str], stdin: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(&self.ok(args, stdin).stdout).expect("stdout is JSON")
+    }
+
+    /// Runs `berth <args>`, which must exit 1: its stderr.
+    pub fn fails(&self, args: &[&str], stdin: &[u8]) -> String {
+        failure(args, &self.run(args, stdin))
+    }
+
+    /// Runs `berth <args>`, which must exit 1 with nothing on stdout: its
+    /// stderr.
+    pub fn fails_with_empty_stdout(&self, args: &[&str], stdin: &[u8]) -> String {
+        let out = self.run(args, stdin);
+        let stderr = failure(args, &out);
+        assert!(out.stdout.is_empty(), "berth {args:?}: {:?}", out.stdout);
+        stderr
+    }
+}
+
+/// The stderr of `berth <args>`, which must have exited 1.
+fn failure(args: &[&str], out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "berth {args:?}: stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Runs `command` with `stdin`: its output. The input is written from a
+/// thread, since a program may print (and fill a pipe) before it has read
+/// everything.
+pub fn feed(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A program that exits without reading all of it closes the pipe:
+        // what it does then is the test's to check, not a failure here.
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("command runs");
+    writer.join().expect("stdin writer");
+    out
+}
+
+/// `skopeo`, with no policy file needed: a fresh machine has none, so it
+/// accepts anything, as in CI images.
+pub fn skopeo() -> Command {
+    let mut command = Command::new(peer("skopeo"));
+    command.arg("--insecure-policy");
+    command
+}
+
+/// `skopeo copy oci:<dir>:<tag> docker://<target>` with the admin's credentials.
+pub fn skopeo_push(dir: &Path, tag: &str, target: &str) {
+    run(skopeo()
+        .args(["copy", "--dest-tls-verify=false", "--dest-creds"])
+        .arg(admin_creds())
+        .arg(format!("oci:{}:{tag}", dir.display()))
+        .arg(format!("docker://{target}")));
+}
+
+/// `skopeo copy docker://<source> oci:<dir>:<tag>` with the admin's credentials.
+pub fn skopeo_pull(source: &str, dir: &Path, tag: &str) {
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false", "--src-creds"])
+        .arg(admin_creds())
+        .arg(format!("docker://{source}"))
+        .arg(format!("oci:{}:{tag}", dir.display())));
 }
 
 /// The path of a peer program, or a failure that says how to install it.

@@ -9,7 +9,7 @@ use berth_client::auth::{ManualClock, Operation, TokenCache, TransportOptions};
 use berth_client::client::{ClientError, Ping};
 use berth_core::TagOrDigest;
 
-use crate::support::{Berth, admin, repo};
+use crate::support::{Berth, admin, assert_delete_unsupported, recording, repo, user_password};
 
 #[tokio::test]
 async fn anonymous_pull_of_a_public_repository() {
@@ -79,10 +79,7 @@ async fn password_pull_of_a_private_repository() {
     assert_eq!(blob.bytes().await.unwrap(), b"private layer");
 
     // A wrong password is reported as such, without the password.
-    let wrong = berth_client::credentials::Credential::Basic {
-        username: "admin".into(),
-        password: "not-the-password".into(),
-    };
+    let wrong = user_password("admin", "not-the-password");
     let err = berth
         .client(Some(wrong))
         .tags(&name, None)
@@ -216,12 +213,7 @@ async fn delete_works_and_a_disabled_delete_is_typed() {
         .delete_manifest(&name, &TagOrDigest::Digest(image.digest))
         .await
         .unwrap_err();
-    match err {
-        ClientError::DeleteUnsupported { registry_hint, .. } => {
-            assert!(registry_hint.contains("UNSUPPORTED"), "{registry_hint}");
-        }
-        other => panic!("expected DeleteUnsupported, got {other}"),
-    }
+    assert_delete_unsupported(&err);
 }
 
 #[tokio::test]
@@ -246,19 +238,11 @@ async fn concurrent_requests_share_one_token_fetch() {
 /// grant and its expiry source) and nothing secret.
 #[tokio::test]
 async fn the_observer_sees_each_step_without_secrets() {
-    use berth_client::auth::{Event, ExpirySource, GrantKind, Observer};
-    use std::sync::Mutex;
+    use berth_client::auth::{Event, ExpirySource, GrantKind};
 
     let berth = Berth::start().await;
     berth.push_image("team/app", "v1", b"layer").await;
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let options = TransportOptions {
-        observer: Some(Observer::new(move |e: &Event| {
-            sink.lock().unwrap().push(e.clone());
-        })),
-        ..TransportOptions::default()
-    };
+    let (options, events) = recording();
     let client = berth.client_with(Some(admin()), options);
     assert_eq!(client.tags(&repo("team/app"), None).await.unwrap(), ["v1"]);
     let events = events.lock().unwrap().clone();
@@ -299,23 +283,6 @@ async fn the_observer_sees_each_step_without_secrets() {
     let (claims, expiry) = received.unwrap();
     assert_eq!(expiry, ExpirySource::JwtExp);
     assert_eq!(claims.unwrap()["sub"], "admin");
-}
-
-/// The events a client's transport emits, collected.
-fn recording() -> (
-    TransportOptions,
-    Arc<std::sync::Mutex<Vec<berth_client::auth::Event>>>,
-) {
-    use berth_client::auth::{Event, Observer};
-    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let options = TransportOptions {
-        observer: Some(Observer::new(move |e: &Event| {
-            sink.lock().unwrap().push(e.clone());
-        })),
-        ..TransportOptions::default()
-    };
-    (options, events)
 }
 
 #[tokio::test]

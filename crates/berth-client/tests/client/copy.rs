@@ -19,7 +19,7 @@ use berth_core::{Digest, Platform, RepositoryName, TagOrDigest, media_type};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::support::{Berth, admin, repo};
+use crate::support::{Berth, admin, descriptor, image_manifest, random_bytes, repo};
 
 /// A blob of the fixture.
 #[derive(Debug, Clone)]
@@ -42,11 +42,7 @@ impl Blob {
     }
 
     fn descriptor(&self, media_type: &str) -> Value {
-        json!({
-            "mediaType": media_type,
-            "digest": self.digest.to_string(),
-            "size": self.bytes.len(),
-        })
+        descriptor(media_type, &self.digest, self.bytes.len())
     }
 }
 
@@ -87,20 +83,6 @@ impl MultiArch {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn noise(len: usize, seed: u64) -> Bytes {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
-
 fn tag(text: &str) -> TagOrDigest {
     TagOrDigest::parse(text).unwrap()
 }
@@ -137,15 +119,15 @@ async fn put_doc(
 
 /// An image manifest of `config` and `layers`.
 fn image(config: &Blob, layers: &[&Blob]) -> Doc {
-    Doc::new(&json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_IMAGE_MANIFEST,
-        "config": config.descriptor(media_type::OCI_IMAGE_CONFIG),
-        "layers": layers
-            .iter()
-            .map(|l| l.descriptor(media_type::OCI_LAYER_TAR_GZIP))
-            .collect::<Vec<_>>(),
-    }))
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|l| l.descriptor(media_type::OCI_LAYER_TAR_GZIP))
+        .collect();
+    Doc::new(&image_manifest(
+        media_type::OCI_IMAGE_MANIFEST,
+        config.descriptor(media_type::OCI_IMAGE_CONFIG),
+        &layers,
+    ))
 }
 
 fn config(arch: &str, variant: Option<&str>) -> Blob {
@@ -169,9 +151,9 @@ async fn push_multi_arch(
     let amd64_config = config("amd64", None);
     let arm64_config = config("arm64", Some("v8"));
     // The shared layer spans several network reads; the others are small.
-    let shared = Blob::new(noise(1_500_000, 11));
-    let amd64_layer = Blob::new(noise(70_000, 12));
-    let arm64_layer = Blob::new(noise(90_000, 13));
+    let shared = Blob::new(random_bytes(1_500_000, 11));
+    let amd64_layer = Blob::new(random_bytes(70_000, 12));
+    let arm64_layer = Blob::new(random_bytes(90_000, 13));
     let blobs = vec![
         amd64_config.clone(),
         arm64_config.clone(),
@@ -487,7 +469,7 @@ const SBOM_TYPE: &str = "application/vnd.example.sbom";
 
 async fn push_image_with_sbom(client: &RegistryClient, name: &RepositoryName) -> WithSbom {
     let config = config("amd64", None);
-    let layer = Blob::new(noise(40_000, 21));
+    let layer = Blob::new(random_bytes(40_000, 21));
     let image_blobs = vec![config.clone(), layer.clone()];
     for blob in &image_blobs {
         push_blob(client, name, blob).await;
@@ -502,30 +484,13 @@ async fn push_image_with_sbom(client: &RegistryClient, name: &RepositoryName) ->
     )
     .await;
 
-    let empty = Blob::new(&b"{}"[..]);
-    let sbom_body = Blob::new(&br#"{"spdxVersion":"SPDX-2.3","name":"app"}"#[..]);
-    let sbom_blobs = vec![empty.clone(), sbom_body.clone()];
-    for blob in &sbom_blobs {
-        push_blob(client, name, blob).await;
-    }
-    let sbom = Doc::new(&json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_IMAGE_MANIFEST,
-        "artifactType": SBOM_TYPE,
-        "config": empty.descriptor(media_type::OCI_EMPTY),
-        "layers": [sbom_body.descriptor("application/spdx+json")],
-        "subject": {
-            "mediaType": media_type::OCI_IMAGE_MANIFEST,
-            "digest": image_doc.digest.to_string(),
-            "size": image_doc.bytes.len(),
-        },
-    }));
-    put_doc(
+    let (sbom, sbom_blobs) = push_referrer(
         client,
         name,
-        &by_digest(&sbom.digest),
-        media_type::OCI_IMAGE_MANIFEST,
-        &sbom,
+        &image_doc,
+        SBOM_TYPE,
+        br#"{"spdxVersion":"SPDX-2.3","name":"app"}"#,
+        "application/spdx+json",
     )
     .await;
     let listed = client.referrers(name, &image_doc.digest).await.unwrap();
@@ -1247,15 +1212,17 @@ async fn a_corrupt_layout_blob_is_refused_and_nothing_is_tagged() {
     );
 }
 
-/// Pushes an artifact of `artifact_type` (an empty config, one blob) whose
-/// subject is `subject`, by digest.
+/// Pushes an artifact of `artifact_type` whose subject is `subject`, by
+/// digest: an empty config and one layer, `body` of `body_type`. The
+/// artifact, and its blobs (the config, then the layer).
 async fn push_referrer(
     client: &RegistryClient,
     name: &RepositoryName,
     subject: &Doc,
     artifact_type: &str,
     body: &[u8],
-) -> (Doc, Blob) {
+    body_type: &str,
+) -> (Doc, Vec<Blob>) {
     let empty = Blob::new(&b"{}"[..]);
     let blob = Blob::new(body.to_vec());
     for b in [&empty, &blob] {
@@ -1266,12 +1233,12 @@ async fn push_referrer(
         "mediaType": media_type::OCI_IMAGE_MANIFEST,
         "artifactType": artifact_type,
         "config": empty.descriptor(media_type::OCI_EMPTY),
-        "layers": [blob.descriptor("application/octet-stream")],
-        "subject": {
-            "mediaType": media_type::OCI_IMAGE_MANIFEST,
-            "digest": subject.digest.to_string(),
-            "size": subject.bytes.len(),
-        },
+        "layers": [blob.descriptor(body_type)],
+        "subject": descriptor(
+            media_type::OCI_IMAGE_MANIFEST,
+            &subject.digest,
+            subject.bytes.len(),
+        ),
     }));
     put_doc(
         client,
@@ -1281,7 +1248,7 @@ async fn push_referrer(
         &doc,
     )
     .await;
-    (doc, blob)
+    (doc, vec![empty, blob])
 }
 
 /// A signature on one child of an index, and a signature on that
@@ -1299,6 +1266,7 @@ async fn referrers_of_an_index_child_and_of_a_referrer_follow() {
         &image.arm64,
         "application/vnd.example.signature",
         b"signed arm64",
+        "application/octet-stream",
     )
     .await;
     let (countersign, _) = push_referrer(
@@ -1307,6 +1275,7 @@ async fn referrers_of_an_index_child_and_of_a_referrer_follow() {
         &signature,
         "application/vnd.example.signature",
         b"signed the signature",
+        "application/octet-stream",
     )
     .await;
     let from = registry(&source, "team/app", tag("v1"));
@@ -1378,16 +1347,15 @@ async fn a_docker_manifest_list_keeps_its_media_types() {
     let destination = Arc::new(b.client(Some(admin())));
     let name = repo("docker/app");
     let config = config("amd64", None);
-    let layer = Blob::new(noise(30_000, 31));
+    let layer = Blob::new(random_bytes(30_000, 31));
     for blob in [&config, &layer] {
         push_blob(&source, &name, blob).await;
     }
-    let manifest = Doc::new(&json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::DOCKER_MANIFEST_V2,
-        "config": config.descriptor(media_type::DOCKER_CONFIG),
-        "layers": [layer.descriptor(media_type::DOCKER_LAYER_TAR_GZIP)],
-    }));
+    let manifest = Doc::new(&image_manifest(
+        media_type::DOCKER_MANIFEST_V2,
+        config.descriptor(media_type::DOCKER_CONFIG),
+        &[layer.descriptor(media_type::DOCKER_LAYER_TAR_GZIP)],
+    ));
     put_doc(
         &source,
         &name,

@@ -3,36 +3,21 @@
 //! blob `DELETE`; and, on a server issuing 60-second tokens, a long chunked
 //! upload whose token is refreshed ahead of expiry, never after a refusal.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use berth_client::auth::{
-    ByteStream, Clock, Event, ManualClock, Observer, Operation, TokenCache, TransportOptions,
+    ByteStream, Clock, Event, ManualClock, Operation, TokenCache, TransportOptions,
 };
 use berth_client::client::{BlobUpload, OnProgress, OpenBlob, Pushed, UploadOptions};
 use berth_core::{Digest, TagOrDigest, media_type};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::json;
 
-use crate::support::{Berth, admin, repo};
+use crate::support::{Berth, admin, descriptor, image_manifest, random_bytes, recording, repo};
 
 const MIB: u64 = 1024 * 1024;
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-pub fn random_bytes(len: usize, seed: u64) -> Bytes {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
 
 #[tokio::test]
 async fn push_mount_manifest_and_delete() {
@@ -73,20 +58,19 @@ async fn push_mount_manifest_and_delete() {
     let config_blob = BlobUpload::from_bytes(config.clone());
     let pushed = client.push_blob(&a, &config_blob, &options, None).await;
     assert_eq!(pushed.unwrap(), Pushed::Monolithic);
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_IMAGE_MANIFEST,
-        "config": {
-            "mediaType": media_type::OCI_IMAGE_CONFIG,
-            "digest": config_blob.digest.to_string(),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": media_type::OCI_LAYER_TAR,
-            "digest": blob.digest.to_string(),
-            "size": layer.len(),
-        }],
-    });
+    let manifest = image_manifest(
+        media_type::OCI_IMAGE_MANIFEST,
+        descriptor(
+            media_type::OCI_IMAGE_CONFIG,
+            &config_blob.digest,
+            config.len(),
+        ),
+        &[descriptor(
+            media_type::OCI_LAYER_TAR,
+            &blob.digest,
+            layer.len(),
+        )],
+    );
     let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
     let tag = TagOrDigest::parse("v1").unwrap();
     let digest = client
@@ -184,14 +168,10 @@ async fn a_long_chunked_upload_refreshes_its_token_ahead_of_expiry() {
     let berth = Berth::start_with(|c| c.token_lifetime = Duration::from_secs(60)).await;
     let start = SystemTime::now();
     let clock = Arc::new(ManualClock::new(start));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
+    let (recorded, events) = recording();
     let options = TransportOptions {
         cache: Some(Arc::new(TokenCache::with_clock(clock.clone()))),
-        observer: Some(Observer::new(move |e: &Event| {
-            sink.lock().unwrap().push(e.clone());
-        })),
-        ..TransportOptions::default()
+        ..recorded
     };
     let client = berth.client_with(Some(admin()), options);
     let name = repo("slow/upload");

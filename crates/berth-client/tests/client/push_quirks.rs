@@ -9,17 +9,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use berth_client::auth::TransportOptions;
 use berth_client::client::{BlobUpload, ClientError, Pushed, UploadOptions};
 use berth_core::Digest;
 
-use crate::push::random_bytes;
-use crate::support::{fixture_client, oci_error, repo, respond, serve};
+use crate::support::{
+    Responder, assert_delete_unsupported, fixture_client, oci_error, random_bytes, repo, respond,
+    serve_fixture,
+};
 
 /// What a fixture does differently from a plain registry.
 #[derive(Debug, Clone, Copy)]
@@ -73,17 +72,7 @@ struct Fixture {
 
 const UPLOADS: &str = "/v2/x/blobs/uploads/";
 
-impl Fixture {
-    fn new(quirk: Quirk) -> Self {
-        Self {
-            quirk,
-            hits: Mutex::default(),
-            sessions: Mutex::default(),
-            blobs: Mutex::default(),
-            n: AtomicU32::new(0),
-        }
-    }
-
+impl Responder for Fixture {
     fn handle(
         &self,
         addr: SocketAddr,
@@ -111,6 +100,18 @@ impl Fixture {
         hit.status = response.status().as_u16();
         self.hits.lock().unwrap().push(hit);
         response
+    }
+}
+
+impl Fixture {
+    fn new(quirk: Quirk) -> Self {
+        Self {
+            quirk,
+            hits: Mutex::default(),
+            sessions: Mutex::default(),
+            blobs: Mutex::default(),
+            n: AtomicU32::new(0),
+        }
     }
 
     /// The `Location` of session `id` at `step`.
@@ -242,22 +243,16 @@ impl Fixture {
     fn methods(&self) -> Vec<String> {
         self.hits().into_iter().map(|h| h.method).collect()
     }
+
+    /// The bytes of blob `digest`, once an upload has completed it.
+    fn stored(&self, digest: &Digest) -> Option<Vec<u8>> {
+        self.blobs.lock().unwrap().get(&digest.to_string()).cloned()
+    }
 }
 
 async fn start(quirk: Quirk) -> (SocketAddr, Arc<Fixture>) {
     let fixture = Arc::new(Fixture::new(quirk));
-    let state = fixture.clone();
-    let addr = serve(move |addr| {
-        Router::new()
-            .fallback(
-                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                    let state = state.clone();
-                    async move { state.handle(addr, &method, &uri, &headers, &body) }
-                },
-            )
-            .layer(DefaultBodyLimit::disable())
-    })
-    .await;
+    let addr = serve_fixture(fixture.clone()).await;
     (addr, fixture)
 }
 
@@ -313,13 +308,7 @@ async fn a_proxy_body_limit_falls_back_to_chunks_of_the_minimum_length() {
         close.param("digest"),
         Some(blob.digest.to_string().as_str())
     );
-    let stored = fixture
-        .blobs
-        .lock()
-        .unwrap()
-        .get(&blob.digest.to_string())
-        .cloned();
-    assert_eq!(stored.unwrap(), data);
+    assert_eq!(fixture.stored(&blob.digest).unwrap(), data);
 }
 
 /// Relative `Location`s with a changing `_state`: each one is followed, and
@@ -364,13 +353,7 @@ async fn relative_locations_with_state_are_followed() {
         close.param("digest"),
         Some(blob.digest.to_string().as_str())
     );
-    let stored = fixture
-        .blobs
-        .lock()
-        .unwrap()
-        .get(&blob.digest.to_string())
-        .cloned();
-    assert_eq!(stored.unwrap(), data);
+    assert_eq!(fixture.stored(&blob.digest).unwrap(), data);
 
     // The single PUT keeps the state too.
     let small = BlobUpload::from_bytes(random_bytes(1000, 6));
@@ -424,17 +407,9 @@ async fn a_405_to_a_blob_delete_is_delete_unsupported() {
         .delete_blob(&repo("x"), &blob.digest)
         .await
         .unwrap_err();
-    match &err {
-        ClientError::DeleteUnsupported { registry_hint, .. } => {
-            assert!(registry_hint.contains("UNSUPPORTED"), "{registry_hint}");
-        }
-        other => panic!("expected DeleteUnsupported, got {other:?}"),
-    }
+    assert_delete_unsupported(&err);
     assert!(
-        fixture
-            .blobs
-            .lock()
-            .unwrap()
-            .contains_key(&blob.digest.to_string())
+        fixture.stored(&blob.digest).is_some(),
+        "the blob is still there"
     );
 }

@@ -18,7 +18,10 @@ use berth_client::credentials::Credential;
 use berth_core::reference::Registry;
 use berth_core::{Digest, TagOrDigest};
 
-use crate::support::{Recorder, basic, fixture_client, oci_error, repo, respond, serve};
+use crate::support::{
+    Recorder, Responder, assert_delete_unsupported, basic, fixture_client, oci_error, repo,
+    respond, serve, serve_fixture, user_password,
+};
 
 const PLACEHOLDER: &str = "repository:user/image:pull";
 const GHCR_MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;
@@ -32,7 +35,7 @@ struct Ghcr {
     n: AtomicU32,
 }
 
-impl Ghcr {
+impl Responder for Ghcr {
     fn handle(
         &self,
         addr: SocketAddr,
@@ -150,24 +153,12 @@ impl Ghcr {
 
 async fn start_ghcr() -> (SocketAddr, Arc<Ghcr>) {
     let ghcr = Arc::new(Ghcr::default());
-    let state = ghcr.clone();
-    let addr = serve(move |addr| {
-        Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let state = state.clone();
-                async move { state.handle(addr, &method, &uri, &headers, &body) }
-            },
-        )
-    })
-    .await;
+    let addr = serve_fixture(ghcr.clone()).await;
     (addr, ghcr)
 }
 
 fn ghcr_user() -> Credential {
-    Credential::Basic {
-        username: "toddysm".into(),
-        password: "ghp_secret".into(),
-    }
+    user_password("toddysm", "ghp_secret")
 }
 
 /// The token requests' scopes, one list per request.
@@ -288,12 +279,7 @@ async fn ghcr_delete_405_is_delete_unsupported_and_anonymous_asks_pull_only() {
         )
         .await
         .unwrap_err();
-    match &err {
-        ClientError::DeleteUnsupported { registry_hint, .. } => {
-            assert!(registry_hint.contains("UNSUPPORTED"), "{registry_hint}");
-        }
-        other => panic!("expected DeleteUnsupported, got {other}"),
-    }
+    assert_delete_unsupported(&err);
     // The operation's `delete`, plus the challenge's hint (`pull`) on the
     // same repository.
     assert!(
@@ -397,10 +383,7 @@ async fn docker_hub_credentials_go_to_the_realm_and_never_follow_a_redirect() {
     })
     .await;
 
-    let credential = Credential::Basic {
-        username: "hubuser".into(),
-        password: "hubpass".into(),
-    };
+    let credential = user_password("hubuser", "hubpass");
     let client = fixture_client(registry, Some(credential), TransportOptions::default());
     let blob = client
         .get_blob(&repo("library/alpine"), &Digest::sha256_of(HUB_LAYER))
@@ -528,10 +511,7 @@ async fn quay_delete_retries_once_asking_star() {
         })
     })
     .await;
-    let credential = Credential::Basic {
-        username: "robot".into(),
-        password: "quay-secret".into(),
-    };
+    let credential = user_password("robot", "quay-secret");
     let client = fixture_client(addr, Some(credential), TransportOptions::default());
     let digest = Digest::sha256_of(b"m");
     client
@@ -644,10 +624,7 @@ async fn basic_only_registry_gets_basic_on_every_request() {
         )
     })
     .await;
-    let credential = Credential::Basic {
-        username: "u".into(),
-        password: "p".into(),
-    };
+    let credential = user_password("u", "p");
     let client = fixture_client(addr, Some(credential), TransportOptions::default());
     client.tags(&repo("b/repo"), None).await.unwrap();
     client.tags(&repo("b/repo"), None).await.unwrap();
@@ -874,10 +851,7 @@ async fn start_post_fixture(post: (u16, &'static str)) -> (SocketAddr, Recorder)
 }
 
 fn alice() -> Credential {
-    Credential::Basic {
-        username: "alice".into(),
-        password: "alice-pw".into(),
-    }
+    user_password("alice", "alice-pw")
 }
 
 fn with_password_grant() -> TransportOptions {

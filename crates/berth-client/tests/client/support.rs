@@ -1,19 +1,25 @@
 //! The harness: berth's own server in-process (token auth on, a fresh data
 //! directory, an `admin`), images pushed with plain reqwest and an admin
-//! token, and the token counter read from berth's metrics; plus a tiny
-//! recorder for the quirk fixtures.
+//! token, and the token counter read from berth's metrics; the pieces tests
+//! build images and clients from (random bytes, descriptors, manifests,
+//! credentials, a transport that records its events); plus a tiny recorder
+//! for the quirk fixtures.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use berth_client::auth::TransportOptions;
-use berth_client::client::RegistryClient;
+use berth_client::auth::{Event, Observer, TransportOptions};
+use berth_client::client::{ClientError, RegistryClient};
 use berth_client::credentials::Credential;
 use berth_core::reference::Registry;
 use berth_core::{Digest, RepositoryName, media_type};
 use berth_registry::Config;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -113,10 +119,7 @@ impl Berth {
             .create_user(name, Some(&hash), false)
             .await
             .unwrap();
-        Credential::Basic {
-            username: name.to_owned(),
-            password,
-        }
+        user_password(name, &password)
     }
 
     /// Makes `name` public.
@@ -170,22 +173,17 @@ impl Berth {
     pub async fn push_image(&self, name: &str, tag: &str, layer: &[u8]) -> Image {
         let token = self.admin_token(name).await;
         let config = b"{}";
-        self.push_blob(name, &token, config).await;
+        let config_digest = self.push_blob(name, &token, config).await;
         let layer_digest = self.push_blob(name, &token, layer).await;
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": media_type::OCI_IMAGE_MANIFEST,
-            "config": {
-                "mediaType": media_type::OCI_EMPTY,
-                "digest": Digest::sha256_of(config).to_string(),
-                "size": config.len(),
-            },
-            "layers": [{
-                "mediaType": media_type::OCI_LAYER_TAR,
-                "digest": layer_digest.to_string(),
-                "size": layer.len(),
-            }],
-        });
+        let manifest = image_manifest(
+            media_type::OCI_IMAGE_MANIFEST,
+            descriptor(media_type::OCI_EMPTY, &config_digest, config.len()),
+            &[descriptor(
+                media_type::OCI_LAYER_TAR,
+                &layer_digest,
+                layer.len(),
+            )],
+        );
         let bytes = serde_json::to_vec(&manifest).unwrap();
         let response = self
             .http
@@ -217,10 +215,74 @@ pub struct Image {
 
 /// The admin's credential.
 pub fn admin() -> Credential {
+    user_password(berth_registry::ADMIN_USER, ADMIN_PASSWORD)
+}
+
+/// A user name and password, as `berth login --store-password` keeps them.
+pub fn user_password(username: &str, password: &str) -> Credential {
     Credential::Basic {
-        username: berth_registry::ADMIN_USER.to_owned(),
-        password: ADMIN_PASSWORD.to_owned(),
+        username: username.to_owned(),
+        password: password.to_owned(),
     }
+}
+
+/// Transport options whose observer records every event: the options, and
+/// the events seen so far.
+pub fn recording() -> (TransportOptions, Arc<Mutex<Vec<Event>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let options = TransportOptions {
+        observer: Some(Observer::new(move |e: &Event| {
+            sink.lock().unwrap().push(e.clone());
+        })),
+        ..TransportOptions::default()
+    };
+    (options, events)
+}
+
+/// Asserts that `err` is the typed refusal of a `DELETE` (a 405), carrying
+/// the registry's `UNSUPPORTED`.
+pub fn assert_delete_unsupported(err: &ClientError) {
+    match err {
+        ClientError::DeleteUnsupported { registry_hint, .. } => {
+            assert!(registry_hint.contains("UNSUPPORTED"), "{registry_hint}");
+        }
+        other => panic!("expected DeleteUnsupported, got {other:?}"),
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so no test depends on an RNG crate.
+pub fn random_bytes(len: usize, seed: u64) -> Bytes {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// The descriptor of `size` bytes with `digest`, as `media_type`.
+pub fn descriptor(media_type: &str, digest: &Digest, size: usize) -> Value {
+    json!({
+        "mediaType": media_type,
+        "digest": digest.to_string(),
+        "size": size,
+    })
+}
+
+/// An image manifest of `manifest_type` (OCI's or Docker's) naming the
+/// descriptors `config` and `layers`.
+pub fn image_manifest(manifest_type: &str, config: Value, layers: &[Value]) -> Value {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": config,
+        "layers": layers,
+    })
 }
 
 /// `name` as a repository name.
@@ -319,6 +381,35 @@ pub async fn serve(make: impl FnOnce(SocketAddr) -> axum::Router) -> SocketAddr 
     let router = make(addr);
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
+}
+
+/// A fixture registry that answers every request itself.
+pub trait Responder: Send + Sync + 'static {
+    /// The answer to one request; `addr` is the fixture's own address.
+    fn handle(
+        &self,
+        addr: SocketAddr,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response;
+}
+
+/// Serves `fixture` on `127.0.0.1:0` for the rest of the test, every
+/// request to its [`Responder::handle`], bodies of any size.
+pub async fn serve_fixture(fixture: Arc<impl Responder>) -> SocketAddr {
+    serve(move |addr| {
+        axum::Router::new()
+            .fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let fixture = fixture.clone();
+                    async move { fixture.handle(addr, &method, &uri, &headers, &body) }
+                },
+            )
+            .layer(DefaultBodyLimit::disable())
+    })
+    .await
 }
 
 /// A response with `status`, `headers` and `body`.
