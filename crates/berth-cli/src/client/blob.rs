@@ -90,7 +90,7 @@ pub struct PutArgs {
 
     /// Upload in chunks of BYTES (the registry's minimum wins if larger).
     ///
-    /// Without it, the blob goes in one PUT, and in chunks of 16 MiB only if
+    /// Without it, the blob goes in one PUT, and in chunks of 8 MiB only if
     /// that PUT is refused (a proxy's body limit, say).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: Option<u64>,

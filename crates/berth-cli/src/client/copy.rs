@@ -76,7 +76,7 @@ pub struct CopyArgs {
 
     /// Upload in chunks of this many bytes instead of one request per blob.
     ///
-    /// By default each blob goes in one request, and in chunks (16 MiB, or
+    /// By default each blob goes in one request, and in chunks (8 MiB, or
     /// the registry's OCI-Chunk-Min-Length) only where the registry or a
     /// proxy refuses that.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]

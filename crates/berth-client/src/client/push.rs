@@ -97,7 +97,8 @@ pub struct UploadOptions {
     /// Try one `PUT` of the whole blob first (default); `false` uploads in
     /// chunks from the start.
     pub monolithic: bool,
-    /// The chunk size of a chunked upload (default 16 MiB), raised to the
+    /// The chunk size of a chunked upload (default 8 MiB, held in memory while
+    /// it is sent: `jobs` of them at most in a copy), raised to the
     /// registry's `OCI-Chunk-Min-Length`.
     pub chunk_size: u64,
     /// The slowest rate a request is assumed to move bytes at, in bytes per
@@ -110,7 +111,7 @@ impl Default for UploadOptions {
     fn default() -> Self {
         Self {
             monolithic: true,
-            chunk_size: 16 * 1024 * 1024,
+            chunk_size: 8 * 1024 * 1024,
             assumed_rate: 8 * 1024 * 1024,
         }
     }
