@@ -147,8 +147,8 @@ setup_tools() {
             ((waited < 3600)) || break
         done
         if [[ ! -x $OHA ]]; then
-            log "installing oha: cargo install oha --locked"
-            cargo install oha --locked >&2
+            log "installing oha: cargo install oha --version 1.16.0 --locked"
+            cargo install oha --version 1.16.0 --locked >&2
         fi
     fi
     log "building berth: cargo build --release -p berth"
