@@ -15,9 +15,5 @@ fuzz_target!(|data: &[u8]| {
     let printed = platform.to_string();
     assert_eq!(printed, input, "a platform has exactly one spelling");
     assert_eq!(Platform::parse(&printed).as_ref(), Ok(&platform));
-    assert!(platform.matches(
-        platform.os(),
-        platform.architecture(),
-        platform.variant()
-    ));
+    assert!(platform.matches(platform.os(), platform.architecture(), platform.variant()));
 });
