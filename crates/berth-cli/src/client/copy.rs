@@ -178,7 +178,7 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
             elapsed,
         ))),
         Output::Text => print_out(&format!(
-            "copied {} to {} ({}): {} ({})\n",
+            "copied {} to {} ({}): {}; {}\n",
             source.endpoint,
             destination.endpoint,
             report
@@ -214,34 +214,49 @@ fn summary_json(
     })
 }
 
+/// `1 manifest written, 4 blobs copied (2 mounted, 1 already there)`.
 fn counts(report: &CopyReport) -> String {
-    let mut parts = vec![format!(
-        "{} manifest{}",
+    let aside = |parts: Vec<String>| {
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    };
+    let manifests = format!(
+        "{} manifest{} written{}",
         report.manifests_copied,
-        plural(report.manifests_copied)
-    )];
-    if report.manifests_existing > 0 {
-        parts.push(format!("{} already there", report.manifests_existing));
-    }
-    parts.push(format!(
-        "{} blob{} copied",
-        report.blobs_copied,
-        plural(report.blobs_copied)
-    ));
+        plural(report.manifests_copied),
+        aside(
+            (report.manifests_existing > 0)
+                .then(|| format!("{} already there", report.manifests_existing))
+                .into_iter()
+                .collect()
+        )
+    );
+    let mut blob_notes = Vec::new();
     if report.blobs_mounted > 0 {
-        parts.push(format!("{} mounted", report.blobs_mounted));
+        blob_notes.push(format!("{} mounted", report.blobs_mounted));
     }
     if report.blobs_existing > 0 {
-        parts.push(format!("{} already there", report.blobs_existing));
+        blob_notes.push(format!("{} already there", report.blobs_existing));
     }
-    if report.referrers > 0 {
-        parts.push(format!(
-            "{} referrer{}",
+    let blobs = format!(
+        "{} blob{} copied{}",
+        report.blobs_copied,
+        plural(report.blobs_copied),
+        aside(blob_notes)
+    );
+    let referrers = if report.referrers > 0 {
+        format!(
+            ", {} referrer{}",
             report.referrers,
             plural(report.referrers)
-        ));
-    }
-    parts.join(", ")
+        )
+    } else {
+        String::new()
+    };
+    format!("{manifests}, {blobs}{referrers}")
 }
 
 fn plural(n: usize) -> &'static str {
@@ -561,6 +576,27 @@ mod tests {
         assert!(names_tag("alpine:3.20"));
         assert!(!names_tag("alpine@sha256:abc"));
         assert!(names_tag("alpine:3.20@sha256:abc"));
+    }
+
+    #[test]
+    fn the_summary_names_what_was_written_and_what_was_there() {
+        let fresh = CopyReport {
+            manifests_copied: 1,
+            blobs_copied: 4,
+            ..CopyReport::default()
+        };
+        assert_eq!(counts(&fresh), "1 manifest written, 4 blobs copied");
+        let again = CopyReport {
+            manifests_existing: 3,
+            blobs_mounted: 2,
+            blobs_existing: 1,
+            referrers: 1,
+            ..CopyReport::default()
+        };
+        assert_eq!(
+            counts(&again),
+            "0 manifests written (3 already there), 0 blobs copied (2 mounted, 1 already there), 1 referrer"
+        );
     }
 
     #[test]
