@@ -21,6 +21,14 @@ use crate::client::{BlobStream, BlobUpload, ClientError, OpenBlob};
 /// The size of the pieces a file is read in.
 pub const FILE_CHUNK: usize = 256 * 1024;
 
+/// At most `len` bytes of `file`, read in pieces of [`FILE_CHUNK`].
+pub(crate) fn file_stream(file: tokio::fs::File, len: u64) -> ByteStream {
+    Box::pin(tokio_util::io::ReaderStream::with_capacity(
+        file.take(len),
+        FILE_CHUNK,
+    ))
+}
+
 impl BlobUpload {
     /// The blob in the file at `path`: `size` bytes whose digest is `digest`
     /// (the caller hashed it). Each attempt reopens the file and reads at
@@ -32,11 +40,7 @@ impl BlobUpload {
             let path = path.clone();
             Box::pin(async move {
                 let file = tokio::fs::File::open(path.as_ref()).await?;
-                let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                    file.take(size),
-                    FILE_CHUNK,
-                ));
-                Ok(stream)
+                Ok(file_stream(file, size))
             })
         });
         Self {

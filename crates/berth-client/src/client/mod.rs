@@ -225,21 +225,7 @@ impl RegistryClient {
         let media_type = content_type(response.headers());
         let announced = header_digest(response.headers(), &what)?;
         let bytes = read_body(response, MAX_MANIFEST, &what).await?;
-        let expected = reference.digest().cloned().or(announced);
-        let digest = match expected {
-            Some(expected) => {
-                let actual = Digest::from_bytes(expected.algorithm(), &bytes);
-                if actual != expected {
-                    return Err(ClientError::DigestMismatch {
-                        what,
-                        expected,
-                        actual,
-                    });
-                }
-                actual
-            }
-            None => Digest::sha256_of(&bytes),
-        };
+        let digest = digest_of(&what, &bytes, reference.digest().or(announced.as_ref()))?;
         Ok(Manifest {
             bytes,
             media_type,
@@ -415,6 +401,24 @@ fn content_type(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The digest of `bytes`: in `expected`'s algorithm and required to equal it
+/// when one is given (asked for, or announced), else SHA-256.
+fn digest_of(what: &str, bytes: &[u8], expected: Option<&Digest>) -> Result<Digest, ClientError> {
+    let Some(expected) = expected else {
+        return Ok(Digest::sha256_of(bytes));
+    };
+    let actual = Digest::from_bytes(expected.algorithm(), bytes);
+    if actual == *expected {
+        Ok(actual)
+    } else {
+        Err(ClientError::DigestMismatch {
+            what: what.to_owned(),
+            expected: expected.clone(),
+            actual,
+        })
+    }
 }
 
 fn header_digest(headers: &HeaderMap, what: &str) -> Result<Option<Digest>, ClientError> {

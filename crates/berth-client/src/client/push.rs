@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
-use super::{ClientError, RegistryClient, header_digest};
+use super::{ClientError, RegistryClient, digest_of, header_digest};
 use crate::auth::{AuthError, ByteStream, Operation, Reply, Request};
 
 /// The header a registry names its smallest accepted chunk in.
@@ -495,19 +495,7 @@ impl RegistryClient {
         bytes: Bytes,
     ) -> Result<Digest, ClientError> {
         let what = format!("put manifest {repo}:{reference}");
-        let digest = match reference.digest() {
-            Some(d) => Digest::from_bytes(d.algorithm(), &bytes),
-            None => Digest::sha256_of(&bytes),
-        };
-        if let Some(asked) = reference.digest()
-            && *asked != digest
-        {
-            return Err(ClientError::DigestMismatch {
-                what,
-                expected: asked.clone(),
-                actual: digest,
-            });
-        }
+        let digest = digest_of(&what, &bytes, reference.digest())?;
         let content_type =
             HeaderValue::from_str(media_type).map_err(|_| ClientError::BadResponse {
                 what: what.clone(),

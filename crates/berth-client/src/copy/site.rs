@@ -16,8 +16,6 @@ use crate::layout::{Layout, LayoutEntry};
 
 /// The most bytes of a manifest read from a layout.
 const MAX_MANIFEST: usize = 8 * 1024 * 1024;
-/// The read size of blob files.
-const FILE_CHUNK: usize = 256 * 1024;
 
 /// The manifest the source names, and its document.
 pub(super) async fn root_manifest(source: &Endpoint) -> Result<(Node, Document), CopyError> {
@@ -223,13 +221,11 @@ async fn open_source(source: &Endpoint, digest: &Digest) -> Result<ByteStream, s
             ))
         }
         Endpoint::Layout { layout, .. } => {
-            let (file, _) = layout
+            let (file, size) = layout
                 .open_blob(digest)
                 .await
                 .map_err(std::io::Error::other)?;
-            Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                file, FILE_CHUNK,
-            )))
+            Ok(crate::file::file_stream(file, size))
         }
     }
 }
