@@ -40,9 +40,20 @@ macro_rules! pat_cols {
     };
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
+/// Maps a failed insert: a unique violation becomes `taken()`, anything
+/// else a database error.
+fn unless_taken(
+    taken: impl FnOnce() -> IdentityError,
+) -> impl FnOnce(sqlx::Error) -> IdentityError {
+    move |e| {
+        if e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+        {
+            taken()
+        } else {
+            e.into()
+        }
+    }
 }
 
 fn user_from_row(row: &SqliteRow) -> Result<User, IdentityError> {
@@ -138,13 +149,7 @@ async fn insert_user(
     .bind(now_unix())
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            IdentityError::NameTaken(name.to_owned())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(unless_taken(|| IdentityError::NameTaken(name.to_owned())))?;
     Ok(User {
         id: UserId(id),
         name: name.to_owned(),
@@ -273,13 +278,7 @@ impl IdentityStore for SqliteMeta {
         .bind(now_unix())
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                IdentityError::NameTaken(name.to_owned())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(unless_taken(|| IdentityError::NameTaken(name.to_owned())))?;
         sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(owner.0)
@@ -442,14 +441,10 @@ impl IdentityStore for SqliteMeta {
         .bind(created_at)
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| {
-            // (user_id, name) or secret_hash; a 256-bit secret never repeats.
-            if is_unique_violation(&e) {
-                IdentityError::PatNameTaken(new.name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        // (user_id, name) or secret_hash; a 256-bit secret never repeats.
+        .map_err(unless_taken(|| {
+            IdentityError::PatNameTaken(new.name.clone())
+        }))?;
         tx.commit().await?;
         Ok(Pat {
             id,
