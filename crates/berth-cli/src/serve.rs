@@ -41,7 +41,9 @@ pub struct ServeArgs {
     /// TOML file with any of these settings, keys named as the flags with `_`
     /// for `-` (listen, data_dir, public_url, upload_ttl_secs, delete_enabled,
     /// max_manifest_bytes, log_format, access_control, service, issuer,
-    /// token_lifetime_secs, new_repositories_public, insecure_http).
+    /// token_lifetime_secs, new_repositories_public, insecure_http,
+    /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
+    /// max_connections).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -92,6 +94,36 @@ pub struct ServeArgs {
     /// text: put a TLS proxy in front and set --public-url to its https URL.
     #[arg(long, env = "BERTH_INSECURE_HTTP", value_name = "BOOL")]
     insecure_http: Option<bool>,
+
+    /// Seconds a client has from the first byte of a request to the end of
+    /// its headers [default: 10].
+    ///
+    /// A header sent a byte at a time is cut at this bound however it trickles.
+    #[arg(long, env = "BERTH_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    header_read_timeout_secs: Option<u64>,
+
+    /// Seconds a connection may wait for its next request before it is
+    /// closed [default: 60].
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    idle_timeout_secs: Option<u64>,
+
+    /// Seconds a request body may send nothing, or a client may take nothing
+    /// of a response, before the connection is closed [default: 60].
+    ///
+    /// Only a stall counts: a slow upload that keeps moving (a 1 GiB push at
+    /// 1 MB/s) never trips it. An interrupted upload stays resumable.
+    #[arg(long, env = "BERTH_BODY_TIMEOUT_SECS", value_name = "SECS")]
+    body_timeout_secs: Option<u64>,
+
+    /// Most connections served at once [default: from the open-file limit].
+    ///
+    /// At start berth raises its open-file limit (RLIMIT_NOFILE) to the hard
+    /// limit and, unless this is set, serves at most (limit - 64) / 2
+    /// connections (a connection may also hold a blob file open). Past the
+    /// cap, a new connection closes the one that has waited longest without
+    /// a request; when all are answering requests, it is refused.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -111,6 +143,10 @@ struct FileConfig {
     token_lifetime_secs: Option<u64>,
     new_repositories_public: Option<bool>,
     insecure_http: Option<bool>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -122,6 +158,8 @@ struct Settings {
     config: Config,
     /// Whether the service name was given (else it follows the public URL).
     service_given: bool,
+    /// The connection cap, when given (else derived from the fd limit).
+    max_connections: Option<usize>,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -179,6 +217,36 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     {
         config.new_repositories_public = public;
     }
+    let limits = &mut config.limits;
+    for (value, slot, name) in [
+        (
+            args.header_read_timeout_secs
+                .or(file.header_read_timeout_secs),
+            &mut limits.header_read_timeout,
+            "header read timeout",
+        ),
+        (
+            args.idle_timeout_secs.or(file.idle_timeout_secs),
+            &mut limits.idle_timeout,
+            "idle timeout",
+        ),
+        (
+            args.body_timeout_secs.or(file.body_timeout_secs),
+            &mut limits.body_timeout,
+            "body timeout",
+        ),
+    ] {
+        if let Some(secs) = value {
+            if secs == 0 {
+                bail!("the {name} must be at least 1 second");
+            }
+            *slot = Duration::from_secs(secs);
+        }
+    }
+    let max_connections = args.max_connections.or(file.max_connections);
+    if max_connections == Some(0) {
+        bail!("--max-connections must be at least 1");
+    }
     let insecure_http = args.insecure_http.or(file.insecure_http).unwrap_or(false);
     if config.access_control
         && !insecure_http
@@ -201,6 +269,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         config,
         service_given,
+        max_connections,
     })
 }
 
@@ -223,6 +292,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the listening address")?;
     let mut config = settings.config;
+    config.limits.max_connections = match settings.max_connections {
+        Some(n) => n,
+        None => berth_registry::server::Limits::max_connections_for(raise_fd_limit()),
+    };
     if config.public_url.is_empty() {
         // Settled now that the port is known; the service follows unless set.
         let derived = berth_registry::Config::new(format!("http://{local}"));
@@ -273,6 +346,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard limit and returns the limit
+/// in force (each connection costs a descriptor, a download one more).
+fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM; then gives in-flight requests

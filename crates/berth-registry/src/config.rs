@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::server::Limits;
+
 /// The shortest token lifetime berth issues: clients assume 60 s when told
 /// less (Docker token spec), so less would only cause surprise expiries.
 pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -31,6 +33,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Whether repositories are public when their first push creates them.
     pub new_repositories_public: bool,
+    /// Connection timeouts and the connection cap.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -49,6 +53,7 @@ impl Config {
             service,
             token_lifetime: Duration::from_secs(300),
             new_repositories_public: false,
+            limits: Limits::default(),
             public_url,
         }
     }

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod meta;
 pub mod metrics;
 pub mod policy;
+pub mod server;
 pub mod store;
 
 use std::collections::HashSet;
@@ -159,13 +160,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_upload_expiry(registry.clone()));
-    let app = http::router(registry);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = server::serve(listener, registry, shutdown).await;
     sweeper.abort();
     served
 }

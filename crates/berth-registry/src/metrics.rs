@@ -9,6 +9,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::server::conn::CloseReason;
+
 /// The route groups requests are counted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -134,6 +136,9 @@ pub struct Metrics {
     latency_count: Vec<AtomicU64>,
     tokens_issued: AtomicU64,
     tokens_refused: AtomicU64,
+    connections_open: AtomicU64,
+    connections_closed: [AtomicU64; CloseReason::ALL.len()],
+    connections_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -146,6 +151,9 @@ impl Default for Metrics {
             latency_count: counters(ROUTES.len()),
             tokens_issued: AtomicU64::new(0),
             tokens_refused: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_closed: Default::default(),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
@@ -181,6 +189,24 @@ impl Metrics {
     /// Counts a token request refused (bad credentials, rate limit).
     pub fn token_refused(&self) {
         self.tokens_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection accepted.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed, and why.
+    pub fn connection_closed(&self, reason: CloseReason) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = self.connections_closed.get(reason as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a connection refused at the connection cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -258,6 +284,30 @@ impl Metrics {
             out,
             "berth_tokens_refused_total {}",
             load(&self.tokens_refused)
+        );
+        out.push_str("# HELP berth_connections_open Connections being served.\n");
+        out.push_str("# TYPE berth_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "berth_connections_open {}",
+            load(&self.connections_open)
+        );
+        out.push_str("# HELP berth_connections_closed_total Connections closed, by why (normal: by the client or after a clean exchange).\n");
+        out.push_str("# TYPE berth_connections_closed_total counter\n");
+        for reason in CloseReason::ALL {
+            let n = self.connections_closed.get(reason as usize).map_or(0, load);
+            let _ = writeln!(
+                out,
+                "berth_connections_closed_total{{reason=\"{}\"}} {n}",
+                reason.label()
+            );
+        }
+        out.push_str("# HELP berth_connections_refused_total Connections refused at the connection cap with every connection busy.\n");
+        out.push_str("# TYPE berth_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "berth_connections_refused_total {}",
+            load(&self.connections_refused)
         );
         out
     }

@@ -15,6 +15,7 @@ mod support;
 
 mod admin;
 mod client;
+mod connections;
 mod copy;
 mod crash;
 mod interop;

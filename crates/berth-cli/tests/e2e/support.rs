@@ -34,7 +34,22 @@ impl Server {
 
     /// Starts `berth serve` with extra arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_berth")), data_dir, extra)
+    }
+
+    /// Starts `berth serve` with its open-file limit (soft and hard) set to
+    /// `nofile`, as `ulimit -n` would before a start.
+    pub fn start_with_fd_limit(data_dir: &Path, nofile: u32, extra: &[&str]) -> Self {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_berth"));
+        Self::spawn(command, data_dir, extra)
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)

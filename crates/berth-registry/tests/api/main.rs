@@ -18,6 +18,7 @@ mod bad_input;
 mod base;
 mod blobs;
 mod catalog;
+mod connections;
 mod manifests;
 mod referrers;
 mod support;

@@ -98,6 +98,11 @@ impl TestApp {
         self.dir.take().unwrap()
     }
 
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// An absolute URL for `path` (`/v2/...`); absolute URLs are kept as given.
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http://") {
