@@ -151,9 +151,9 @@ setup_tools() {
             cargo install oha --version 1.16.0 --locked >&2
         fi
     fi
-    log "building berth: cargo build --release -p berth"
-    (cd "$ROOT" && cargo build --release -p berth >&2)
-    BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
+    log "building berth: cargo build --profile dist -p berth"
+    (cd "$ROOT" && cargo build --profile dist -p berth >&2)
+    BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/dist/berth
     [[ -x $BERTH ]] || { log "no binary at $BERTH"; exit 1; }
     # distribution runs without auth; so does berth, where it has a switch
     # for it (its token service needs a bearer token on every request). The

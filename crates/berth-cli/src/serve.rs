@@ -285,9 +285,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listener = match tokio::net::TcpListener::bind(settings.listen).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "cannot listen on {}: the address is already in use (another berth or registry?); \
+             stop it, or choose another address with --listen, e.g. --listen 127.0.0.1:5001",
+            settings.listen
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot listen on {}; choose another address with --listen",
+                    settings.listen
+                )
+            });
+        }
+    };
     let local = listener
         .local_addr()
         .context("cannot read the listening address")?;
@@ -322,9 +335,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     eprintln!("  data:       {}", settings.data_dir.display());
     eprintln!("  public URL: {public_url}");
-    eprintln!(
-        "  try:        skopeo copy --dest-tls-verify=false oci:./my-image docker://{host}/me/my-image:latest"
-    );
     if registry.config.access_control {
         let password = std::env::var("BERTH_ADMIN_PASSWORD")
             .ok()
@@ -338,8 +348,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 "  first start: created user `admin` with password {generated}\n              (shown once; set BERTH_ADMIN_PASSWORD to choose it)"
             );
         }
+        eprintln!("  try, in another terminal (as admin, who owns {host}/admin/...):");
+        eprintln!("              berth login {host} -u admin");
+        eprintln!("              berth push {host}/admin/hello:1.0 README.md");
+        eprintln!("              berth pull {host}/admin/hello:1.0 ./hello");
     } else {
         eprintln!("  WARNING: access control is off: anyone may push, pull and delete");
+        eprintln!("  try, in another terminal:");
+        eprintln!("              berth push {host}/me/hello:1.0 README.md");
     }
     berth_registry::serve(listener, registry, shutdown_signal())
         .await
@@ -384,12 +400,20 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!(
-        "shutting down: no new connections; in-flight requests have {}s to finish",
+        "shutting down: no new connections; in-flight requests have {}s to finish (Ctrl-C again to stop now)",
         DRAIN_TIMEOUT.as_secs()
     );
     tokio::spawn(async {
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-        tracing::warn!("in-flight requests did not finish in time; exiting");
+        tokio::select! {
+            () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+                tracing::warn!("in-flight requests did not finish in time; exiting");
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::warn!("stopped at once: unfinished uploads stay resumable");
+                // 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+                std::process::exit(130);
+            }
+        }
         std::process::exit(1);
     });
 }

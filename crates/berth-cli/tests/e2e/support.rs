@@ -118,8 +118,25 @@ impl Server {
     /// SIGTERM (through kill(1): the workspace forbids unsafe code), then
     /// waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        run(Command::new("kill").args(["-TERM", &self.child.id().to_string()]));
+        self.signal("TERM");
         self.child.wait().expect("berth exits")
+    }
+
+    /// Sends signal `name` (`INT`, `TERM`, `HUP`) through kill(1).
+    pub fn signal(&self, name: &str) {
+        run(Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]));
+    }
+
+    /// The exit status, if the process exits within `limit`.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 
