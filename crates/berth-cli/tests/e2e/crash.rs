@@ -318,3 +318,63 @@ fn verify(server: &Server, ledger: &mut Ledger) {
         ledger.blobs.push((repo, digest));
     }
 }
+
+/// SIGKILL in the middle of a large chunk: what the server had made durable
+/// before the kill (its checkpoints, at least every 64 MiB) is kept, and the
+/// upload continues from the offset the restarted server reports.
+#[test]
+fn sigkill_mid_chunk_keeps_the_checkpointed_bytes() {
+    use std::io::Write;
+
+    const TOTAL: usize = 160 << 20;
+    const SENT: usize = 100 << 20;
+    let data = tempfile::tempdir().unwrap();
+    let blob = random_bytes(TOTAL, 11);
+    let digest = Digest::sha256_of(&blob);
+    let client = Client::new();
+    let mut server = Server::start_with(data.path(), &["--access-control", "false"]);
+    let started = client
+        .post(server.url("/v2/e2e/killed/blobs/uploads/"))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let path = location[location.find("/v2/").unwrap()..].to_owned();
+
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stream,
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {TOTAL}\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    stream.write_all(&blob[..SENT]).unwrap();
+    // Time for the server to write back and record past the 64 MiB mark.
+    std::thread::sleep(Duration::from_secs(2));
+    server.kill();
+    drop(stream);
+
+    let server = Server::start_with(data.path(), &["--access-control", "false"]);
+    let status = client.get(server.url(&path)).send().unwrap();
+    assert_eq!(status.status(), 204);
+    let range = status.headers()["range"].to_str().unwrap().to_owned();
+    let end: usize = range.strip_prefix("0-").unwrap().parse().unwrap();
+    let offset = end + 1;
+    assert!(
+        (64 << 20..=SENT).contains(&offset),
+        "the restarted server kept a checkpoint between 64 MiB and the 100 MiB sent: {range}"
+    );
+    let patched = client
+        .patch(server.url(&path))
+        .header("content-range", format!("{offset}-{}", TOTAL - 1))
+        .body(blob[offset..].to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(patched.status(), 202);
+    let closed = client
+        .put(format!("{}?digest={digest}", server.url(&path)))
+        .send()
+        .unwrap();
+    assert_eq!(closed.status(), 201, "{}", closed.text().unwrap());
+}

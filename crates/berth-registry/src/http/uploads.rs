@@ -20,7 +20,7 @@ use super::{body_stream, query_param, set_header};
 use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::UploadSession;
-use crate::store::StoreError;
+use crate::store::{Appended, StoreError};
 use crate::{BusyUploads, Registry};
 
 /// `Docker-Upload-UUID`: the session id, as distribution sends it.
@@ -196,6 +196,11 @@ async fn find_session(
 
 /// Streams `body` onto the session and records the new offset and hash state.
 /// With `exact`, the body must be exactly that many bytes.
+///
+/// Progress is recorded as the body streams (the store's checkpoints), and
+/// what was stored before a body failed is recorded too: a client cut off
+/// mid-body (or a server killed) continues from the offset `GET <location>`
+/// reports instead of from the start.
 async fn append(
     r: &Registry,
     session: UploadSession,
@@ -205,18 +210,36 @@ async fn append(
 ) -> Result<UploadSession, RegistryError> {
     let digester = Digester::restore_state(&session.hash_state)
         .map_err(|e| RegistryError::Meta(crate::meta::MetaError::Corrupt(e.to_string())))?;
-    let appended = match r
-        .blobs
-        .append(
-            &session.staging,
-            session.offset,
-            digester,
-            body_stream(body),
-            limit,
-        )
-        .await
-    {
+    let (checkpoints, mut checkpoint_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stored = r.blobs.append(
+        &session.staging,
+        session.offset,
+        digester,
+        body_stream(body),
+        limit,
+        Some(checkpoints),
+    );
+    // Checkpoints are recorded while the body streams; the recorder ends when
+    // the append drops its sender.
+    let recorder = async {
+        let mut recorded = Ok(session.offset);
+        while let Some(checkpoint) = checkpoint_rx.recv().await {
+            if let Ok(at) = recorded {
+                recorded = record(r, &session, at, &checkpoint)
+                    .await
+                    .map(|()| checkpoint.offset);
+            }
+        }
+        recorded
+    };
+    let (stored, recorded) = tokio::join!(stored, recorder);
+    let recorded = recorded?;
+    let appended = match stored {
         Ok(appended) => appended,
+        Err(StoreError::Interrupted { progress, cause }) => {
+            record(r, &session, recorded, &progress).await?;
+            return Err(StoreError::Body(cause).into());
+        }
         Err(StoreError::NotFound) => return Err(upload_unknown(&session.id)),
         Err(StoreError::TooLarge { .. }) => {
             return Err(RegistryError::spec(
@@ -230,32 +253,47 @@ async fn append(
     if let Some(exact) = exact
         && received != exact
     {
+        record(r, &session, recorded, &appended).await?;
         return Err(RegistryError::spec(
             ErrorCode::SizeInvalid,
             format!("the headers announced {exact} bytes but the body had {received}"),
         ));
     }
-    let hash_state = appended.digester.save_state();
-    let now = now_unix();
-    if !r
+    record(r, &session, recorded, &appended).await?;
+    Ok(UploadSession {
+        offset: appended.offset,
+        hash_state: appended.digester.save_state(),
+        updated_at: now_unix(),
+        ..session
+    })
+}
+
+/// Records that `session` (whose offset in the store is `from`) now holds
+/// `appended.offset` bytes with `appended`'s hash state.
+async fn record(
+    r: &Registry,
+    session: &UploadSession,
+    from: u64,
+    appended: &Appended,
+) -> Result<(), RegistryError> {
+    if appended.offset == from {
+        return Ok(());
+    }
+    let advanced = r
         .meta
         .advance_upload(
             &session.id,
-            session.offset,
+            from,
             appended.offset,
-            &hash_state,
-            now,
+            &appended.digester.save_state(),
+            now_unix(),
         )
-        .await?
-    {
-        return Err(upload_unknown(&session.id));
+        .await?;
+    if advanced {
+        Ok(())
+    } else {
+        Err(upload_unknown(&session.id))
     }
-    Ok(UploadSession {
-        offset: appended.offset,
-        hash_state,
-        updated_at: now,
-        ..session
-    })
 }
 
 /// Verifies the digest, moves the bytes to their content address, links the

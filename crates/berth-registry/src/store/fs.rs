@@ -31,14 +31,18 @@ use tokio::io::AsyncSeekExt;
 use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 
-use super::{Appended, BlobReader, BlobStore, ByteRange, ByteStream, StoreError};
+use super::{Appended, BlobReader, BlobStore, ByteRange, ByteStream, Checkpoints, StoreError};
 
 /// Chunks in flight between the request body and the writing thread.
 const CHANNEL_DEPTH: usize = 4;
 /// Read size when serving blobs.
 const IO_BUFFER: usize = 256 * 1024;
-/// Bytes written between two early writebacks of a large upload.
+/// Bytes written between two early writebacks (and checkpoints) of a large upload.
 const WRITEBACK_EVERY: u64 = 64 * 1024 * 1024;
+/// A slow upload is checkpointed at least this often...
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// ...once this much arrived since its last checkpoint.
+const CHECKPOINT_MIN_BYTES: u64 = 1024 * 1024;
 
 /// The filesystem blob store.
 #[derive(Debug, Clone)]
@@ -134,34 +138,60 @@ impl BlobStore for FsStore {
         digester: Digester,
         mut body: ByteStream,
         limit: u64,
+        checkpoints: Option<Checkpoints>,
     ) -> Result<Appended, StoreError> {
         let path = self.staging_path(staging)?;
         // Writing and hashing run on two threads, each fed every chunk (a
         // shared `Bytes`, not a copy), so a large push is bound by the slower
-        // of the two instead of their sum.
-        let (to_writer, writer_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let (to_hasher, hasher_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || write_staging(&path, offset, writer_rx));
-        let hasher = tokio::task::spawn_blocking(move || hash_chunks(digester, hasher_rx));
+        // of the two instead of their sum. A mark between two chunks asks the
+        // writer to make everything before it durable (in the background,
+        // while it goes on writing) and the hasher for its state there.
+        let (to_writer, writer_rx) = mpsc::channel::<Piece>(CHANNEL_DEPTH);
+        let (to_hasher, hasher_rx) = mpsc::channel::<Piece>(CHANNEL_DEPTH);
+        let reports = checkpoints.map(|out| CheckpointPairing::spawn(offset, out));
+        let (durable_tx, hashed_tx) = match &reports {
+            Some(p) => (Some(p.durable.clone()), Some(p.hashed.clone())),
+            None => (None, None),
+        };
+        let writer = tokio::task::spawn_blocking(move || {
+            write_staging(&path, offset, writer_rx, durable_tx)
+        });
+        let hasher =
+            tokio::task::spawn_blocking(move || hash_chunks(digester, hasher_rx, hashed_tx));
 
         let mut received: u64 = 0;
+        let mut marks = Marks::new(reports.is_some());
         let mut failure = None;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    failure = Some(StoreError::Body(e));
+                    failure = Some(e);
                     break;
                 }
             };
             received += chunk.len() as u64;
             if received > limit {
-                failure = Some(StoreError::TooLarge { limit });
-                break;
+                drop(to_writer);
+                drop(to_hasher);
+                let _ = writer.await;
+                let _ = hasher.await;
+                if let Some(reports) = reports {
+                    reports.finish().await;
+                }
+                return Err(StoreError::TooLarge { limit });
             }
-            if to_hasher.send(chunk.clone()).await.is_err() || to_writer.send(chunk).await.is_err()
+            let len = chunk.len() as u64;
+            if to_hasher.send(Piece::Chunk(chunk.clone())).await.is_err()
+                || to_writer.send(Piece::Chunk(chunk)).await.is_err()
             {
                 // A thread stopped early: its own error says why.
+                break;
+            }
+            if let Some(mark) = marks.after(len)
+                && (to_hasher.send(Piece::Mark(mark)).await.is_err()
+                    || to_writer.send(Piece::Mark(mark)).await.is_err())
+            {
                 break;
             }
         }
@@ -169,13 +199,22 @@ impl BlobStore for FsStore {
         drop(to_hasher);
         let written = writer.await.map_err(join_error)?;
         let digester = hasher.await.map_err(join_error)?;
-        if let Some(failure) = failure {
-            return Err(failure);
+        if let Some(reports) = reports {
+            reports.finish().await;
         }
-        Ok(Appended {
+        let appended = Appended {
             offset: written?,
             digester,
-        })
+        };
+        match failure {
+            // Every chunk received went to both threads: the file and the
+            // hash agree, and the writer made them durable.
+            Some(cause) => Err(StoreError::Interrupted {
+                progress: appended,
+                cause,
+            }),
+            None => Ok(appended),
+        }
     }
 
     async fn commit(&self, staging: &str, digest: &Digest) -> Result<(), StoreError> {
@@ -223,10 +262,131 @@ impl BlobStore for FsStore {
     }
 }
 
-/// The hashing thread of an append.
-fn hash_chunks(mut digester: Digester, mut rx: mpsc::Receiver<Bytes>) -> Digester {
-    while let Some(chunk) = rx.blocking_recv() {
-        digester.update(&chunk);
+/// What the async side of an append sends its two threads.
+enum Piece {
+    /// Bytes of the body, in order.
+    Chunk(Bytes),
+    /// A checkpoint between two chunks, numbered from 1.
+    Mark(u64),
+}
+
+/// When an append marks a checkpoint: every [`WRITEBACK_EVERY`] bytes (the
+/// writer starts writing them back then in any case) and, when checkpoints
+/// are wanted, also every [`CHECKPOINT_INTERVAL`] once at least
+/// [`CHECKPOINT_MIN_BYTES`] arrived since the last one, so that a slow
+/// upload cut off loses seconds, not its start.
+struct Marks {
+    timed: bool,
+    next: u64,
+    unmarked: u64,
+    since: std::time::Instant,
+}
+
+impl Marks {
+    fn new(timed: bool) -> Self {
+        Self {
+            timed,
+            next: 1,
+            unmarked: 0,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// Called after each chunk of `len` bytes: the mark to send now, if any.
+    fn after(&mut self, len: u64) -> Option<u64> {
+        self.unmarked += len;
+        let due = self.unmarked >= WRITEBACK_EVERY
+            || (self.timed
+                && self.unmarked >= CHECKPOINT_MIN_BYTES
+                && self.since.elapsed() >= CHECKPOINT_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.unmarked = 0;
+        self.since = std::time::Instant::now();
+        let mark = self.next;
+        self.next += 1;
+        Some(mark)
+    }
+}
+
+/// Pairs the writer's "durable up to byte N at mark k" with the hasher's
+/// "state at mark k" into checkpoints, in order, and forwards them.
+struct CheckpointPairing {
+    durable: mpsc::UnboundedSender<(u64, u64)>,
+    hashed: mpsc::UnboundedSender<(u64, Digester)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CheckpointPairing {
+    fn spawn(start: u64, out: Checkpoints) -> Self {
+        let (durable, mut durable_rx) = mpsc::unbounded_channel::<(u64, u64)>();
+        let (hashed, mut hashed_rx) = mpsc::unbounded_channel::<(u64, Digester)>();
+        let task = tokio::spawn(async move {
+            let mut states: std::collections::VecDeque<(u64, Digester)> = Default::default();
+            let mut pending: Option<(u64, u64)> = None;
+            let mut last = start;
+            let (mut durable_open, mut hashed_open) = (true, true);
+            while durable_open || hashed_open {
+                tokio::select! {
+                    report = durable_rx.recv(), if durable_open => match report {
+                        Some(report) => pending = Some(report),
+                        None => durable_open = false,
+                    },
+                    state = hashed_rx.recv(), if hashed_open => match state {
+                        Some(state) => states.push_back(state),
+                        None => hashed_open = false,
+                    },
+                }
+                let Some((mark, offset)) = pending else {
+                    continue;
+                };
+                // Marks the writer skipped (its flushes coalesce) are dropped.
+                while states.front().is_some_and(|(m, _)| *m < mark) {
+                    states.pop_front();
+                }
+                if let Some((m, _)) = states.front()
+                    && *m == mark
+                    && let Some((_, digester)) = states.pop_front()
+                {
+                    pending = None;
+                    if offset > last {
+                        last = offset;
+                        let _ = out.send(Appended { offset, digester });
+                    }
+                }
+            }
+        });
+        Self {
+            durable,
+            hashed,
+            task,
+        }
+    }
+
+    /// Waits until every checkpoint of the append has been forwarded.
+    async fn finish(self) {
+        drop(self.durable);
+        drop(self.hashed);
+        let _ = self.task.await;
+    }
+}
+
+/// The hashing thread of an append: every chunk, and its state at each mark.
+fn hash_chunks(
+    mut digester: Digester,
+    mut rx: mpsc::Receiver<Piece>,
+    states: Option<mpsc::UnboundedSender<(u64, Digester)>>,
+) -> Digester {
+    while let Some(piece) = rx.blocking_recv() {
+        match piece {
+            Piece::Chunk(chunk) => digester.update(&chunk),
+            Piece::Mark(mark) => {
+                if let Some(states) = &states {
+                    let _ = states.send((mark, digester.clone()));
+                }
+            }
+        }
     }
     digester
 }
@@ -234,15 +394,17 @@ fn hash_chunks(mut digester: Digester, mut rx: mpsc::Receiver<Bytes>) -> Digeste
 /// The writing thread of an append: truncate to `offset`, write every chunk,
 /// then fsync; the new end offset.
 ///
-/// Every [`WRITEBACK_EVERY`] bytes a helper thread starts flushing what is
-/// written so far (`fdatasync` on a second handle), while this thread goes on
-/// writing: the disk works during the upload instead of only after its last
-/// byte, and the closing fsync has little left to do. Durability is the
-/// closing fsync's alone, as before.
+/// At each mark a helper thread makes what is written so far durable
+/// (`fdatasync` on a second handle) while this thread goes on writing, and
+/// then reports "durable up to byte N at mark k" on `durable`: the disk works
+/// during the upload instead of only after its last byte, the closing fsync
+/// has little left to do, and the upload's progress can be recorded. Flushes
+/// coalesce: a mark that arrives while one runs is taken by the next.
 fn write_staging(
     path: &Path,
     offset: u64,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Piece>,
+    durable: Option<mpsc::UnboundedSender<(u64, u64)>>,
 ) -> Result<u64, StoreError> {
     let mut file = match OpenOptions::new().write(true).open(path) {
         Ok(file) => file,
@@ -252,31 +414,50 @@ fn write_staging(
     file.set_len(offset)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut end = offset;
+    // The newest mark not yet taken by the flusher: (mark, bytes before it).
+    let latest = std::sync::Mutex::new(None::<(u64, u64)>);
     std::thread::scope(|scope| -> Result<(), StoreError> {
         let mut flusher: Option<std::sync::mpsc::SyncSender<()>> = None;
-        let mut unflushed: u64 = 0;
-        while let Some(chunk) = rx.blocking_recv() {
-            file.write_all(&chunk)?;
-            end += chunk.len() as u64;
-            unflushed += chunk.len() as u64;
-            if unflushed >= WRITEBACK_EVERY {
-                unflushed = 0;
-                if flusher.is_none() {
-                    let handle = file.try_clone()?;
-                    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-                    scope.spawn(move || {
-                        for () in rx {
-                            // An error here reaches the closing fsync too.
-                            if let Err(e) = handle.sync_data() {
-                                tracing::debug!(error = %e, "early writeback failed");
-                            }
-                        }
-                    });
-                    flusher = Some(tx);
+        while let Some(piece) = rx.blocking_recv() {
+            match piece {
+                Piece::Chunk(chunk) => {
+                    file.write_all(&chunk)?;
+                    end += chunk.len() as u64;
                 }
-                if let Some(tx) = &flusher {
-                    // Full: a flush is running, which will take this too.
-                    let _ = tx.try_send(());
+                Piece::Mark(mark) => {
+                    *latest
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((mark, end));
+                    if flusher.is_none() {
+                        let handle = file.try_clone()?;
+                        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                        let latest = &latest;
+                        let durable = durable.clone();
+                        scope.spawn(move || {
+                            for () in rx {
+                                let taken = latest
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .take();
+                                match handle.sync_data() {
+                                    Ok(()) => {
+                                        if let (Some(taken), Some(durable)) = (taken, &durable) {
+                                            let _ = durable.send(taken);
+                                        }
+                                    }
+                                    // The closing fsync meets the error too.
+                                    Err(e) => {
+                                        tracing::debug!(error = %e, "early writeback failed");
+                                    }
+                                }
+                            }
+                        });
+                        flusher = Some(tx);
+                    }
+                    if let Some(tx) = &flusher {
+                        // Full: a flush is about to start and will take this mark.
+                        let _ = tx.try_send(());
+                    }
                 }
             }
         }
@@ -338,6 +519,7 @@ mod tests {
                 Digester::new(Algorithm::Sha256),
                 stream(first),
                 u64::MAX,
+                None,
             )
             .await
             .unwrap();
@@ -349,6 +531,7 @@ mod tests {
                 appended.digester,
                 stream(second),
                 u64::MAX,
+                None,
             )
             .await
             .unwrap();
@@ -358,6 +541,62 @@ mod tests {
         assert!(
             on_disk == bytes,
             "the staging file differs from what was sent"
+        );
+    }
+
+    /// A body that fails after more than [`WRITEBACK_EVERY`] bytes: the
+    /// checkpoints sent meanwhile and the final progress each name an
+    /// offset whose bytes are on disk and a hash state of exactly them.
+    #[tokio::test]
+    async fn a_body_that_fails_midway_reports_checkpoints_and_its_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let id = UploadId::parse("fedcba9876543210fedcba9876543210").unwrap();
+        let staging = store.begin_upload(&id).await.unwrap();
+        let total = (WRITEBACK_EVERY + 5 * 1024 * 1024 + 3) as usize;
+        let bytes: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
+        let mut chunks: Vec<Result<Bytes, io::Error>> = bytes
+            .chunks(131_072)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        chunks.push(Err(io::Error::other("connection reset")));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let result = store
+            .append(
+                &staging,
+                0,
+                Digester::new(Algorithm::Sha256),
+                Box::pin(futures_util::stream::iter(chunks)),
+                u64::MAX,
+                Some(tx),
+            )
+            .await;
+        let Err(StoreError::Interrupted { progress, .. }) = result else {
+            panic!("a failed body ends in Interrupted, got {result:?}");
+        };
+        assert_eq!(progress.offset, total as u64);
+        assert_eq!(progress.digester.finalize(), Digest::sha256_of(&bytes));
+        let mut checkpoints = Vec::new();
+        while let Ok(checkpoint) = rx.try_recv() {
+            checkpoints.push(checkpoint);
+        }
+        assert!(
+            !checkpoints.is_empty(),
+            "a checkpoint past {WRITEBACK_EVERY} bytes"
+        );
+        for checkpoint in checkpoints {
+            let at = usize::try_from(checkpoint.offset).unwrap();
+            assert!(at >= WRITEBACK_EVERY as usize && at < total);
+            assert_eq!(
+                checkpoint.digester.finalize(),
+                Digest::sha256_of(&bytes[..at]),
+                "the state at {at}"
+            );
+        }
+        let on_disk = std::fs::read(store.staging_path(&staging).unwrap()).unwrap();
+        assert!(
+            on_disk == bytes,
+            "every byte received is in the staging file"
         );
     }
 }

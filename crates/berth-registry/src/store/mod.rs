@@ -34,6 +34,15 @@ pub enum StoreError {
     /// The request body failed or ended early while streaming.
     #[error("request body failed: {0}")]
     Body(io::Error),
+    /// The request body failed or ended early after `progress.offset` bytes
+    /// of the upload were durably stored: the upload can continue from there.
+    #[error("request body failed after {} bytes were stored: {cause}", progress.offset)]
+    Interrupted {
+        /// What was stored, durable, before the body failed.
+        progress: Appended,
+        /// Why the body failed.
+        cause: io::Error,
+    },
     /// The body carried more bytes than the upload allows.
     #[error("body exceeds the {limit}-byte limit for this request")]
     TooLarge {
@@ -74,8 +83,13 @@ pub struct BlobReader {
     pub stream: ByteStream,
 }
 
-/// The result of appending a body to an upload.
-#[derive(Debug)]
+/// Where an append reports checkpoints as its bytes become durable, so that
+/// an upload cut off (or a process killed) mid-body continues from the last
+/// one instead of from its start.
+pub type Checkpoints = tokio::sync::mpsc::UnboundedSender<Appended>;
+
+/// The result of appending a body to an upload, or a checkpoint of one.
+#[derive(Debug, Clone)]
 pub struct Appended {
     /// The upload's length after the append.
     pub offset: u64,
@@ -106,6 +120,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// beyond it, such as the remains of a failed request), hashing as it goes,
     /// and makes the bytes durable before returning. At most `limit` bytes are
     /// accepted.
+    ///
+    /// While the body streams, durable checkpoints (offset and hash state at
+    /// that offset) go to `checkpoints` every few seconds or tens of MiB. A
+    /// body that fails midway ends in [`StoreError::Interrupted`] carrying
+    /// what was stored up to the failure.
     async fn append(
         &self,
         staging: &str,
@@ -113,6 +132,7 @@ pub trait BlobStore: Send + Sync + 'static {
         digester: Digester,
         body: ByteStream,
         limit: u64,
+        checkpoints: Option<Checkpoints>,
     ) -> Result<Appended, StoreError>;
 
     /// Moves verified bytes from staging to their content address (keeping the

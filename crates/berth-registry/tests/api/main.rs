@@ -21,6 +21,7 @@ mod catalog;
 mod connections;
 mod manifests;
 mod referrers;
+mod resume;
 mod support;
 mod tags;
 mod uploads;
