@@ -210,7 +210,7 @@ impl BlobStore for FsStore {
             // Every chunk received went to both threads: the file and the
             // hash agree, and the writer made them durable.
             Some(cause) => Err(StoreError::Interrupted {
-                progress: appended,
+                progress: Box::new(appended),
                 cause,
             }),
             None => Ok(appended),

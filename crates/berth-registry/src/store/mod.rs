@@ -38,8 +38,9 @@ pub enum StoreError {
     /// of the upload were durably stored: the upload can continue from there.
     #[error("request body failed after {} bytes were stored: {cause}", progress.offset)]
     Interrupted {
-        /// What was stored, durable, before the body failed.
-        progress: Appended,
+        /// What was stored, durable, before the body failed (boxed: a
+        /// digest state is large and every error carries this enum).
+        progress: Box<Appended>,
         /// Why the body failed.
         cause: io::Error,
     },
