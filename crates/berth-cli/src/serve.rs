@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_registry::server::tls::CertStore;
 use berth_registry::{Config, Registry};
 use clap::Args;
 use serde::Deserialize;
@@ -43,7 +45,7 @@ pub struct ServeArgs {
     /// max_manifest_bytes, log_format, access_control, service, issuer,
     /// token_lifetime_secs, new_repositories_public, insecure_http,
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
-    /// max_connections).
+    /// max_connections, tls_cert, tls_key).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -124,6 +126,30 @@ pub struct ServeArgs {
     /// a request; when all are answering requests, it is refused.
     #[arg(long, env = "BERTH_MAX_CONNECTIONS", value_name = "N")]
     max_connections: Option<usize>,
+
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate
+    /// first, then intermediates); needs --tls-key.
+    ///
+    /// TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1 by ALPN. The files are read again
+    /// on SIGHUP and when they change on disk: a renewed certificate is served
+    /// to new connections without a restart, open connections are kept.
+    /// With TLS the public URL defaults to https://<listen address>.
+    #[arg(
+        long,
+        env = "BERTH_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "BERTH_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -147,6 +173,8 @@ struct FileConfig {
     idle_timeout_secs: Option<u64>,
     body_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -160,6 +188,8 @@ struct Settings {
     service_given: bool,
     /// The connection cap, when given (else derived from the fd limit).
     max_connections: Option<usize>,
+    /// The certificate and key, read and checked.
+    tls: Option<Arc<CertStore>>,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -247,8 +277,18 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if max_connections == Some(0) {
         bail!("--max-connections must be at least 1");
     }
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(Arc::new(CertStore::open(&cert, &key)?)),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-cert needs --tls-key: give the certificate's private key"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert: give the certificate chain"),
+    };
     let insecure_http = args.insecure_http.or(file.insecure_http).unwrap_or(false);
     if config.access_control
+        && tls.is_none()
         && !insecure_http
         && !listen.ip().is_loopback()
         && public_url
@@ -257,7 +297,8 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     {
         bail!(
             "refusing to serve the token endpoint over plain HTTP on {listen}: passwords would cross the network in clear text. \
-             Put a TLS proxy in front and set --public-url https://..., or pass --insecure-http true"
+             Serve TLS with --tls-cert FILE --tls-key FILE, or put a TLS proxy in front and set --public-url https://..., \
+             or pass --insecure-http true"
         );
     }
     Ok(Settings {
@@ -270,6 +311,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         config,
         service_given,
         max_connections,
+        tls,
     })
 }
 
@@ -311,7 +353,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     if config.public_url.is_empty() {
         // Settled now that the port is known; the service follows unless set.
-        let derived = berth_registry::Config::new(format!("http://{local}"));
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let derived = berth_registry::Config::new(format!("{scheme}://{local}"));
         if !settings.service_given {
             config.service = derived.service;
         }
@@ -330,8 +377,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .trim_start_matches("http://")
         .trim_start_matches("https://");
     eprintln!(
-        "berth {} listening on http://{local}",
-        env!("CARGO_PKG_VERSION")
+        "berth {} listening on {}://{local}",
+        env!("CARGO_PKG_VERSION"),
+        if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     );
     eprintln!("  data:       {}", settings.data_dir.display());
     eprintln!("  public URL: {public_url}");
@@ -357,11 +409,36 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         eprintln!("  try, in another terminal:");
         eprintln!("              berth push {host}/me/hello:1.0 README.md");
     }
-    berth_registry::serve(listener, registry, shutdown_signal())
+    if let Some(tls) = &settings.tls {
+        tokio::spawn(reload_on_hangup(Arc::clone(tls)));
+    }
+    berth_registry::serve_tls(listener, registry, settings.tls, shutdown_signal())
         .await
         .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the certificate files again at every SIGHUP.
+async fn reload_on_hangup(tls: Arc<CertStore>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate renewals are still picked up from the files");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(e) = tls.reload() {
+                tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; still serving the previous one");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Raises the soft open-file limit to the hard limit and returns the limit

@@ -152,15 +152,27 @@ impl Registry {
 /// The administrator created on first start.
 pub const ADMIN_USER: &str = "admin";
 
-/// Serves the registry on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// Serves the registry on `listener` (plain HTTP) until `shutdown`
+/// completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_tls(listener, registry, None, shutdown).await
+}
+
+/// Serves the registry on `listener`, over TLS with the certificate of
+/// `tls` when given, until `shutdown` completes, then lets in-flight requests
+/// finish.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    registry: Registry,
+    tls: Option<Arc<server::tls::CertStore>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_upload_expiry(registry.clone()));
-    let served = server::serve(listener, registry, shutdown).await;
+    let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
     served
 }

@@ -24,3 +24,4 @@ mod oras;
 mod podman;
 mod shutdown;
 mod skopeo;
+mod tls;

@@ -24,6 +24,8 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:<port>`.
     pub addr: String,
+    /// `http` or `https`.
+    pub scheme: String,
 }
 
 impl Server {
@@ -65,19 +67,24 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
+                if let Some(url) = line.split(" listening on ").nth(1) {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_owned());
+                        let _ = tx.send(url.trim().to_owned());
                     }
                 } else if !line.starts_with("  ") {
                     eprintln!("[berth] {line}");
                 }
             }
         });
-        let addr = rx
+        let url = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("berth serve prints its address within 30 s");
-        Self { child, addr }
+        let (scheme, addr) = url.split_once("://").expect("a URL");
+        Self {
+            child,
+            addr: addr.to_owned(),
+            scheme: scheme.to_owned(),
+        }
     }
 
     /// A bearer token for `admin` with `scope` (space-separated scopes).
@@ -104,9 +111,9 @@ impl Server {
             .expect("JSON body")
     }
 
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http://127.0.0.1:<port><path>` (`https` when serving TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// SIGKILL: no chance to flush or clean up, as in a crash.

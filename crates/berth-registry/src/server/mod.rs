@@ -18,6 +18,7 @@
 //!   finish (the caller bounds how long that may take).
 
 pub mod conn;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -116,11 +117,21 @@ impl Connections {
 
 /// Serves `registry` on `listener` until `shutdown` completes, then lets
 /// in-flight requests finish and returns when every connection has closed.
+/// With `tls`, every connection is TLS (HTTP/2 or HTTP/1.1 by ALPN), and the
+/// certificate files are watched for renewals meanwhile.
 pub async fn serve(
     listener: TcpListener,
     registry: Registry,
+    tls: Option<Arc<tls::CertStore>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let acceptor = match &tls {
+        Some(store) => Some(tokio_rustls::TlsAcceptor::from(
+            store.server_config().map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
+    let watcher = tls.map(|store| tokio::spawn(store.watch()));
     let limits = registry.config.limits;
     let metrics = Arc::clone(&registry.metrics);
     let app = crate::http::router(registry);
@@ -171,8 +182,28 @@ pub async fn serve(
         let connections = Arc::clone(&connections);
         let metrics = Arc::clone(&metrics);
         let stop = stop_rx.clone();
+        let acceptor = acceptor.clone();
         tasks.spawn(async move {
-            serve_connection(stream, peer, app, Arc::clone(&conn), limits, stop).await;
+            let io = Watched::new(stream, Arc::clone(&conn), limits);
+            match acceptor {
+                None => serve_connection(io, peer, app, Arc::clone(&conn), limits, stop).await,
+                Some(acceptor) => {
+                    // The handshake runs under the head clock: its bytes are
+                    // the start of the first request.
+                    let handshake = tokio::select! {
+                        handshake = acceptor.accept(io) => handshake,
+                        () = conn.evict.notified() => return,
+                    };
+                    match handshake {
+                        Ok(io) => {
+                            serve_connection(io, peer, app, Arc::clone(&conn), limits, stop).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        }
+                    }
+                }
+            }
             connections.remove(id);
             metrics.connection_closed(conn.reason());
         });
@@ -182,20 +213,25 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     tasks.close();
     tasks.wait().await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     Ok(())
 }
 
 /// Serves one connection until it ends, is evicted, or shutdown closes it
 /// gracefully.
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    io: S,
     peer: SocketAddr,
     app: Router,
     conn: Arc<Conn>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-) {
-    let io = TokioIo::new(Watched::new(stream, Arc::clone(&conn), limits));
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let service_conn = Arc::clone(&conn);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let in_flight = service_conn.begin(request.version() == hyper::Version::HTTP_2);

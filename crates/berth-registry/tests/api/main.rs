@@ -24,5 +24,6 @@ mod referrers;
 mod resume;
 mod support;
 mod tags;
+mod tls;
 mod uploads;
 mod workflows;
