@@ -36,11 +36,15 @@ impl BlobUpload {
     /// length check, one whose bytes changed by the registry's digest check.
     pub fn from_file(path: PathBuf, digest: Digest, size: u64) -> Self {
         let path = Arc::new(path);
-        let open: OpenBlob = Arc::new(move || {
+        let open: OpenBlob = Arc::new(move |offset| {
             let path = path.clone();
             Box::pin(async move {
-                let file = tokio::fs::File::open(path.as_ref()).await?;
-                Ok(file_stream(file, size))
+                let mut file = tokio::fs::File::open(path.as_ref()).await?;
+                if offset > 0 {
+                    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
+                        .await?;
+                }
+                Ok(file_stream(file, size.saturating_sub(offset)))
             })
         });
         Self {

@@ -36,5 +36,6 @@ pub use error::AuthError;
 pub use scopes::{DeleteAction, Operation, anonymous_subset, relevant_hint, request_scopes};
 pub use trace::{AuthorizationKind, Event, GrantKind, Observer};
 pub use transport::{
-    Body, ByteStream, Failure, OpenStream, Reply, Request, Transport, TransportOptions,
+    Body, ByteStream, Failure, NETWORK_RETRIES, OpenStream, Reply, Request, Transport,
+    TransportOptions,
 };

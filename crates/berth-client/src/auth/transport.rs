@@ -99,6 +99,11 @@ pub struct TransportOptions {
     pub password_grant: bool,
 }
 
+/// Times an idempotent request (`GET`, `HEAD`, `DELETE`, `PUT`) without a
+/// streamed body is sent again after a network failure (a refused or reset
+/// connection, an answer cut off), waiting 100 ms, 300 ms, then 900 ms.
+pub const NETWORK_RETRIES: u32 = 3;
+
 /// A stream of body bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
@@ -943,36 +948,66 @@ impl Transport {
             Sent::Bearer(token) => bearer_header(token),
         });
         for _ in 0..=MAX_REDIRECTS {
-            let mut builder = self
-                .http
-                .request(method.clone(), url.clone())
-                .headers(request.headers.clone());
-            if let Some(value) = &auth {
-                builder = builder.header(AUTHORIZATION, value.clone());
-            }
-            if let Some(body) = &body {
-                if let Some(length) = body.length() {
-                    builder = builder.header(CONTENT_LENGTH, length);
+            let mut retries = 0;
+            let response = loop {
+                let mut builder = self
+                    .http
+                    .request(method.clone(), url.clone())
+                    .headers(request.headers.clone());
+                if let Some(value) = &auth {
+                    builder = builder.header(AUTHORIZATION, value.clone());
                 }
-                let attempt = body.attempt().await.map_err(|source| AuthError::Source {
+                if let Some(body) = &body {
+                    if let Some(length) = body.length() {
+                        builder = builder.header(CONTENT_LENGTH, length);
+                    }
+                    let attempt = body.attempt().await.map_err(|source| AuthError::Source {
+                        url: shown(&url),
+                        source,
+                    })?;
+                    builder = builder.body(attempt);
+                }
+                self.emit(|| Event::Request {
+                    method: method.clone(),
                     url: shown(&url),
-                    source,
-                })?;
-                builder = builder.body(attempt);
-            }
-            self.emit(|| Event::Request {
-                method: method.clone(),
-                url: shown(&url),
-                authorization: match &auth {
-                    None => AuthorizationKind::None,
-                    Some(v) if v.as_bytes().starts_with(b"Basic") => AuthorizationKind::Basic,
-                    Some(_) => AuthorizationKind::Bearer,
-                },
-            });
-            let response = builder.send().await.map_err(|source| AuthError::Http {
-                url: shown(&url),
-                source,
-            })?;
+                    authorization: match &auth {
+                        None => AuthorizationKind::None,
+                        Some(v) if v.as_bytes().starts_with(b"Basic") => AuthorizationKind::Basic,
+                        Some(_) => AuthorizationKind::Bearer,
+                    },
+                });
+                match builder.send().await {
+                    Ok(response) => break response,
+                    // An idempotent request whose body is in memory (a
+                    // manifest) or absent is sent again after a network
+                    // failure; a streamed body or a PATCH chunk is left to
+                    // its caller, which knows where an upload stands.
+                    Err(source)
+                        if retries < NETWORK_RETRIES
+                            && matches!(body, None | Some(Body::Bytes(_)))
+                            && matches!(
+                                method,
+                                Method::GET | Method::HEAD | Method::DELETE | Method::PUT
+                            )
+                            && (source.is_connect()
+                                || source.is_request()
+                                || source.is_timeout()) =>
+                    {
+                        retries += 1;
+                        tracing::debug!(url = %shown(&url), error = %source, retries, "network failure; sending the request again");
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            100 * 3u64.pow(retries - 1),
+                        ))
+                        .await;
+                    }
+                    Err(source) => {
+                        return Err(AuthError::Http {
+                            url: shown(&url),
+                            source,
+                        });
+                    }
+                }
+            };
             let status = response.status();
             self.emit(|| Event::Response {
                 status: status.as_u16(),

@@ -78,10 +78,11 @@ pub struct Manifest {
     pub digest: Digest,
 }
 
-/// A client for one registry.
-#[derive(Debug)]
+/// A client for one registry; clones share one transport (connections,
+/// tokens).
+#[derive(Debug, Clone)]
 pub struct RegistryClient {
-    transport: Transport,
+    transport: std::sync::Arc<Transport>,
 }
 
 impl RegistryClient {
@@ -92,7 +93,7 @@ impl RegistryClient {
         options: TransportOptions,
     ) -> Result<Self, ClientError> {
         Ok(Self {
-            transport: Transport::new(registry, credential, options)?,
+            transport: std::sync::Arc::new(Transport::new(registry, credential, options)?),
         })
     }
 
@@ -240,13 +241,57 @@ impl RegistryClient {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> Result<BlobStream, ClientError> {
+        self.get_blob_from(repo, digest, 0).await
+    }
+
+    /// `GET` a blob's bytes from byte `offset` on (`Range: bytes=<offset>-`;
+    /// a registry that ignores the range has the bytes before `offset`
+    /// skipped). A download cut off midway is continued from where it
+    /// stopped with another ranged `GET`. From `offset` 0 the bytes are
+    /// checked against `digest` as they stream.
+    pub async fn get_blob_from(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobStream, ClientError> {
+        let what = format!("blob {repo}@{digest}");
+        let reopen: blob::Reopen = {
+            let client = self.clone();
+            let repo = repo.clone();
+            let digest = digest.clone();
+            std::sync::Arc::new(move |from: u64| {
+                let client = client.clone();
+                let repo = repo.clone();
+                let digest = digest.clone();
+                Box::pin(async move { client.blob_response(&repo, &digest, from).await })
+            })
+        };
+        let response = self.blob_response(repo, digest, offset).await?;
+        BlobStream::new(response, digest.clone(), what, offset, reopen)
+    }
+
+    /// The answer to a blob `GET` from `offset`.
+    async fn blob_response(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<reqwest::Response, ClientError> {
         let what = format!("blob {repo}@{digest}");
         let url = self.transport.url(&format!("/v2/{repo}/blobs/{digest}"))?;
-        let request = Request::new(Method::GET, url);
-        let response = self
-            .success(&Operation::Pull(repo.clone()), &request, &what)
-            .await?;
-        Ok(BlobStream::new(response, digest.clone(), what))
+        let mut request = Request::new(Method::GET, url);
+        if offset > 0 {
+            let range = HeaderValue::from_str(&format!("bytes={offset}-")).map_err(|_| {
+                ClientError::BadResponse {
+                    what: what.clone(),
+                    reason: "a Range header cannot be written".to_owned(),
+                }
+            })?;
+            request = request.header(reqwest::header::RANGE, range);
+        }
+        self.success(&Operation::Pull(repo.clone()), &request, &what)
+            .await
     }
 
     /// `DELETE` a manifest. [`ClientError::DeleteUnsupported`] where the

@@ -16,6 +16,14 @@
 //! time that request is expected to take ([`Transport::token_for_duration`]),
 //! so a token never runs out mid-layer; a registry that checks a token at the
 //! start of a request (all do) then never sees an expired one.
+//!
+//! An upload cut off by the network is continued, not restarted: the
+//! session's status (`GET <location>`) tells how many bytes the registry
+//! kept (berth keeps what arrived; others keep whole chunks), and the rest
+//! goes in `PATCH` chunks from there, the source reopened at that byte. With
+//! [`UploadOptions::resume_dir`], the session's `Location` is also kept in a
+//! file until the blob is in, so that the next run (after a crash or a
+//! Ctrl-C) continues it too.
 
 use std::sync::Arc;
 
@@ -34,13 +42,21 @@ const CHUNK_MIN_LENGTH: &str = "oci-chunk-min-length";
 /// misbehaving; chunks are held in memory).
 const MAX_CHUNK: u64 = 256 * 1024 * 1024;
 
-/// Opens a blob's bytes from the first one; called again when an upload must
-/// restart (a chunked retry after the monolithic `PUT` was refused).
+/// Opens a blob's bytes from the byte at the given offset; called again
+/// when an upload must restart or continue (a chunked retry after the
+/// monolithic `PUT` was refused, an upload continued after a cut).
 pub type OpenBlob = Arc<
-    dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<ByteStream, std::io::Error>> + Send>>
+    dyn Fn(
+            u64,
+        )
+            -> std::pin::Pin<Box<dyn Future<Output = Result<ByteStream, std::io::Error>> + Send>>
         + Send
         + Sync,
 >;
+
+/// Cuts in a row, with no byte kept by the registry between them, before an
+/// upload gives up (its session stays, for a later run to continue).
+pub const MAX_CUTS_WITHOUT_PROGRESS: u32 = 5;
 
 /// Told the number of bytes of a blob sent so far (it starts again from 0
 /// when an upload restarts).
@@ -75,8 +91,11 @@ impl BlobUpload {
     pub fn from_bytes(bytes: Bytes) -> Self {
         let digest = Digest::sha256_of(&bytes);
         let size = bytes.len() as u64;
-        let open: OpenBlob = Arc::new(move || {
-            let bytes = bytes.clone();
+        let open: OpenBlob = Arc::new(move |offset| {
+            let from = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let bytes = bytes.slice(from..);
             Box::pin(async move {
                 let stream: ByteStream = Box::pin(futures_util::stream::iter([Ok(bytes)]));
                 Ok(stream)
@@ -105,6 +124,10 @@ pub struct UploadOptions {
     /// second (default 8 MiB/s): with the size, it gives the time a token
     /// must stay valid for.
     pub assumed_rate: u64,
+    /// A directory where the `Location` of each unfinished upload session is
+    /// kept (one small file per registry, repository and digest) until its
+    /// blob is in, so that another run continues it (default: none).
+    pub resume_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for UploadOptions {
@@ -113,6 +136,7 @@ impl Default for UploadOptions {
             monolithic: true,
             chunk_size: 8 * 1024 * 1024,
             assumed_rate: 8 * 1024 * 1024,
+            resume_dir: None,
         }
     }
 }
@@ -143,8 +167,18 @@ struct Session {
 enum MonolithicRefused {
     /// The registry refused a single `PUT` of this size: go chunked.
     Fallback(String),
+    /// The connection was cut after the registry kept some bytes: continue
+    /// in chunks from there on the same session.
+    Continue(Session, u64),
     /// Any other failure: stop.
     Failed(ClientError),
+}
+
+/// Whether a transport error is the network's (a cut, a reset, a timeout),
+/// after which an upload session may hold some of the bytes sent.
+fn network_cut(error: &AuthError) -> bool {
+    matches!(error, AuthError::Http { source, .. }
+        if source.is_request() || source.is_body() || source.is_timeout() || source.is_connect())
 }
 
 impl RegistryClient {
@@ -177,7 +211,8 @@ impl RegistryClient {
 
     /// Puts `blob` into `repo`: skipped when the repository holds it,
     /// mounted when [`BlobUpload::mount_from`] holds it, else uploaded
-    /// (monolithic first, chunked as the fallback).
+    /// (monolithic first, chunked as the fallback), continuing a session a
+    /// previous run left when [`UploadOptions::resume_dir`] names one.
     pub async fn push_blob(
         &self,
         repo: &RepositoryName,
@@ -194,38 +229,132 @@ impl RegistryClient {
             return Ok(Pushed::Existed);
         }
         let what = format!("upload of blob {repo}@{}", blob.digest);
-        let session = match self.open_session(repo, blob, &operation, &what).await? {
+        let saved = options
+            .resume_dir
+            .as_deref()
+            .map(|dir| SavedSession::new(dir, self.registry(), repo, &blob.digest));
+        if let Some(saved) = &saved
+            && let Some(location) = saved.load()
+        {
+            match self.upload_status(&operation, &location).await {
+                Some((session, offset)) => {
+                    tracing::info!(%repo, digest = %blob.digest, offset, "continuing the upload a previous run left");
+                    let result = self
+                        .put_chunked(&operation, session, blob, options, progress, &what, offset)
+                        .await;
+                    return finish_saved(saved, result);
+                }
+                None => saved.forget(),
+            }
+        }
+        let result = self
+            .upload_new(
+                repo,
+                &operation,
+                blob,
+                options,
+                progress,
+                &what,
+                saved.as_ref(),
+            )
+            .await;
+        match &saved {
+            Some(saved) => finish_saved(saved, result),
+            None => result,
+        }
+    }
+
+    /// Opens a session and uploads through it: monolithic first (unless
+    /// told otherwise), chunked on a refusal, continued after a cut.
+    #[expect(clippy::too_many_arguments, reason = "the upload's whole context")]
+    async fn upload_new(
+        &self,
+        repo: &RepositoryName,
+        operation: &Operation,
+        blob: &BlobUpload,
+        options: &UploadOptions,
+        progress: Option<OnProgress>,
+        what: &str,
+        saved: Option<&SavedSession>,
+    ) -> Result<Pushed, ClientError> {
+        let session = match self.open_session(repo, blob, operation, what).await? {
             Ok(session) => session,
             Err(pushed) => return Ok(pushed),
         };
-        if options.monolithic {
-            match self
-                .put_whole(&operation, session, blob, options, progress.clone(), &what)
-                .await
-            {
-                Ok(()) => return Ok(Pushed::Monolithic),
-                Err(MonolithicRefused::Failed(e)) => return Err(e),
-                Err(MonolithicRefused::Fallback(reason)) => {
-                    tracing::info!(%repo, digest = %blob.digest, %reason, "single PUT refused; uploading in chunks");
-                }
-            }
-            let reopened = BlobUpload {
-                mount_from: None,
-                ..blob.clone()
-            };
-            let session = match self
-                .open_session(repo, &reopened, &operation, &what)
-                .await?
-            {
-                Ok(session) => session,
-                Err(pushed) => return Ok(pushed),
-            };
+        if let Some(saved) = saved {
+            saved.save(&session.location);
+        }
+        if !options.monolithic {
             return self
-                .put_chunked(&operation, session, blob, options, progress, &what)
+                .put_chunked(operation, session, blob, options, progress, what, 0)
                 .await;
         }
-        self.put_chunked(&operation, session, blob, options, progress, &what)
+        match self
+            .put_whole(operation, session, blob, options, progress.clone(), what)
             .await
+        {
+            Ok(()) => Ok(Pushed::Monolithic),
+            Err(MonolithicRefused::Failed(e)) => Err(e),
+            Err(MonolithicRefused::Continue(session, offset)) => {
+                tracing::info!(%repo, digest = %blob.digest, offset, "upload cut off; continuing in chunks from what the registry kept");
+                self.put_chunked(operation, session, blob, options, progress, what, offset)
+                    .await
+            }
+            Err(MonolithicRefused::Fallback(reason)) => {
+                tracing::info!(%repo, digest = %blob.digest, %reason, "single PUT refused; uploading in chunks");
+                let reopened = BlobUpload {
+                    mount_from: None,
+                    ..blob.clone()
+                };
+                let session = match self.open_session(repo, &reopened, operation, what).await? {
+                    Ok(session) => session,
+                    Err(pushed) => return Ok(pushed),
+                };
+                if let Some(saved) = saved {
+                    saved.save(&session.location);
+                }
+                self.put_chunked(operation, session, blob, options, progress, what, 0)
+                    .await
+            }
+        }
+    }
+
+    /// `GET <location>`: the session (its current `Location`) and how many
+    /// bytes the registry holds of it; `None` when the session is gone or
+    /// the registry cannot tell.
+    async fn upload_status(&self, operation: &Operation, location: &Url) -> Option<(Session, u64)> {
+        let request = Request::new(Method::GET, location.clone());
+        let response = match self.transport.send(operation, &request).await {
+            Ok(Reply::Success(response)) if response.status() == StatusCode::NO_CONTENT => response,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "asking an upload's status failed");
+                return None;
+            }
+        };
+        // `Range: 0-<last byte>`; distribution answers `0-0` for none.
+        let end: Option<u64> = response
+            .headers()
+            .get(reqwest::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().trim_start_matches("bytes=").split_once('-'))
+            .and_then(|(_, end)| end.trim().parse().ok());
+        let offset = end.map_or(0, |end| if end == 0 { 0 } else { end + 1 });
+        let location = self
+            .location(&response, location, "upload status")
+            .unwrap_or_else(|_| location.clone());
+        let min_chunk = response
+            .headers()
+            .get(CHUNK_MIN_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        Some((
+            Session {
+                location,
+                min_chunk,
+            },
+            offset,
+        ))
     }
 
     /// `POST` a new session (a mount when asked): `Err(Mounted)` when the
@@ -246,7 +375,20 @@ impl RegistryClient {
         };
         let url = self.transport.url(&path)?;
         let request = Request::new(Method::POST, url).header(CONTENT_LENGTH, HeaderValue::from(0));
-        let response = match self.transport.send(operation, &request).await? {
+        // A POST cut off by the network is sent again: at worst the registry
+        // holds an extra empty session, which it expires.
+        let mut retries = 0;
+        let reply = loop {
+            match self.transport.send(operation, &request).await {
+                Err(e) if network_cut(&e) && retries < crate::auth::NETWORK_RETRIES => {
+                    retries += 1;
+                    tracing::debug!(error = %e, "opening an upload cut off; again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                reply => break reply?,
+            }
+        };
+        let response = match reply {
             Reply::Success(response) => response,
             Reply::Failure(f) => return Err(ClientError::from_failure(what, &f)),
         };
@@ -324,7 +466,7 @@ impl RegistryClient {
         let stream_open: crate::auth::OpenStream = Arc::new(move || {
             let open = open.clone();
             let progress = progress.clone();
-            Box::pin(async move { Ok(counted(open().await?, progress)) })
+            Box::pin(async move { Ok(counted(open(0).await?, 0, progress)) })
         });
         let request = Request::new(Method::PUT, url)
             .header(
@@ -334,11 +476,18 @@ impl RegistryClient {
             .stream(blob.size, stream_open);
         let reply = match self.transport.send(operation, &request).await {
             Ok(reply) => reply,
-            // The connection was cut while the body went out: a proxy's
-            // body limit does this.
-            Err(AuthError::Http { source, .. }) if source.is_request() || source.is_body() => {
+            // The connection was cut while the body went out: the network,
+            // or a proxy's body limit. Continue from what the registry kept;
+            // when it kept nothing, go chunked from the start.
+            Err(e) if network_cut(&e) => {
+                if let Some((session, offset)) =
+                    self.upload_status(operation, &session.location).await
+                    && offset > 0
+                {
+                    return Err(MonolithicRefused::Continue(session, offset));
+                }
                 self.cancel(operation, &session.location).await;
-                return Err(MonolithicRefused::Fallback(source.to_string()));
+                return Err(MonolithicRefused::Fallback(e.to_string()));
             }
             Err(e) => return Err(MonolithicRefused::Failed(e.into())),
         };
@@ -367,7 +516,11 @@ impl RegistryClient {
         }
     }
 
-    /// The chunked upload: `PATCH` chunks, then the closing `PUT`.
+    /// The chunked upload from byte `start` (what the session holds
+    /// already): `PATCH` chunks, then the closing `PUT`. A chunk cut off by
+    /// the network is followed by a status request, and the upload goes on
+    /// from the byte the registry reports, the source reopened there.
+    #[expect(clippy::too_many_arguments, reason = "the upload's whole context")]
     async fn put_chunked(
         &self,
         operation: &Operation,
@@ -376,6 +529,7 @@ impl RegistryClient {
         options: &UploadOptions,
         progress: Option<OnProgress>,
         what: &str,
+        start: u64,
     ) -> Result<Pushed, ClientError> {
         let chunk_size = options
             .chunk_size
@@ -391,17 +545,13 @@ impl RegistryClient {
             });
         }
         let mut location = session.location;
-        let mut stream = (blob.open)().await.map_err(|source| {
-            ClientError::from(AuthError::Source {
-                url: what.to_owned(),
-                source,
-            })
-        })?;
+        let mut sent = start;
+        let mut stream = self.open_at(blob, sent, what).await?;
         if let Some(progress) = &progress {
-            progress(0);
+            progress(sent);
         }
-        let mut sent: u64 = 0;
         let mut chunks: u64 = 0;
+        let mut cuts_without_progress = 0u32;
         let mut pending = BytesMut::new();
         let mut ended = false;
         loop {
@@ -443,19 +593,54 @@ impl RegistryClient {
                 )
                 .header(CONTENT_RANGE, range)
                 .body(chunk);
-            let response = match self.transport.send(operation, &request).await? {
-                Reply::Success(response) => response,
-                Reply::Failure(f) => {
+            let cause: ClientError = match self.transport.send(operation, &request).await {
+                Ok(Reply::Success(response)) => {
+                    location = self.location(&response, &location, what)?;
+                    sent = end + 1;
+                    chunks += 1;
+                    if let Some(progress) = &progress {
+                        progress(sent);
+                    }
+                    continue;
+                }
+                // The session is not where this client thought (another
+                // request of it was still being written, or kept less).
+                Ok(Reply::Failure(f)) if f.status == StatusCode::RANGE_NOT_SATISFIABLE => {
+                    ClientError::from_failure(format!("{what} (chunk {sent}-{end})"), &f)
+                }
+                Ok(Reply::Failure(f)) => {
                     self.cancel(operation, &location).await;
                     return Err(ClientError::from_failure(
                         format!("{what} (chunk {sent}-{end})"),
                         &f,
                     ));
                 }
+                Err(e) if network_cut(&e) => e.into(),
+                Err(e) => return Err(e.into()),
             };
-            location = self.location(&response, &location, what)?;
-            sent = end + 1;
-            chunks += 1;
+            // Where does the session stand? Continue from there.
+            let status = self.upload_status(operation, &location).await;
+            let Some((session, kept)) = status.filter(|(_, kept)| *kept <= end + 1) else {
+                return Err(cause);
+            };
+            if kept > sent {
+                cuts_without_progress = 0;
+            } else {
+                cuts_without_progress += 1;
+            }
+            if cuts_without_progress >= MAX_CUTS_WITHOUT_PROGRESS {
+                return Err(cause);
+            }
+            tracing::info!(digest = %blob.digest, kept, %cause, "chunk interrupted; continuing from what the registry kept");
+            tokio::time::sleep(std::time::Duration::from_millis(
+                200 * u64::from(cuts_without_progress),
+            ))
+            .await;
+            location = session.location;
+            sent = kept;
+            pending.clear();
+            ended = false;
+            stream = self.open_at(blob, sent, what).await?;
             if let Some(progress) = &progress {
                 progress(sent);
             }
@@ -469,11 +654,42 @@ impl RegistryClient {
         }
         let request = Request::new(Method::PUT, with_digest(location, &blob.digest))
             .header(CONTENT_LENGTH, HeaderValue::from(0));
-        match self.transport.send(operation, &request).await? {
-            Reply::Success(response) => check_created(&response, &blob.digest, what)?,
-            Reply::Failure(f) => return Err(ClientError::from_failure(what, &f)),
+        // The transport sends a closing PUT cut off by the network again; if
+        // the first one had gone through, the session is gone (404) and the
+        // blob is in: ask for it before calling that a failure.
+        let failure = match self.transport.send(operation, &request).await {
+            Ok(Reply::Success(response)) => {
+                check_created(&response, &blob.digest, what)?;
+                return Ok(Pushed::Chunked { chunks });
+            }
+            Ok(Reply::Failure(f)) if f.status == StatusCode::NOT_FOUND => {
+                ClientError::from_failure(what, &f)
+            }
+            Ok(Reply::Failure(f)) => return Err(ClientError::from_failure(what, &f)),
+            Err(e) if network_cut(&e) => e.into(),
+            Err(e) => return Err(e.into()),
+        };
+        if let Operation::Push(repo, _) = operation
+            && self.blob_size(repo, &blob.digest, operation).await? == Some(blob.size)
+        {
+            return Ok(Pushed::Chunked { chunks });
         }
-        Ok(Pushed::Chunked { chunks })
+        Err(failure)
+    }
+
+    /// The blob's bytes from byte `offset` on.
+    async fn open_at(
+        &self,
+        blob: &BlobUpload,
+        offset: u64,
+        what: &str,
+    ) -> Result<ByteStream, ClientError> {
+        (blob.open)(offset).await.map_err(|source| {
+            ClientError::from(AuthError::Source {
+                url: what.to_owned(),
+                source,
+            })
+        })
     }
 
     /// Ends an upload session that will not be finished (best effort: the
@@ -566,13 +782,14 @@ fn check_created(
     Ok(())
 }
 
-/// `stream`, telling `progress` the running byte count.
-fn counted(stream: ByteStream, progress: Option<OnProgress>) -> ByteStream {
+/// `stream` (the bytes from `start` on), telling `progress` the running
+/// byte count.
+fn counted(stream: ByteStream, start: u64, progress: Option<OnProgress>) -> ByteStream {
     let Some(progress) = progress else {
         return stream;
     };
-    progress(0);
-    let mut total = 0u64;
+    progress(start);
+    let mut total = start;
     Box::pin(stream.map(move |item| {
         if let Ok(bytes) = &item {
             total += bytes.len() as u64;
@@ -580,4 +797,66 @@ fn counted(stream: ByteStream, progress: Option<OnProgress>) -> ByteStream {
         }
         item
     }))
+}
+
+/// The end of an upload that may have left a saved session: a blob that is
+/// in, or a failure other than a cut, needs it no more.
+fn finish_saved(
+    saved: &SavedSession,
+    result: Result<Pushed, ClientError>,
+) -> Result<Pushed, ClientError> {
+    match &result {
+        Err(ClientError::Auth(e)) if network_cut(e) => {}
+        _ => saved.forget(),
+    }
+    result
+}
+
+/// The `Location` of an unfinished upload session, kept in a file of
+/// [`UploadOptions::resume_dir`] named after a SHA-256 of the registry,
+/// repository and digest (mode 0600: a `Location` may carry state a
+/// registry signs). Best effort: a file that cannot be written only means
+/// the next run starts over.
+struct SavedSession {
+    path: std::path::PathBuf,
+}
+
+impl SavedSession {
+    fn new(
+        dir: &std::path::Path,
+        registry: &berth_core::reference::Registry,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Self {
+        let key = Digest::sha256_of(format!("{registry}\n{repo}\n{digest}").as_bytes());
+        Self {
+            path: dir.join(format!("{}.url", key.hex())),
+        }
+    }
+
+    fn load(&self) -> Option<Url> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        Url::parse(text.trim()).ok()
+    }
+
+    fn save(&self, location: &Url) {
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&self.path)?;
+            std::io::Write::write_all(&mut file, location.as_str().as_bytes())
+        };
+        if let Err(e) = write() {
+            tracing::debug!(path = %self.path.display(), error = %e, "cannot keep the upload session for a later run");
+        }
+    }
+
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -191,14 +191,14 @@ pub(super) async fn transfer_blob(
     }
 }
 
-/// Opens the source's bytes of `blob`, anew at each call.
+/// Opens the source's bytes of `blob` from an offset, anew at each call.
 fn opener(source: &Endpoint, blob: &Descriptor) -> OpenBlob {
     let source = source.clone();
     let digest = blob.digest.clone();
-    Arc::new(move || {
+    Arc::new(move |offset| {
         let source = source.clone();
         let digest = digest.clone();
-        Box::pin(async move { open_source(&source, &digest).await })
+        Box::pin(async move { open_source(&source, &digest, offset).await })
     })
 }
 
@@ -208,11 +208,19 @@ fn opener(source: &Endpoint, blob: &Descriptor) -> OpenBlob {
 /// commit), so hashing here too would only spend CPU.
 ///
 /// [`BlobWriter`]: crate::layout::BlobWriter
-async fn open_source(source: &Endpoint, digest: &Digest) -> Result<ByteStream, std::io::Error> {
+///
+/// From a registry, a download cut off midway continues from where it
+/// stopped ([`crate::client::BlobStream`]); `offset` starts it further in
+/// (an upload continued after a cut).
+async fn open_source(
+    source: &Endpoint,
+    digest: &Digest,
+    offset: u64,
+) -> Result<ByteStream, std::io::Error> {
     match source {
         Endpoint::Registry { client, repo, .. } => {
             let stream = client
-                .get_blob(repo, digest)
+                .get_blob_from(repo, digest, offset)
                 .await
                 .map_err(std::io::Error::other)?
                 .unverified();
@@ -221,11 +229,14 @@ async fn open_source(source: &Endpoint, digest: &Digest) -> Result<ByteStream, s
             ))
         }
         Endpoint::Layout { layout, .. } => {
-            let (file, size) = layout
+            let (mut file, size) = layout
                 .open_blob(digest)
                 .await
                 .map_err(std::io::Error::other)?;
-            Ok(crate::file::file_stream(file, size))
+            if offset > 0 {
+                tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset)).await?;
+            }
+            Ok(crate::file::file_stream(file, size.saturating_sub(offset)))
         }
     }
 }
@@ -236,7 +247,7 @@ async fn write_to_layout(
     blob: &Descriptor,
     progress: Option<OnProgress>,
 ) -> Result<(), CopyError> {
-    let mut stream = open_source(source, &blob.digest)
+    let mut stream = open_source(source, &blob.digest, 0)
         .await
         .map_err(|e| source_error(source, &blob.digest, e))?;
     let mut writer = layout.blob_writer(&blob.digest).await?;

@@ -12,6 +12,9 @@
 //!   an anonymous copy of a private repository.
 //! - `push`: writing against berth: uploads (monolithic, chunked), mount,
 //!   manifest `PUT`, blob `DELETE`, token refresh during a long upload.
+//! - `resume`: a 1 GiB copy between two berths behind proxies that cut
+//!   connections at random points: downloads continue with `Range`, uploads
+//!   from what the registry kept.
 //! - `push_quirks`: fixture registries with upload quirks (a proxy's body
 //!   limit with `OCI-Chunk-Min-Length`, stateful relative `Location`s, a
 //!   refused digest, a 405 to a blob `DELETE`).
@@ -28,5 +31,6 @@ mod props;
 mod push;
 mod push_quirks;
 mod quirks;
+mod resume;
 mod support;
 mod tls;

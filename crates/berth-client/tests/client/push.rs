@@ -140,7 +140,8 @@ async fn chunked_upload_on_request() {
 /// yields, as a slow link would over a long upload.
 fn slow_blob(data: &Bytes, piece: usize, clock: Arc<ManualClock>) -> BlobUpload {
     let pieces: Vec<Bytes> = data.chunks(piece).map(Bytes::copy_from_slice).collect();
-    let open: OpenBlob = Arc::new(move || {
+    let open: OpenBlob = Arc::new(move |offset| {
+        assert_eq!(offset, 0, "this upload is never cut");
         let pieces = pieces.clone();
         let clock = clock.clone();
         Box::pin(async move {
@@ -183,6 +184,7 @@ async fn a_long_chunked_upload_refreshes_its_token_ahead_of_expiry() {
         chunk_size: chunk as u64,
         // 300 000 bytes at 10 000 B/s: each PATCH is expected to take 30 s.
         assumed_rate: 10_000,
+        resume_dir: None,
     };
 
     let pushed = client.push_blob(&name, &blob, &upload, None).await;

@@ -43,9 +43,20 @@ pub struct Berth {
 impl Berth {
     /// berth with `Config::new` defaults changed by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        Self::start_on(listener, addr, configure).await
+    }
+
+    /// berth serving on `listener`, reached by clients at `public` (another
+    /// address, such as a proxy's, in front of it).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        public: SocketAddr,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = public;
         let base = format!("http://{addr}");
         let mut config = Config::new(base.clone());
         configure(&mut config);

@@ -55,7 +55,7 @@ pub async fn start_upload(
     };
     let digest = parse_digest_param(&digest)?;
     let limit = declared_length(headers)?.unwrap_or(u64::MAX);
-    let _busy = UploadLock::acquire(r, &session.id)?;
+    let _busy = UploadLock::acquire(r, &session.id).await?;
     let session = append(r, session, body, limit, declared_length(headers)?).await?;
     finish(r, name, session, &digest).await
 }
@@ -66,6 +66,10 @@ pub async fn get_upload(
     name: &RepositoryName,
     id: &UploadId,
 ) -> Result<Response, RegistryError> {
+    // A request still writing to the session (its client may be gone, the
+    // server not yet aware) is let finish, so that the offset reported
+    // includes what it stored.
+    drop(UploadLock::acquire(r, id).await?);
     let session = find_session(r, name, id).await?;
     Ok(session_response(r, &session, StatusCode::NO_CONTENT))
 }
@@ -79,7 +83,7 @@ pub async fn patch_upload(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
-    let _busy = UploadLock::acquire(r, id)?;
+    let _busy = UploadLock::acquire(r, id).await?;
     let session = find_session(r, name, id).await?;
     let exact = chunk_length(&session, headers)?;
     let session = append(r, session, body, exact.unwrap_or(u64::MAX), exact).await?;
@@ -103,7 +107,7 @@ pub async fn put_upload(
         )
     })?;
     let digest = parse_digest_param(&digest)?;
-    let _busy = UploadLock::acquire(r, id)?;
+    let _busy = UploadLock::acquire(r, id).await?;
     let mut session = find_session(r, name, id).await?;
     let length = declared_length(headers)?;
     // A PUT without a body (no Content-Length, no chunked encoding) closes the
@@ -122,7 +126,7 @@ pub async fn cancel_upload(
     name: &RepositoryName,
     id: &UploadId,
 ) -> Result<Response, RegistryError> {
-    let _busy = UploadLock::acquire(r, id)?;
+    let _busy = UploadLock::acquire(r, id).await?;
     let session = find_session(r, name, id).await?;
     r.blobs.abort(&session.staging).await?;
     r.meta.delete_upload(&session.id).await?;
@@ -450,27 +454,41 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, RegistryError> {
     }
 }
 
+/// How long a request waits for another one writing to the same session.
+const UPLOAD_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One request at a time per upload session within this process: two
 /// concurrent PATCHes on one session would interleave their bytes in one
-/// staging file. The second gets 416 and retries from the offset in `Range`.
+/// staging file. A request that finds the session busy waits for up to
+/// [`UPLOAD_LOCK_WAIT`]: the usual case is a client continuing an upload
+/// whose previous request was cut off, before the server noticed the cut.
+/// Past that it gets 416 and retries from the offset in `Range`.
 struct UploadLock {
     busy: BusyUploads,
     id: UploadId,
 }
 
 impl UploadLock {
-    fn acquire(r: &Registry, id: &UploadId) -> Result<Self, RegistryError> {
-        let mut busy = r.busy_uploads.lock().unwrap_or_else(|p| p.into_inner());
-        if !busy.insert(id.clone()) {
-            return Err(RegistryError::spec(
-                ErrorCode::RangeInvalid,
-                format!("another request is writing to upload {id}; send chunks one at a time"),
-            ));
+    async fn acquire(r: &Registry, id: &UploadId) -> Result<Self, RegistryError> {
+        let started = std::time::Instant::now();
+        loop {
+            {
+                let mut busy = r.busy_uploads.lock().unwrap_or_else(|p| p.into_inner());
+                if busy.insert(id.clone()) {
+                    return Ok(Self {
+                        busy: r.busy_uploads.clone(),
+                        id: id.clone(),
+                    });
+                }
+            }
+            if started.elapsed() >= UPLOAD_LOCK_WAIT {
+                return Err(RegistryError::spec(
+                    ErrorCode::RangeInvalid,
+                    format!("another request is writing to upload {id}; send chunks one at a time"),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        Ok(Self {
-            busy: r.busy_uploads.clone(),
-            id: id.clone(),
-        })
     }
 }
 
