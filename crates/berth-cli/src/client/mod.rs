@@ -128,15 +128,6 @@ pub fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
     Ok(runtime.block_on(future))
 }
 
-/// Ends a client command: on failure, one line on stderr and exit code 1.
-pub fn finish(result: anyhow::Result<()>) -> anyhow::Result<()> {
-    if let Err(e) = result {
-        eprintln!("berth: {e:#}");
-        std::process::exit(1);
-    }
-    Ok(())
-}
-
 /// Writes to stdout; a closed pipe (`berth tags ... | head -1`) ends the
 /// program with success, as the reader has what it wanted.
 pub fn print_out(text: &str) -> anyhow::Result<()> {

@@ -83,7 +83,7 @@ impl Stream for BlobStream {
                 this.digester = None;
                 Poll::Ready(Some(Err(ClientError::Body {
                     what: this.what.clone(),
-                    source,
+                    source: source.without_url(),
                 })))
             }
             Poll::Ready(None) => {
