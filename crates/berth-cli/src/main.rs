@@ -40,6 +40,12 @@ enum Command {
     Login(client::login::LoginArgs),
     /// Log out of a registry: remove its stored credential.
     Logout(client::logout::LogoutArgs),
+    /// Push files as an OCI artifact (as `oras push` does).
+    Push(client::push::PushArgs),
+    /// Pull the files of an artifact into a directory (as `oras pull` does).
+    Pull(client::pull::PullArgs),
+    /// Show a manifest, an index's platforms, an image's layers and config.
+    Inspect(client::inspect::InspectArgs),
     /// List a registry's repositories (/v2/_catalog).
     Catalog(client::catalog::CatalogArgs),
     /// List the tags of a repository.
@@ -72,6 +78,9 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin::run(args),
         Command::Login(args) => client::login::run(args),
         Command::Logout(args) => client::logout::run(args),
+        Command::Push(args) => client::push::run(args),
+        Command::Pull(args) => client::pull::run(args),
+        Command::Inspect(args) => client::inspect::run(args),
         Command::Catalog(args) => client::catalog::run(args),
         Command::Tags(args) => client::tags::run(args),
         Command::Digest(args) => client::digest::run(args),

@@ -1,12 +1,14 @@
-//! The client commands: `login`, `logout`, `catalog`, `tags`, `digest`,
-//! `delete`, `untag`, `copy`, `manifest get|put|delete`, `blob get|put|delete`
-//! and `auth explain`, on berth-client.
+//! The client commands: `login`, `logout`, `push`, `pull`, `inspect`,
+//! `catalog`, `tags`, `digest`, `delete`, `untag`, `copy`, `manifest
+//! get|put|delete`, `blob get|put|delete` and `auth explain`, on
+//! berth-client.
 //!
 //! Credentials come from `CredentialStore::from_env()` (BERTH_USERNAME and
 //! BERTH_PASSWORD, podman's auth.json files, docker's config.json and its
 //! helpers), looked up by the registry's credential key. Results go to stdout,
-//! notes and the `-v` trace to stderr. A failure prints one line,
-//! `berth: <what failed: why; what to do>`, and exits 1.
+//! notes and the `-v` trace to stderr. A failure is returned to `main`, which
+//! prints it as one line, `berth: <what failed>: <why>; <what to do>`, and
+//! exits 1.
 
 pub mod auth;
 pub mod blob;
@@ -14,9 +16,13 @@ pub mod catalog;
 pub mod copy;
 pub mod delete;
 pub mod digest;
+pub mod inspect;
 pub mod login;
 pub mod logout;
 pub mod manifest;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod tags;
 pub mod untag;
 
