@@ -264,7 +264,7 @@ fn untag_then_delete_and_refused_deletion() {
     assert!(err.contains("not found"), "{err}");
 
     // delete b: resolved to the digest, which is deleted with its tags.
-    let out = cli.run(&["delete", &format!("{image}:b")], b"");
+    let out = cli.run(&["delete", &format!("{image}:b"), "--yes"], b"");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -286,8 +286,19 @@ fn untag_then_delete_and_refused_deletion() {
     push(&layout, host, "e2e/del", &["a"]);
     let line =
         format!("berth: {host} refuses deletion (405 UNSUPPORTED): its operator has disabled it\n");
-    for command in ["delete", "untag"] {
-        let err = cli.fails_with_empty_stdout(&[command, &format!("{host}/e2e/del:a")], b"");
+    for command in [&["delete", "--yes"][..], &["untag"]] {
+        let target = format!("{host}/e2e/del:a");
+        let args: Vec<&str> = command.iter().copied().chain([target.as_str()]).collect();
+        let out = cli.run(&args, b"");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        // delete says first which tags would go, then fails.
+        let err = err
+            .lines()
+            .last()
+            .map(|l| format!("{l}\n"))
+            .unwrap_or_default();
         assert_eq!(err, line, "one line");
     }
     assert_eq!(
