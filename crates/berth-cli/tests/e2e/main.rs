@@ -14,11 +14,16 @@
 mod support;
 
 mod admin;
+mod artifact;
 mod client;
 mod copy;
 mod crash;
+mod credentials;
+mod delete;
+mod inspect;
 mod interop;
 mod manifest_blob;
+mod messages;
 mod oras;
 mod podman;
 mod shutdown;
