@@ -7,6 +7,8 @@
 //! are read where present. Fields the walk does not need are never rewritten:
 //! manifests are always copied as their exact bytes.
 
+use std::collections::BTreeMap;
+
 use berth_core::media_type::{DOCKER_MANIFEST_LIST, OCI_IMAGE_INDEX};
 use berth_core::{Digest, Platform};
 use serde::Deserialize;
@@ -24,6 +26,8 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
     /// `platform` of an index entry: (os, architecture, variant).
     pub platform: Option<(String, String, Option<String>)>,
+    /// `annotations` (string values only; others are dropped).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Descriptor {
@@ -58,6 +62,10 @@ pub struct Document {
     pub layers: Vec<Descriptor>,
     /// `subject`: the manifest this one refers to.
     pub subject: Option<Descriptor>,
+    /// `artifactType` of a manifest or index, when given.
+    pub artifact_type: Option<String>,
+    /// The document's own `annotations` (string values only).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Why a document could not be read.
@@ -78,6 +86,8 @@ struct RawDescriptor {
     size: i64,
     artifact_type: Option<String>,
     platform: Option<RawPlatform>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +109,20 @@ struct RawDocument {
     #[serde(default)]
     blobs: Vec<RawDescriptor>,
     subject: Option<RawDescriptor>,
+    artifact_type: Option<String>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// The string-valued annotations (a lenient reader drops the others).
+fn strings(raw: Option<BTreeMap<String, serde_json::Value>>) -> BTreeMap<String, String> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Document {
@@ -129,6 +153,7 @@ impl Document {
                 size,
                 artifact_type: d.artifact_type,
                 platform,
+                annotations: strings(d.annotations),
             })
         };
         let many =
@@ -141,6 +166,8 @@ impl Document {
             config: raw.config.map(one).transpose()?,
             layers,
             subject: raw.subject.map(one).transpose()?,
+            artifact_type: raw.artifact_type,
+            annotations: strings(raw.annotations),
         })
     }
 

@@ -9,12 +9,16 @@
 //! - [`copy`]: images between registries and OCI layouts ([`layout`]),
 //!   walking [`document`]s.
 //! - [`file`]: blobs uploaded from and downloaded to local files.
+//! - [`artifact`]: files pushed and pulled as an OCI artifact (as `oras` does).
+//! - [`inspect`]: what a manifest, its platforms, layers and config say.
 
+pub mod artifact;
 pub mod auth;
 pub mod client;
 pub mod copy;
 pub mod credentials;
 pub mod document;
 pub mod file;
+pub mod inspect;
 pub mod layout;
 pub mod settings;

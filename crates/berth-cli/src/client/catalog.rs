@@ -1,7 +1,7 @@
 //! `berth catalog REGISTRY`: the registry's repositories.
 
 use anyhow::{Context, bail};
-use berth_client::client::ClientError;
+use berth_client::client::{ClientError, Listing};
 use clap::Args;
 use serde_json::json;
 
@@ -13,6 +13,7 @@ use super::{Common, Output, block_on, connect, json_text, parse_registry, print_
 Examples:
   berth catalog registry.example.com
   berth catalog 127.0.0.1:5000 --output json | jq -r '.repositories[]'
+  berth catalog 127.0.0.1:5000 --limit 10 --page-size 10   # one request
 
 Only the repositories the credential may see are listed. Registries without a
 catalog (Docker Hub, GHCR) are reported as such, with exit code 1.
@@ -23,9 +24,16 @@ pub struct CatalogArgs {
     #[arg(value_name = "REGISTRY")]
     registry: String,
 
-    /// Ask for N repositories per page (all pages are still followed).
-    #[arg(long, value_name = "N")]
-    limit: Option<u32>,
+    /// Ask for N repositories per page (every page is still followed, up to --limit).
+    ///
+    /// The registry may send fewer per page (berth sends at most its page
+    /// cap); it only changes how many requests a long list takes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    page_size: Option<u32>,
+
+    /// Print at most N repositories, and stop fetching pages once they are in hand.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
 
     /// Output format: one name per line, or `{"repositories": [...]}`.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -39,7 +47,11 @@ pub struct CatalogArgs {
 pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
     let registry = parse_registry(&args.registry)?;
     let client = connect(&registry, &args.common)?;
-    let repositories = match block_on(client.catalog(args.limit))? {
+    let listing = Listing {
+        page_size: args.page_size,
+        max: args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    let repositories = match block_on(client.catalog_listing(listing))? {
         Ok(list) => list,
         Err(ClientError::CatalogUnsupported { .. }) => bail!(
             "{registry} does not offer a repository catalog (/v2/_catalog) to this account; \

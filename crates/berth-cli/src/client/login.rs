@@ -1,11 +1,15 @@
 //! `berth login REGISTRY`: verify a credential against the registry's token
-//! service, then store it (docker's config.json or its credential helper).
+//! service, then store it.
 //!
 //! As `docker login` does, a registry that uses bearer tokens is asked for a
 //! refresh token (`offline_token=true`), and the refresh token is stored
 //! instead of the password when it is given and works: it can be revoked on
-//! its own, and it expires. `--store-password` keeps the password (the admin
-//! API takes only Basic credentials).
+//! its own, and it expires. It is kept in berth's own login file, not in
+//! docker's config: podman and skopeo refuse to log in to a registry while a
+//! file they read holds an identity token. `--store-password` keeps the
+//! password instead, where docker keeps it (its credential helper, else its
+//! config.json), so that docker, podman and skopeo use it too (and the admin
+//! API, which takes only Basic credentials).
 
 use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,10 +40,17 @@ after 90 days) or the registry revokes it; then log in again. `berth logout`
 removes it from this machine (it does not revoke it).
 --store-password stores the password instead (`berth admin` needs it).
 
-The credential is stored where docker keeps it: the credential helper docker's
-config.json names (credHelpers, credsStore), else the `auths` of
-$DOCKER_CONFIG/config.json (mode 0600), where docker, skopeo and podman read a
-refresh token too (`identitytoken`). The password is never taken from a flag.
+Where it is stored: a refresh token in berth's own login file,
+$XDG_CONFIG_HOME/berth/auth.json (default ~/.config/berth/auth.json, mode
+0600), which only berth reads: docker, podman and skopeo do not see it, and
+podman's and skopeo's own logins keep working (they refuse to log in while a
+file they read holds a refresh token). A password (--store-password, or a
+registry that gives no refresh token) goes where docker keeps it: the
+credential helper docker's config.json names (credHelpers, credsStore), else
+the `auths` of $DOCKER_CONFIG/config.json (mode 0600), which docker, podman and
+skopeo all read. So: for docker, podman or skopeo to pull with this login, use
+--store-password (or log in with them). The password is never taken from a
+flag.
 
 Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
 pub struct LoginArgs {
@@ -60,12 +71,14 @@ pub struct LoginArgs {
     #[arg(long)]
     password_stdin: bool,
 
-    /// Store the password, not a refresh token.
+    /// Store the password (where docker, podman and skopeo read it), not a
+    /// refresh token.
     ///
     /// By default a registry that offers a refresh token (an OAuth2 offline
-    /// token) gets it stored in place of the password. The admin API
-    /// (`berth admin`) takes only the password, as do tools that cannot use
-    /// a refresh token.
+    /// token) gets it stored in place of the password, in berth's own login
+    /// file, which other tools do not read. The admin API (`berth admin`)
+    /// takes only the password, and docker, podman and skopeo use berth's
+    /// login only when it is the password.
     #[arg(long)]
     store_password: bool,
 
@@ -183,8 +196,9 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot store the credential for {key}"))?;
     if refresh.is_some() {
         eprintln!(
-            "note: stored a refresh token, not the password (--store-password stores the \
-             password instead)"
+            "note: stored a refresh token, not the password, in berth's own login file: docker, \
+             podman and skopeo do not use it (for them, log in with --store-password, or with \
+             their own login)"
         );
     }
     if let Some(winner) = store.source(&key)

@@ -12,7 +12,8 @@ use super::{parse_registry, print_out};
 Example:
   berth logout registry.example.com
 
-Removes the registry's entry from docker's config.json (in every spelling of
+Removes the registry's entry from berth's own login file
+(~/.config/berth/auth.json), from docker's config.json (in every spelling of
 its key) and from the credential helper it names. Podman's auth.json files and
 BERTH_USERNAME/BERTH_PASSWORD are not changed; berth says so when one of them
 still holds a credential for the registry.
@@ -29,9 +30,9 @@ pub fn run(args: LogoutArgs) -> anyhow::Result<()> {
     let registry = parse_registry(&args.registry)?;
     let key = registry.credential_key();
     let store = CredentialStore::from_env();
-    // What docker's config (or its helper) held: what erasing removes.
-    let docker_only = store.docker_config().map(CredentialStore::new);
-    let before = docker_only.as_ref().and_then(|s| s.source(&key));
+    // What berth's file and docker's config (or its helper) held: what
+    // erasing removes.
+    let before = store.writable().source(&key);
     store
         .erase(&key)
         .with_context(|| format!("cannot remove the credential for {key}"))?;
@@ -41,7 +42,8 @@ pub fn run(args: LogoutArgs) -> anyhow::Result<()> {
     match before {
         Some(source) => print_out(&format!("removed the credential for {key} from {source}\n")),
         None => print_out(&format!(
-            "no credential for {key} was stored in docker's config; nothing removed\n"
+            "no credential for {key} was stored in berth's login file or docker's config; \
+             nothing removed\n"
         )),
     }
 }

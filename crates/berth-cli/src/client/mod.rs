@@ -1,12 +1,14 @@
-//! The client commands: `login`, `logout`, `catalog`, `tags`, `digest`,
-//! `delete`, `untag`, `copy`, `manifest get|put|delete`, `blob get|put|delete`
-//! and `auth explain`, on berth-client.
+//! The client commands: `login`, `logout`, `push`, `pull`, `inspect`,
+//! `catalog`, `tags`, `digest`, `delete`, `untag`, `copy`, `manifest
+//! get|put|delete`, `blob get|put|delete` and `auth explain`, on
+//! berth-client.
 //!
 //! Credentials come from `CredentialStore::from_env()` (BERTH_USERNAME and
 //! BERTH_PASSWORD, podman's auth.json files, docker's config.json and its
 //! helpers), looked up by the registry's credential key. Results go to stdout,
-//! notes and the `-v` trace to stderr. A failure prints one line,
-//! `berth: <what failed: why; what to do>`, and exits 1.
+//! notes and the `-v` trace to stderr. A failure is returned to `main`, which
+//! prints it as one line, `berth: <what failed>: <why>; <what to do>`, and
+//! exits 1.
 
 pub mod auth;
 pub mod blob;
@@ -14,9 +16,13 @@ pub mod catalog;
 pub mod copy;
 pub mod delete;
 pub mod digest;
+pub mod inspect;
 pub mod login;
 pub mod logout;
 pub mod manifest;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod tags;
 pub mod untag;
 
@@ -126,15 +132,6 @@ pub fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
         .build()
         .context("cannot start the async runtime")?;
     Ok(runtime.block_on(future))
-}
-
-/// Ends a client command: on failure, one line on stderr and exit code 1.
-pub fn finish(result: anyhow::Result<()>) -> anyhow::Result<()> {
-    if let Err(e) = result {
-        eprintln!("berth: {e:#}");
-        std::process::exit(1);
-    }
-    Ok(())
 }
 
 /// Writes to stdout; a closed pipe (`berth tags ... | head -1`) ends the

@@ -1,6 +1,7 @@
 //! `berth tags REF`: the tags of a repository.
 
 use anyhow::Context;
+use berth_client::client::Listing;
 use berth_core::Reference;
 use clap::Args;
 use serde_json::json;
@@ -14,6 +15,7 @@ use super::{Common, Output, block_on, connect, json_text, print_out};
 Examples:
   berth tags registry.example.com/acme/app
   berth tags alpine --output json        # docker.io/library/alpine
+  berth tags ghcr.io/acme/app --limit 20 # the first 20 (in the registry's order)
 
 A tag or digest in REF is ignored.
 
@@ -23,9 +25,16 @@ pub struct TagsArgs {
     #[arg(value_name = "REF")]
     reference: String,
 
-    /// Ask for N tags per page (all pages are still followed).
-    #[arg(long, value_name = "N")]
-    limit: Option<u32>,
+    /// Ask for N tags per page (every page is still followed, up to --limit).
+    ///
+    /// The registry may send fewer per page (berth sends at most its page
+    /// cap); it only changes how many requests a long list takes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    page_size: Option<u32>,
+
+    /// Print at most N tags, and stop fetching pages once they are in hand.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
 
     /// Output format: one tag per line, or `{"name": ..., "tags": [...]}`.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -40,7 +49,11 @@ pub fn run(args: TagsArgs) -> anyhow::Result<()> {
     let reference = parse_reference(&args.reference)?;
     let client = connect(reference.registry(), &args.common)?;
     let repo = reference.repository();
-    let tags = block_on(client.tags(repo, args.limit))?
+    let listing = Listing {
+        page_size: args.page_size,
+        max: args.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    let tags = block_on(client.tags_listing(repo, listing))?
         .with_context(|| format!("cannot list the tags of {}/{repo}", reference.registry()))?;
     match args.output {
         Output::Json => print_out(&json_text(&json!({ "name": repo.as_str(), "tags": tags }))),

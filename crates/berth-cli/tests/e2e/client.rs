@@ -1,8 +1,9 @@
 //! The client commands (`login`, `logout`, `catalog`, `tags`, `digest`,
 //! `delete`, `untag`, `auth explain`, and `admin` on the stored login) against a real
 //! `berth serve`, with every credentials file in a temporary directory. A
-//! plain login stores a refresh token (used by berth and by skopeo); one with
-//! `--store-password` stores the password.
+//! plain login stores a refresh token in berth's own login file (used by
+//! berth); one with `--store-password` stores the password in docker's
+//! config (used by skopeo too).
 
 use base64::Engine;
 use serde_json::json;
@@ -31,21 +32,27 @@ fn login_list_inspect_explain_logout() {
     assert!(!config.exists(), "nothing written after a refused login");
 
     // The right one: verified; berth then offers a refresh token, which is
-    // stored instead of the password (as docker does), in config.json, 0600.
+    // stored instead of the password (as docker does), in berth's own login
+    // file (0600), not in docker's config, where podman and skopeo would
+    // refuse to log in because of it.
     let login = ["login", host, "-u", "admin", "--password-stdin"];
     let out = cli.run(&login, format!("{ADMIN_PASSWORD}\n").as_bytes());
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8(out.stdout).unwrap();
-    assert!(said.contains(&config.display().to_string()), "{said}");
+    let berth_file = home.join("config/berth/auth.json");
+    assert!(said.contains(&berth_file.display().to_string()), "{said}");
     let note = String::from_utf8(out.stderr).unwrap();
     assert!(
         note.contains("stored a refresh token, not the password"),
         "{note}"
     );
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).unwrap().permissions());
+    assert!(note.contains("--store-password"), "{note}");
+    assert!(!config.exists(), "docker's config untouched");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&berth_file).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
-    let text = std::fs::read_to_string(&config).unwrap();
+    let text = std::fs::read_to_string(&berth_file).unwrap();
     assert!(!text.contains(ADMIN_PASSWORD), "no password stored: {text}");
     let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
     let refresh = stored["auths"][host]["identitytoken"]
@@ -53,8 +60,6 @@ fn login_list_inspect_explain_logout() {
         .unwrap_or_else(|| panic!("an identitytoken: {stored}"))
         .to_owned();
     assert!(!refresh.is_empty());
-    // `auth` as docker writes it beside an identity token (`user:`), without
-    // which containers/image (skopeo, podman) skips the entry.
     assert_eq!(
         stored["auths"][host]["auth"],
         base64::engine::general_purpose::STANDARD.encode("<token>:"),
@@ -71,7 +76,7 @@ fn login_list_inspect_explain_logout() {
     let tags = cli.ok_json(&["tags", &image, "--output", "json"], b"");
     assert_eq!(tags, json!({"name": "e2e/client", "tags": ["v1"]}));
     assert_eq!(
-        cli.ok_text(&["catalog", host, "--limit", "1"], b""),
+        cli.ok_text(&["catalog", host, "--limit", "1", "--page-size", "1"], b""),
         "e2e/client\n"
     );
     let catalog = cli.ok_json(&["catalog", host, "--output", "json"], b"");
@@ -124,7 +129,7 @@ fn login_list_inspect_explain_logout() {
         "{explained}"
     );
     assert!(explained.contains("sub=admin"), "{explained}");
-    assert!(explained.contains("docker config"), "{explained}");
+    assert!(explained.contains("berth login file"), "{explained}");
     assert!(!explained.contains(ADMIN_PASSWORD), "{explained}");
     assert!(!explained.contains(&refresh), "{explained}");
     assert!(!explained.contains("eyJ"), "no JWT printed: {explained}");
@@ -150,16 +155,6 @@ fn login_list_inspect_explain_logout() {
     assert!(!json_text.contains(&refresh), "{json_text}");
     assert!(!json_text.contains("eyJ"), "no JWT printed: {json_text}");
 
-    // skopeo (containers/image) reads the stored identity token from
-    // $DOCKER_CONFIG/config.json and uses it for a private repository.
-    let inspect = run(cli.confine(
-        skopeo()
-            .args(["inspect", "--tls-verify=false"])
-            .arg(format!("docker://{tagged}")),
-    ));
-    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-    assert_eq!(inspect["Digest"], digest.as_str());
-
     // berth admin cannot use a refresh token, and says how to log in instead.
     let admin = [
         "admin",
@@ -176,7 +171,7 @@ fn login_list_inspect_explain_logout() {
     let said = cli.ok_text(&["logout", host], b"");
     assert!(said.contains("removed"), "{said}");
     let stored: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&berth_file).unwrap()).unwrap();
     assert!(stored["auths"].get(host).is_none(), "{stored}");
     let err = cli.fails(&["tags", &image], b"");
     assert!(err.starts_with("berth: cannot list the tags"), "{err}");
@@ -212,6 +207,16 @@ fn login_list_inspect_explain_logout() {
     assert_eq!(report["credential"]["username"], "admin");
     let keys = cli.ok_text(&admin, b"");
     assert!(keys.contains("BEGIN CERTIFICATE"), "{keys}");
+
+    // skopeo (containers/image) uses the password berth stored in
+    // $DOCKER_CONFIG/config.json for a private repository.
+    let inspect = run(cli.confine(
+        skopeo()
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{tagged}")),
+    ));
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
     assert!(cli.ok_text(&["logout", host], b"").contains("removed"));
 }
 
@@ -264,11 +269,11 @@ fn untag_then_delete_and_refused_deletion() {
     assert!(err.contains("not found"), "{err}");
 
     // delete b: resolved to the digest, which is deleted with its tags.
-    let out = cli.run(&["delete", &format!("{image}:b")], b"");
+    let out = cli.run(&["delete", &format!("{image}:b"), "--yes"], b"");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        format!("deleted {pinned}\n")
+        format!("deleted {pinned} (tag b)\n")
     );
     let note = String::from_utf8(out.stderr).unwrap();
     assert!(note.contains(&digest), "{note}");
@@ -286,8 +291,19 @@ fn untag_then_delete_and_refused_deletion() {
     push(&layout, host, "e2e/del", &["a"]);
     let line =
         format!("berth: {host} refuses deletion (405 UNSUPPORTED): its operator has disabled it\n");
-    for command in ["delete", "untag"] {
-        let err = cli.fails_with_empty_stdout(&[command, &format!("{host}/e2e/del:a")], b"");
+    for command in [&["delete", "--yes"][..], &["untag"]] {
+        let target = format!("{host}/e2e/del:a");
+        let args: Vec<&str> = command.iter().copied().chain([target.as_str()]).collect();
+        let out = cli.run(&args, b"");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        // delete says first which tags would go, then fails.
+        let err = err
+            .lines()
+            .last()
+            .map(|l| format!("{l}\n"))
+            .unwrap_or_default();
         assert_eq!(err, line, "one line");
     }
     assert_eq!(

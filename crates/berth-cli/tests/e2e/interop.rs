@@ -323,7 +323,7 @@ fn berth_client_against_distribution_with_berth_tokens() {
     assert_eq!(explained["operation"]["status"], 200, "{explained}");
 
     // Delete by tag: resolved to the digest, deleted, the tag gone.
-    let deleted = cli.ok_text(&["delete", &format!("{image}:v1")], b"");
+    let deleted = cli.ok_text(&["delete", &format!("{image}:v1"), "--yes"], b"");
     assert!(deleted.contains(&layout.manifest.to_string()), "{deleted}");
     let gone = cli.run(&["digest", &format!("{image}:v1")], b"");
     assert_eq!(gone.status.code(), Some(1));

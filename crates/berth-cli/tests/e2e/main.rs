@@ -14,12 +14,17 @@
 mod support;
 
 mod admin;
+mod artifact;
 mod client;
 mod connections;
 mod copy;
 mod crash;
+mod credentials;
+mod delete;
+mod inspect;
 mod interop;
 mod manifest_blob;
+mod messages;
 mod oras;
 mod podman;
 mod shutdown;

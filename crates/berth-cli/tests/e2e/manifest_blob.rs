@@ -267,8 +267,8 @@ fn manifest_put_get_and_delete() {
     // Delete by tag (as `berth delete`: resolved, deleted by digest with its
     // tags), then it is gone.
     let index_digest = Digest::sha256_of(&index).to_string();
-    let said = cli.ok_text(&["manifest", "delete", &multi], b"");
-    assert_eq!(said, format!("deleted {repo}@{index_digest}\n"));
+    let said = cli.ok_text(&["manifest", "delete", &multi, "--yes"], b"");
+    assert_eq!(said, format!("deleted {repo}@{index_digest} (tag multi)\n"));
     let err = fails_in_one_line(&cli, &["manifest", "get", &multi], b"");
     assert!(err.contains("not found"), "{err}");
 }

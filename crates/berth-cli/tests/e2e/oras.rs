@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::{Server, run};
 
 /// The virtualenv interpreter that `.ci/install-deps` creates, or `BERTH_TEST_PYTHON`.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("BERTH_TEST_PYTHON") {
         return python.into();
     }

@@ -216,6 +216,28 @@ impl Cli {
         command
     }
 
+    /// `berth <args>` on a pseudo-terminal (util-linux `script`), not
+    /// started: its stdin, stdout and stderr are the terminal, which
+    /// `script` feeds from its own stdin and copies to its stdout. The
+    /// environment is that of [`command`](Self::command).
+    pub fn pty(&self, args: &[&str]) -> Command {
+        let inner = self.command(args);
+        let quote = |s: &OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+        let line: Vec<String> = std::iter::once(inner.get_program())
+            .chain(inner.get_args())
+            .map(quote)
+            .collect();
+        let mut script = Command::new(peer("script"));
+        script.args(["-qec", &line.join(" "), "/dev/null"]);
+        for (name, value) in inner.get_envs() {
+            match value {
+                Some(value) => script.env(name, value),
+                None => script.env_remove(name),
+            };
+        }
+        script
+    }
+
     /// Runs `berth <args>` with `stdin`: its output, whatever its exit code.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
         feed(&mut self.command(args), stdin)

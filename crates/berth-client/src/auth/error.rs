@@ -29,7 +29,8 @@ pub enum AuthError {
         reason: String,
     },
 
-    /// The request did not reach the server or the answer was cut off.
+    /// The request did not reach the server or the answer was cut off. The
+    /// transport error carries no URL (it is named here once).
     #[error(
         "request to {url} failed: {source}; check the network, proxy settings and the registry's address"
     )]

@@ -1003,7 +1003,7 @@ impl Transport {
                     Err(source) => {
                         return Err(AuthError::Http {
                             url: shown(&url),
-                            source,
+                            source: source.without_url(),
                         });
                     }
                 }
@@ -1074,7 +1074,7 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<B
     let mut out = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|source| AuthError::Http {
         url: url.clone(),
-        source,
+        source: source.without_url(),
     })? {
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());

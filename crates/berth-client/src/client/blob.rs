@@ -228,7 +228,10 @@ impl Stream for BlobStream {
                 Poll::Ready(Some(Err(source))) => {
                     if this.resume(source.to_string()).is_err() {
                         let what = this.what.clone();
-                        return this.fail(ClientError::Body { what, source });
+                        return this.fail(ClientError::Body {
+                            what,
+                            source: source.without_url(),
+                        });
                     }
                 }
                 Poll::Ready(None) if this.short() => {

@@ -108,7 +108,8 @@ pub enum ClientError {
         reason: String,
     },
 
-    /// The body could not be read.
+    /// The body could not be read (the transport error carries no URL: the
+    /// operation names its target).
     #[error("{what}: reading the answer failed: {source}")]
     Body {
         /// The operation and its target.

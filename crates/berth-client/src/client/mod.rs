@@ -78,6 +78,29 @@ pub struct Manifest {
     pub digest: Digest,
 }
 
+/// How much of a list (catalog, tags) to fetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// `n`: the entries asked for per page (the registry may send fewer);
+    /// `None` leaves it to the registry (or to `max`, when smaller pages
+    /// would be wasted).
+    pub page_size: Option<u32>,
+    /// The most entries returned: pagination stops once this many are in
+    /// hand. `None`: every page.
+    pub max: Option<usize>,
+}
+
+impl Listing {
+    /// The `n` of the first page: the page size, else `max` (no page needs
+    /// to be larger).
+    fn first_page(&self) -> Option<u32> {
+        self.page_size.or_else(|| {
+            self.max
+                .map(|m| u32::try_from(m.max(1)).unwrap_or(u32::MAX))
+        })
+    }
+}
+
 /// A client for one registry; clones share one transport (connections,
 /// tokens).
 #[derive(Debug, Clone)]
@@ -119,17 +142,35 @@ impl RegistryClient {
         }
     }
 
-    /// Every repository of `/v2/_catalog`, asking `limit` per page and
+    /// Every repository of `/v2/_catalog`, asking `page_size` per page and
     /// following `Link`. [`ClientError::CatalogUnsupported`] where the
     /// registry offers no catalog to this caller.
-    pub async fn catalog(&self, limit: Option<u32>) -> Result<Vec<String>, ClientError> {
-        let url = self.transport.url(&with_n("/v2/_catalog", limit))?;
+    pub async fn catalog(&self, page_size: Option<u32>) -> Result<Vec<String>, ClientError> {
+        self.catalog_listing(Listing {
+            page_size,
+            max: None,
+        })
+        .await
+    }
+
+    /// The repositories of `/v2/_catalog`, as `listing` says: pages of
+    /// `page_size`, and no more than `max` names (pagination stops there).
+    pub async fn catalog_listing(&self, listing: Listing) -> Result<Vec<String>, ClientError> {
+        let url = self
+            .transport
+            .url(&with_n("/v2/_catalog", listing.first_page()))?;
         let unsupported = |message: String| ClientError::CatalogUnsupported {
             registry: self.registry().to_string(),
             message,
         };
         let result = self
-            .paginate(&Operation::Catalog, url, "catalog", "repositories")
+            .paginate(
+                &Operation::Catalog,
+                url,
+                "catalog",
+                "repositories",
+                listing.max,
+            )
             .await;
         match result {
             Err(ClientError::NotFound { message, .. })
@@ -141,18 +182,42 @@ impl RegistryClient {
         }
     }
 
-    /// Every tag of `repo`, asking `limit` per page and following `Link`.
+    /// Every tag of `repo`, asking `page_size` per page and following `Link`.
     pub async fn tags(
         &self,
         repo: &RepositoryName,
-        limit: Option<u32>,
+        page_size: Option<u32>,
     ) -> Result<Vec<String>, ClientError> {
-        let url = self
-            .transport
-            .url(&with_n(&format!("/v2/{repo}/tags/list"), limit))?;
+        self.tags_listing(
+            repo,
+            Listing {
+                page_size,
+                max: None,
+            },
+        )
+        .await
+    }
+
+    /// The tags of `repo`, as `listing` says: pages of `page_size`, and no
+    /// more than `max` tags (pagination stops there).
+    pub async fn tags_listing(
+        &self,
+        repo: &RepositoryName,
+        listing: Listing,
+    ) -> Result<Vec<String>, ClientError> {
+        let url = self.transport.url(&with_n(
+            &format!("/v2/{repo}/tags/list"),
+            listing.first_page(),
+        ))?;
         let what = format!("tags of {repo}");
-        self.paginate(&Operation::Pull(repo.clone()), url, &what, "tags")
-            .await
+        self.paginate(
+            &Operation::Pull(repo.clone()),
+            url,
+            &what,
+            "tags",
+            listing.max,
+        )
+        .await
     }
 
     /// `HEAD` a manifest: its digest, media type and size.
@@ -366,13 +431,15 @@ impl RegistryClient {
         }
     }
 
-    /// Collects the string array `field` across pages linked by `rel="next"`.
+    /// Collects the string array `field` across pages linked by
+    /// `rel="next"`, stopping once `max` items are in hand.
     async fn paginate(
         &self,
         operation: &Operation,
         first: Url,
         what: &str,
         field: &str,
+        max: Option<usize>,
     ) -> Result<Vec<String>, ClientError> {
         let mut out = Vec::new();
         let mut url = first;
@@ -396,6 +463,12 @@ impl RegistryClient {
             match json.get(field) {
                 Some(Value::Array(items)) => {
                     out.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+                    if let Some(max) = max
+                        && out.len() >= max
+                    {
+                        out.truncate(max);
+                        return Ok(out);
+                    }
                 }
                 Some(Value::Null) | None => {}
                 Some(_) => {
@@ -487,7 +560,7 @@ async fn read_body(
     let mut out = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|source| ClientError::Body {
         what: what.to_owned(),
-        source,
+        source: source.without_url(),
     })? {
         if out.len() + chunk.len() > limit {
             return Err(ClientError::BadResponse {

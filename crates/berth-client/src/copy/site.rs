@@ -122,6 +122,7 @@ pub(super) async fn referrers(
                         size: entry.size,
                         artifact_type: None,
                         platform: None,
+                        annotations: Default::default(),
                     });
                 }
             }

@@ -52,6 +52,13 @@ pub enum CredentialsError {
     /// docker config to store credentials in.
     #[error("no docker config to store credentials in: set DOCKER_CONFIG or HOME")]
     NoDockerConfig,
+    /// Neither `XDG_CONFIG_HOME` nor a home directory is known, so there is
+    /// no berth login file to store a refresh token in.
+    #[error(
+        "no place for berth's login file (~/.config/berth/auth.json): set XDG_CONFIG_HOME or \
+         HOME, or log in with --store-password"
+    )]
+    NoBerthFile,
     /// A `credsStore` or `credHelpers` value cannot name a helper program.
     #[error(
         "{}: `{name}` is not a credential helper name (it would run `docker-credential-{name}`); \

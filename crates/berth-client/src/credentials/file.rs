@@ -130,6 +130,54 @@ impl AuthFile {
         Self::parse(path, &text).map(Some)
     }
 
+    /// Reads docker's legacy `~/.dockercfg`, whose top-level object is the
+    /// `auths` map; `Ok(None)` when it does not exist. Read only: berth never
+    /// writes one.
+    pub(crate) fn read_legacy(path: &Path) -> Result<Option<Self>, CredentialsError> {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CredentialsError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if text.trim().is_empty() {
+            return Ok(Some(Self::empty(path)));
+        }
+        // Checked to be an object; then held as the `auths` fragment.
+        parse_object(path, &text, "the file must be a JSON object")?;
+        let raw = RawValue::from_string(text).map_err(|e| json_error(path, &e))?;
+        let mut top = IndexMap::new();
+        top.insert("auths".to_owned(), raw);
+        Ok(Some(Self {
+            path: path.to_owned(),
+            top,
+            new_auths: None,
+        }))
+    }
+
+    /// Whether `auths` holds, for `key`, an identity token written with the
+    /// user `<token>` (as berth wrote them in docker's config before it kept
+    /// them in its own file; docker writes the account's name there).
+    pub(crate) fn holds_marked_identity_token(&self, key: &str) -> Result<bool, CredentialsError> {
+        let auths = self.auths()?;
+        let Some(found) = find_key(&auths, key) else {
+            return Ok(false);
+        };
+        let Some(Value::Object(entry)) = auths.get(found).map(|raw| self.value(raw)).transpose()?
+        else {
+            return Ok(false);
+        };
+        let has_token =
+            matches!(entry.get("identitytoken"), Some(Value::String(t)) if !t.is_empty());
+        let marked = matches!(entry.get("auth"), Some(Value::String(a))
+            if BASE64.decode(a.trim()).is_ok_and(|d| d == format!("{IDENTITY_TOKEN_USER}:").as_bytes()));
+        Ok(has_token && marked)
+    }
+
     /// An empty config that will be written to `path`.
     pub(crate) fn empty(path: &Path) -> Self {
         Self {

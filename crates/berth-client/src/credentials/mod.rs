@@ -1,23 +1,38 @@
-//! Where credentials come from: the environment, podman's `auth.json`, docker's
-//! `config.json`, and the credential helpers those files name.
+//! Where credentials come from: the environment, berth's own login file,
+//! podman's and skopeo's `auth.json` files, docker's `config.json`, and the
+//! credential helpers those files name.
 //!
 //! [`CredentialStore::lookup`] asks, in order, stopping at the first answer:
 //!
 //! 1. `BERTH_USERNAME` + `BERTH_PASSWORD`, when both are set (for CI);
-//! 2. each credentials file, in podman's search order: `REGISTRY_AUTH_FILE`,
-//!    `$XDG_RUNTIME_DIR/containers/auth.json`, `$XDG_CONFIG_HOME/containers/auth.json`
-//!    (default `~/.config/containers/auth.json`), then docker's
-//!    `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`). Within a
-//!    file: the registry's `credHelpers` helper, then `auths`, then the
-//!    `credsStore` helper.
+//! 2. berth's own login file, `$XDG_CONFIG_HOME/berth/auth.json` (default
+//!    `~/.config/berth/auth.json`), where `berth login` keeps a refresh token;
+//! 3. every file podman and skopeo read, in their order (containers/image's
+//!    `getAuthFilePaths`, containers-auth.json(5)): `REGISTRY_AUTH_FILE`;
+//!    `$XDG_RUNTIME_DIR/containers/auth.json`, or `/run/containers/$UID/auth.json`
+//!    when `XDG_RUNTIME_DIR` is unset (where `podman login` and `skopeo login`
+//!    write then); `$XDG_CONFIG_HOME/containers/auth.json` (default
+//!    `~/.config/containers/auth.json`); docker's `$DOCKER_CONFIG/config.json`
+//!    (default `~/.docker/config.json`); and docker's legacy `~/.dockercfg`.
+//!    Within a file: the registry's `credHelpers` helper, then `auths`, then
+//!    the `credsStore` helper. (containers/image reads `REGISTRY_AUTH_FILE`
+//!    alone when it is set; berth reads the others after it, since its own
+//!    logins are there.)
 //!
 //! Registry keys are those of [`Registry::credential_key`]
 //! (`https://index.docker.io/v1/` for Docker Hub, else `host[:port]`); the files'
 //! keys match in any spelling (`https://host`, `http://host/v1/`, ...), an
 //! exact key first; a podman key scoped to a repository (`quay.io/org`) never
-//! matches a whole registry. [`CredentialStore::store`] and
-//! [`CredentialStore::erase`] write docker's config (or its helper) only, so an
-//! entry for the same registry in a podman file still wins over what they write.
+//! matches a whole registry.
+//!
+//! Writing ([`CredentialStore::store`], [`CredentialStore::erase`]) keeps
+//! other tools' logins working. A refresh token (an OAuth2 identity token)
+//! goes to berth's own file only: podman and skopeo refuse to log in to a
+//! registry while any file they read holds one ("auth file contains an
+//! Identity token"), so it never goes where they read. A password goes where
+//! docker keeps it (its credential helper, else its `config.json`), which
+//! docker, podman and skopeo all read. A podman file entry for the same
+//! registry still wins over what berth writes to docker's config.
 //!
 //! Reading and writing are synchronous: this runs once per command.
 //!
@@ -75,12 +90,16 @@ const ENV_PASSWORD: &str = "BERTH_PASSWORD";
 /// Which search-order slot a credentials file fills; only for describing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// berth's own login file (`~/.config/berth/auth.json`).
+    Berth,
     /// The file named by `REGISTRY_AUTH_FILE`.
     RegistryAuthFile,
     /// A podman `containers/auth.json`.
     Podman,
     /// Docker's `config.json`.
     Docker,
+    /// Docker's legacy `~/.dockercfg` (the `auths` map at the top level).
+    DockerLegacy,
 }
 
 /// Where a credential came from, for `berth auth explain`. Its `Display` is
@@ -112,6 +131,8 @@ impl fmt::Display for Source {
             Self::File { kind, path } => {
                 let path = path.display();
                 match kind {
+                    FileKind::Berth => write!(f, "berth login file {path}"),
+                    FileKind::DockerLegacy => write!(f, "docker legacy file {path}"),
                     FileKind::RegistryAuthFile => {
                         write!(f, "auth file {path} (REGISTRY_AUTH_FILE)")
                     }
@@ -142,8 +163,11 @@ pub struct CredentialStore {
     env_credential: Option<Credential>,
     /// Every file to read, in lookup order, docker's config last.
     files: Vec<(FileKind, PathBuf)>,
-    /// Docker's `config.json`, where [`store`](Self::store) writes.
+    /// Docker's `config.json`, where [`store`](Self::store) writes passwords.
     docker_config: Option<PathBuf>,
+    /// berth's own login file, where [`store`](Self::store) writes refresh
+    /// tokens.
+    berth_file: Option<PathBuf>,
     /// The `PATH` for credential helpers; the process's own when `None`.
     helper_path: Option<OsString>,
 }
@@ -157,48 +181,75 @@ impl CredentialStore {
             env_credential: None,
             files: vec![(FileKind::Docker, docker_config.clone())],
             docker_config: Some(docker_config),
+            berth_file: None,
             helper_path: None,
         }
     }
 
     /// Resolves everything from the process environment (falling back to the
-    /// OS's idea of the home directory when `HOME` is unset).
+    /// OS's idea of the home directory when `HOME` is unset) and the
+    /// process's user id.
     pub fn from_env() -> Self {
-        Self::from_vars(|name| {
-            let value = std::env::var_os(name);
-            if name == "HOME" && value.as_ref().is_none_or(|v| v.is_empty()) {
-                return std::env::home_dir().map(OsString::from);
-            }
-            value
-        })
+        Self::from_vars_and_uid(
+            |name| {
+                let value = std::env::var_os(name);
+                if name == "HOME" && value.as_ref().is_none_or(|v| v.is_empty()) {
+                    return std::env::home_dir().map(OsString::from);
+                }
+                value
+            },
+            current_uid(),
+        )
+    }
+
+    /// [`from_vars_and_uid`](Self::from_vars_and_uid) without a user id:
+    /// `/run/containers/$UID/auth.json` is then not read.
+    pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Self {
+        Self::from_vars_and_uid(var, None)
     }
 
     /// Resolves everything from `var`, which answers an environment variable's
     /// value: `HOME`, `DOCKER_CONFIG`, `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`,
     /// `XDG_CONFIG_HOME`, `PATH`, `BERTH_USERNAME` and `BERTH_PASSWORD`. Empty
-    /// values count as unset.
-    pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Self {
+    /// values count as unset. `uid` names podman's per-user file when
+    /// `XDG_RUNTIME_DIR` is unset.
+    pub fn from_vars_and_uid(var: impl Fn(&str) -> Option<OsString>, uid: Option<u32>) -> Self {
         let var = |name: &str| var(name).filter(|value| !value.is_empty());
         let home = var("HOME").map(PathBuf::from);
         let docker_config = match var("DOCKER_CONFIG") {
             Some(dir) => Some(PathBuf::from(dir).join("config.json")),
             None => home.as_ref().map(|h| h.join(".docker").join("config.json")),
         };
-        let mut files = Vec::new();
-        if let Some(file) = var("REGISTRY_AUTH_FILE") {
-            files.push((FileKind::RegistryAuthFile, PathBuf::from(file)));
-        }
-        if let Some(dir) = var("XDG_RUNTIME_DIR") {
-            files.push((FileKind::Podman, containers_auth(Path::new(&dir))));
-        }
         let config_home = var("XDG_CONFIG_HOME")
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".config")));
-        if let Some(dir) = config_home {
-            files.push((FileKind::Podman, containers_auth(&dir)));
+        let berth_file = config_home
+            .as_ref()
+            .map(|dir| dir.join("berth").join("auth.json"));
+        let mut files = Vec::new();
+        if let Some(path) = &berth_file {
+            files.push((FileKind::Berth, path.clone()));
+        }
+        if let Some(file) = var("REGISTRY_AUTH_FILE") {
+            files.push((FileKind::RegistryAuthFile, PathBuf::from(file)));
+        }
+        match (var("XDG_RUNTIME_DIR"), uid) {
+            (Some(dir), _) => files.push((FileKind::Podman, containers_auth(Path::new(&dir)))),
+            // containers/image's `defaultPerUIDPathFormat`.
+            (None, Some(uid)) => files.push((
+                FileKind::Podman,
+                PathBuf::from(format!("/run/containers/{uid}/auth.json")),
+            )),
+            (None, None) => {}
+        }
+        if let Some(dir) = &config_home {
+            files.push((FileKind::Podman, containers_auth(dir)));
         }
         if let Some(path) = &docker_config {
             files.push((FileKind::Docker, path.clone()));
+        }
+        if let Some(home) = &home {
+            files.push((FileKind::DockerLegacy, home.join(".dockercfg")));
         }
         // One file reached twice (REGISTRY_AUTH_FILE pointing at docker's config)
         // is read once, in its first slot.
@@ -219,7 +270,44 @@ impl CredentialStore {
             env_credential,
             files,
             docker_config,
+            berth_file,
             helper_path: var("PATH"),
+        }
+    }
+
+    /// Uses `path` as berth's own login file (read first, after the
+    /// environment; where refresh tokens are stored).
+    pub fn with_berth_file(mut self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        self.files.retain(|(kind, _)| *kind != FileKind::Berth);
+        self.files.insert(0, (FileKind::Berth, path.clone()));
+        self.berth_file = Some(path);
+        self
+    }
+
+    /// berth's own login file, if known.
+    pub fn berth_file(&self) -> Option<&Path> {
+        self.berth_file.as_deref()
+    }
+
+    /// Only the files [`store`](Self::store) and [`erase`](Self::erase)
+    /// write: berth's own login file and docker's config (with its
+    /// helpers); no environment credential, no podman file. What
+    /// [`erase`](Self::erase) removes is what this store finds.
+    pub fn writable(&self) -> Self {
+        let mut files = Vec::new();
+        if let Some(path) = &self.berth_file {
+            files.push((FileKind::Berth, path.clone()));
+        }
+        if let Some(path) = &self.docker_config {
+            files.push((FileKind::Docker, path.clone()));
+        }
+        Self {
+            env_credential: None,
+            files,
+            docker_config: self.docker_config.clone(),
+            berth_file: self.berth_file.clone(),
+            helper_path: self.helper_path.clone(),
         }
     }
 
@@ -282,7 +370,7 @@ impl CredentialStore {
             return Ok(Some((credential.clone(), Source::Environment)));
         }
         for (kind, path) in &self.files {
-            let Some(file) = AuthFile::read(path)? else {
+            let Some(file) = read(*kind, path)? else {
                 continue;
             };
             if let Some(name) = file.cred_helper(registry_key)? {
@@ -318,45 +406,78 @@ impl CredentialStore {
             .map(|(_, source)| source.to_string())
     }
 
-    /// Saves `credential` for `registry_key`: into the helper docker's config
-    /// names for it (`credHelpers`, else `credsStore`), else into its `auths`
-    /// (mode 0600, written atomically, every other key kept).
+    /// Saves `credential` for `registry_key`, where it keeps other tools'
+    /// logins working; returns where it went.
     ///
-    /// Saving into a helper also removes a plain-text `auths` entry for the
-    /// registry, which would otherwise be found before the `credsStore` helper.
-    /// Returns where the credential went.
+    /// - A refresh token goes to berth's own login file (mode 0600, written
+    ///   atomically, other keys kept), never to a file podman or skopeo
+    ///   read: they refuse to log in while one holds an identity token. An
+    ///   identity token that berth stored in docker's config before (its
+    ///   `auth` is `<token>:`) is removed from there.
+    /// - A password goes into the helper docker's config names for the
+    ///   registry (`credHelpers`, else `credsStore`), else into its `auths`
+    ///   (mode 0600, atomic, every other key kept), where docker, podman and
+    ///   skopeo read it. Saving into a helper also removes a plain-text
+    ///   `auths` entry for the registry, which would otherwise be found
+    ///   before the `credsStore` helper. An entry in berth's own file, which
+    ///   would be found first, is removed.
     pub fn store(
         &self,
         registry_key: &str,
         credential: &Credential,
     ) -> Result<Source, CredentialsError> {
+        if let Credential::IdentityToken(_) = credential {
+            let path = self
+                .berth_file
+                .as_deref()
+                .ok_or(CredentialsError::NoBerthFile)?;
+            let mut file = AuthFile::read(path)?.unwrap_or_else(|| AuthFile::empty(path));
+            file.set_auth(registry_key, Some(credential))?;
+            file.write()?;
+            if let Some(docker) = self.docker_config.as_deref()
+                && let Some(mut file) = AuthFile::read(docker)?
+                && file.holds_marked_identity_token(registry_key)?
+            {
+                file.set_auth(registry_key, None)?;
+                file.write()?;
+            }
+            return Ok(Source::File {
+                kind: FileKind::Berth,
+                path: path.to_owned(),
+            });
+        }
         let path = self
             .docker_config
             .as_deref()
             .ok_or(CredentialsError::NoDockerConfig)?;
         let mut file = AuthFile::read(path)?.unwrap_or_else(|| AuthFile::empty(path));
-        if let Some(helper) = self.configured_helper(&file, registry_key)? {
+        let source = if let Some(helper) = self.configured_helper(&file, registry_key)? {
             helper.store(registry_key, credential)?;
             if file.has_auth(registry_key)? {
                 file.set_auth(registry_key, None)?;
                 file.write()?;
             }
-            return Ok(helper_source(&helper));
-        }
-        file.set_auth(registry_key, Some(credential))?;
-        file.write()?;
-        Ok(Source::File {
-            kind: FileKind::Docker,
-            path: path.to_owned(),
-        })
+            helper_source(&helper)
+        } else {
+            file.set_auth(registry_key, Some(credential))?;
+            file.write()?;
+            Source::File {
+                kind: FileKind::Docker,
+                path: path.to_owned(),
+            }
+        };
+        self.erase_berth_file(registry_key)?;
+        Ok(source)
     }
 
-    /// Forgets the credential for `registry_key` in docker's config: the
-    /// configured helper erases it, and its `auths` entries (in every spelling)
-    /// are removed; other keys are kept. Nothing stored is not an error.
+    /// Forgets the credential for `registry_key` in berth's own login file
+    /// and in docker's config: the configured helper erases it, and its
+    /// `auths` entries (in every spelling) are removed; other keys are kept.
+    /// Nothing stored is not an error.
     ///
     /// Podman's files are not changed: a credential there is still found.
     pub fn erase(&self, registry_key: &str) -> Result<(), CredentialsError> {
+        self.erase_berth_file(registry_key)?;
         let Some(path) = self.docker_config.as_deref() else {
             return Ok(());
         };
@@ -373,6 +494,18 @@ impl CredentialStore {
         Ok(())
     }
 
+    /// Removes `registry_key`'s entries from berth's own login file.
+    fn erase_berth_file(&self, registry_key: &str) -> Result<(), CredentialsError> {
+        if let Some(path) = self.berth_file.as_deref()
+            && let Some(mut file) = AuthFile::read(path)?
+            && file.has_auth(registry_key)?
+        {
+            file.set_auth(registry_key, None)?;
+            file.write()?;
+        }
+        Ok(())
+    }
+
     /// Every registry key some file's `auths` or helper knows, with its source,
     /// in lookup order (a key may appear more than once).
     pub fn list(&self) -> Result<Vec<(String, Source)>, CredentialsError> {
@@ -381,7 +514,7 @@ impl CredentialStore {
             found.push(("*".to_owned(), Source::Environment));
         }
         for (kind, path) in &self.files {
-            let Some(file) = AuthFile::read(path)? else {
+            let Some(file) = read(*kind, path)? else {
                 continue;
             };
             for key in file.auth_keys()? {
@@ -421,6 +554,28 @@ impl CredentialStore {
     fn helper(&self, name: &str, config: &Path) -> Result<Helper, CredentialsError> {
         Helper::new(name, config, self.helper_path.as_ref())
     }
+}
+
+/// Reads a credentials file of `kind` (`~/.dockercfg` has its own shape).
+fn read(kind: FileKind, path: &Path) -> Result<Option<AuthFile>, CredentialsError> {
+    match kind {
+        FileKind::DockerLegacy => AuthFile::read_legacy(path),
+        _ => AuthFile::read(path),
+    }
+}
+
+/// The real user id of this process (the `Uid:` line of
+/// `/proc/self/status`), as containers/image's `os.Getuid()`; `None` where
+/// there is no procfs.
+fn current_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn containers_auth(dir: &Path) -> PathBuf {

@@ -335,10 +335,19 @@ fn podman_search_order() {
             auth(user, "p")
         )
     };
+    let berth = home.write("xdg-config/berth/auth.json", &entry("berth"));
     let explicit = home.write("explicit.json", &entry("registry-auth-file"));
     let runtime = home.write("run/containers/auth.json", &entry("runtime"));
     let config_home = home.write("xdg-config/containers/auth.json", &entry("config-home"));
     let docker = home.write_docker_config(&entry("docker"));
+    // ~/.dockercfg: the auths map at the top level.
+    let legacy = home.write(
+        "home/.dockercfg",
+        &format!(
+            r#"{{"ghcr.io":{{"auth":"{}","email":"x@y"}}}}"#,
+            auth("legacy", "p")
+        ),
+    );
     let (run, xdg_config) = (home.path("run"), home.path("xdg-config"));
     home.set("REGISTRY_AUTH_FILE", explicit.clone())
         .set("XDG_RUNTIME_DIR", run)
@@ -349,16 +358,24 @@ fn podman_search_order() {
     assert_eq!(
         files,
         [
+            (FileKind::Berth, berth.clone()),
             (FileKind::RegistryAuthFile, explicit.clone()),
             (FileKind::Podman, runtime.clone()),
             (FileKind::Podman, config_home.clone()),
             (FileKind::Docker, docker.clone()),
+            (FileKind::DockerLegacy, legacy.clone()),
         ]
     );
     let user = |store: &CredentialStore| match store.lookup("ghcr.io").unwrap() {
         Some(Credential::Basic { username, .. }) => username,
         other => panic!("{other:?}"),
     };
+    assert_eq!(user(&store), "berth");
+    assert_eq!(
+        store.source("ghcr.io"),
+        Some(format!("berth login file {}", berth.display()))
+    );
+    fs::remove_file(&berth).unwrap();
     assert_eq!(user(&store), "registry-auth-file");
     assert_eq!(
         store.source("ghcr.io"),
@@ -377,6 +394,42 @@ fn podman_search_order() {
     assert_eq!(user(&store), "config-home");
     fs::remove_file(&config_home).unwrap();
     assert_eq!(user(&store), "docker");
+    fs::remove_file(&docker).unwrap();
+    assert_eq!(user(&store), "legacy");
+    assert_eq!(
+        store.source("ghcr.io"),
+        Some(format!("docker legacy file {}", legacy.display()))
+    );
+}
+
+/// Regression: podman's and skopeo's file when XDG_RUNTIME_DIR is unset,
+/// `/run/containers/$UID/auth.json`, was not read, so a `skopeo login` there
+/// left berth unauthorized.
+#[test]
+fn without_xdg_runtime_dir_podmans_per_uid_file_is_read() {
+    let home = Home::new();
+    let vars = home.vars.clone();
+    let store = CredentialStore::from_vars_and_uid(move |name| vars.get(name).cloned(), Some(1000));
+    let files: Vec<_> = store.files().map(|(k, p)| (k, p.to_owned())).collect();
+    assert_eq!(
+        files[1],
+        (
+            FileKind::Podman,
+            PathBuf::from("/run/containers/1000/auth.json")
+        ),
+        "{files:?}"
+    );
+    let mut home = home;
+    let run = home.path("run");
+    home.set("XDG_RUNTIME_DIR", run.clone());
+    let vars = home.vars.clone();
+    let store = CredentialStore::from_vars_and_uid(move |name| vars.get(name).cloned(), Some(1000));
+    assert!(
+        store
+            .files()
+            .all(|(_, p)| p != Path::new("/run/containers/1000/auth.json")),
+        "XDG_RUNTIME_DIR wins"
+    );
 }
 
 #[test]
@@ -749,25 +802,75 @@ fn store_keeps_every_other_key() {
     assert_eq!(mode(&path), 0o600);
 }
 
+/// Regression: a refresh token stored in docker's config made `podman login`
+/// and `skopeo login` refuse ("auth file contains an Identity token"). It
+/// goes to berth's own file; a password goes to docker's config and replaces
+/// it.
 #[test]
-fn store_identity_token_in_auths() {
+fn store_identity_token_in_berths_own_file_only() {
     let home = Home::new();
     let store = home.store();
+    let berth = home.path("home/.config/berth/auth.json");
     let token = Credential::IdentityToken("refresh-2".to_owned());
-    store.store("https://index.docker.io/v1/", &token).unwrap();
+    let source = store.store("https://index.docker.io/v1/", &token).unwrap();
     assert_eq!(
-        read_json(&home.docker_config()),
+        source,
+        Source::File {
+            kind: FileKind::Berth,
+            path: berth.clone()
+        }
+    );
+    assert!(!home.docker_config().exists(), "docker's config untouched");
+    assert_eq!(
+        read_json(&berth),
         serde_json::json!({"auths":{"https://index.docker.io/v1/":{
             "auth": auth("<token>", ""),
             "identitytoken": "refresh-2",
         }}})
     );
+    assert_eq!(mode(&berth), 0o600);
     assert_eq!(store.lookup("docker.io").unwrap(), Some(token));
-    // Storing Basic for the same registry under another spelling replaces it.
+    // Storing Basic for the same registry (another spelling) goes to docker's
+    // config, and the token, which would be found first, goes away.
     store.store("docker.io", &basic("u", "p")).unwrap();
     assert_eq!(
         read_json(&home.docker_config()),
         serde_json::json!({"auths":{"docker.io":{"auth":auth("u","p")}}})
+    );
+    assert_eq!(read_json(&berth), serde_json::json!({"auths":{}}));
+    assert_eq!(store.lookup("docker.io").unwrap(), Some(basic("u", "p")));
+    // erase removes from both.
+    store
+        .store("ghcr.io", &Credential::IdentityToken("t".to_owned()))
+        .unwrap();
+    store.erase("ghcr.io").unwrap();
+    store.erase("docker.io").unwrap();
+    assert_eq!(store.lookup("ghcr.io").unwrap(), None);
+    assert_eq!(store.lookup("docker.io").unwrap(), None);
+}
+
+#[test]
+fn storing_a_token_removes_the_one_berth_left_in_docker_config_only() {
+    let home = Home::new();
+    let config = home.write_docker_config(&format!(
+        r#"{{"auths":{{"ghcr.io":{{"auth":"{}","identitytoken":"old"}},"quay.io":{{"auth":"{}","identitytoken":"dockers"}}}}}}"#,
+        auth("<token>", ""),
+        auth("alice", "")
+    ));
+    let store = home.store();
+    for key in ["ghcr.io", "quay.io"] {
+        store
+            .store(key, &Credential::IdentityToken("new".to_owned()))
+            .unwrap();
+    }
+    // berth's own earlier entry is gone; the one docker login wrote stays.
+    assert_eq!(
+        read_json(&config),
+        serde_json::json!({"auths":{"quay.io":{"auth":auth("alice",""),"identitytoken":"dockers"}}})
+    );
+    assert_eq!(
+        store.lookup("ghcr.io").unwrap(),
+        Some(Credential::IdentityToken("new".to_owned()))
     );
 }
 

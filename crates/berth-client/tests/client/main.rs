@@ -6,6 +6,8 @@
 //!   Artifactory, ACR) do; each test fails if the quirk is mishandled.
 //! - `tls`: a registry behind TLS with a private CA, trusted through an
 //!   extra CA file and refused without it.
+//! - `artifact`: files pushed and pulled as an artifact (titles that leave
+//!   the directory, sizes), `inspect`, and a listing's cap.
 //! - `props`: properties of scope merging and cache keys.
 //! - `copy`: `copy` between two berths, within one, to and from an OCI
 //!   layout: an index and one platform of it, mounts, referrers, events, and
@@ -25,6 +27,7 @@
     reason = "a test reports a failure by panicking, helpers included"
 )]
 
+mod artifact;
 mod berth;
 mod copy;
 mod props;

@@ -1,0 +1,122 @@
+//! Every command ends a failure with one line on stderr, `berth: ...`,
+//! also with `RUST_BACKTRACE` set; a network error names its URL once; `-v`
+//! adds the backtrace.
+
+use std::net::TcpListener;
+
+use crate::support::Cli;
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs `berth <args>` with RUST_BACKTRACE=1: it must exit 1 with exactly
+/// one line on stderr, starting `berth: `; that line.
+fn one_line(cli: &Cli, args: &[&str]) -> String {
+    let out = cli
+        .command(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "berth {args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "berth {args:?}: one line:\n{stderr}"
+    );
+    assert!(stderr.starts_with("berth: "), "berth {args:?}: {stderr}");
+    assert!(!stderr.contains("Caused by"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn failures_are_one_line_with_the_url_once() {
+    let home = tempfile::tempdir().unwrap();
+    let cli = Cli::new(home.path());
+    let port = closed_port();
+
+    // A network error: what failed, the cause, the URL once, what to do.
+    let line = one_line(&cli, &["tags", &format!("127.0.0.1:{port}/e2e/x")]);
+    assert!(
+        line.starts_with(&format!(
+            "berth: cannot list the tags of 127.0.0.1:{port}/e2e/x: "
+        )),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches(&format!("http://127.0.0.1:{port}")).count(),
+        1,
+        "the URL once: {line}"
+    );
+    assert!(line.contains("Connection refused"), "{line}");
+    assert!(
+        line.trim_end()
+            .ends_with("check the network, proxy settings and the registry's address"),
+        "{line}"
+    );
+
+    // Others: a bad reference, admin without credentials, push of a missing
+    // file, a pull from nowhere, inspect and delete against nothing.
+    one_line(&cli, &["digest", "Not A Reference"]);
+    let line = one_line(
+        &cli,
+        &[
+            "admin",
+            "--registry",
+            &format!("http://127.0.0.1:{port}"),
+            "keys",
+            "rotate",
+        ],
+    );
+    assert!(line.contains("BERTH_USERNAME"), "{line}");
+    let line = one_line(
+        &cli,
+        &[
+            "push",
+            &format!("127.0.0.1:{port}/e2e/x:1"),
+            "/nonexistent/file.txt",
+        ],
+    );
+    assert!(line.contains("/nonexistent/file.txt"), "{line}");
+    one_line(&cli, &["pull", &format!("127.0.0.1:{port}/e2e/x:1"), "out"]);
+    one_line(&cli, &["inspect", &format!("127.0.0.1:{port}/e2e/x:1")]);
+    one_line(
+        &cli,
+        &["delete", &format!("127.0.0.1:{port}/e2e/x:1"), "--yes"],
+    );
+
+    // -v: the same line, then the backtrace (RUST_BACKTRACE=1 captures it).
+    let out = cli
+        .command(&["inspect", &format!("127.0.0.1:{port}/e2e/x:1"), "-v"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("\nberth: cannot inspect "), "{stderr}");
+    assert!(stderr.contains("berth::main"), "a backtrace: {stderr}");
+}
+
+#[test]
+fn serve_on_a_port_in_use_is_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cli = Cli::new(home.path());
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let line = one_line(
+        &cli,
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--data-dir",
+            &data.path().display().to_string(),
+        ],
+    );
+    assert!(line.contains(&addr), "{line}");
+    assert!(line.contains("in use"), "{line}");
+}
