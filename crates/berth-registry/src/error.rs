@@ -36,6 +36,15 @@ pub enum RegistryError {
         /// Seconds until the client may try again.
         retry_after_secs: u64,
     },
+    /// A cap on what one client may hold is reached: 429 `TOOMANYREQUESTS`
+    /// with `Retry-After` and this message.
+    #[error("limit reached: {message}")]
+    LimitReached {
+        /// What is at its cap, and how to free some.
+        message: String,
+        /// Seconds after which trying again may succeed.
+        retry_after_secs: u64,
+    },
     /// No endpoint at this path (404 without an OCI error body code of its own).
     #[error("{0}")]
     NoRoute(String),

@@ -50,6 +50,19 @@ impl IntoResponse for RegistryError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 return response;
             }
+            RegistryError::LimitReached {
+                message,
+                retry_after_secs,
+            } => {
+                let mut response = oci_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorInfo::new(ErrorCode::TooManyRequests, message),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return response;
+            }
             RegistryError::NoRoute(message) => {
                 return oci_response(
                     StatusCode::NOT_FOUND,

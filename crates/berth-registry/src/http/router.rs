@@ -4,10 +4,10 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use berth_core::endpoint::Endpoint;
+use berth_core::endpoint::{Endpoint, EndpointError};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
@@ -67,6 +67,13 @@ pub fn router(registry: Registry) -> Router {
         .merge(metrics)
         .merge(token_service)
         .merge(admin::routes())
+        // Every answer, errors and unknown paths included: a browser must
+        // never guess a type for what berth serves (a manifest or blob
+        // pushed as HTML would otherwise run as a page of this origin).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(layers)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -139,6 +146,13 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
         (Endpoint::Manifest { name, reference }, &Method::DELETE) => {
             manifests::delete_manifest(r, name, reference).await
         }
+        (
+            Endpoint::InvalidManifestReference { name, error },
+            &Method::GET | &Method::HEAD | &Method::DELETE,
+        ) => Err(manifests::no_such_reference(r, name, error, &method)),
+        (Endpoint::InvalidManifestReference { error, .. }, &Method::PUT) => {
+            Err(EndpointError::from(error.clone()).into())
+        }
         (Endpoint::Blob { name, digest }, &Method::GET | &Method::HEAD) => {
             blobs::get_blob(r, name, digest, headers, head).await
         }
@@ -147,7 +161,8 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
         }
         (Endpoint::Uploads { name, mount }, &Method::POST) => {
             let mount = mount.as_ref().filter(|_| admission.mount_allowed);
-            uploads::start_upload(r, name, mount, query, headers, body).await
+            let subject = admission.token_subject.as_deref();
+            uploads::start_upload(r, name, subject, mount, query, headers, body).await
         }
         (Endpoint::Upload { name, id }, &Method::GET) => uploads::get_upload(r, name, id).await,
         (Endpoint::Upload { name, id }, &Method::PATCH) => {
@@ -174,7 +189,9 @@ fn endpoint_label(endpoint: &Endpoint) -> &'static str {
         Endpoint::Base => "/v2/",
         Endpoint::Catalog => "/v2/_catalog",
         Endpoint::Tags { .. } => "/v2/<name>/tags/list",
-        Endpoint::Manifest { .. } => "/v2/<name>/manifests/<reference>",
+        Endpoint::Manifest { .. } | Endpoint::InvalidManifestReference { .. } => {
+            "/v2/<name>/manifests/<reference>"
+        }
         Endpoint::Blob { .. } => "/v2/<name>/blobs/<digest>",
         Endpoint::Uploads { .. } => "/v2/<name>/blobs/uploads/",
         Endpoint::Upload { .. } => "/v2/<name>/blobs/uploads/<id>",

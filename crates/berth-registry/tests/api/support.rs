@@ -316,9 +316,10 @@ impl Resp {
     }
 
     /// Asserts an OCI error answer: this status, a JSON body
-    /// `{"errors":[{"code","message",..}]}` with exactly this one code and a message.
+    /// `{"errors":[{"code","message",..}]}` with exactly this one code and a
+    /// message; returns the message.
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status, status, "status; body: {}", self.text());
         assert_eq!(
             self.header("content-type"),
@@ -329,10 +330,9 @@ impl Resp {
         let errors = body["errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1, "one error: {body}");
         assert_eq!(errors[0]["code"], code, "error code: {body}");
-        assert!(
-            !errors[0]["message"].as_str().unwrap().is_empty(),
-            "a message a person can act on: {body}"
-        );
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(!message.is_empty(), "a message a person can act on: {body}");
+        message.to_owned()
     }
 
     fn check_api_version(&self, caller: &std::panic::Location<'_>) {
