@@ -49,6 +49,7 @@ impl SqliteMeta {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            .after_release(|conn, _| Box::pin(release_only_outside_a_transaction(conn)))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -78,6 +79,29 @@ impl SqliteMeta {
             new_repositories_public: false,
         })
     }
+}
+
+/// Whether a connection handed back may serve again (`false` closes it).
+///
+/// SQLite rolls a transaction back by itself when a write fails for a full
+/// disk (or an I/O error); the ROLLBACK sqlx then sends fails ("no transaction
+/// is active"), and sqlx keeps counting the transaction as open. Returned to
+/// the pool like that, the connection refused every `BEGIN IMMEDIATE` after
+/// ("attempted to call begin_with at non-zero transaction depth") until a
+/// restart. The ping waits for the queued rollback; a connection still
+/// counting a transaction after it is dropped, and the pool opens a new one.
+async fn release_only_outside_a_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "a database connection came back inside a transaction SQLite had ended (full disk or I/O error); replacing it"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn parse_digest(s: &str) -> Result<Digest, MetaError> {

@@ -18,6 +18,7 @@ mod bad_input;
 mod base;
 mod blobs;
 mod catalog;
+mod disk_full;
 mod manifests;
 mod referrers;
 mod support;

@@ -492,3 +492,80 @@ fn decode_chunked(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[size + 2..];
     }
 }
+
+/// A small tmpfs mounted on a fresh directory, unmounted when dropped: a real
+/// filesystem that a test can fill up. Mounting needs root (the tests run as
+/// root in CI); where it is not permitted, [`Tmpfs::mount`] prints why and
+/// returns `None`, and the test skips.
+pub struct Tmpfs {
+    dir: Option<TempDir>,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` bytes, or says why it cannot.
+    pub fn mount(bytes: u64) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Self { dir: Some(dir) }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    /// A fresh directory on the tmpfs, for a registry's data.
+    pub fn data_dir(&self) -> TempDir {
+        tempfile::tempdir_in(self.path()).unwrap()
+    }
+
+    /// Fills the filesystem with `<mount>/filler` until a write fails with
+    /// "no space left on device"; returns the filler's path.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let bytes = vec![0x5a_u8; chunk];
+            loop {
+                match file.write_all(&bytes) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("filling the tmpfs: {e}"),
+                }
+            }
+        }
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            // Lazily: a server task of the test may still hold files open.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(dir.path())
+                .status();
+            drop(dir);
+        }
+    }
+}
