@@ -45,6 +45,10 @@ pub enum RegistryError {
         /// Seconds after which trying again may succeed.
         retry_after_secs: u64,
     },
+    /// The disk is full, or the space left is kept for deletes: nothing is
+    /// stored until space is freed (507).
+    #[error("the disk holding the registry's data is full")]
+    DiskFull,
     /// No endpoint at this path (404 without an OCI error body code of its own).
     #[error("{0}")]
     NoRoute(String),
@@ -74,6 +78,18 @@ impl RegistryError {
             code,
             message: message.into(),
             detail: None,
+        }
+    }
+}
+
+impl RegistryError {
+    /// Whether the failure is a full disk, whichever store met it.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::DiskFull => true,
+            Self::Meta(e) => e.is_disk_full(),
+            Self::Store(e) => e.is_disk_full(),
+            _ => false,
         }
     }
 }

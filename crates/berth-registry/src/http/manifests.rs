@@ -167,10 +167,13 @@ pub async fn delete_manifest(
     if !r.config.delete_enabled {
         return Err(deletion_disabled());
     }
-    let deleted = match reference {
-        TagOrDigest::Tag(tag) => r.meta.delete_tag(name, tag).await?,
-        TagOrDigest::Digest(digest) => r.meta.delete_manifest(name, digest).await?,
-    };
+    let deleted = super::freeing_reserve(r, || async {
+        Ok(match reference {
+            TagOrDigest::Tag(tag) => r.meta.delete_tag(name, tag).await?,
+            TagOrDigest::Digest(digest) => r.meta.delete_manifest(name, digest).await?,
+        })
+    })
+    .await?;
     if !deleted {
         return Err(manifest_unknown(name, reference));
     }

@@ -116,8 +116,29 @@ async fn get_metrics(State(app): State<AppState>) -> Response {
 async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
     match route(&app, request).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            match &e {
+                RegistryError::DiskFull => {
+                    app.registry.disk.note_refused();
+                }
+                e if e.is_disk_full() => {
+                    app.registry.disk.note_full(&e.to_string());
+                }
+                _ => {}
+            }
+            e.into_response()
+        }
     }
+}
+
+/// Whether a request stores something (and so waits while the disk is full).
+fn stores(endpoint: &Endpoint, method: &Method) -> bool {
+    matches!(
+        (endpoint, method),
+        (Endpoint::Manifest { .. }, &Method::PUT)
+            | (Endpoint::Uploads { .. }, &Method::POST)
+            | (Endpoint::Upload { .. }, &Method::PATCH | &Method::PUT)
+    )
 }
 
 async fn route(app: &AppState, request: Request) -> Result<Response, RegistryError> {
@@ -129,6 +150,9 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
     let admission = gate::admit(r, &endpoint, method.as_str(), &parts.headers).await?;
     let headers = &parts.headers;
     let head = method == Method::HEAD;
+    if stores(&endpoint, &method) && !r.disk.admit_write().await {
+        return Err(RegistryError::DiskFull);
+    }
 
     match (&endpoint, &method) {
         (Endpoint::Base, &Method::GET | &Method::HEAD) => Ok(base::get_base()),

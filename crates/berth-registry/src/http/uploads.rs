@@ -130,7 +130,7 @@ pub async fn cancel_upload(
     let _busy = UploadLock::acquire(r, id)?;
     let session = find_session(r, name, id).await?;
     r.blobs.abort(&session.staging).await?;
-    r.meta.delete_upload(&session.id).await?;
+    super::freeing_reserve(r, || async { Ok(r.meta.delete_upload(&session.id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

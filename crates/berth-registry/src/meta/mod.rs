@@ -58,6 +58,23 @@ pub enum MetaError {
     Corrupt(String),
 }
 
+impl MetaError {
+    /// Whether the failure is a full disk (SQLite's `SQLITE_FULL`, or an I/O
+    /// error saying so).
+    pub fn is_disk_full(&self) -> bool {
+        /// SQLite's primary result code for "database or disk is full".
+        const SQLITE_FULL: i64 = 13;
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| code & 0xff == SQLITE_FULL),
+            Self::Database(sqlx::Error::Io(e)) => crate::store::space::is_full(e),
+            _ => false,
+        }
+    }
+}
+
 /// A manifest as stored: the exact bytes pushed and what berth read from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {

@@ -19,6 +19,7 @@ mod base;
 mod blobs;
 mod catalog;
 mod disk_full;
+mod leftovers;
 mod manifests;
 mod referrers;
 mod support;
