@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! blobs/<algorithm>/<first two hex>/<hex>   one file per digest, never rewritten
+//!                                           (its mtime: when it was last committed)
+//! blobs/.../<hex>.reclaiming                a file the sweep is removing (for a moment)
 //! uploads/<upload id>                       staging files of unfinished uploads
+//! reserve                                   the disk reserve (`store::space`)
 //! ```
 //!
 //! Writes go to the staging file from a blocking thread, and the hash is
