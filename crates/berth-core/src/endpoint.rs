@@ -10,6 +10,7 @@
 //! /v2/_catalog                                          Catalog
 //! /v2/<name>/tags/list                          end-8   Tags
 //! /v2/<name>/manifests/<tag or digest>          end-3/7/9 Manifest
+//! /v2/<name>/manifests/<neither>                          InvalidManifestReference
 //! /v2/<name>/blobs/<digest>                     end-2/10 Blob
 //! /v2/<name>/blobs/uploads/   (slash optional)  end-4/11 Uploads (+ ?mount=&from=)
 //! /v2/<name>/blobs/uploads/<id>                 end-5/6/13/14 Upload
@@ -19,6 +20,13 @@
 //! The path is taken as sent (still percent-encoded): no valid name, tag or
 //! digest contains `%`, so `%2e%2e` is refused as an invalid name rather than
 //! decoded into a traversal.
+//!
+//! A `<reference>` that is neither a valid tag nor a valid digest names no
+//! manifest: it parses to [`Endpoint::InvalidManifestReference`], so that a
+//! read or a delete can answer "manifest unknown" (as clients probing for a tag
+//! and the conformance suite expect) while a push is refused with the parse
+//! error (`TAG_INVALID` or `DIGEST_INVALID`). The repository name is still
+//! parsed, so such a request needs the same scope as any other on it.
 //!
 //! [`Endpoint::required_access`] is the one place that maps a request to the
 //! scope it needs (PROTOCOL.md section 2): `GET`/`HEAD` need `pull`;
@@ -118,6 +126,14 @@ pub enum Endpoint {
         /// The tag or digest.
         reference: TagOrDigest,
     },
+    /// `/v2/<name>/manifests/<reference>` where `<reference>` is neither a
+    /// valid tag nor a valid digest: no manifest can be stored under it.
+    InvalidManifestReference {
+        /// The repository.
+        name: RepositoryName,
+        /// Why the reference is neither (what a push is told).
+        error: InvalidReference,
+    },
     /// `/v2/<name>/blobs/<digest>`.
     Blob {
         /// The repository.
@@ -146,6 +162,35 @@ pub enum Endpoint {
         /// The subject's digest.
         digest: Digest,
     },
+}
+
+/// Why a manifest reference is neither a tag nor a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidReference {
+    /// It has no `:`, so it was read as a tag, and is not a valid one.
+    #[error(transparent)]
+    Tag(ParseError),
+    /// It has a `:`, so it was read as a digest, and is not a valid one.
+    #[error(transparent)]
+    Digest(ParseError),
+}
+
+impl InvalidReference {
+    /// The reference as it appeared in the path (truncated when very long).
+    pub fn input(&self) -> &str {
+        match self {
+            Self::Tag(e) | Self::Digest(e) => e.input(),
+        }
+    }
+}
+
+impl From<InvalidReference> for EndpointError {
+    fn from(e: InvalidReference) -> Self {
+        match e {
+            InvalidReference::Tag(e) => Self::Tag(e),
+            InvalidReference::Digest(e) => Self::Digest(e),
+        }
+    }
 }
 
 /// Why a path is not an endpoint; each variant maps to its own OCI error code.
@@ -205,12 +250,19 @@ impl Endpoint {
             (_, Some("tags"), Some("list")) => Ok(Self::Tags { name: name_of(2)? }),
             (_, Some("manifests"), Some(reference)) => {
                 let name = name_of(2)?;
-                let reference = if reference.contains(':') {
-                    TagOrDigest::Digest(digest(reference)?)
+                let parsed = if reference.contains(':') {
+                    Digest::parse(reference)
+                        .map(TagOrDigest::Digest)
+                        .map_err(InvalidReference::Digest)
                 } else {
-                    TagOrDigest::Tag(crate::tag::Tag::parse(reference).map_err(EndpointError::Tag)?)
+                    crate::tag::Tag::parse(reference)
+                        .map(TagOrDigest::Tag)
+                        .map_err(InvalidReference::Tag)
                 };
-                Ok(Self::Manifest { name, reference })
+                Ok(match parsed {
+                    Ok(reference) => Self::Manifest { name, reference },
+                    Err(error) => Self::InvalidManifestReference { name, error },
+                })
             }
             (_, Some("referrers"), Some(d)) => Ok(Self::Referrers {
                 name: name_of(2)?,
@@ -238,6 +290,7 @@ impl Endpoint {
             Self::Base | Self::Catalog => None,
             Self::Tags { name }
             | Self::Manifest { name, .. }
+            | Self::InvalidManifestReference { name, .. }
             | Self::Blob { name, .. }
             | Self::Uploads { name, .. }
             | Self::Upload { name, .. }
@@ -466,10 +519,6 @@ mod tests {
             Err(EndpointError::Name(_))
         ));
         assert!(matches!(
-            Endpoint::parse("/v2/a/manifests/-bad", None),
-            Err(EndpointError::Tag(_))
-        ));
-        assert!(matches!(
             Endpoint::parse("/v2/a/blobs/sha256:abc", None),
             Err(EndpointError::Digest(_))
         ));
@@ -504,6 +553,46 @@ mod tests {
         assert!(matches!(
             Endpoint::parse("/v2/a", None),
             Err(EndpointError::NotFound(_))
+        ));
+    }
+
+    /// A reference that is neither a tag nor a digest still names its
+    /// repository (and so needs the same scope), and keeps the reason a push
+    /// is refused.
+    #[test]
+    fn a_reference_that_is_neither_tag_nor_digest_names_no_manifest() {
+        for (reference, is_tag) in [
+            (".INVALID_MANIFEST_NAME", true),
+            ("-bad", true),
+            ("..", true),
+            ("sha256:1234", false),
+            ("md5:00", false),
+        ] {
+            let path = format!("/v2/team/app/manifests/{reference}");
+            let e = Endpoint::parse(&path, None).unwrap();
+            let Endpoint::InvalidManifestReference { name: n, error } = &e else {
+                panic!("{path}: {e:?}");
+            };
+            assert_eq!(n, &name("team/app"));
+            assert_eq!(error.input(), reference);
+            assert_eq!(matches!(error, InvalidReference::Tag(_)), is_tag, "{path}");
+            assert_eq!(
+                e.required_access("GET").to_string(),
+                "repository:team/app:pull"
+            );
+            assert_eq!(
+                e.required_access("PUT").to_string(),
+                "repository:team/app:pull,push"
+            );
+            assert_eq!(
+                e.required_access("DELETE").to_string(),
+                "repository:team/app:delete"
+            );
+        }
+        // The name is parsed first: an invalid one is still NAME_INVALID.
+        assert!(matches!(
+            Endpoint::parse("/v2/Team/manifests/.x", None),
+            Err(EndpointError::Name(_))
         ));
     }
 

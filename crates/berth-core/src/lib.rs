@@ -27,7 +27,7 @@ pub mod token;
 
 pub use challenge::{Challenge, Challenges};
 pub use digest::{Algorithm, Digest, Digester};
-pub use endpoint::{Endpoint, EndpointError, UploadId};
+pub use endpoint::{Endpoint, EndpointError, InvalidReference, UploadId};
 pub use error::{ParseError, ParseErrorKind};
 pub use name::RepositoryName;
 pub use oci_error::{ErrorBody, ErrorCode, ErrorInfo};

@@ -35,6 +35,16 @@ pub struct Config {
     pub new_repositories_public: bool,
     /// Connection timeouts and the connection cap.
     pub limits: Limits,
+    /// Open upload sessions one user (a token's subject) may hold over all
+    /// repositories; 0 is no cap. Without access control there is no user and
+    /// only [`Config::max_uploads_per_repository`] applies.
+    pub max_uploads_per_user: u32,
+    /// Open upload sessions one repository may hold, whoever opened them; 0 is no cap.
+    pub max_uploads_per_repository: u32,
+    /// Bytes kept allocated in `<data>/reserve` and given back only when the
+    /// disk is full, so that deletes (which SQLite must log) still work and
+    /// free space; 0 keeps no reserve.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Config {
@@ -54,6 +64,18 @@ impl Config {
             token_lifetime: Duration::from_secs(300),
             new_repositories_public: false,
             limits: Limits::default(),
+            // A pushing client holds one session per blob in flight: docker
+            // pushes 5 layers at once by default, containerd and skopeo a
+            // few more. 100 is ten times the busiest client plus room for the
+            // sessions aborted pushes leave until they expire.
+            max_uploads_per_user: 100,
+            // Ten users' worth on one repository (a CI fleet pushing to
+            // one repository at once), while still bounding what an open
+            // registry, which has no users to count, lets one client hold.
+            max_uploads_per_repository: 1000,
+            // Enough for SQLite to log many deletes and checkpoint (its WAL
+            // checkpoints at 1,000 pages, 4 MiB) on an otherwise full disk.
+            disk_reserve_bytes: 16 * 1024 * 1024,
             public_url,
         }
     }

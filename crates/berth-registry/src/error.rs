@@ -36,6 +36,19 @@ pub enum RegistryError {
         /// Seconds until the client may try again.
         retry_after_secs: u64,
     },
+    /// A cap on what one client may hold is reached: 429 `TOOMANYREQUESTS`
+    /// with `Retry-After` and this message.
+    #[error("limit reached: {message}")]
+    LimitReached {
+        /// What is at its cap, and how to free some.
+        message: String,
+        /// Seconds after which trying again may succeed.
+        retry_after_secs: u64,
+    },
+    /// The disk is full, or the space left is kept for deletes: nothing is
+    /// stored until space is freed (507).
+    #[error("the disk holding the registry's data is full")]
+    DiskFull,
     /// No endpoint at this path (404 without an OCI error body code of its own).
     #[error("{0}")]
     NoRoute(String),
@@ -65,6 +78,18 @@ impl RegistryError {
             code,
             message: message.into(),
             detail: None,
+        }
+    }
+}
+
+impl RegistryError {
+    /// Whether the failure is a full disk, whichever store met it.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::DiskFull => true,
+            Self::Meta(e) => e.is_disk_full(),
+            Self::Store(e) => e.is_disk_full(),
+            _ => false,
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::auth::keys::{KeyError, KeyStore};
 use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::cache::CachedMeta;
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
+use crate::store::space::DiskSpace;
 use crate::store::{BlobStore, FsStore, StoreError};
 
 /// Everything a request handler needs: settings, the stores, and the token machinery.
@@ -58,6 +59,8 @@ pub struct Registry {
     pub tokens: Option<Arc<TokenIssuer>>,
     /// Upload sessions a request of this process is writing to right now.
     pub busy_uploads: BusyUploads,
+    /// The data disk: the space kept for deletes, and the full-disk state.
+    pub disk: Arc<DiskSpace>,
     /// Counters served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
 }
@@ -100,6 +103,7 @@ impl Registry {
             (None, None)
         };
         let identity: Arc<dyn IdentityStore> = Arc::new(meta.clone());
+        let disk = Arc::new(DiskSpace::open(data_dir, config.disk_reserve_bytes));
         Ok(Self {
             config: Arc::new(config),
             meta: Arc::new(CachedMeta::new(meta)),
@@ -109,6 +113,7 @@ impl Registry {
             keys,
             tokens,
             busy_uploads: BusyUploads::default(),
+            disk,
             metrics: Arc::default(),
         })
     }
@@ -171,7 +176,7 @@ pub async fn serve_tls(
     tls: Option<Arc<server::tls::CertStore>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sweeper = tokio::spawn(gc::run_upload_expiry(registry.clone()));
+    let sweeper = tokio::spawn(gc::run_sweep(registry.clone()));
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
     served

@@ -61,6 +61,35 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         let server = Server::start_with(data.path(), &["--access-control", "false"]);
         verify(&server, &mut ledger.lock().unwrap());
     }
+    // What the kills may have left: staging files no session names, blob
+    // files no record names. Made to look two hours old, every file is one
+    // the sweep at start may remove if no metadata names it: nothing
+    // acknowledged may go.
+    let blobs_before = aged_files(&data.path().join("blobs"));
+    let staging_before = aged_files(&data.path().join("uploads"));
+    let server = Server::start_with(data.path(), &["--access-control", "false"]);
+    // Then every file left is named by metadata: a staging file is a live
+    // session of one of the pushers' repositories, a blob file a blob linked
+    // in one of them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orphans = unnamed_files(&server, data.path());
+        if orphans.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "30 s after start, files no metadata names are still there: {orphans:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    verify(&server, &mut ledger.lock().unwrap());
+    eprintln!(
+        "sweep after {KILLS} kills: blob files {blobs_before} -> {}, staging files {staging_before} -> {}",
+        count_files(&data.path().join("blobs")),
+        count_files(&data.path().join("uploads")),
+    );
+
     let ledger = ledger.lock().unwrap();
     assert!(
         ledger.blobs.len() > KILLS as usize && !ledger.manifests.is_empty(),
@@ -68,6 +97,79 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         ledger.blobs.len(),
         ledger.manifests.len()
     );
+}
+
+/// Makes every file under `dir` look last written two hours ago; how many.
+fn aged_files(dir: &std::path::Path) -> usize {
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            count += aged_files(&path);
+        } else {
+            std::fs::File::open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            count += 1;
+        }
+    }
+    count
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() { count_files(&path) } else { 1 }
+        })
+        .sum()
+}
+
+/// Files under `data` that no metadata names, as the API shows it: staging
+/// files that are no live session, and blob files linked in no pushers'
+/// repository.
+fn unnamed_files(server: &Server, data: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let c = Client::new();
+    let repos: Vec<String> = (0..WORKERS).map(|w| format!("crash/w{w}")).collect();
+    // GET for an upload's status (it has no HEAD), HEAD for a blob.
+    let named = |method: reqwest::Method, path: String, ok: u16| {
+        repos.iter().any(|repo| {
+            c.request(method.clone(), server.url(&path.replace("{repo}", repo)))
+                .send()
+                .unwrap()
+                .status()
+                == ok
+        })
+    };
+    let mut unnamed = Vec::new();
+    for entry in std::fs::read_dir(data.join("uploads")).unwrap() {
+        let path = entry.unwrap().path();
+        let id = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if !named(
+            reqwest::Method::GET,
+            format!("/v2/{{repo}}/blobs/uploads/{id}"),
+            204,
+        ) {
+            unnamed.push(path);
+        }
+    }
+    for shard in std::fs::read_dir(data.join("blobs/sha256")).unwrap() {
+        for entry in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let path = entry.unwrap().path();
+            let hex = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if !named(
+                reqwest::Method::HEAD,
+                format!("/v2/{{repo}}/blobs/sha256:{hex}"),
+                200,
+            ) {
+                unnamed.push(path);
+            }
+        }
+    }
+    unnamed
 }
 
 /// One pushing client: loops over monolithic blobs, chunked blobs and

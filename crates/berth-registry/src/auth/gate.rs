@@ -45,6 +45,10 @@ pub struct Admission {
     pub mount_allowed: bool,
     /// Who is asking, when the gate had to find out (the catalog does).
     pub subject: Option<Subject>,
+    /// The verified token's `sub` (user or robot name); `None` when access
+    /// control is off or the token is anonymous. Upload sessions are counted
+    /// against it.
+    pub token_subject: Option<String>,
 }
 
 impl Admission {
@@ -53,6 +57,7 @@ impl Admission {
             catalog: CatalogFilter::All,
             mount_allowed: true,
             subject: None,
+            token_subject: None,
         }
     }
 }
@@ -117,13 +122,14 @@ pub async fn admit(
     let pat = claims.pat;
 
     match endpoint {
-        Endpoint::Base => return Ok(admitted(true)),
+        Endpoint::Base => return Ok(admitted(true, &subject_name)),
         Endpoint::Catalog => {
             let subject = subject_of(r, &subject_name, pat).await?;
             return Ok(Admission {
                 catalog: catalog_filter(&subject),
                 mount_allowed: false,
                 subject: Some(subject),
+                token_subject: None,
             });
         }
         _ => {}
@@ -136,7 +142,7 @@ pub async fn admit(
         None => true,
     };
     if required.is_subset(&granted) {
-        return Ok(admitted(mount_allowed));
+        return Ok(admitted(mount_allowed, &subject_name));
     }
 
     // The token lacks something: policy tells "ask for it" from "you may not".
@@ -195,16 +201,17 @@ pub async fn admit(
             format!("{} may not {action} repository {name}", describe(&subject)),
         ));
     }
-    Ok(admitted(mount_allowed))
+    Ok(admitted(mount_allowed, &subject_name))
 }
 
-fn admitted(mount_allowed: bool) -> Admission {
+fn admitted(mount_allowed: bool, token_subject: &str) -> Admission {
     Admission {
         catalog: CatalogFilter::Visible {
             namespaces: Vec::new(),
         },
         mount_allowed,
         subject: None,
+        token_subject: (!token_subject.is_empty()).then(|| token_subject.to_owned()),
     }
 }
 

@@ -1,18 +1,38 @@
-//! Garbage collection: what the registry removes on its own.
+//! Garbage collection: what the registry removes on its own, in one sweep
+//! that runs when the server starts and then every [`SWEEP_INTERVAL`].
 //!
-//! Today: upload sessions untouched for longer than `upload_ttl`, with their
-//! staging bytes. (Unreferenced blobs come later; deletes only unlink.)
+//! - Upload sessions untouched for longer than `upload_ttl`, with their
+//!   staging bytes.
+//! - What a crash (kill -9, power loss) leaves behind, reconciled against the
+//!   metadata: staging files no session names (the file is created just
+//!   before its session is recorded) and blob files no blob record names
+//!   (bytes are committed just before the blob is recorded). Only files last
+//!   written more than one [`SWEEP_INTERVAL`] ago are removed: a session is
+//!   recorded, and a committed blob recorded, within milliseconds of their
+//!   files being written, and a commit marks the bytes it relies on as
+//!   written now (`store`), so an upload in progress or a blob being committed
+//!   is never touched. Blobs are checked [`BLOB_BATCH`] per sweep, resuming
+//!   where the last sweep stopped, so a large store costs little each minute.
+//! - The disk reserve (`store::space`) is written again once space returns.
+//!
+//! (Unreferenced blobs come later; a DELETE only unlinks.)
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use berth_core::digest::Digest;
 
 use crate::Registry;
 use crate::error::RegistryError;
 
-/// How often the expiry sweep runs.
+/// How often the sweep runs; also the least age of a file the reconciliation removes.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Sessions removed per batch.
 const BATCH: u32 = 500;
+/// Staging files looked at per sweep.
+const STAGING_BATCH: usize = 10_000;
+/// Blob files looked at per sweep.
+pub const BLOB_BATCH: usize = 1_000;
 
 /// Removes every upload session untouched since `now - ttl`; returns how many.
 pub async fn expire_uploads(r: &Registry, now: i64) -> Result<u64, RegistryError> {
@@ -33,18 +53,91 @@ pub async fn expire_uploads(r: &Registry, now: i64) -> Result<u64, RegistryError
     }
 }
 
-/// Runs [`expire_uploads`] every [`SWEEP_INTERVAL`], forever.
-pub async fn run_upload_expiry(r: Registry) {
+/// What one reconciliation removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Staging files no upload session named.
+    pub staging_files: u64,
+    /// Blob files no blob record named.
+    pub blob_files: u64,
+}
+
+/// Where the reconciliation of blob files resumes.
+#[derive(Debug, Default, Clone)]
+pub struct BlobCursor(Option<Digest>);
+
+/// Removes staging files and (up to `blob_batch`, from `cursor` on) blob files
+/// that no metadata names and that were last written before `before`.
+pub async fn reconcile(
+    r: &Registry,
+    before: SystemTime,
+    cursor: &mut BlobCursor,
+    blob_batch: usize,
+) -> Result<Reconciled, RegistryError> {
+    let mut done = Reconciled::default();
+    for (staging, modified) in r.blobs.list_staging(STAGING_BATCH).await? {
+        if modified < before && !r.meta.staging_in_use(&staging).await? {
+            r.blobs.abort(&staging).await?;
+            tracing::debug!(staging, "removed a staging file no upload session names");
+            done.staging_files += 1;
+        }
+    }
+    let blobs = r.blobs.list_blobs(cursor.0.as_ref(), blob_batch).await?;
+    // A short page ends the pass: the next one starts over.
+    cursor.0 = if blobs.len() < blob_batch {
+        None
+    } else {
+        blobs.last().map(|(digest, _)| digest.clone())
+    };
+    for (digest, modified) in blobs {
+        if modified < before
+            && r.meta.blob_size(&digest).await?.is_none()
+            && r.blobs.remove_blob_unless_newer(&digest, before).await?
+        {
+            tracing::debug!(%digest, "removed a blob file no blob record names");
+            done.blob_files += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// One sweep: expiry, reconciliation, the disk reserve.
+async fn sweep(r: &Registry, cursor: &mut BlobCursor) {
+    let now = crate::clock::now_unix();
+    match expire_uploads(r, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "expired stale upload sessions"),
+        Err(e) => {
+            tracing::warn!(error = %e, "upload expiry sweep failed; retrying next interval")
+        }
+    }
+    let before = SystemTime::now()
+        .checked_sub(SWEEP_INTERVAL)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    match reconcile(r, before, cursor, BLOB_BATCH).await {
+        Ok(Reconciled {
+            staging_files: 0,
+            blob_files: 0,
+        }) => {}
+        Ok(done) => tracing::info!(
+            staging_files = done.staging_files,
+            blob_files = done.blob_files,
+            "removed files a crash left behind (no metadata names them)"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "reconciliation of stored files failed; retrying next interval")
+        }
+    }
+    r.disk.restore().await;
+}
+
+/// Runs the sweep at once (reconciling what a crash left), then every
+/// [`SWEEP_INTERVAL`], forever.
+pub async fn run_sweep(r: Registry) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let mut cursor = BlobCursor::default();
     loop {
         tick.tick().await;
-        let now = crate::clock::now_unix();
-        match expire_uploads(&r, now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "expired stale upload sessions"),
-            Err(e) => {
-                tracing::warn!(error = %e, "upload expiry sweep failed; retrying next interval")
-            }
-        }
+        sweep(&r, &mut cursor).await;
     }
 }

@@ -95,7 +95,9 @@ pub async fn delete_blob(
     if !r.config.delete_enabled {
         return Err(super::manifests::deletion_disabled());
     }
-    if !r.meta.unlink_blob(name, digest).await? {
+    let unlinked =
+        super::freeing_reserve(r, || async { Ok(r.meta.unlink_blob(name, digest).await?) }).await?;
+    if !unlinked {
         return Err(blob_unknown(name, digest));
     }
     Ok(StatusCode::ACCEPTED.into_response())

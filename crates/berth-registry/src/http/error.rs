@@ -2,7 +2,11 @@
 //!
 //! Spec errors get their status and an OCI error body. Internal failures are
 //! logged with their cause and answered with a generic message: a lost
-//! database answers 503 (try again), anything else 500.
+//! database answers 503 (try again), anything else 500. A full disk answers
+//! 507 Insufficient Storage (RFC 4918 section 11.5: the server cannot store
+//! what the request needs), with an OCI error body that says so: unlike a
+//! 503, it is not "retry shortly", and clients do not retry it in a loop. It
+//! is logged by the router, once a minute (`store::space`), not here.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +18,9 @@ use crate::store::StoreError;
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
+        if self.is_disk_full() {
+            return insufficient_storage();
+        }
         let (code, message, detail) = match self {
             RegistryError::Spec {
                 code,
@@ -44,6 +51,19 @@ impl IntoResponse for RegistryError {
                         ErrorCode::TooManyRequests,
                         format!("too many failed attempts; retry in {retry_after_secs} seconds"),
                     ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return response;
+            }
+            RegistryError::LimitReached {
+                message,
+                retry_after_secs,
+            } => {
+                let mut response = oci_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorInfo::new(ErrorCode::TooManyRequests, message),
                 );
                 response
                     .headers_mut()
@@ -105,6 +125,16 @@ impl IntoResponse for RegistryError {
         }
         oci_response(status, info)
     }
+}
+
+fn insufficient_storage() -> Response {
+    oci_response(
+        StatusCode::INSUFFICIENT_STORAGE,
+        ErrorInfo::new(
+            ErrorCode::Unknown("UNKNOWN".to_owned()),
+            "the registry's disk is full: nothing can be stored until space is freed; pulls and deletes still work (delete unused tags, manifests and blobs, or ask the operator to add space), then push again",
+        ),
+    )
 }
 
 fn unavailable() -> Response {

@@ -1,9 +1,10 @@
 //! end-3, end-7, end-9: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::digest::Digest;
+use berth_core::endpoint::InvalidReference;
 use berth_core::media_type::{MediaType, parse_accept};
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::ErrorCode;
@@ -119,6 +120,25 @@ pub async fn put_manifest(
                 detail: Some(serde_json::json!({ "digest": missing.to_string() })),
             });
         }
+        Err(MetaError::SizeMismatch {
+            field,
+            digest,
+            stated,
+            actual,
+        }) => {
+            return Err(RegistryError::Spec {
+                code: ErrorCode::ManifestInvalid,
+                message: format!(
+                    "the manifest's {field} descriptor ({digest}) states size {stated}, but that content is {actual} bytes; fix the size and push the manifest again"
+                ),
+                detail: Some(serde_json::json!({
+                    "descriptor": field,
+                    "digest": digest.to_string(),
+                    "size": stated,
+                    "actual": actual,
+                })),
+            });
+        }
         Err(e) => return Err(e.into()),
     }
     let mut response = StatusCode::CREATED.into_response();
@@ -147,14 +167,40 @@ pub async fn delete_manifest(
     if !r.config.delete_enabled {
         return Err(deletion_disabled());
     }
-    let deleted = match reference {
-        TagOrDigest::Tag(tag) => r.meta.delete_tag(name, tag).await?,
-        TagOrDigest::Digest(digest) => r.meta.delete_manifest(name, digest).await?,
-    };
+    let deleted = super::freeing_reserve(r, || async {
+        Ok(match reference {
+            TagOrDigest::Tag(tag) => r.meta.delete_tag(name, tag).await?,
+            TagOrDigest::Digest(digest) => r.meta.delete_manifest(name, digest).await?,
+        })
+    })
+    .await?;
     if !deleted {
         return Err(manifest_unknown(name, reference));
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `GET`/`HEAD`/`DELETE` of a reference that is neither a valid tag nor a
+/// valid digest: no manifest can be stored under it, so it names none (404
+/// `MANIFEST_UNKNOWN`, what clients probing for a tag expect; distribution-spec
+/// conformance "GET nonexistent manifest should return 404"). A push under it
+/// is refused with the parse error instead (`TAG_INVALID`, `DIGEST_INVALID`).
+pub fn no_such_reference(
+    r: &Registry,
+    name: &RepositoryName,
+    error: &InvalidReference,
+    method: &Method,
+) -> RegistryError {
+    if method == Method::DELETE && !r.config.delete_enabled {
+        return deletion_disabled();
+    }
+    RegistryError::spec(
+        ErrorCode::ManifestUnknown,
+        format!(
+            "manifest {} is not in repository {name}: it is neither a valid tag nor a digest ({error})",
+            error.input()
+        ),
+    )
 }
 
 /// Whether the `Accept` headers admit `media_type`. No `Accept` (or none that

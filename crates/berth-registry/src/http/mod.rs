@@ -23,6 +23,7 @@ use futures_util::TryStreamExt;
 
 pub use router::router;
 
+use crate::Registry;
 use crate::error::RegistryError;
 use crate::store::ByteStream;
 
@@ -73,6 +74,27 @@ pub fn set_next_link(response: &mut Response, path: &str, n: u32, next: Option<S
     if let Some(next) = next {
         let target = format!("{path}?{}", Pagination::new(Some(n), Some(next)).to_query());
         set_header(response, header::LINK, &Link::next(&target).to_string());
+    }
+}
+
+/// Runs a delete; when it fails on a full disk, gives the disk reserve back
+/// (`store::space`) and runs it once more, so that deleting, the way out of a
+/// full disk, keeps working.
+pub async fn freeing_reserve<T, F, Fut>(r: &Registry, op: F) -> Result<T, RegistryError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, RegistryError>>,
+{
+    match op().await {
+        Err(e) if e.is_disk_full() => {
+            r.disk.note_full(&e.to_string());
+            if r.disk.release().await {
+                op().await
+            } else {
+                Err(e)
+            }
+        }
+        done => done,
     }
 }
 

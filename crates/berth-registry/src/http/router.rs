@@ -4,10 +4,10 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use berth_core::endpoint::Endpoint;
+use berth_core::endpoint::{Endpoint, EndpointError};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
@@ -67,6 +67,13 @@ pub fn router(registry: Registry) -> Router {
         .merge(metrics)
         .merge(token_service)
         .merge(admin::routes())
+        // Every answer, errors and unknown paths included: a browser must
+        // never guess a type for what berth serves (a manifest or blob
+        // pushed as HTML would otherwise run as a page of this origin).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(layers)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -109,8 +116,29 @@ async fn get_metrics(State(app): State<AppState>) -> Response {
 async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
     match route(&app, request).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            match &e {
+                RegistryError::DiskFull => {
+                    app.registry.disk.note_refused();
+                }
+                e if e.is_disk_full() => {
+                    app.registry.disk.note_full(&e.to_string());
+                }
+                _ => {}
+            }
+            e.into_response()
+        }
     }
+}
+
+/// Whether a request stores something (and so waits while the disk is full).
+fn stores(endpoint: &Endpoint, method: &Method) -> bool {
+    matches!(
+        (endpoint, method),
+        (Endpoint::Manifest { .. }, &Method::PUT)
+            | (Endpoint::Uploads { .. }, &Method::POST)
+            | (Endpoint::Upload { .. }, &Method::PATCH | &Method::PUT)
+    )
 }
 
 async fn route(app: &AppState, request: Request) -> Result<Response, RegistryError> {
@@ -122,6 +150,9 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
     let admission = gate::admit(r, &endpoint, method.as_str(), &parts.headers).await?;
     let headers = &parts.headers;
     let head = method == Method::HEAD;
+    if stores(&endpoint, &method) && !r.disk.admit_write().await {
+        return Err(RegistryError::DiskFull);
+    }
 
     match (&endpoint, &method) {
         (Endpoint::Base, &Method::GET | &Method::HEAD) => Ok(base::get_base()),
@@ -139,6 +170,13 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
         (Endpoint::Manifest { name, reference }, &Method::DELETE) => {
             manifests::delete_manifest(r, name, reference).await
         }
+        (
+            Endpoint::InvalidManifestReference { name, error },
+            &Method::GET | &Method::HEAD | &Method::DELETE,
+        ) => Err(manifests::no_such_reference(r, name, error, &method)),
+        (Endpoint::InvalidManifestReference { error, .. }, &Method::PUT) => {
+            Err(EndpointError::from(error.clone()).into())
+        }
         (Endpoint::Blob { name, digest }, &Method::GET | &Method::HEAD) => {
             blobs::get_blob(r, name, digest, headers, head).await
         }
@@ -147,7 +185,8 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
         }
         (Endpoint::Uploads { name, mount }, &Method::POST) => {
             let mount = mount.as_ref().filter(|_| admission.mount_allowed);
-            uploads::start_upload(r, name, mount, query, headers, body).await
+            let subject = admission.token_subject.as_deref();
+            uploads::start_upload(r, name, subject, mount, query, headers, body).await
         }
         (Endpoint::Upload { name, id }, &Method::GET) => uploads::get_upload(r, name, id).await,
         (Endpoint::Upload { name, id }, &Method::PATCH) => {
@@ -174,7 +213,9 @@ fn endpoint_label(endpoint: &Endpoint) -> &'static str {
         Endpoint::Base => "/v2/",
         Endpoint::Catalog => "/v2/_catalog",
         Endpoint::Tags { .. } => "/v2/<name>/tags/list",
-        Endpoint::Manifest { .. } => "/v2/<name>/manifests/<reference>",
+        Endpoint::Manifest { .. } | Endpoint::InvalidManifestReference { .. } => {
+            "/v2/<name>/manifests/<reference>"
+        }
         Endpoint::Blob { .. } => "/v2/<name>/blobs/<digest>",
         Endpoint::Uploads { .. } => "/v2/<name>/blobs/uploads/",
         Endpoint::Upload { .. } => "/v2/<name>/blobs/uploads/<id>",

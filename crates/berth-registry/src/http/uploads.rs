@@ -19,9 +19,13 @@ use super::manifests::DOCKER_CONTENT_DIGEST;
 use super::{body_stream, query_param, set_header};
 use crate::clock::now_unix;
 use crate::error::RegistryError;
-use crate::meta::UploadSession;
+use crate::meta::{MetaError, UploadLimits, UploadOwner, UploadSession};
 use crate::store::{Appended, StoreError};
 use crate::{BusyUploads, Registry};
+
+/// `Retry-After` (seconds) of a 429 for too many open sessions: sessions of
+/// a working client close within seconds, and the expiry sweep runs every minute.
+const UPLOAD_LIMIT_RETRY_AFTER: u64 = 60;
 
 /// `Docker-Upload-UUID`: the session id, as distribution sends it.
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
@@ -35,6 +39,7 @@ const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 pub async fn start_upload(
     r: &Registry,
     name: &RepositoryName,
+    subject: Option<&str>,
     mount: Option<&Mount>,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -49,7 +54,7 @@ pub async fn start_upload(
         r.meta.link_blob(name, digest, size).await?;
         return Ok(blob_created(r, name, digest));
     }
-    let session = new_session(r, name).await?;
+    let session = new_session(r, name, subject).await?;
     let Some(digest) = query_param(query, "digest") else {
         return Ok(session_response(r, &session, StatusCode::ACCEPTED));
     };
@@ -129,7 +134,7 @@ pub async fn cancel_upload(
     let _busy = UploadLock::acquire(r, id).await?;
     let session = find_session(r, name, id).await?;
     r.blobs.abort(&session.staging).await?;
-    r.meta.delete_upload(&session.id).await?;
+    super::freeing_reserve(r, || async { Ok(r.meta.delete_upload(&session.id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -169,7 +174,13 @@ fn chunk_length(
     Ok(expected.or(length))
 }
 
-async fn new_session(r: &Registry, name: &RepositoryName) -> Result<UploadSession, RegistryError> {
+/// Opens a session for `subject` (the token's, if any), within the caps on
+/// open sessions per user and per repository (429 `TOOMANYREQUESTS` beyond).
+async fn new_session(
+    r: &Registry,
+    name: &RepositoryName,
+    subject: Option<&str>,
+) -> Result<UploadSession, RegistryError> {
     let id = UploadId::parse(&uuid::Uuid::new_v4().simple().to_string())
         .map_err(|e| RegistryError::spec(ErrorCode::BlobUploadInvalid, e.to_string()))?;
     let staging = r.blobs.begin_upload(&id).await?;
@@ -177,14 +188,43 @@ async fn new_session(r: &Registry, name: &RepositoryName) -> Result<UploadSessio
     let session = UploadSession {
         id,
         repository: name.clone(),
+        subject: subject.map(str::to_owned),
         offset: 0,
         hash_state: Digester::new(Algorithm::Sha256).save_state(),
         staging,
         created_at: now,
         updated_at: now,
     };
-    r.meta.create_upload(&session).await?;
+    let limits = UploadLimits {
+        per_subject: r.config.max_uploads_per_user,
+        per_repository: r.config.max_uploads_per_repository,
+    };
+    if let Err(e) = r.meta.create_upload(&session, limits).await {
+        // No session will ever name this staging location.
+        if let Err(abort) = r.blobs.abort(&session.staging).await {
+            tracing::warn!(error = %abort, "could not remove the staging file of a refused upload");
+        }
+        return Err(match e {
+            MetaError::UploadLimit { owner, open, limit } => {
+                too_many_sessions(r, &owner, open, limit)
+            }
+            e => e.into(),
+        });
+    }
     Ok(session)
+}
+
+/// 429 for a session beyond a cap: how many are open, and how to close some.
+fn too_many_sessions(r: &Registry, owner: &UploadOwner, open: u64, limit: u32) -> RegistryError {
+    let ttl = r.config.upload_ttl.as_secs();
+    RegistryError::LimitReached {
+        message: format!(
+            "{owner} has {open} blob upload sessions open and this registry allows {limit}; \
+             finish one (PUT <location>?digest=<digest>) or cancel it (DELETE <location>), \
+             or wait: a session idle for {ttl} s expires"
+        ),
+        retry_after_secs: UPLOAD_LIMIT_RETRY_AFTER,
+    }
 }
 
 async fn find_session(

@@ -32,7 +32,7 @@ use berth_core::tag::Tag;
 
 use super::{
     CatalogFilter, Manifest, MetaError, MetaStore, NewManifest, Referrer, RepositoryInfo,
-    UploadSession,
+    UploadLimits, UploadSession,
 };
 
 /// The longest a cached answer is served.
@@ -289,8 +289,16 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         self.inner.referrers(name, subject, artifact_type).await
     }
 
-    async fn create_upload(&self, session: &UploadSession) -> Result<(), MetaError> {
-        self.inner.create_upload(session).await
+    async fn create_upload(
+        &self,
+        session: &UploadSession,
+        limits: UploadLimits,
+    ) -> Result<(), MetaError> {
+        self.inner.create_upload(session, limits).await
+    }
+
+    async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError> {
+        self.inner.staging_in_use(staging).await
     }
 
     async fn get_upload(

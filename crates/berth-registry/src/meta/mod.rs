@@ -31,9 +31,48 @@ pub enum MetaError {
     /// A manifest refers to a blob or manifest that the repository does not hold.
     #[error("manifest refers to {0}, which is not in the repository")]
     MissingReference(Digest),
+    /// A manifest's descriptor states another size than the blob or manifest it names.
+    #[error("{field} of the manifest ({digest}) states {stated} bytes, but it has {actual}")]
+    SizeMismatch {
+        /// Where the descriptor is in the manifest (`config`, `layers[2]`, `manifests[0]`).
+        field: String,
+        /// The digest it names.
+        digest: Digest,
+        /// The size it states.
+        stated: u64,
+        /// The size of what it names.
+        actual: u64,
+    },
+    /// Opening another upload session would exceed a cap on open sessions.
+    #[error("{owner} has {open} upload sessions open, the most allowed is {limit}")]
+    UploadLimit {
+        /// Whose sessions reached the cap.
+        owner: UploadOwner,
+        /// How many are open.
+        open: u64,
+        /// The cap.
+        limit: u32,
+    },
     /// A stored value no longer parses (the database was edited by hand, or is corrupt).
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+}
+
+impl MetaError {
+    /// Whether the failure is a full disk (SQLite's `SQLITE_FULL`, or an I/O
+    /// error saying so).
+    pub fn is_disk_full(&self) -> bool {
+        /// SQLite's primary result code for "database or disk is full".
+        const SQLITE_FULL: i64 = 13;
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| code & 0xff == SQLITE_FULL),
+            Self::Database(sqlx::Error::Io(e)) => crate::store::space::is_full(e),
+            _ => false,
+        }
+    }
 }
 
 /// A manifest as stored: the exact bytes pushed and what berth read from them.
@@ -47,6 +86,17 @@ pub struct Manifest {
     pub content: bytes::Bytes,
 }
 
+/// A descriptor of a pushed manifest: what it names and the size it states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorRef {
+    /// The digest of the blob or manifest it names.
+    pub digest: Digest,
+    /// The size it states, in bytes.
+    pub size: u64,
+    /// Where it is in the manifest, for messages: `config`, `layers[2]`, `manifests[0]`.
+    pub field: String,
+}
+
 /// A manifest to store, with the references its validation found.
 #[derive(Debug, Clone)]
 pub struct NewManifest {
@@ -58,10 +108,12 @@ pub struct NewManifest {
     pub artifact_type: Option<String>,
     /// Its `annotations` object, as JSON, for the referrers API.
     pub annotations: Option<String>,
-    /// Blobs it refers to (config, layers): each must be linked in the repository.
-    pub blobs: Vec<Digest>,
-    /// Manifests it refers to (an index's children): each must be in the repository.
-    pub children: Vec<Digest>,
+    /// Blobs it refers to (config, layers), in manifest order: each must be
+    /// linked in the repository, with the size the descriptor states.
+    pub blobs: Vec<DescriptorRef>,
+    /// Manifests it refers to (an index's children), in manifest order: each
+    /// must be in the repository, with the size the descriptor states.
+    pub children: Vec<DescriptorRef>,
 }
 
 /// One entry of a referrers answer: a manifest whose `subject` is the asked digest.
@@ -98,6 +150,33 @@ pub enum CatalogFilter {
     },
 }
 
+/// Caps on open upload sessions; 0 is no cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UploadLimits {
+    /// Open sessions one subject (a user or robot) may hold, over all repositories.
+    pub per_subject: u32,
+    /// Open sessions one repository may hold, whoever opened them.
+    pub per_repository: u32,
+}
+
+/// Whose open upload sessions are counted against a cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOwner {
+    /// A token's subject.
+    Subject(String),
+    /// A repository.
+    Repository(RepositoryName),
+}
+
+impl std::fmt::Display for UploadOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Subject(name) => write!(f, "user {name}"),
+            Self::Repository(name) => write!(f, "repository {name}"),
+        }
+    }
+}
+
 /// An upload session's state, enough for any process to take the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
@@ -105,6 +184,8 @@ pub struct UploadSession {
     pub id: UploadId,
     /// The repository the blob will be linked into.
     pub repository: RepositoryName,
+    /// Who opened it (the token's subject); `None` without access control.
+    pub subject: Option<String>,
     /// Bytes received and hashed so far.
     pub offset: u64,
     /// The saved hash state after `offset` bytes (`Digester::save_state`).
@@ -167,7 +248,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError>;
 
     /// Stores a manifest and, when given, points `tag` at it, checking that every
-    /// reference is present. Idempotent for the same bytes.
+    /// reference is present ([`MetaError::MissingReference`]) with the size its
+    /// descriptor states ([`MetaError::SizeMismatch`]). Idempotent for the same bytes.
     async fn put_manifest(
         &self,
         name: &RepositoryName,
@@ -210,8 +292,14 @@ pub trait MetaStore: Send + Sync + 'static {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>, MetaError>;
 
-    /// Records a new upload session.
-    async fn create_upload(&self, session: &UploadSession) -> Result<(), MetaError>;
+    /// Records a new upload session, unless its subject or its repository
+    /// already holds as many open sessions as `limits` allow
+    /// ([`MetaError::UploadLimit`]); the count and the insert are one step.
+    async fn create_upload(
+        &self,
+        session: &UploadSession,
+        limits: UploadLimits,
+    ) -> Result<(), MetaError>;
 
     /// An upload session of this repository, or `None`.
     async fn get_upload(
@@ -243,6 +331,9 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Forgets an upload session; `false` when it was already gone.
     async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError>;
+
+    /// Whether an upload session writes to staging location `staging`.
+    async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError>;
 
     /// Sessions not touched since `before` (unix seconds), oldest first, at most `limit`.
     async fn stale_uploads(&self, before: i64, limit: u32)

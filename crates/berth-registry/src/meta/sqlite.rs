@@ -20,8 +20,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    CatalogFilter, Manifest, MetaError, MetaStore, NewManifest, Referrer, RepositoryInfo,
-    UploadSession,
+    CatalogFilter, DescriptorRef, Manifest, MetaError, MetaStore, NewManifest, Referrer,
+    RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
 };
 
 /// The SQLite metadata store.
@@ -49,6 +49,7 @@ impl SqliteMeta {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            .after_release(|conn, _| Box::pin(release_only_outside_a_transaction(conn)))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -78,6 +79,29 @@ impl SqliteMeta {
             new_repositories_public: false,
         })
     }
+}
+
+/// Whether a connection handed back may serve again (`false` closes it).
+///
+/// SQLite rolls a transaction back by itself when a write fails for a full
+/// disk (or an I/O error); the ROLLBACK sqlx then sends fails ("no transaction
+/// is active"), and sqlx keeps counting the transaction as open. Returned to
+/// the pool like that, the connection refused every `BEGIN IMMEDIATE` after
+/// ("attempted to call begin_with at non-zero transaction depth") until a
+/// restart. The ping waits for the queued rollback; a connection still
+/// counting a transaction after it is dropped, and the pool opens a new one.
+async fn release_only_outside_a_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "a database connection came back inside a transaction SQLite had ended (full disk or I/O error); replacing it"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn parse_digest(s: &str) -> Result<Digest, MetaError> {
@@ -146,6 +170,23 @@ async fn link_blob_in(
     Ok(())
 }
 
+/// A descriptor's target must be there (`size` is `None` when it is not)
+/// with the size the descriptor states.
+fn check_reference(descriptor: &DescriptorRef, size: Option<i64>) -> Result<(), MetaError> {
+    let Some(actual) = size.map(to_u64) else {
+        return Err(MetaError::MissingReference(descriptor.digest.clone()));
+    };
+    if actual != descriptor.size {
+        return Err(MetaError::SizeMismatch {
+            field: descriptor.field.clone(),
+            digest: descriptor.digest.clone(),
+            stated: descriptor.size,
+            actual,
+        });
+    }
+    Ok(())
+}
+
 fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaError> {
     let id: String = row.try_get("id")?;
     let repository: String = row.try_get("repository")?;
@@ -153,6 +194,7 @@ fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaE
         id: UploadId::parse(&id).map_err(|e| MetaError::Corrupt(e.to_string()))?,
         repository: RepositoryName::parse(&repository)
             .map_err(|e| MetaError::Corrupt(e.to_string()))?,
+        subject: row.try_get("subject")?,
         offset: to_u64(row.try_get("byte_offset")?),
         hash_state: row.try_get("hash_state")?,
         staging: row.try_get("staging")?,
@@ -319,28 +361,25 @@ impl MetaStore for SqliteMeta {
         let mut tx = self.pool.begin().await?;
         let repo = repository_id(&mut tx, name, self.new_repositories_public).await?;
         for blob in &new.blobs {
-            let linked: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+            let size: Option<i64> = sqlx::query_scalar(
+                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                  WHERE rb.repository_id = $1 AND rb.digest = $2",
             )
             .bind(repo)
-            .bind(blob.to_string())
+            .bind(blob.digest.to_string())
             .fetch_optional(&mut *tx)
             .await?;
-            if linked.is_none() {
-                return Err(MetaError::MissingReference(blob.clone()));
-            }
+            check_reference(blob, size)?;
         }
         for child in &new.children {
-            let present: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2",
+            let size: Option<i64> = sqlx::query_scalar(
+                "SELECT length(content) FROM manifests WHERE repository_id = $1 AND digest = $2",
             )
             .bind(repo)
-            .bind(child.to_string())
+            .bind(child.digest.to_string())
             .fetch_optional(&mut *tx)
             .await?;
-            if present.is_none() {
-                return Err(MetaError::MissingReference(child.clone()));
-            }
+            check_reference(child, size)?;
         }
         let digest = new.manifest.digest.to_string();
         let inserted = sqlx::query(
@@ -363,8 +402,8 @@ impl MetaStore for SqliteMeta {
             let children = new
                 .blobs
                 .iter()
-                .map(|d| (d, false))
-                .chain(new.children.iter().map(|d| (d, true)));
+                .map(|d| (&d.digest, false))
+                .chain(new.children.iter().map(|d| (&d.digest, true)));
             for (child, is_manifest) in children {
                 sqlx::query(
                     "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, is_manifest)
@@ -523,21 +562,67 @@ impl MetaStore for SqliteMeta {
             .collect()
     }
 
-    async fn create_upload(&self, s: &UploadSession) -> Result<(), MetaError> {
-        sqlx::query(
-            "INSERT INTO uploads (id, repository, byte_offset, hash_state, staging, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    async fn create_upload(
+        &self,
+        s: &UploadSession,
+        limits: UploadLimits,
+    ) -> Result<(), MetaError> {
+        // One statement counts and inserts, so concurrent starts cannot
+        // overshoot a cap (SQLite runs it under the write lock).
+        let done = sqlx::query(
+            "INSERT INTO uploads (id, repository, subject, byte_offset, hash_state, staging, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+              WHERE ($9 = 0 OR (SELECT count(*) FROM uploads WHERE repository = $2) < $9)
+                AND ($3 IS NULL OR $10 = 0 OR (SELECT count(*) FROM uploads WHERE subject = $3) < $10)",
         )
         .bind(s.id.as_str())
         .bind(s.repository.as_str())
+        .bind(s.subject.as_deref())
         .bind(to_i64(s.offset))
         .bind(&s.hash_state)
         .bind(&s.staging)
         .bind(s.created_at)
         .bind(s.updated_at)
+        .bind(i64::from(limits.per_repository))
+        .bind(i64::from(limits.per_subject))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        if done.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Refused: say which cap, with the count as it is now.
+        if let Some(subject) = &s.subject
+            && limits.per_subject > 0
+        {
+            let open: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads WHERE subject = $1")
+                .bind(subject)
+                .fetch_one(&self.pool)
+                .await?;
+            if open >= i64::from(limits.per_subject) {
+                return Err(MetaError::UploadLimit {
+                    owner: UploadOwner::Subject(subject.clone()),
+                    open: to_u64(open),
+                    limit: limits.per_subject,
+                });
+            }
+        }
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads WHERE repository = $1")
+            .bind(s.repository.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Err(MetaError::UploadLimit {
+            owner: UploadOwner::Repository(s.repository.clone()),
+            open: to_u64(open),
+            limit: limits.per_repository,
+        })
+    }
+
+    async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM uploads WHERE staging = $1")
+            .bind(staging)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     async fn get_upload(

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! blobs/<algorithm>/<first two hex>/<hex>   one file per digest, never rewritten
+//!                                           (its mtime: when it was last committed)
+//! blobs/.../<hex>.reclaiming                a file the sweep is removing (for a moment)
 //! uploads/<upload id>                       staging files of unfinished uploads
+//! reserve                                   the disk reserve (`store::space`)
 //! ```
 //!
 //! Writes go to the staging file from a blocking thread, and the hash is
@@ -21,6 +24,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use berth_core::digest::{Digest, Digester};
@@ -225,10 +229,21 @@ impl BlobStore for FsStore {
             if let Some(dir) = dir {
                 fs::create_dir_all(dir)?;
             }
-            if to.exists() {
-                // One copy per digest: the stored one is already verified.
-                remove_if_present(&from)?;
-                return Ok(());
+            // Marked as committed now, so that the sweep, which removes only
+            // blobs no metadata names and committed before its cutoff, leaves
+            // these bytes alone until the caller has recorded them.
+            match mark_committed(&to) {
+                Ok(()) => {
+                    // One copy per digest: the stored one is already verified.
+                    remove_if_present(&from)?;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            match mark_committed(&from) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+                other => other?,
             }
             match fs::rename(&from, &to) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
@@ -260,6 +275,151 @@ impl BlobStore for FsStore {
             .await
             .map_err(join_error)?
     }
+
+    async fn list_staging(&self, limit: usize) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        let dir = self.uploads.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for entry in fs::read_dir(&dir)? {
+                if found.len() >= limit {
+                    break;
+                }
+                let entry = entry?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if UploadId::parse(&name).is_err() {
+                    continue;
+                }
+                match entry.metadata().and_then(|m| m.modified()) {
+                    Ok(modified) => found.push((name, modified)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, SystemTime)>, StoreError> {
+        let root = self.blobs.clone();
+        let after = after.map(ToString::to_string);
+        tokio::task::spawn_blocking(move || list_blobs(&root, after.as_deref(), limit))
+            .await
+            .map_err(join_error)?
+    }
+
+    async fn remove_blob_unless_newer(
+        &self,
+        digest: &Digest,
+        before: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let path = self.blob_path(digest);
+        tokio::task::spawn_blocking(move || {
+            // Out of the way first: a commit from now on finds no file under
+            // the name, and puts its own bytes there.
+            let aside = path.with_extension(RECLAIMING);
+            match fs::rename(&path, &aside) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                other => other?,
+            }
+            // A commit that came before the rename marked the bytes: keep them.
+            if fs::metadata(&aside)?.modified()? >= before {
+                fs::rename(&aside, &path)?;
+                return Ok(false);
+            }
+            fs::remove_file(&aside)?;
+            sync_dir(path.parent())?;
+            Ok(true)
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+/// The extension a blob file wears while the sweep decides to remove it.
+const RECLAIMING: &str = "reclaiming";
+
+/// Sets a file's modification time to now: "committed now".
+fn mark_committed(path: &Path) -> io::Result<()> {
+    File::open(path)?.set_modified(SystemTime::now())
+}
+
+/// The blob files under `root` whose `<algorithm>:<hex>` sorts after `after`,
+/// in that order, at most `limit`. A file left `.reclaiming` by a sweep that
+/// was cut short is put back (when no copy took its place) or removed.
+fn list_blobs(
+    root: &Path,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(Digest, SystemTime)>, StoreError> {
+    let sorted_names = |dir: &Path| -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        match fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    if let Some(name) = entry?.file_name().to_str() {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        names.sort();
+        Ok(names)
+    };
+    let mut found = Vec::new();
+    for algorithm in sorted_names(root)? {
+        let (alg_after, shard_after) = match after.and_then(|a| a.split_once(':')) {
+            Some((alg, hex)) => (alg, hex.get(..2)),
+            None => ("", None),
+        };
+        if algorithm.as_str() < alg_after {
+            continue;
+        }
+        let same_algorithm = algorithm == alg_after;
+        for shard in sorted_names(&root.join(&algorithm))? {
+            if same_algorithm && shard_after.is_some_and(|s| shard.as_str() < s) {
+                continue;
+            }
+            let dir = root.join(&algorithm).join(&shard);
+            for name in sorted_names(&dir)? {
+                let path = dir.join(&name);
+                if let Some(hex) = name.strip_suffix(&format!(".{RECLAIMING}")) {
+                    let original = dir.join(hex);
+                    if original.exists() {
+                        remove_if_present(&path)?;
+                    } else {
+                        fs::rename(&path, &original)?;
+                    }
+                    continue;
+                }
+                let text = format!("{algorithm}:{name}");
+                if after.is_some_and(|a| text.as_str() <= a) {
+                    continue;
+                }
+                let Ok(digest) = Digest::parse(&text) else {
+                    continue;
+                };
+                match fs::metadata(&path).and_then(|m| m.modified()) {
+                    Ok(modified) => found.push((digest, modified)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What the async side of an append sends its two threads.
@@ -416,7 +576,10 @@ fn write_staging(
     let mut end = offset;
     // The newest mark not yet taken by the flusher: (mark, bytes before it).
     let latest = std::sync::Mutex::new(None::<(u64, u64)>);
-    std::thread::scope(|scope| -> Result<(), StoreError> {
+    // The end of the last mark reported durable (a checkpoint the caller
+    // may have recorded): a failed append never truncates below it.
+    let reported = std::sync::atomic::AtomicU64::new(offset);
+    let written = std::thread::scope(|scope| -> Result<(), StoreError> {
         let mut flusher: Option<std::sync::mpsc::SyncSender<()>> = None;
         while let Some(piece) = rx.blocking_recv() {
             match piece {
@@ -432,6 +595,7 @@ fn write_staging(
                         let handle = file.try_clone()?;
                         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
                         let latest = &latest;
+                        let reported = &reported;
                         let durable = durable.clone();
                         scope.spawn(move || {
                             for () in rx {
@@ -442,6 +606,10 @@ fn write_staging(
                                 match handle.sync_data() {
                                     Ok(()) => {
                                         if let (Some(taken), Some(durable)) = (taken, &durable) {
+                                            reported.fetch_max(
+                                                taken.1,
+                                                std::sync::atomic::Ordering::AcqRel,
+                                            );
                                             let _ = durable.send(taken);
                                         }
                                     }
@@ -462,7 +630,14 @@ fn write_staging(
             }
         }
         Ok(())
-    })?;
+    });
+    if let Err(e) = written {
+        // Give back what this request wrote (a full disk most of all), but
+        // for checkpoints reported durable: the session goes on from the
+        // last one recorded, where the next append truncates anyway.
+        let _ = file.set_len(reported.load(std::sync::atomic::Ordering::Acquire));
+        return Err(e);
+    }
     file.sync_data()?;
     Ok(end)
 }
@@ -598,5 +773,110 @@ mod tests {
             on_disk == bytes,
             "every byte received is in the staging file"
         );
+    }
+
+    async fn stored(store: &FsStore, id: &str, bytes: &[u8]) -> Digest {
+        let id = UploadId::parse(id).unwrap();
+        let staging = store.begin_upload(&id).await.unwrap();
+        let body: ByteStream = Box::pin(futures_util::stream::iter(vec![Ok::<_, io::Error>(
+            Bytes::copy_from_slice(bytes),
+        )]));
+        store
+            .append(
+                &staging,
+                0,
+                Digester::new(Algorithm::Sha256),
+                body,
+                u64::MAX,
+                None,
+            )
+            .await
+            .unwrap();
+        // The upload's last write was long ago (a slow client closing it now).
+        let old = SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::open(store.staging_path(&staging).unwrap())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let digest = Digest::sha256_of(bytes);
+        store.commit(&staging, &digest).await.unwrap();
+        digest
+    }
+
+    fn age(path: &Path) {
+        let old = SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::open(path).unwrap().set_modified(old).unwrap();
+    }
+
+    /// A commit marks the bytes it puts in place, or keeps, as committed
+    /// now: the sweep, which removes only blobs committed before its cutoff,
+    /// leaves them alone until the caller records them.
+    #[tokio::test]
+    async fn a_commit_marks_its_bytes_so_that_the_sweep_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let cutoff = SystemTime::now() - std::time::Duration::from_secs(60);
+
+        let digest = stored(&store, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", b"blob one").await;
+        assert!(
+            !store
+                .remove_blob_unless_newer(&digest, cutoff)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.stat(&digest).await.unwrap(), Some(8));
+
+        // An old copy with no record, committed again: kept too.
+        age(&store.blob_path(&digest));
+        stored(&store, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", b"blob one").await;
+        assert!(
+            !store
+                .remove_blob_unless_newer(&digest, cutoff)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.stat(&digest).await.unwrap(), Some(8));
+
+        // Old and not committed again: removed, without a trace.
+        age(&store.blob_path(&digest));
+        assert!(
+            store
+                .remove_blob_unless_newer(&digest, cutoff)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.stat(&digest).await.unwrap(), None);
+        let shard = store.blob_path(&digest).parent().unwrap().to_owned();
+        assert_eq!(std::fs::read_dir(shard).unwrap().count(), 0);
+        assert!(
+            !store
+                .remove_blob_unless_newer(&digest, cutoff)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn blobs_are_listed_in_digest_order_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let mut all = Vec::new();
+        for i in 0..7u8 {
+            let id = format!("{i:032}");
+            all.push(stored(&store, &id, &[i; 10]).await);
+        }
+        all.sort_by_key(ToString::to_string);
+        let mut listed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_blobs(after.as_ref(), 3).await.unwrap();
+            listed.extend(page.iter().map(|(d, _)| d.clone()));
+            if page.len() < 3 {
+                break;
+            }
+            after = page.last().map(|(d, _)| d.clone());
+        }
+        assert_eq!(listed, all);
+        assert!(store.list_staging(10).await.unwrap().is_empty());
     }
 }

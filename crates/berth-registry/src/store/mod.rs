@@ -7,12 +7,18 @@
 //! An upload writes to a staging location through [`BlobStore::append`], which
 //! hashes while it writes; [`BlobStore::commit`] makes the bytes durable and
 //! moves them to their content address only after the caller verified the
-//! digest. A crash at any instant leaves either no blob or a whole, verified one.
+//! digest. A crash at any instant leaves either no blob or a whole, verified one,
+//! and possibly bytes no metadata names (a staging file whose session was never
+//! recorded, a blob committed but not yet recorded): the sweep (`gc`) lists
+//! those with [`BlobStore::list_staging`] and [`BlobStore::list_blobs`] and
+//! removes the ones old enough that no request can still be writing them.
 
 pub mod fs;
+pub mod space;
 
 use std::io;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use berth_core::digest::{Digest, Digester};
@@ -53,6 +59,16 @@ pub enum StoreError {
     /// The disk (or object store) failed.
     #[error("blob store I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+impl StoreError {
+    /// Whether the failure is a full disk (or quota).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Io(e) => space::is_full(e),
+            _ => false,
+        }
+    }
 }
 
 /// An inclusive byte range `start..=end` of a blob.
@@ -145,4 +161,26 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Discards a staging location. Missing ones are not an error.
     async fn abort(&self, staging: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` staging locations, each with when it was last written.
+    async fn list_staging(&self, limit: usize) -> Result<Vec<(String, SystemTime)>, StoreError>;
+
+    /// Up to `limit` stored blobs whose digests sort (as text) after `after`,
+    /// in that order, each with when its bytes were last committed.
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, SystemTime)>, StoreError>;
+
+    /// Removes a blob's bytes unless they were committed at or after
+    /// `before`; whether they were removed. Safe against a concurrent
+    /// [`BlobStore::commit`] of the same digest: a commit marks the bytes it
+    /// keeps or puts in place as committed now, and either that mark is seen
+    /// here or the commit finds the bytes gone and puts its own in place.
+    async fn remove_blob_unless_newer(
+        &self,
+        digest: &Digest,
+        before: SystemTime,
+    ) -> Result<bool, StoreError>;
 }

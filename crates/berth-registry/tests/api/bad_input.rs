@@ -151,14 +151,22 @@ async fn malformed_upload_ids_are_404_blob_upload_unknown() {
 }
 
 #[tokio::test]
-async fn dot_dot_as_a_tag_is_400_tag_invalid() {
+async fn dot_dot_as_a_tag_names_no_manifest() {
     let app = TestApp::start().await;
+    app.push_image("lib/app", "v1").await;
     app.raw("GET", "/v2/lib/app/manifests/..", &[])
         .await
-        .assert_error(400, "TAG_INVALID");
+        .assert_error(404, "MANIFEST_UNKNOWN");
     app.raw("GET", "/v2/lib/app/manifests/%2e%2e", &[])
         .await
-        .assert_error(400, "TAG_INVALID");
+        .assert_error(404, "MANIFEST_UNKNOWN");
+    app.raw(
+        "PUT",
+        "/v2/lib/app/manifests/..",
+        &[("Content-Length", "0")],
+    )
+    .await
+    .assert_error(400, "TAG_INVALID");
 }
 
 #[tokio::test]

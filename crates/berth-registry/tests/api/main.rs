@@ -19,6 +19,8 @@ mod base;
 mod blobs;
 mod catalog;
 mod connections;
+mod disk_full;
+mod leftovers;
 mod manifests;
 mod referrers;
 mod resume;

@@ -326,7 +326,7 @@ async fn manifest_over_4_mib_sent_chunked_without_content_length_is_413() {
 }
 
 #[tokio::test]
-async fn unknown_reference_is_404_but_a_malformed_one_is_400() {
+async fn unknown_reference_is_404_manifest_unknown() {
     let app = TestApp::start().await;
     app.push_image("lib/app", "v1").await;
     let unknown = Digest::sha256_of(b"no such manifest");
@@ -340,21 +340,53 @@ async fn unknown_reference_is_404_but_a_malformed_one_is_400() {
     let head = app.head("/v2/lib/app/manifests/v2").await;
     assert_eq!(head.status, 404);
     assert!(head.body.is_empty());
+}
 
-    app.get("/v2/lib/app/manifests/-v1")
+/// Regression (conformance v1.1.1 "GET nonexistent manifest should return
+/// 404", which asks for `.INVALID_MANIFEST_NAME`): a reference that is
+/// neither a valid tag nor a digest names no manifest. GET, HEAD and DELETE
+/// answered 400; they answer 404 `MANIFEST_UNKNOWN`, while a push under it
+/// is still refused with the parse error.
+#[tokio::test]
+async fn reference_that_is_neither_tag_nor_digest_is_404_to_read_and_delete_but_400_to_push() {
+    let app = TestApp::start().await;
+    let manifest = manifest_with_blobs(&app, "lib/app").await;
+    let long_tag = "t".repeat(129);
+    let md5 = format!("md5:{}", "0".repeat(32));
+    for reference in [
+        ".INVALID_MANIFEST_NAME",
+        "-v1",
+        long_tag.as_str(),
+        "sha256:1234",
+        md5.as_str(),
+    ] {
+        let path = format!("/v2/lib/app/manifests/{reference}");
+        let message = app.get(&path).await.assert_error(404, "MANIFEST_UNKNOWN");
+        assert!(
+            message.contains("neither a valid tag nor a digest"),
+            "{reference}: {message}"
+        );
+        let head = app.head(&path).await;
+        assert_eq!(head.status, 404, "HEAD {reference}");
+        assert!(head.body.is_empty());
+        app.delete(&path)
+            .await
+            .assert_error(404, "MANIFEST_UNKNOWN");
+    }
+    for (reference, code) in [
+        (".INVALID_MANIFEST_NAME", "TAG_INVALID"),
+        ("-v1", "TAG_INVALID"),
+        ("sha256:1234", "DIGEST_INVALID"),
+    ] {
+        app.put_manifest(
+            "lib/app",
+            reference,
+            media_type::OCI_IMAGE_MANIFEST,
+            &to_bytes(&manifest),
+        )
         .await
-        .assert_error(400, "TAG_INVALID");
-    app.get(&format!("/v2/lib/app/manifests/{}", "t".repeat(129)))
-        .await
-        .assert_error(400, "TAG_INVALID");
-    app.get("/v2/lib/app/manifests/sha256:1234")
-        .await
-        .assert_error(400, "DIGEST_INVALID");
-    app.get(&format!("/v2/lib/app/manifests/md5:{}", "0".repeat(32)))
-        .await
-        .assert_error(400, "DIGEST_INVALID");
-    let head = app.head("/v2/lib/app/manifests/-v1").await;
-    assert_eq!(head.status, 400);
+        .assert_error(400, code);
+    }
 }
 
 #[tokio::test]
@@ -680,4 +712,187 @@ async fn accept_header_admits_or_excludes_the_stored_media_type() {
     get("application/vnd.oci.image.manifest.v1+json;q=0, application/vnd.docker.distribution.manifest.v2+json")
         .await
         .assert_error(404, "MANIFEST_UNKNOWN");
+}
+
+/// Regression: a manifest pushed as `text/html` (with no `mediaType` to
+/// contradict it) was stored and served back as `text/html`. Only manifest
+/// media types are accepted; the message names them.
+#[tokio::test]
+async fn manifest_pushed_under_a_type_that_is_not_a_manifest_type_is_400_manifest_invalid() {
+    let app = TestApp::start().await;
+    let mut manifest = manifest_with_blobs(&app, "lib/app").await;
+    manifest.as_object_mut().unwrap().remove("mediaType");
+    for content_type in [
+        "text/html",
+        "text/html; charset=utf-8",
+        "application/json",
+        "application/octet-stream",
+        "application/vnd.oci.artifact.manifest.v1+json",
+        "application/vnd.example.thing.v1+json",
+    ] {
+        let message = app
+            .put_manifest("lib/app", "v1", content_type, &to_bytes(&manifest))
+            .await
+            .assert_error(400, "MANIFEST_INVALID");
+        for accepted in [
+            media_type::OCI_IMAGE_MANIFEST,
+            media_type::OCI_IMAGE_INDEX,
+            media_type::DOCKER_MANIFEST_V2,
+            media_type::DOCKER_MANIFEST_LIST,
+        ] {
+            assert!(message.contains(accepted), "{content_type}: {message}");
+        }
+    }
+    app.get("/v2/lib/app/manifests/v1")
+        .await
+        .assert_error(404, "MANIFEST_UNKNOWN");
+
+    // The same bytes as a manifest type are accepted (the type may carry parameters).
+    let resp = app
+        .put_manifest(
+            "lib/app",
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json; charset=utf-8",
+            &to_bytes(&manifest),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(
+        app.get("/v2/lib/app/manifests/v1")
+            .await
+            .header("content-type"),
+        Some(media_type::OCI_IMAGE_MANIFEST)
+    );
+}
+
+/// Without a `Content-Type`, the `mediaType` of the body must be a manifest type too.
+#[tokio::test]
+async fn media_type_field_that_is_not_a_manifest_type_is_400_manifest_invalid() {
+    let app = TestApp::start().await;
+    let mut manifest = manifest_with_blobs(&app, "lib/app").await;
+    manifest["mediaType"] = json!("text/html");
+    let resp = app
+        .send(
+            app.request(reqwest::Method::PUT, "/v2/lib/app/manifests/v1")
+                .body(to_bytes(&manifest)),
+        )
+        .await;
+    let message = resp.assert_error(400, "MANIFEST_INVALID");
+    assert!(message.contains("text/html"), "{message}");
+}
+
+/// Regression: every answer carries `X-Content-Type-Options: nosniff`, so a
+/// browser never runs pushed content as a page of the registry's origin.
+#[tokio::test]
+async fn every_answer_carries_nosniff() {
+    let app = TestApp::start().await;
+    let pushed = app.push_image("lib/app", "v1").await;
+    let answers = [
+        app.get("/v2/").await,
+        app.get("/v2/lib/app/manifests/v1").await,
+        app.head("/v2/lib/app/manifests/v1").await,
+        app.get(&format!("/v2/lib/app/blobs/{}", pushed.layer))
+            .await,
+        app.get("/v2/lib/app/manifests/v9").await,
+        app.get("/v2/lib/app/tags/list").await,
+        app.get("/v2/_catalog").await,
+        app.post("/v2/lib/app/blobs/uploads/", b"").await,
+    ];
+    for resp in &answers {
+        assert_eq!(
+            resp.header("x-content-type-options"),
+            Some("nosniff"),
+            "status {}: {}",
+            resp.status,
+            resp.text()
+        );
+    }
+    // Outside /v2 (no API version header to check there).
+    for path in ["/metrics", "/token", "/api/v1/users", "/no/such/path"] {
+        let resp = reqwest::get(app.url(path)).await.unwrap();
+        assert_eq!(
+            resp.headers()
+                .get("x-content-type-options")
+                .map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{path}: status {}",
+            resp.status()
+        );
+    }
+}
+
+/// Regression: a manifest whose descriptor stated a wrong size was accepted.
+/// Every linked blob's size is known: a layer, the config or an index's child
+/// stating another size is 400 `MANIFEST_INVALID` naming the descriptor, the
+/// stated and the real size.
+#[tokio::test]
+async fn descriptor_stating_a_wrong_size_is_400_manifest_invalid_naming_it() {
+    let app = TestApp::start().await;
+    let first = random_bytes(64);
+    let second = random_bytes(100);
+    app.push_blob("lib/app", EMPTY_CONFIG).await;
+    app.push_blob("lib/app", &first).await;
+    let second_digest = app.push_blob("lib/app", &second).await;
+
+    let mut wrong_layer = layer_descriptor(&second);
+    wrong_layer["size"] = json!(99);
+    let manifest = image_manifest(&[layer_descriptor(&first), wrong_layer]);
+    let resp = app
+        .put_manifest(
+            "lib/app",
+            "v1",
+            media_type::OCI_IMAGE_MANIFEST,
+            &to_bytes(&manifest),
+        )
+        .await;
+    let message = resp.assert_error(400, "MANIFEST_INVALID");
+    assert!(
+        message.contains("layers[1]")
+            && message.contains(&second_digest.to_string())
+            && message.contains("99")
+            && message.contains("100 bytes"),
+        "{message}"
+    );
+    assert_eq!(
+        resp.json()["errors"][0]["detail"],
+        json!({"descriptor": "layers[1]", "digest": second_digest.to_string(), "size": 99, "actual": 100})
+    );
+
+    let mut manifest = image_manifest(&[layer_descriptor(&first)]);
+    manifest["config"]["size"] = json!(3);
+    let message = app
+        .put_manifest(
+            "lib/app",
+            "v1",
+            media_type::OCI_IMAGE_MANIFEST,
+            &to_bytes(&manifest),
+        )
+        .await
+        .assert_error(400, "MANIFEST_INVALID");
+    assert!(message.contains("config"), "{message}");
+    app.get("/v2/lib/app/manifests/v1")
+        .await
+        .assert_error(404, "MANIFEST_UNKNOWN");
+
+    // An index's child manifest: its size is known too.
+    let child = image_manifest(&[layer_descriptor(&first)]);
+    app.push_manifest("lib/app", "child", &child).await;
+    let mut child_descriptor = manifest_descriptor(&child);
+    child_descriptor["size"] = json!(1);
+    let message = app
+        .put_manifest(
+            "lib/app",
+            "index",
+            media_type::OCI_IMAGE_INDEX,
+            &to_bytes(&image_index(&[child_descriptor])),
+        )
+        .await
+        .assert_error(400, "MANIFEST_INVALID");
+    assert!(message.contains("manifests[0]"), "{message}");
+    app.push_manifest(
+        "lib/app",
+        "index",
+        &image_index(&[manifest_descriptor(&child)]),
+    )
+    .await;
 }

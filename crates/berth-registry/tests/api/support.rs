@@ -321,9 +321,10 @@ impl Resp {
     }
 
     /// Asserts an OCI error answer: this status, a JSON body
-    /// `{"errors":[{"code","message",..}]}` with exactly this one code and a message.
+    /// `{"errors":[{"code","message",..}]}` with exactly this one code and a
+    /// message; returns the message.
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status, status, "status; body: {}", self.text());
         assert_eq!(
             self.header("content-type"),
@@ -334,10 +335,9 @@ impl Resp {
         let errors = body["errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1, "one error: {body}");
         assert_eq!(errors[0]["code"], code, "error code: {body}");
-        assert!(
-            !errors[0]["message"].as_str().unwrap().is_empty(),
-            "a message a person can act on: {body}"
-        );
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(!message.is_empty(), "a message a person can act on: {body}");
+        message.to_owned()
     }
 
     fn check_api_version(&self, caller: &std::panic::Location<'_>) {
@@ -495,5 +495,82 @@ fn decode_chunked(mut raw: &[u8]) -> Vec<u8> {
         }
         body.extend_from_slice(&raw[..size]);
         raw = &raw[size + 2..];
+    }
+}
+
+/// A small tmpfs mounted on a fresh directory, unmounted when dropped: a real
+/// filesystem that a test can fill up. Mounting needs root (the tests run as
+/// root in CI); where it is not permitted, [`Tmpfs::mount`] prints why and
+/// returns `None`, and the test skips.
+pub struct Tmpfs {
+    dir: Option<TempDir>,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` bytes, or says why it cannot.
+    pub fn mount(bytes: u64) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Self { dir: Some(dir) }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    /// A fresh directory on the tmpfs, for a registry's data.
+    pub fn data_dir(&self) -> TempDir {
+        tempfile::tempdir_in(self.path()).unwrap()
+    }
+
+    /// Fills the filesystem with `<mount>/filler` until a write fails with
+    /// "no space left on device"; returns the filler's path.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let bytes = vec![0x5a_u8; chunk];
+            loop {
+                match file.write_all(&bytes) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("filling the tmpfs: {e}"),
+                }
+            }
+        }
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            // Lazily: a server task of the test may still hold files open.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(dir.path())
+                .status();
+            drop(dir);
+        }
     }
 }

@@ -83,6 +83,22 @@ async fn without_a_token_the_challenge_names_exactly_the_scope_the_request_needs
             "repository:alice/app:pull,push repository:bob/lib:pull",
         ),
         (Method::GET, "/v2/_catalog".into(), "registry:catalog:*"),
+        // A reference that names no manifest needs what any other does.
+        (
+            Method::GET,
+            "/v2/alice/app/manifests/.INVALID_MANIFEST_NAME".into(),
+            app_pull,
+        ),
+        (
+            Method::PUT,
+            "/v2/alice/app/manifests/.INVALID_MANIFEST_NAME".into(),
+            app_push,
+        ),
+        (
+            Method::DELETE,
+            "/v2/alice/app/manifests/sha256:1234".into(),
+            app_delete,
+        ),
         // Nested names and `host:port`-free names print as sent.
         (
             Method::GET,

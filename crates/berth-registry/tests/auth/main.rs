@@ -12,6 +12,7 @@
 //! - `oracle`: a private repository answers like an absent one, everywhere.
 //! - `mount`: mounts from sources the caller may or may not pull.
 //! - `visibility`: private by default, public on request.
+//! - `upload_limits`: open upload sessions capped per user and per repository.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -28,4 +29,5 @@ mod pat_limits;
 mod seed;
 mod support;
 mod token;
+mod upload_limits;
 mod visibility;

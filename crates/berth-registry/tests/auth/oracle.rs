@@ -62,6 +62,13 @@ fn calls(pushed: &Pushed, upload_id: &str) -> Vec<Call> {
             .body(to_bytes(&new_manifest)),
         Call::new(Method::DELETE, format!("/manifests/{manifest}")),
         Call::new(Method::DELETE, "/manifests/v1".into()),
+        // A reference that names no manifest still passes the gate first.
+        Call::new(Method::GET, "/manifests/.INVALID_MANIFEST_NAME".into()),
+        Call::new(Method::HEAD, "/manifests/.INVALID_MANIFEST_NAME".into()),
+        Call::new(Method::DELETE, "/manifests/sha256:1234".into()),
+        Call::new(Method::PUT, "/manifests/-v1".into())
+            .header("content-type", manifest_type)
+            .body(to_bytes(&new_manifest)),
         Call::new(Method::GET, format!("/blobs/{layer}")),
         Call::new(Method::HEAD, format!("/blobs/{layer}")),
         Call::new(Method::GET, format!("/blobs/{layer}")).header("range", "bytes=0-3"),
