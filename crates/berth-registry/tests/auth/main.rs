@@ -12,6 +12,8 @@
 //! - `oracle`: a private repository answers like an absent one, everywhere.
 //! - `mount`: mounts from sources the caller may or may not pull.
 //! - `visibility`: private by default, public on request.
+//! - `abuse`: scope limits, failure limits that lock no one else out, no
+//!   timing oracle for user names.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -20,6 +22,7 @@
     reason = "a test reports a failure by panicking, helpers included"
 )]
 
+mod abuse;
 mod gate;
 mod jwt;
 mod mount;
