@@ -5,16 +5,34 @@
 //!   is looked up by its SHA-256 (then compared in constant time); it works with
 //!   any username, as GHCR allows, and carries its token's limits.
 //! - Any other password is checked against the user's argon2id (or imported
-//!   bcrypt) hash on a blocking thread. A success is remembered for
-//!   [`PASSWORD_CACHE_TTL`], keyed by a SHA-256 of the credentials and the
-//!   stored hash (so a password change takes effect at once), so a pull of 50
-//!   layers costs one password hash, not 50.
+//!   bcrypt) hash on a blocking thread, at most
+//!   [`password::concurrency`] at once (others wait their turn without a
+//!   thread), each with memory from a fixed pool (see [`password`]). A
+//!   success is remembered for [`PASSWORD_CACHE_TTL`], keyed by a SHA-256 of
+//!   the credentials and the stored hash (so a password change takes effect
+//!   at once), so a pull of 50 layers costs one password hash, not 50.
+//! - A user that does not exist, or has no password (a robot), costs what a
+//!   wrong password costs: the password is checked against a dummy argon2id
+//!   hash with the same parameters, so the time of a refusal does not tell
+//!   which names exist.
 //! - A checked personal access token is remembered for [`PAT_CACHE_TTL`]
 //!   (CI bursts of token requests cost one lookup); the admin API's changes
 //!   to users, memberships and tokens forget everything remembered at once.
-//! - Failures are counted per client address and per username; past
-//!   [`MAX_FAILURES`] in a [`FAILURE_WINDOW`] the caller gets 429 with
-//!   `Retry-After` until the window ends.
+//!
+//! Failed attempts, counted over a [`FAILURE_WINDOW`]:
+//!
+//! | counted per | limit | past the limit |
+//! |---|---|---|
+//! | client address and username (a refresh token's is empty) | [`MAX_FAILURES_PER_USER_AND_ADDRESS`] | 429 with `Retry-After` until the window ends |
+//! | client address | [`MAX_FAILURES_PER_ADDRESS`] | 429 with `Retry-After` until the window ends |
+//! | username (password failures, from any address) | none | each password check of that user waits [`user_delay`] first: up to [`MAX_USER_DELAY`], never a refusal |
+//!
+//! So a correct credential is refused only from an address that failed too
+//! often itself: someone guessing a user's password from elsewhere slows
+//! that user's logins down by at most [`MAX_USER_DELAY`] and cannot lock
+//! them (or an administrator, and with them the admin API) out. An IPv6
+//! client counts by its /64 network, which one host usually holds whole.
+//! A verified password remembered from the same credentials skips the delay.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +42,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use berth_core::scope::Actions;
+use tokio::sync::Semaphore;
 
 use crate::identity::secret::{hash_secret, looks_like_pat};
 use crate::identity::{IdentityError, IdentityStore, User, password};
@@ -31,10 +50,17 @@ use crate::policy::{Principal, Subject, TokenLimits};
 
 /// How long a verified password is remembered.
 pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
-/// Failed attempts allowed per client address, and per username, per window.
-pub const MAX_FAILURES: u32 = 10;
+/// Failed attempts allowed per client address and username, per window.
+pub const MAX_FAILURES_PER_USER_AND_ADDRESS: u32 = 10;
+/// Failed attempts allowed per client address, all usernames together, per
+/// window (enough for a few people behind one address mistyping at once).
+pub const MAX_FAILURES_PER_ADDRESS: u32 = 30;
 /// The window failures are counted in.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Password failures of a username (from anywhere) before its checks slow down.
+pub const FREE_USER_FAILURES: u32 = 3;
+/// The longest a password check waits for its username's failures.
+pub const MAX_USER_DELAY: Duration = Duration::from_secs(2);
 /// How long a checked personal access token is remembered (a revocation made
 /// through another node applies within this time; through this one, at once).
 pub const PAT_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -62,7 +88,7 @@ pub enum AuthnError {
     /// Unknown user, wrong password, unknown/expired/revoked token.
     #[error("invalid username, password or token")]
     BadCredentials,
-    /// Too many failures from this address or for this username.
+    /// Too many failures from this address, or from it for this username.
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     TooManyFailures {
         /// Seconds until the window ends.
@@ -82,6 +108,30 @@ pub struct Authenticator {
     /// Subjects of recently checked personal access tokens, by SHA-256 of
     /// the secret: (subject, token expiry, checked at).
     pat_subjects: Mutex<HashMap<[u8; 32], (Principal, i64, Instant)>>,
+    /// Turns to compute a password hash: [`password::concurrency`] permits.
+    hashing: Semaphore,
+}
+
+/// Which failures a key counts, in the `failures` table.
+fn address_key(client: IpAddr) -> String {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// How long a password check of a username waits, after `failures` failed
+/// checks of it in the window: nothing for the first [`FREE_USER_FAILURES`],
+/// then 100 ms doubling with each failure, at most [`MAX_USER_DELAY`].
+pub fn user_delay(failures: u32) -> Duration {
+    let Some(over) = failures.checked_sub(FREE_USER_FAILURES + 1) else {
+        return Duration::ZERO;
+    };
+    let millis = 100u64.saturating_mul(1u64 << over.min(16));
+    Duration::from_millis(millis).min(MAX_USER_DELAY)
 }
 
 impl Authenticator {
@@ -93,6 +143,7 @@ impl Authenticator {
             failures: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             pat_subjects: Mutex::new(HashMap::new()),
+            hashing: Semaphore::new(password::concurrency()),
         }
     }
 
@@ -107,23 +158,28 @@ impl Authenticator {
             Credential::Password { username, .. } => *username,
             Credential::RefreshToken(_) => "",
         };
-        // No username (refresh tokens, empty Basic user): the address only,
-        // or one client's failures would lock every client out.
-        let mut keys = vec![format!("ip:{client}")];
-        if !username.is_empty() {
-            keys.push(format!("user:{username}"));
-        }
-        self.check_rate(&keys)?;
-        let result = match credential {
-            Credential::Password { password, .. } if looks_like_pat(password) => {
-                self.by_personal_access_token(password, now_unix).await
-            }
+        let address = address_key(client);
+        // A refresh token has no username: it counts under the empty one, of
+        // this address only, so one client's failures lock no other out.
+        let address_user = format!("{address}\0{username}");
+        self.check_blocked(&address, &address_user)?;
+        let (result, guessed_user) = match credential {
+            Credential::Password { password, .. } if looks_like_pat(password) => (
+                self.by_personal_access_token(password, now_unix).await,
+                false,
+            ),
             Credential::Password { username, password } => {
-                self.by_password(username, password).await
+                (self.by_password(username, password).await, true)
             }
-            Credential::RefreshToken(token) => self.by_refresh_token(token, now_unix).await,
+            Credential::RefreshToken(token) => {
+                (self.by_refresh_token(token, now_unix).await, false)
+            }
         };
         if matches!(result, Err(AuthnError::BadCredentials)) {
+            let mut keys = vec![address, address_user];
+            if guessed_user {
+                keys.push(user_key(username));
+            }
             self.record_failure(&keys);
         }
         result
@@ -160,13 +216,18 @@ impl Authenticator {
     }
 
     async fn by_password(&self, username: &str, password: &str) -> Result<Subject, AuthnError> {
-        let user = self
-            .identity
-            .user_by_name(username)
-            .await?
-            .ok_or(AuthnError::BadCredentials)?;
-        let Some(hash) = user.password_hash.clone() else {
-            // Robots have no password: their only credential is a token.
+        let user = self.identity.user_by_name(username).await?;
+        // Robots have no password: their only credential is a token.
+        let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
+        else {
+            // As slow as a wrong password, so that no one learns which names exist.
+            self.slow_down(username).await;
+            let password = password.to_owned();
+            self.check_off_thread(move || {
+                password::verify_dummy(&password);
+                false
+            })
+            .await;
             return Err(AuthnError::BadCredentials);
         };
         // The stored hash is part of the key: a changed password drops what
@@ -180,11 +241,11 @@ impl Authenticator {
                 .map(|(name, _)| name.clone())
         };
         if cached.as_deref() != Some(user.name.as_str()) {
+            self.slow_down(username).await;
             let password = password.to_owned();
-            let ok =
-                tokio::task::spawn_blocking(move || password::verify_password(&hash, &password))
-                    .await
-                    .unwrap_or(false);
+            let ok = self
+                .check_off_thread(move || password::verify_password(&hash, &password))
+                .await;
             if !ok {
                 return Err(AuthnError::BadCredentials);
             }
@@ -198,6 +259,31 @@ impl Authenticator {
             verified.insert(cache_key, (user.name.clone(), Instant::now()));
         }
         Ok(Subject::User(self.principal_of(&user, None).await?))
+    }
+
+    /// Waits [`user_delay`] for the password failures of `username`.
+    async fn slow_down(&self, username: &str) {
+        let failures = {
+            let failures = lock(&self.failures);
+            failures
+                .get(&user_key(username))
+                .filter(|(start, _)| start.elapsed() < FAILURE_WINDOW)
+                .map_or(0, |(_, count)| *count)
+        };
+        let delay = user_delay(failures);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Runs a password check on a blocking thread once a hashing turn is
+    /// free (waiting as a task, not a thread). A check that panicked is a
+    /// failed check.
+    async fn check_off_thread(&self, check: impl FnOnce() -> bool + Send + 'static) -> bool {
+        let Ok(_turn) = self.hashing.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(check).await.unwrap_or(false)
     }
 
     async fn by_personal_access_token(
@@ -302,33 +388,51 @@ impl Authenticator {
         true
     }
 
-    fn check_rate(&self, keys: &[String]) -> Result<(), AuthnError> {
+    /// 429 when this address, or this address for this username, failed
+    /// too often in the window.
+    fn check_blocked(&self, address: &str, address_user: &str) -> Result<(), AuthnError> {
         let failures = lock(&self.failures);
-        for key in keys {
-            if let Some((start, count)) = failures.get(key) {
+        let limits = [
+            (address, MAX_FAILURES_PER_ADDRESS),
+            (address_user, MAX_FAILURES_PER_USER_AND_ADDRESS),
+        ];
+        let retry_after = limits
+            .iter()
+            .filter_map(|(key, limit)| {
+                let (start, count) = failures.get(*key)?;
                 let elapsed = start.elapsed();
-                if elapsed < FAILURE_WINDOW && *count >= MAX_FAILURES {
-                    let retry_after_secs = (FAILURE_WINDOW - elapsed).as_secs().max(1);
-                    return Err(AuthnError::TooManyFailures { retry_after_secs });
-                }
-            }
+                (elapsed < FAILURE_WINDOW && count >= limit).then(|| FAILURE_WINDOW - elapsed)
+            })
+            .max();
+        match retry_after {
+            Some(left) => Err(AuthnError::TooManyFailures {
+                retry_after_secs: left.as_secs().max(1),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn record_failure(&self, keys: &[String]) {
         let mut failures = lock(&self.failures);
         if failures.len() >= MAX_ENTRIES {
             failures.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
+            if failures.len() >= MAX_ENTRIES {
+                failures.clear();
+            }
         }
         for key in keys {
             let entry = failures.entry(key.clone()).or_insert((Instant::now(), 0));
             if entry.0.elapsed() >= FAILURE_WINDOW {
                 *entry = (Instant::now(), 0);
             }
-            entry.1 += 1;
+            entry.1 = entry.1.saturating_add(1);
         }
     }
+}
+
+/// The key of a username's password failures, from any address.
+fn user_key(username: &str) -> String {
+    format!("user:{username}")
 }
 
 /// Basic credentials that were sent but cannot be read: wrong credentials,
@@ -371,4 +475,31 @@ pub fn default_token_actions() -> Actions {
     ]
     .into_iter()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_per_user_grows_and_is_bounded() {
+        let delays: Vec<u64> = (0..12).map(|f| user_delay(f).as_millis() as u64).collect();
+        assert_eq!(
+            delays,
+            [0, 0, 0, 0, 100, 200, 400, 800, 1600, 2000, 2000, 2000]
+        );
+        assert_eq!(user_delay(u32::MAX), MAX_USER_DELAY);
+    }
+
+    #[test]
+    fn addresses_count_as_one_host() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), "ip:192.0.2.7");
+        // A v4 client seen through a dual-stack socket is that v4 client.
+        assert_eq!(key("::ffff:192.0.2.7"), "ip:192.0.2.7");
+        // An IPv6 host holds its whole /64.
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "ip:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
 }

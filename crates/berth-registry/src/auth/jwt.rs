@@ -20,13 +20,38 @@
 //! then `iss` must equal ours byte for byte, `aud` must name our service, and
 //! `exp` (required) and `nbf` hold with 60 s of leeway.
 //!
+//! ECDSA signatures are accepted in their low-S form only (s <= n/2, see
+//! [`super::keys`]): the twin `(r, n - s)` of a valid signature is refused, so
+//! that a token has one accepted spelling. A bearer token longer than
+//! [`MAX_TOKEN_BYTES`], which no token of ours can be, is refused before it is
+//! hashed or parsed.
+//!
 //! Verified tokens are cached until their `exp`, so a signature is checked
 //! once, not on every request. The cache key is the SHA-256 of the token's
 //! `payload.signature`, and a hit also requires the header to equal, byte for
 //! byte, the one verified: a hit is exactly a token verified before. (Hashing
 //! the whole token, two thirds of which is the `x5c` certificate, took ~1 µs;
-//! this takes a third of that.) The cache holds at most 100,000 tokens in 16
-//! `RwLock` shards; a full shard drops its expired entries, then everything.
+//! this takes a third of that.) A hit takes one read lock of one of 16
+//! shards and allocates nothing.
+//!
+//! The cache is bounded by bytes, not by count: an estimate of each entry's
+//! heap (its claims' strings and vectors as the allocator rounds them, the
+//! table slot, a header not shared with the signing key) is charged against a
+//! budget of [`DEFAULT_CACHE_BYTES`] (64 MiB), split evenly over the shards.
+//! A token of one scope is estimated at ~0.9 KB, so the budget holds ~70,000
+//! of them, near the 100,000 the former count bound held (230 new tokens a
+//! second over the default 5-minute lifetime); a token at the
+//! scope limit of `/token` (100 scopes) at ~20 KB (~56 KB with the longest
+//! names), so the budget holds 1,200 to 3,300 of those instead of letting
+//! them take gigabytes (1,000-scope tokens, now refused, cost ~325 KB of RSS
+//! each and took a server from 57 to 286 MB in 100 s). Measured: 4,800
+//! distinct 100-scope tokens took a release server from 59 to 118 MB, where
+//! it stayed from the 2,400th on (the unbounded cache grew by 32 KB a token).
+//! An insert that would
+//! pass a shard's budget first drops the shard's expired entries, then, if
+//! that is not enough, arbitrary entries until the shard is at three quarters
+//! of its budget (a dropped token costs one signature check when it comes
+//! back); the estimate never passes the budget.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -35,17 +60,23 @@ use std::sync::{Arc, PoisonError, RwLock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_core::scope::Scopes;
-use berth_core::token::{Audience, Claims};
+use berth_core::token::{AccessEntry, Audience, Claims};
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::keys::{KeyError, KeyStore, Signer};
+use super::keys::{KeyError, KeyStore, Signer, is_low_s};
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: i64 = 60;
-/// The most verified tokens the cache holds.
-const CACHE_CAPACITY: usize = 100_000;
+/// The longest token issued or accepted, in bytes. At the scope limit of
+/// `/token` (100 scopes), with repository names of the longest (255
+/// characters) and every action, a token is under 50 KB (its `x5c` header
+/// ~1 KB, its claims ~36 KB before base64); the rest leaves room for long
+/// issuer, service and user names.
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// The estimated bytes the verified-token cache may hold by default.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Shards of the cache: verifications on different tokens rarely share a lock.
 const CACHE_SHARDS: usize = 16;
 /// Longest attacker-chosen header value quoted in an error.
@@ -94,6 +125,18 @@ pub enum TokenError {
     /// `aud` does not name this registry's service.
     #[error("token audience {0:?} does not name this registry; get a token for its service")]
     WrongAudience(String),
+    /// The token is longer than any this registry issues.
+    #[error(
+        "token of {0} bytes is longer than any this registry issues ({MAX_TOKEN_BYTES}); \
+         get a new token from /token"
+    )]
+    TooLong(usize),
+    /// The signature's `s` is above n/2: the twin of a low-S signature.
+    #[error(
+        "token signature is not in its low-S form (s > n/2), which this registry never \
+         signs; get a new token from /token"
+    )]
+    HighS,
 }
 
 /// A freshly signed token and its claims.
@@ -122,15 +165,99 @@ struct Header {
 }
 
 /// A verified token, remembered: its header as sent (shared with the signing
-/// key's own header in the common case) and its claims.
+/// key's own header in the common case), its claims, and what it is
+/// estimated to cost.
 struct Verified {
     header: Arc<str>,
     claims: Arc<Claims>,
+    bytes: usize,
 }
 
 /// One shard of the verified-token cache: SHA-256 of `payload.signature` ->
-/// the token's header and claims.
-type Shard = RwLock<HashMap<[u8; 32], Verified>>;
+/// the token's header and claims, and the sum of their estimated bytes.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<[u8; 32], Verified>,
+    bytes: usize,
+}
+
+type Shard = RwLock<Entries>;
+
+impl Entries {
+    /// Makes room for `incoming` bytes within `budget`: drops expired
+    /// entries, then, if that is not enough, arbitrary ones until the shard
+    /// holds at most three quarters of `budget` less `incoming`.
+    fn make_room(&mut self, incoming: usize, budget: usize, now: i64) {
+        if self.bytes + incoming <= budget {
+            return;
+        }
+        let Entries { map, bytes } = self;
+        map.retain(|_, v| {
+            let live = v.claims.exp.saturating_add(LEEWAY_SECS) >= now;
+            if !live {
+                *bytes -= v.bytes;
+            }
+            live
+        });
+        if *bytes + incoming <= budget {
+            return;
+        }
+        let goal = (budget - budget / 4).saturating_sub(incoming);
+        map.retain(|_, v| {
+            if *bytes <= goal {
+                return true;
+            }
+            *bytes -= v.bytes;
+            false
+        });
+    }
+}
+
+/// What the allocator gives for a request of `n` bytes: glibc rounds a
+/// chunk to 16 bytes with an 8-byte header, 32 bytes at least.
+fn heap(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).next_multiple_of(16).max(32)
+    }
+}
+
+/// The estimated bytes a cache entry of `claims` takes: the table slot (at
+/// twice its size, for the table's free slots), the claims' own allocation
+/// and every string and vector in them, and `header_bytes` of a header kept
+/// for this entry alone.
+fn entry_bytes(claims: &Claims, header_bytes: usize) -> usize {
+    let string = |s: &String| heap(s.capacity());
+    let strings = |v: &Vec<String>| {
+        heap(v.capacity() * std::mem::size_of::<String>()) + v.iter().map(string).sum::<usize>()
+    };
+    let slot = 2 * (std::mem::size_of::<([u8; 32], Verified)>() + 1);
+    // An `Arc`'s allocation holds two counters beside its value.
+    let claims_alloc = heap(std::mem::size_of::<Claims>() + 16);
+    let aud = match &claims.aud {
+        Audience::One(aud) => string(aud),
+        Audience::Many(auds) => strings(auds),
+    };
+    let access = heap(claims.access.capacity() * std::mem::size_of::<AccessEntry>())
+        + claims
+            .access
+            .iter()
+            .map(|e| string(&e.resource_type) + string(&e.name) + strings(&e.actions))
+            .sum::<usize>();
+    let header = if header_bytes == 0 {
+        0
+    } else {
+        heap(header_bytes + 16)
+    };
+    slot + claims_alloc
+        + string(&claims.iss)
+        + string(&claims.sub)
+        + aud
+        + claims.jti.as_ref().map_or(0, string)
+        + access
+        + header
+}
 
 /// The parts of a compact JWS: `header.payload.signature`.
 struct Parts<'a> {
@@ -167,6 +294,8 @@ pub struct TokenIssuer {
     issuer: String,
     service: String,
     cache: Box<[Shard]>,
+    /// The estimated bytes each shard may hold.
+    shard_budget: usize,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -183,11 +312,23 @@ impl TokenIssuer {
     /// A token service named `issuer` (the `iss` claim) for the registry
     /// `service` (the `aud` claim), signing with `keys`.
     pub fn new(keys: Arc<KeyStore>, issuer: String, service: String) -> Self {
+        Self::with_cache_budget(keys, issuer, service, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`Self::new`], with a verified-token cache of at most
+    /// `cache_bytes` estimated bytes.
+    pub fn with_cache_budget(
+        keys: Arc<KeyStore>,
+        issuer: String,
+        service: String,
+        cache_bytes: usize,
+    ) -> Self {
         TokenIssuer {
             keys,
             issuer,
             service,
             cache: (0..CACHE_SHARDS).map(|_| RwLock::default()).collect(),
+            shard_budget: cache_bytes / CACHE_SHARDS,
         }
     }
 
@@ -231,24 +372,32 @@ impl TokenIssuer {
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| KeyError::Sign(e.to_string()))?;
         let message = format!("{}.{}", signer.header, URL_SAFE_NO_PAD.encode(payload));
-        let signature =
-            jsonwebtoken::crypto::sign(message.as_bytes(), &signer.encoding, Algorithm::ES256)
-                .map_err(|e| KeyError::Sign(e.to_string()))?;
-        Ok(IssuedToken {
-            token: format!("{message}.{signature}"),
-            claims,
-        })
+        let signature = signer.sign(message.as_bytes())?;
+        let token = format!("{message}.{signature}");
+        // Never hand out a token the gate would refuse.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(KeyError::Sign(format!(
+                "the token would be {} bytes, more than the {MAX_TOKEN_BYTES} the registry \
+                 accepts; ask for fewer scopes, or use shorter issuer and service names",
+                token.len()
+            )));
+        }
+        Ok(IssuedToken { token, claims })
     }
 
     /// Verifies `token` at `now_unix` and returns its claims; a token seen
     /// before is answered from the cache (its times are checked again).
     pub fn verify(&self, token: &str, now_unix: i64) -> Result<Arc<Claims>, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong(token.len()));
+        }
         let parts = Parts::split(token)?;
         let hash: [u8; 32] = Sha256::digest(parts.body.as_bytes()).into();
         let shard = self.shard(&hash);
         let hit = shard
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .map
             .get(&hash)
             .filter(|v| *v.header == *parts.header)
             .map(|v| Arc::clone(&v.claims));
@@ -258,23 +407,27 @@ impl TokenIssuer {
         }
         let (signer, claims) = self.verify_uncached(&parts, now_unix)?;
         let claims = Arc::new(claims);
-        let header = if *signer.header == *parts.header {
-            Arc::clone(&signer.header)
+        let (header, own_header) = if *signer.header == *parts.header {
+            (Arc::clone(&signer.header), 0)
         } else {
-            Arc::from(parts.header)
+            (Arc::from(parts.header), parts.header.len())
         };
-        let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= CACHE_CAPACITY / CACHE_SHARDS {
-            map.retain(|_, v| v.claims.exp.saturating_add(LEEWAY_SECS) >= now_unix);
-            if map.len() >= CACHE_CAPACITY / CACHE_SHARDS {
-                map.clear();
-            }
+        let bytes = entry_bytes(&claims, own_header);
+        if bytes > self.shard_budget {
+            return Ok(claims);
         }
         let verified = Verified {
             header,
             claims: Arc::clone(&claims),
+            bytes,
         };
-        map.insert(hash, verified);
+        let mut entries = shard.write().unwrap_or_else(PoisonError::into_inner);
+        entries.make_room(bytes, self.shard_budget, now_unix);
+        // Another request may have verified the same token meanwhile.
+        if let Some(old) = entries.map.insert(hash, verified) {
+            entries.bytes -= old.bytes;
+        }
+        entries.bytes += bytes;
         Ok(claims)
     }
 
@@ -292,7 +445,15 @@ impl TokenIssuer {
     pub fn cached(&self) -> usize {
         self.cache
             .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).map.len())
+            .sum()
+    }
+
+    /// The estimated bytes the cached tokens take (never above the budget).
+    pub fn cached_bytes(&self) -> usize {
+        self.cache
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).bytes)
             .sum()
     }
 
@@ -326,6 +487,18 @@ impl TokenIssuer {
             .keys
             .get(&kid)
             .ok_or_else(|| TokenError::UnknownKey(quote(&kid)))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| malformed("the signature is not base64url"))?;
+        let s: &[u8; 32] = match raw.get(32..) {
+            Some(s) if raw.len() == 64 => s
+                .try_into()
+                .map_err(|_| malformed("an ES256 signature is 64 bytes (r || s)"))?,
+            _ => return Err(malformed("an ES256 signature is 64 bytes (r || s)")),
+        };
+        if !is_low_s(s) {
+            return Err(TokenError::HighS);
+        }
         let valid = jsonwebtoken::crypto::verify(
             signature,
             message.as_bytes(),
@@ -390,7 +563,7 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::auth::keys::tests::x5c;
+    use crate::auth::keys::tests::{order_minus_for_tests, x5c};
 
     const ISS: &str = "berth-test-issuer";
     const SVC: &str = "registry.test";
@@ -412,9 +585,37 @@ mod tests {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
     }
 
-    /// A token with this header and these claims, signed by `key` with `alg`.
+    /// A token with this header and these claims, signed by `key` with `alg`
+    /// (an ES256 signature in its low-S form, so that only what the test
+    /// names is wrong with it).
     fn forge(header: &JwtHeader, claims: &Value, key: &EncodingKey) -> String {
-        jsonwebtoken::encode(header, claims, key).unwrap()
+        let token = jsonwebtoken::encode(header, claims, key).unwrap();
+        if header.alg != Algorithm::ES256 {
+            return token;
+        }
+        let (signed, s) = split_s(&token);
+        if is_low_s(&s) {
+            token
+        } else {
+            twin(signed, &token)
+        }
+    }
+
+    /// A token's `header.payload` and the `s` of its ES256 signature.
+    fn split_s(token: &str) -> (&str, [u8; 32]) {
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        (signed, raw[32..].try_into().unwrap())
+    }
+
+    /// `token` with its signature (r, s) replaced by its twin (r, n - s).
+    fn twin(signed: &str, token: &str) -> String {
+        let (_, s) = split_s(token);
+        let raw = URL_SAFE_NO_PAD
+            .decode(token.rsplit_once('.').unwrap().1)
+            .unwrap();
+        let flipped = [&raw[..32], &order_minus_for_tests(&s)[..]].concat();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(flipped))
     }
 
     /// Valid claims for `iss`/`aud`, as JSON.
@@ -758,5 +959,134 @@ mod tests {
         // Refused tokens are not cached.
         let _ = issuer.verify("a.b.c", NOW);
         assert_eq!(issuer.cached(), 1);
+    }
+
+    #[test]
+    fn a_thousand_issued_tokens_are_all_low_s() {
+        let (_tmp, _keys, issuer) = setup();
+        for _ in 0..1000 {
+            let token = issuer.issue("alice", &scopes(), 300, NOW).unwrap().token;
+            let (_, s) = split_s(&token);
+            assert!(is_low_s(&s), "{token}");
+        }
+    }
+
+    #[test]
+    fn the_high_s_twin_of_a_signature_is_refused() {
+        let (_tmp, _keys, issuer) = setup();
+        let token = issuer.issue("alice", &scopes(), 300, NOW).unwrap().token;
+        let (signed, _) = split_s(&token);
+        let twin = twin(signed, &token);
+        // The twin is a valid ECDSA signature: only the low-S rule refuses it.
+        let signer = issuer.keys.active();
+        let signature = twin.rsplit_once('.').unwrap().1;
+        assert!(
+            jsonwebtoken::crypto::verify(
+                signature,
+                signed.as_bytes(),
+                &signer.decoding,
+                Algorithm::ES256
+            )
+            .unwrap()
+        );
+        assert_eq!(issuer.verify(&twin, NOW), Err(TokenError::HighS));
+        assert!(issuer.verify(&token, NOW).is_ok());
+        // Also once the original is cached.
+        assert_eq!(issuer.verify(&twin, NOW), Err(TokenError::HighS));
+    }
+
+    #[test]
+    fn a_token_longer_than_the_limit_is_refused_unread_and_never_issued() {
+        let (_tmp, _keys, issuer) = setup();
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(
+            issuer.verify(&long, NOW),
+            Err(TokenError::TooLong(MAX_TOKEN_BYTES + 1))
+        );
+        let err = issuer
+            .issue(&"s".repeat(MAX_TOKEN_BYTES), &scopes(), 300, NOW)
+            .unwrap_err();
+        assert!(err.to_string().contains("more than the 65536"), "{err}");
+    }
+
+    /// A subject of `len` bytes, to make a token's cache entry large.
+    fn large_token(issuer: &TokenIssuer, len: usize, exp_in: u64, now: i64) -> String {
+        let subject = "s".repeat(len);
+        issuer
+            .issue(&subject, &scopes(), exp_in, now)
+            .unwrap()
+            .token
+    }
+
+    /// Regression: the cache was bounded by count (100,000 tokens), not by
+    /// bytes: one user asking for large tokens took the server from 57 to
+    /// 286 MB in 100 s. The estimate never passes the budget, however many
+    /// tokens come, and a recent token is still answered from the cache.
+    #[test]
+    fn large_tokens_never_take_the_cache_past_its_byte_budget() {
+        let (_tmp, keys, _) = setup();
+        let budget = 1 << 20;
+        let issuer = TokenIssuer::with_cache_budget(keys, ISS.into(), SVC.into(), budget);
+        let mut last = None;
+        for _ in 0..400 {
+            let token = large_token(&issuer, 8_000, 300, NOW);
+            let claims = issuer.verify(&token, NOW).unwrap();
+            assert!(
+                issuer.cached_bytes() <= budget,
+                "{} > {budget}",
+                issuer.cached_bytes()
+            );
+            last = Some((token, claims));
+        }
+        // 400 tokens of ~8 KB each: most were dropped.
+        let cached = issuer.cached();
+        assert!((30..400).contains(&cached), "{cached} tokens cached");
+        let (token, claims) = last.unwrap();
+        assert!(Arc::ptr_eq(&claims, &issuer.verify(&token, NOW).unwrap()));
+        // A small token costs ~1 KB by the estimate, a large one more than its subject.
+        let small = issuer.issue("alice", &scopes(), 300, NOW).unwrap();
+        let small_bytes = entry_bytes(&small.claims, 0);
+        assert!((500..2_000).contains(&small_bytes), "{small_bytes}");
+        let large = issuer
+            .issue(&"s".repeat(8_000), &scopes(), 300, NOW)
+            .unwrap();
+        assert!(entry_bytes(&large.claims, 0) > 8_000);
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_tokens_first() {
+        let (_tmp, keys, _) = setup();
+        let budget = 1 << 20;
+        let issuer = TokenIssuer::with_cache_budget(keys, ISS.into(), SVC.into(), budget);
+        // Tokens for 60 s, verified at NOW, then fresh ones two minutes later.
+        let old: Vec<String> = (0..200)
+            .map(|_| large_token(&issuer, 4_000, 60, NOW))
+            .collect();
+        for token in &old {
+            issuer.verify(token, NOW).unwrap();
+        }
+        let later = NOW + 120 + LEEWAY_SECS;
+        let fresh: Vec<String> = (0..60)
+            .map(|_| large_token(&issuer, 4_000, 300, later))
+            .collect();
+        for token in &fresh {
+            issuer.verify(token, later).unwrap();
+        }
+        assert!(issuer.cached_bytes() <= budget);
+        // Every fresh token is still cached: the expired ones made room.
+        let before = issuer.cached();
+        for token in &fresh {
+            issuer.verify(token, later).unwrap();
+        }
+        assert_eq!(issuer.cached(), before);
+        let fresh_cached = fresh
+            .iter()
+            .filter(|t| {
+                let (_, body) = t.split_once('.').unwrap();
+                let hash: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+                issuer.shard(&hash).read().unwrap().map.contains_key(&hash)
+            })
+            .count();
+        assert_eq!(fresh_cached, fresh.len());
     }
 }

@@ -21,6 +21,11 @@
 //!   carries an `x5c` chain to its `rootcertbundle`, which is what
 //!   [`KeyStore::root_pem`] gives it.
 //! - The signing keys are published as a JWKS ([`KeyStore::jwks`]).
+//! - An ECDSA signature `(r, s)` has a twin `(r, n - s)` (n the order of the
+//!   P-256 group) that verifies as well. Tokens are signed in the low-S form
+//!   only (s <= n/2; a high `s` is replaced by n - s, which every verifier
+//!   accepts, CNCF distribution included), and verification refuses the high
+//!   form ([`is_low_s`]), so that a token has exactly one accepted spelling.
 //!
 //! The active key is the one the `active` file names (written atomically on
 //! rotation), not the newest by mtime: copying files between nodes keeps
@@ -136,6 +141,64 @@ pub(crate) struct Signer {
     not_before: i64,
     /// When the certificate ends, Unix seconds.
     not_after: i64,
+}
+
+impl Signer {
+    /// Signs `message` with ES256: the base64url of the raw `r || s`
+    /// (RFC 7518 section 3.4), always in the low-S form.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<String, KeyError> {
+        let signature = jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::ES256)
+            .map_err(|e| KeyError::Sign(e.to_string()))?;
+        let mut raw = URL_SAFE_NO_PAD
+            .decode(&signature)
+            .map_err(|e| KeyError::Sign(format!("the signature is not base64url: {e}")))?;
+        let s: &mut [u8; 32] = match raw.get_mut(32..) {
+            Some(s) if s.len() == 32 => s.try_into().map_err(|_| short_signature())?,
+            _ => return Err(short_signature()),
+        };
+        if is_low_s(s) {
+            return Ok(signature);
+        }
+        *s = order_minus(s);
+        Ok(URL_SAFE_NO_PAD.encode(raw))
+    }
+}
+
+fn short_signature() -> KeyError {
+    KeyError::Sign("an ES256 signature is 64 bytes (r || s)".into())
+}
+
+/// The order n of the P-256 group, big-endian (SEC 2 version 2, section 2.4.2).
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// floor(n / 2), big-endian: the largest `s` of a low-S signature.
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Whether the `s` half of an ES256 signature (32 bytes, big-endian) is at
+/// most n/2. Byte arrays of one length compare as the big-endian numbers
+/// they hold.
+pub(crate) fn is_low_s(s: &[u8; 32]) -> bool {
+    *s <= P256_HALF_ORDER
+}
+
+/// n - s for 0 < s < n, big-endian: the `s` of a signature's twin.
+fn order_minus(s: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0u16;
+    for i in (0..32).rev() {
+        let subtrahend = u16::from(s[i]) + borrow;
+        let minuend = u16::from(P256_ORDER[i]);
+        borrow = u16::from(minuend < subtrahend);
+        // In 0..=255 by construction: 256 is added exactly when it borrows.
+        out[i] = (minuend + (borrow << 8) - subtrahend) as u8;
+    }
+    out
 }
 
 impl fmt::Debug for Signer {
@@ -695,11 +758,68 @@ pub(crate) mod tests {
 
     use super::*;
 
+    /// n - s, for the tests of other modules that build a signature's twin.
+    pub(crate) fn order_minus_for_tests(s: &[u8; 32]) -> [u8; 32] {
+        order_minus(s)
+    }
+
     /// The `x5c` entry of a signer's JOSE header.
     pub(crate) fn x5c(signer: &Signer) -> String {
         let header: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&*signer.header).unwrap()).unwrap();
         header["x5c"][0].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn low_s_is_at_most_half_the_order() {
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let mut n_minus_one = P256_ORDER;
+        n_minus_one[31] -= 1;
+        let mut above_half = P256_HALF_ORDER;
+        above_half[31] += 1;
+        assert!(is_low_s(&one));
+        assert!(is_low_s(&P256_HALF_ORDER));
+        assert!(!is_low_s(&above_half));
+        assert!(!is_low_s(&n_minus_one));
+        // n - s, with borrows across bytes (checked with Python integers).
+        assert_eq!(order_minus(&one), n_minus_one);
+        assert_eq!(order_minus(&n_minus_one), one);
+        assert_eq!(order_minus(&above_half), P256_HALF_ORDER);
+        assert_eq!(order_minus(&P256_HALF_ORDER), above_half);
+        let mut low = [0u8; 32];
+        low[0] = 0x01;
+        low[31] = 0xff;
+        let high = order_minus(&low);
+        assert_eq!(
+            hex::encode(high),
+            "feffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632452"
+        );
+        assert!(!is_low_s(&high));
+        assert_eq!(order_minus(&high), low);
+    }
+
+    #[test]
+    fn signatures_are_low_s_and_verify() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(&tmp.path().join("keys")).unwrap();
+        let signer = store.active();
+        for i in 0..200 {
+            let message = format!("message {i}");
+            let signature = signer.sign(message.as_bytes()).unwrap();
+            let raw = URL_SAFE_NO_PAD.decode(&signature).unwrap();
+            assert_eq!(raw.len(), 64);
+            assert!(is_low_s(raw[32..].try_into().unwrap()), "{signature}");
+            assert!(
+                jsonwebtoken::crypto::verify(
+                    &signature,
+                    message.as_bytes(),
+                    &signer.decoding,
+                    Algorithm::ES256
+                )
+                .unwrap()
+            );
+        }
     }
 
     #[test]

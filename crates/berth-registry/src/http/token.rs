@@ -7,6 +7,12 @@
 //!   with empty `access` (good for `/v2/` and the catalog);
 //! - only wrong credentials are 401 (`WWW-Authenticate: Basic realm=...`);
 //!   a scope that does not parse, or another `service`, is 400 naming it;
+//! - a request names at most [`MAX_SCOPES`] resource scopes (after merging
+//!   repeats), of at most [`MAX_SCOPE_BYTES`] of text, anonymous or not:
+//!   beyond, 400 `invalid_request` naming the limit, before credentials are
+//!   checked or a repository looked up. Clients ask for the 1 to 3 scopes of
+//!   one operation (docker, containerd, skopeo, `berth copy`); 1,000-scope
+//!   requests made 104 KB tokens and one metadata lookup per scope;
 //! - the answer always has `token` = `access_token`, `expires_in` (>= 60) and
 //!   `issued_at`; `scope` on POST; `refresh_token` when offline access was
 //!   asked for by a caller authenticated with a password or refresh token (not
@@ -36,6 +42,14 @@ pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 60 * 
 
 /// The largest `POST /token` form accepted.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The most resource scopes one token request may name.
+pub const MAX_SCOPES: usize = 100;
+
+/// The most scope text one token request may name, in bytes (the scopes as
+/// printed, space-separated): 100 scopes of the longest repository names
+/// (255 characters) with every action take ~29 KB.
+pub const MAX_SCOPE_BYTES: usize = 32 * 1024;
 
 /// Docker token spec, "Requesting a Token": `GET /token?service=&scope=...`
 /// with optional Basic credentials.
@@ -120,6 +134,9 @@ async fn issue(
                 r.config.service
             ),
         );
+    }
+    if let Some(message) = scope_limit_exceeded(&request.scopes) {
+        return bad_request("invalid_request", &message);
     }
     let now = now_unix();
     let credential = match (&request.grant, &basic) {
@@ -207,6 +224,24 @@ async fn issue(
         response.to_json(),
     )
         .into_response()
+}
+
+/// What is wrong with a request over [`MAX_SCOPES`] or [`MAX_SCOPE_BYTES`].
+fn scope_limit_exceeded(scopes: &Scopes) -> Option<String> {
+    let count = scopes.len();
+    if count > MAX_SCOPES {
+        return Some(format!(
+            "the request asks for {count} scopes; a token request may ask for at most \
+             {MAX_SCOPES} (one operation needs 1 to 3): ask for fewer scopes per request"
+        ));
+    }
+    let text = scopes.to_string().len();
+    (text > MAX_SCOPE_BYTES).then(|| {
+        format!(
+            "the scopes asked for are {text} bytes long; a token request may ask for at most \
+             {MAX_SCOPE_BYTES} bytes of scopes: ask for fewer scopes per request"
+        )
+    })
 }
 
 /// requested ∩ policy, with the facts of every requested repository.

@@ -46,11 +46,55 @@ fn es256(kid: Option<&str>) -> Header {
 }
 
 /// Signs `claims` with the registry's own signing key (as a thief of the key
-/// file would), under `header` with the key's `kid`.
+/// file would), under `header` with the key's `kid`; the signature in its
+/// low-S form, the only one berth accepts.
 fn with_our_key(app: &TestApp, claims: &Value) -> String {
     let (kid, pem) = app.signing_key();
     let key = EncodingKey::from_ec_pem(&pem).unwrap();
-    jsonwebtoken::encode(&es256(Some(&kid)), claims, &key).unwrap()
+    let token = jsonwebtoken::encode(&es256(Some(&kid)), claims, &key).unwrap();
+    let (signed, s) = split_s(&token);
+    if s > order_minus(&s) {
+        with_s(signed, &token, &order_minus(&s))
+    } else {
+        token
+    }
+}
+
+/// The order n of the P-256 group, big-endian (SEC 2, section 2.4.2).
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// n - s, big-endian.
+fn order_minus(s: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = d as u8;
+    }
+    out
+}
+
+/// A token's `header.payload` and the `s` half of its ES256 signature.
+fn split_s(token: &str) -> (&str, [u8; 32]) {
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    (signed, signature[32..].try_into().unwrap())
+}
+
+/// `token` with the `s` half of its signature replaced by `s`.
+fn with_s(signed: &str, token: &str, s: &[u8; 32]) -> String {
+    let signature = URL_SAFE_NO_PAD
+        .decode(token.rsplit_once('.').unwrap().1)
+        .unwrap();
+    let twin = [&signature[..32], &s[..]].concat();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(twin))
 }
 
 /// Asserts that `token` is refused on a pull of `alice/app` with 401 invalid_token.
@@ -245,4 +289,66 @@ async fn a_tampered_access_claim_is_refused() {
     assert_refused(&app, &forged, "sub edited").await;
     // And the original still works where it may.
     assert_eq!(app.get("/v2/", Some(&real)).await.status, 200);
+}
+
+/// Regression: an ECDSA signature (r, s) has a twin (r, n - s) that verifies
+/// as well, so one token had two accepted forms (and two cache entries). Only
+/// the low-S form (s <= n/2) is accepted, and berth signs only that form.
+#[tokio::test]
+async fn the_high_s_twin_of_a_valid_signature_is_refused() {
+    let app = app().await;
+    for _ in 0..4 {
+        let real = app
+            .user_token("alice", &[&format!("repository:{REPO}:pull")])
+            .await;
+        let (signed, s) = split_s(&real);
+        let twin = with_s(signed, &real, &order_minus(&s));
+        assert!(s < order_minus(&s), "berth signs low-S only");
+        let resp = app
+            .get(&format!("/v2/{REPO}/manifests/v1"), Some(&real))
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_refused(&app, &twin, "(r, n - s)").await;
+    }
+}
+
+/// Regression: a bearer token of any length was hashed and parsed: a 1,000-
+/// scope token (104 KB) was accepted and cached. No token /token issues is
+/// longer than 64 KiB (100 scopes of 255-character names with every action
+/// fit in under 50 KB), so a longer one is refused before any work.
+#[tokio::test]
+async fn a_token_longer_than_any_issued_is_refused_at_the_gate() {
+    let app = app().await;
+    let mut claims = good_claims(&app);
+    let access: Vec<Value> = (0..1000)
+        .map(|i| json!({"type": "repository", "name": format!("alice/app-{i}"), "actions": ["pull"]}))
+        .chain([json!({"type": "repository", "name": REPO, "actions": ["pull"]})])
+        .collect();
+    claims["access"] = json!(access);
+    let huge = with_our_key(&app, &claims);
+    assert!(huge.len() > 64 * 1024, "{}", huge.len());
+    assert_refused(&app, &huge, "a 1,000-scope token").await;
+
+    // The longest token /token issues at its scope limit is admitted.
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("admin/{i:03}{}", "a".repeat(255 - 9)))
+        .collect();
+    let scopes: Vec<String> = names
+        .iter()
+        .map(|n| format!("repository:{n}:pull,push,delete"))
+        .collect();
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let longest = app.user_token("admin", &scopes).await;
+    println!("longest token at the scope limit: {} bytes", longest.len());
+    assert!(longest.len() <= 64 * 1024, "{}", longest.len());
+    let resp = app
+        .get(&format!("/v2/{}/tags/list", names[99]), Some(&longest))
+        .await;
+    assert_eq!(
+        resp.status,
+        404,
+        "admitted (no such repository): {}",
+        resp.text()
+    );
+    resp.assert_error(404, "NAME_UNKNOWN");
 }

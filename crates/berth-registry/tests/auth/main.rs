@@ -13,6 +13,8 @@
 //! - `mount`: mounts from sources the caller may or may not pull.
 //! - `visibility`: private by default, public on request.
 //! - `upload_limits`: open upload sessions capped per user and per repository.
+//! - `abuse`: scope limits, failure limits that lock no one else out, no
+//!   timing oracle for user names.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -21,6 +23,7 @@
     reason = "a test reports a failure by panicking, helpers included"
 )]
 
+mod abuse;
 mod gate;
 mod jwt;
 mod mount;

@@ -215,6 +215,32 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// A client whose requests leave from the local address `from` (every
+    /// 127.0.0.0/8 address reaches the server): another client.
+    pub fn client_from(&self, from: std::net::IpAddr) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(from)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// `GET /token?<query>` with optional Basic credentials, sent with `client`
+    /// (see [`Self::client_from`]).
+    pub async fn token_get_with(
+        &self,
+        client: &reqwest::Client,
+        basic: Option<(&str, &str)>,
+        query: &str,
+    ) -> Resp {
+        let mut request = client.get(self.url(&format!("/token?{query}")));
+        if let Some((user, password)) = basic {
+            request = request.header("authorization", basic_header(user, password));
+        }
+        self.send(request).await
+    }
+
     /// The `GET /token` query for `scopes`, with this registry's `service`.
     pub fn token_query(&self, scopes: &[&str]) -> String {
         let mut query = format!("service={}", encode(&self.service));

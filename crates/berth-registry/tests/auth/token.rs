@@ -306,14 +306,16 @@ async fn an_unsupported_grant_type_is_400() {
     assert!(!resp.text().contains("password=x"), "{}", resp.text());
 }
 
-/// Eleven wrong passwords in a row from one address: the eleventh attempt,
-/// and then a correct one, get 429 TOOMANYREQUESTS with `Retry-After`.
+/// Thirty wrong passwords from one address, each for another username: the
+/// next attempt, and then a correct one, get 429 TOOMANYREQUESTS with
+/// `Retry-After` (the limit per address; see `abuse` for the limit per
+/// address and username).
 #[tokio::test]
-async fn ten_wrong_passwords_from_one_client_are_followed_by_429_with_retry_after() {
+async fn thirty_wrong_passwords_from_one_client_are_followed_by_429_with_retry_after() {
     let app = TestApp::start().await;
     app.user("alice").await;
     let query = app.token_query(&["repository:alice/app:pull"]);
-    for i in 0..10 {
+    for i in 0..30 {
         // Different usernames: the limit is per address, too.
         let user = format!("guess{i}");
         let resp = app.token_get(Some((&user, "wrong")), &query).await;
