@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use berth_client::client::{BlobUpload, Pushed, RegistryClient, UploadOptions};
+use berth_client::client::{BlobUpload, Pushed, RegistryClient};
 use berth_core::{Algorithm, Digest, Digester, Reference};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -231,14 +231,7 @@ fn put(args: PutArgs) -> anyhow::Result<()> {
             "{source} has digest {digest}, not {asked}; nothing uploaded: check the file, or drop the digest from REF"
         );
     }
-    let options = match args.chunk_size {
-        Some(chunk_size) => UploadOptions {
-            monolithic: false,
-            chunk_size,
-            ..UploadOptions::default()
-        },
-        None => UploadOptions::default(),
-    };
+    let options = super::upload_options(args.chunk_size);
     let repo = reference.repository();
     let target = shown(&reference, &digest);
     let client = connect(reference.registry(), &args.common)?;

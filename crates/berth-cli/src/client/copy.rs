@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use berth_client::client::UploadOptions;
 use berth_client::copy::{self, CopyOptions, CopyReport, Endpoint};
 use berth_client::layout::{Layout, LayoutRef};
 use berth_core::{Digest, Platform, Reference, TagOrDigest};
@@ -113,14 +112,7 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         platform: args.platform.clone(),
         referrers: args.referrers,
         jobs: usize::from(args.jobs),
-        upload: match args.chunk_size {
-            Some(size) => UploadOptions {
-                monolithic: false,
-                chunk_size: size,
-                ..UploadOptions::default()
-            },
-            None => UploadOptions::default(),
-        },
+        upload: super::upload_options(args.chunk_size),
     };
     let display = Display::new(
         "copy",

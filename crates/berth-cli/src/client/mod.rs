@@ -26,6 +26,7 @@ pub mod push;
 pub mod tags;
 pub mod untag;
 
+use berth_client::client::UploadOptions;
 use std::io::{IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -123,6 +124,35 @@ pub fn connect(registry: &Registry, common: &Common) -> anyhow::Result<RegistryC
     let credential = stored_credential(registry)?;
     RegistryClient::new(registry.clone(), credential, common.options(registry)?)
         .with_context(|| format!("cannot set up a client for {registry}"))
+}
+
+/// How `copy`, `push` and `blob put` upload: monolithic first, or in chunks
+/// of `chunk_size` when given; each unfinished session kept under the state
+/// directory (`$XDG_STATE_HOME/berth/uploads`, default
+/// `~/.local/state/berth/uploads`) so that running the command again
+/// continues it.
+pub fn upload_options(chunk_size: Option<u64>) -> UploadOptions {
+    let resume_dir = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| std::path::PathBuf::from(home).join(".local/state"))
+        })
+        .map(|state| state.join("berth/uploads"));
+    let base = UploadOptions {
+        resume_dir,
+        ..UploadOptions::default()
+    };
+    match chunk_size {
+        Some(chunk_size) => UploadOptions {
+            monolithic: false,
+            chunk_size,
+            ..base
+        },
+        None => base,
+    }
 }
 
 /// Runs `future` to completion on a runtime of this thread.

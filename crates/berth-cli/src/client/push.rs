@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use berth_client::artifact::{
     self, ArtifactFile, ArtifactReport, DEFAULT_ARTIFACT_TYPE, PushOptions,
 };
-use berth_client::client::UploadOptions;
 use berth_client::copy::BlobOutcome;
 use berth_core::media_type::MediaType;
 use clap::Args;
@@ -116,14 +115,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         artifact_type: args.artifact_type.clone(),
         annotations: args.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
         jobs: usize::from(args.jobs),
-        upload: match args.chunk_size {
-            Some(chunk_size) => UploadOptions {
-                monolithic: false,
-                chunk_size,
-                ..UploadOptions::default()
-            },
-            None => UploadOptions::default(),
-        },
+        upload: super::upload_options(args.chunk_size),
     };
     let client = Arc::new(connect(reference.registry(), &args.common)?);
     let repo = reference.repository().clone();

@@ -27,6 +27,7 @@ mod manifest_blob;
 mod messages;
 mod oras;
 mod podman;
+mod resume;
 mod shutdown;
 mod skopeo;
 mod tls;
