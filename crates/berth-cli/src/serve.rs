@@ -45,7 +45,8 @@ pub struct ServeArgs {
     /// max_manifest_bytes, log_format, access_control, service, issuer,
     /// token_lifetime_secs, new_repositories_public, insecure_http,
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
-    /// max_connections, tls_cert, tls_key).
+    /// max_connections, tls_cert, tls_key, max_uploads_per_user,
+    /// max_uploads_per_repository, disk_reserve_bytes).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -150,6 +151,25 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+
+    /// Open upload sessions one user may hold, over all repositories; 0 for
+    /// no cap [default: 100].
+    ///
+    /// Past it, a new upload answers 429 TOOMANYREQUESTS saying how many are
+    /// open and how to finish or cancel them.
+    #[arg(long, env = "BERTH_MAX_UPLOADS_PER_USER", value_name = "N")]
+    max_uploads_per_user: Option<u32>,
+
+    /// Open upload sessions one repository may hold, whoever opened them; 0
+    /// for no cap [default: 1000].
+    #[arg(long, env = "BERTH_MAX_UPLOADS_PER_REPOSITORY", value_name = "N")]
+    max_uploads_per_repository: Option<u32>,
+
+    /// Bytes kept allocated in <data-dir>/reserve and given back when the
+    /// disk is full, so that deletes still work and free space; 0 for none
+    /// [default: 16777216].
+    #[arg(long, env = "BERTH_DISK_RESERVE_BYTES", value_name = "BYTES")]
+    disk_reserve_bytes: Option<u64>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -175,6 +195,9 @@ struct FileConfig {
     max_connections: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    max_uploads_per_user: Option<u32>,
+    max_uploads_per_repository: Option<u32>,
+    disk_reserve_bytes: Option<u64>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -272,6 +295,18 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             }
             *slot = Duration::from_secs(secs);
         }
+    }
+    if let Some(n) = args.max_uploads_per_user.or(file.max_uploads_per_user) {
+        config.max_uploads_per_user = n;
+    }
+    if let Some(n) = args
+        .max_uploads_per_repository
+        .or(file.max_uploads_per_repository)
+    {
+        config.max_uploads_per_repository = n;
+    }
+    if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
+        config.disk_reserve_bytes = bytes;
     }
     let max_connections = args.max_connections.or(file.max_connections);
     if max_connections == Some(0) {
