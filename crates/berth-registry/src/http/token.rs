@@ -18,10 +18,11 @@
 //!   asked for by a caller authenticated with a password or refresh token (not
 //!   with a personal access token, whose limits a refresh token would shed).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
+use axum::Extension;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::name::RepositoryName;
@@ -35,6 +36,7 @@ use crate::Registry;
 use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
 use crate::clock::now_unix;
 use crate::identity::secret::generate_refresh_token;
+use crate::server::proxy::ClientAddr;
 use crate::policy::{self, RepositoryFacts, Subject};
 
 /// How long a refresh token (offline access) stays valid.
@@ -55,7 +57,7 @@ pub const MAX_SCOPE_BYTES: usize = 32 * 1024;
 /// with optional Basic credentials.
 pub async fn get_token(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -66,14 +68,14 @@ pub async fn get_token(
     let Ok(basic) = basic_credentials(&headers) else {
         return unauthorized(&app.registry);
     };
-    issue(&app.registry, request, basic, peer.ip(), false).await
+    issue(&app.registry, request, basic, client, false).await
 }
 
 /// Docker token spec, "OAuth2 Token": `POST /token` with a form body,
 /// `grant_type=password` or `grant_type=refresh_token`.
 pub async fn post_token(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -93,7 +95,7 @@ pub async fn post_token(
     let Ok(basic) = basic_credentials(&headers) else {
         return unauthorized(&app.registry);
     };
-    issue(&app.registry, request, basic, peer.ip(), true).await
+    issue(&app.registry, request, basic, client, true).await
 }
 
 /// `GET /token/jwks.json`: the public keys tokens are signed with.
