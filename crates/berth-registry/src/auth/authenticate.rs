@@ -146,11 +146,13 @@ impl Authenticator {
             Some(id) => Some(match self.identity.pat_by_id(id).await? {
                 Some(pat) if pat.user == user.id => TokenLimits {
                     token_id: pat.id,
+                    name: pat.name.clone(),
                     actions: pat.actions.clone(),
                     repositories: pat.repositories.clone(),
                 },
                 _ => TokenLimits {
                     token_id: id,
+                    name: String::new(),
                     actions: Actions::default(),
                     repositories: Vec::new(),
                 },
@@ -226,6 +228,7 @@ impl Authenticator {
         }
         let limits = TokenLimits {
             token_id: pat.id,
+            name: pat.name.clone(),
             actions: pat.actions.clone(),
             repositories: pat.repositories.clone(),
         };

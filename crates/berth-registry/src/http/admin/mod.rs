@@ -468,12 +468,14 @@ mod tests {
         assert!(may_administer(&p).is_ok());
         p.token = Some(crate::policy::TokenLimits {
             token_id: 1,
+            name: "t".to_owned(),
             actions: "delete,pull,push".parse().unwrap_or_default(),
             repositories: vec![],
         });
         assert!(may_administer(&p).is_ok());
         p.token = Some(crate::policy::TokenLimits {
             token_id: 1,
+            name: "t".to_owned(),
             actions: "pull".parse().unwrap_or_default(),
             repositories: vec![],
         });
