@@ -98,6 +98,15 @@ pub enum CatalogFilter {
     },
 }
 
+/// Which slice of the repository names, in byte order, a listing reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameRange<'a> {
+    /// Only names after this one (exclusive): the `last` of a catalog page.
+    pub after: Option<&'a str>,
+    /// Only names that start with this: one index range, not a scan.
+    pub prefix: Option<&'a str>,
+}
+
 /// An upload session's state, enough for any process to take the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
@@ -120,11 +129,11 @@ pub struct UploadSession {
 /// The metadata store. Every method is one transaction.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
-    /// Repository names after `last` (exclusive), in byte order, at most
-    /// `limit`, among those `filter` admits.
+    /// Repository names in `range`, in byte order, at most `limit`, among
+    /// those `filter` admits.
     async fn list_repositories(
         &self,
-        last: Option<&str>,
+        range: NameRange<'_>,
         limit: u32,
         filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError>;

@@ -20,8 +20,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    CatalogFilter, Manifest, MetaError, MetaStore, NewManifest, Referrer, RepositoryInfo,
-    UploadSession,
+    CatalogFilter, Manifest, MetaError, MetaStore, NameRange, NewManifest, Referrer,
+    RepositoryInfo, UploadSession,
 };
 
 /// The SQLite metadata store.
@@ -78,6 +78,21 @@ impl SqliteMeta {
             new_repositories_public: false,
         })
     }
+}
+
+/// A string above every repository name (names are ASCII below U+007F).
+const NAMES_END: &str = "\u{7f}";
+
+/// The least string above every string that starts with `prefix` (its last
+/// byte below 0x7f incremented, what follows it dropped); `None` when there is
+/// none (every string qualifies). Repository names are ASCII, so the result is
+/// a valid string.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let bytes = prefix.as_bytes();
+    let at = bytes.iter().rposition(|&b| b < 0x7f)?;
+    let mut end = bytes[..at].to_vec();
+    end.push(bytes[at] + 1);
+    String::from_utf8(end).ok()
 }
 
 fn parse_digest(s: &str) -> Result<Digest, MetaError> {
@@ -165,48 +180,51 @@ fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaE
 impl MetaStore for SqliteMeta {
     async fn list_repositories(
         &self,
-        last: Option<&str>,
+        range: NameRange<'_>,
         limit: u32,
         filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError> {
-        let last = last.unwrap_or("");
-        let names = match filter {
-            CatalogFilter::All => {
-                sqlx::query_scalar(
-                    "SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
-                )
-                .bind(last)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            CatalogFilter::Visible { namespaces } => {
-                // `$3, $4, ...`: one placeholder per namespace (a caller belongs
-                // to a handful of organisations, so the list stays short).
-                let placeholders = (0..namespaces.len())
-                    .map(|i| format!("${}", i + 3))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let in_namespaces = if namespaces.is_empty() {
-                    String::new()
-                } else {
-                    format!(" OR namespace IN ({placeholders})")
-                };
-                let sql = format!(
-                    "SELECT name FROM repositories WHERE name > $1 AND (public{in_namespaces})
-                      ORDER BY name LIMIT $2"
-                );
-                // Safe: the dynamic part is only numbered placeholders.
-                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(last)
-                    .bind(i64::from(limit));
-                for namespace in namespaces {
-                    query = query.bind(namespace);
-                }
-                query.fetch_all(&self.pool).await?
-            }
+        // One lower bound and, for a prefix, one upper bound on `name`: a
+        // range of its index, walked in order until `limit` names qualify.
+        let after = range.after.unwrap_or("");
+        let (lower, inclusive) = match range.prefix {
+            Some(prefix) if prefix > after => (prefix, true),
+            _ => (after, false),
         };
-        Ok(names)
+        // Names are ASCII: every one sorts below U+007F.
+        let upper = range
+            .prefix
+            .and_then(prefix_end)
+            .unwrap_or_else(|| NAMES_END.to_owned());
+        let mut sql = format!(
+            "SELECT name FROM repositories WHERE name {} $1 AND name < $3",
+            if inclusive { ">=" } else { ">" }
+        );
+        if let CatalogFilter::Visible { namespaces } = filter {
+            // `$4, $5, ...`: one placeholder per namespace (a caller belongs
+            // to a handful of organisations, so the list stays short).
+            let placeholders = (0..namespaces.len())
+                .map(|i| format!("${}", i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if namespaces.is_empty() {
+                sql.push_str(" AND public");
+            } else {
+                sql.push_str(&format!(" AND (public OR namespace IN ({placeholders}))"));
+            }
+        }
+        sql.push_str(" ORDER BY name LIMIT $2");
+        // Safe: the dynamic part is only fixed text and numbered placeholders.
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(lower)
+            .bind(i64::from(limit))
+            .bind(upper);
+        if let CatalogFilter::Visible { namespaces } = filter {
+            for namespace in namespaces {
+                query = query.bind(namespace);
+            }
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     async fn repository_info(
