@@ -12,6 +12,7 @@
 //! - `oracle`: a private repository answers like an absent one, everywhere.
 //! - `mount`: mounts from sources the caller may or may not pull.
 //! - `visibility`: private by default, public on request.
+//! - `admin_api`: JSON only, no foreign `Origin`.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -20,6 +21,7 @@
     reason = "a test reports a failure by panicking, helpers included"
 )]
 
+mod admin_api;
 mod gate;
 mod jwt;
 mod mount;

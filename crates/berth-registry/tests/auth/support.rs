@@ -391,6 +391,20 @@ impl TestApp {
         self.push_image(name, reference, &token).await
     }
 
+    /// A call of the admin API (`/api/v1/...`) as the administrator, with a
+    /// JSON body when given (`Content-Type: application/json`).
+    pub async fn admin_api(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut request = self
+            .request(method, path)
+            .header("authorization", basic_header("admin", ADMIN_PASSWORD));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(to_bytes(&body));
+        }
+        self.send(request).await
+    }
+
     /// `Bearer realm="<base>/token",service="<service>"` and, when given,
     /// `scope` and `error`: the exact challenge berth must send.
     pub fn challenge(&self, scope: Option<&str>, error: Option<&str>) -> String {

@@ -11,8 +11,15 @@
 //!   non-administrator: 403. A personal access token narrower than
 //!   `pull,push,delete` on every repository is refused (403): a token handed
 //!   to CI for pulls must not administer the registry.
-//! - Bodies are JSON objects of at most [`MAX_BODY_BYTES`]; unknown fields are
-//!   refused so that a typo is an error, not a silent default.
+//! - Bodies are JSON objects of at most [`MAX_BODY_BYTES`], sent as
+//!   `Content-Type: application/json` (parameters such as `charset` allowed;
+//!   anything else is 415); unknown fields are refused so that a typo is an
+//!   error, not a silent default.
+//! - A request whose `Origin` header names another origin than the registry's
+//!   public URL is refused (403) before its credentials are looked at: a web
+//!   page elsewhere cannot drive the API with credentials a browser holds
+//!   (the shape of a cross-site `<form enctype=text/plain>`). `berth admin`
+//!   and scripts send no `Origin`.
 //! - Errors are `{"errors":[{"code","message"}]}`, the registry API's shape,
 //!   with a message that says what to do.
 //! - Repository names contain `/`, so they travel in bodies, never in paths.
@@ -263,6 +270,11 @@ impl FromRequestParts<AppState> for Admin {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let path = parts.uri.path();
+        if let Err(e) = check_origin(r, parts) {
+            tracing::info!(target: "berth::audit", client = %client, path, "admin API refused: foreign Origin");
+            return Err(e);
+        }
+        check_content_type(parts)?;
         let Ok(Some((username, password))) = basic_credentials(&parts.headers) else {
             return Err(ApiError::unauthorized(
                 r,
@@ -309,6 +321,98 @@ impl FromRequestParts<AppState> for Admin {
             client,
         })
     }
+}
+
+/// Refuses a request whose `Origin` is present and is not the origin of the
+/// registry's public URL: a web page of another site (a browser sends
+/// `Origin` on every cross-site POST, PUT and DELETE, and `null` from opaque
+/// origins).
+fn check_origin(r: &Registry, parts: &Parts) -> Result<(), ApiError> {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let sent = origin.to_str().unwrap_or("<not text>");
+    let ours = origin_of(&r.config.public_url);
+    if ours.is_some() && origin_of(sent) == ours {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "DENIED",
+        format!(
+            "this request comes from a web page of another origin (Origin: {}), not from {}: \
+             the admin API refuses such requests so that no web page can use an \
+             administrator's credentials; call it from `berth admin` or a client that sends \
+             no Origin header",
+            sent.chars().take(100).collect::<String>(),
+            ours.as_deref().unwrap_or(&r.config.public_url)
+        ),
+    ))
+}
+
+/// `scheme://host[:port]` of a URL, lower-case, without a default port (the
+/// RFC 6454 serialisation a browser sends in `Origin`); `None` when it has no
+/// `scheme://host`.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() {
+        return None;
+    }
+    let host_port = host_port.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "http" => Some(":80"),
+        "https" => Some(":443"),
+        _ => None,
+    };
+    let host_port = match default {
+        Some(port) => host_port
+            .strip_suffix(port)
+            .unwrap_or(&host_port)
+            .to_owned(),
+        None => host_port,
+    };
+    Some(format!("{scheme}://{host_port}"))
+}
+
+/// Refuses a request that carries a body, or names a media type, other than
+/// `application/json` (415). A body is declared by `Content-Length` above 0 or
+/// `Transfer-Encoding`; a `Content-Type` is judged even on an empty body (an
+/// empty cross-site form post says `text/plain`).
+fn check_content_type(parts: &Parts) -> Result<(), ApiError> {
+    let headers = &parts.headers;
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if !has_body && sent.is_none() {
+        return Ok(());
+    }
+    let is_json = sent
+        .and_then(|v| berth_core::media_type::MediaType::parse(v).ok())
+        .is_some_and(|m| m.essence() == "application/json");
+    if is_json {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        format!(
+            "the admin API takes JSON bodies sent as Content-Type: application/json; this \
+             request sent {}",
+            match sent {
+                Some(v) => format!("Content-Type: {}", v.chars().take(100).collect::<String>()),
+                None => "no Content-Type".to_owned(),
+            }
+        ),
+    ))
 }
 
 /// Administrators only, and through a password or an unrestricted token.
@@ -486,6 +590,28 @@ mod tests {
             may_administer(&p)
                 .unwrap_err()
                 .contains("not an administrator")
+        );
+    }
+
+    #[test]
+    fn origins_are_compared_as_browsers_send_them() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:5000").as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(
+            origin_of("HTTPS://Registry.Example.com:443/base/").as_deref(),
+            Some("https://registry.example.com")
+        );
+        assert_eq!(
+            origin_of("http://user@host:80?x").as_deref(),
+            Some("http://host")
+        );
+        assert_eq!(origin_of("null"), None);
+        assert_eq!(origin_of("http://"), None);
+        assert_ne!(
+            origin_of("http://127.0.0.1:5000"),
+            origin_of("http://127.0.0.1:5001")
         );
     }
 
