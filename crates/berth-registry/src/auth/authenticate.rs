@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,9 @@ pub struct Authenticator {
     /// Subjects of recently checked personal access tokens, by SHA-256 of
     /// the secret: (subject, token expiry, checked at).
     pat_subjects: Mutex<HashMap<[u8; 32], (Principal, i64, Instant)>>,
+    /// Counts [`Self::forget_remembered`] calls: a check that read the
+    /// database before one remembers nothing after it.
+    forgotten: AtomicU64,
 }
 
 impl Authenticator {
@@ -93,6 +97,7 @@ impl Authenticator {
             failures: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             pat_subjects: Mutex::new(HashMap::new()),
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -215,6 +220,7 @@ impl Authenticator {
         if let Some(principal) = cached {
             return Ok(Subject::User(principal));
         }
+        let epoch = self.forgotten.load(Ordering::Acquire);
         let (pat, user) = self
             .identity
             .pat_by_hash(&hash)
@@ -234,6 +240,10 @@ impl Authenticator {
         };
         let principal = self.principal_of(&user, Some(limits)).await?;
         let mut cache = lock(&self.pat_subjects);
+        if self.forgotten.load(Ordering::Acquire) != epoch {
+            // Read before a change this process made: not worth remembering.
+            return Ok(Subject::User(principal));
+        }
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
@@ -245,7 +255,10 @@ impl Authenticator {
     /// memberships or their tokens change, so that the change applies to the
     /// next request of this process (others see it within the caches' TTLs).
     pub fn forget_remembered(&self) {
-        lock(&self.pat_subjects).clear();
+        let mut pat_subjects = lock(&self.pat_subjects);
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        pat_subjects.clear();
+        drop(pat_subjects);
         lock(&self.verified).clear();
     }
 

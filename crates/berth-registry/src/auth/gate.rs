@@ -8,6 +8,12 @@
 //!   source with `pull` beside its target).
 //! - A token that does not verify (signature, algorithm, `iss`, `aud`,
 //!   `exp`/`nbf` with 60 s leeway): 401 `error="invalid_token"`.
+//! - A token issued before a revocation that applies to it (its subject
+//!   deleted or removed from an organisation, its password changed, its
+//!   personal access token revoked, the repository made private or deleted):
+//!   401 `error="invalid_token"` too, so the client asks for a new one and
+//!   gets what policy grants now ([`revocation`]: an
+//!   in-memory check, no database round trip).
 //! - A valid token that covers the request: admitted. `/v2/` and `_catalog`
 //!   admit any valid token, anonymous ones included; the catalog then lists
 //!   only what the token's subject may pull.
@@ -40,6 +46,7 @@ use berth_core::scope::{Action, ResourceType, Scope, Scopes};
 use serde_json::json;
 
 use crate::Registry;
+use crate::auth::revocation;
 use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::CatalogFilter;
@@ -121,6 +128,25 @@ pub async fn admit(
             ));
         }
     };
+    let repositories = needed
+        .iter()
+        .filter(|s| *s.resource_type() == ResourceType::Repository)
+        .map(Scope::name);
+    if let Some(refusal) = revocation::check(r, &claims, repositories).await? {
+        tracing::info!(
+            target: "berth::audit",
+            subject = claims.sub.as_str(),
+            reason = refusal.as_str(),
+            "gate: token issued before a revocation"
+        );
+        return Err(challenge(
+            r,
+            &needed,
+            Some("invalid_token"),
+            "the bearer token was issued before a change of access rights and no longer \
+             counts: get a new one from the realm",
+        ));
+    }
     let granted = claims.scopes();
     let subject_name = claims.sub.clone();
     let pat = claims.pat;

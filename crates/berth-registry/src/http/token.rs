@@ -122,6 +122,12 @@ async fn issue(
         );
     }
     let now = now_unix();
+    // Read before anything the grant depends on: the token then carries a
+    // generation no later than the state it was granted from.
+    let generation = match crate::auth::revocation::generation(r).await {
+        Ok(generation) => generation,
+        Err(e) => return crate::error::RegistryError::from(e).into_response(),
+    };
     let credential = match (&request.grant, &basic) {
         (Some(Grant::Password { username, password }), _) => {
             Some(Credential::Password { username, password })
@@ -165,7 +171,14 @@ async fn issue(
     };
     let lifetime = r.config.effective_token_lifetime().as_secs();
     let pat = policy::token_limits(&subject).map(|l| l.token_id);
-    let issued = match tokens.issue_for_pat(subject.name(), pat, &granted, lifetime, now) {
+    let issued = match tokens.issue_for_pat(
+        subject.name(),
+        pat,
+        Some(generation),
+        &granted,
+        lifetime,
+        now,
+    ) {
         Ok(issued) => issued,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a token");

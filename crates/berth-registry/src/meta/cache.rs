@@ -149,6 +149,10 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         self.inner.list_repositories(range, limit, filter).await
     }
 
+    fn forget_cached(&self, name: &RepositoryName) {
+        self.forget(name);
+    }
+
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {
         self.inner.repository_exists(name).await
     }

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod identity_sqlite;
+pub mod revocation_sqlite;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -256,4 +257,11 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sessions not touched since `before` (unix seconds), oldest first, at most `limit`.
     async fn stale_uploads(&self, before: i64, limit: u32)
     -> Result<Vec<UploadSession>, MetaError>;
+
+    /// Drops what a cache in front of the store holds about repository
+    /// `name`: a write made elsewhere (another store sharing the database, or
+    /// another process) changed it. Stores without a cache do nothing.
+    fn forget_cached(&self, name: &RepositoryName) {
+        let _ = name;
+    }
 }

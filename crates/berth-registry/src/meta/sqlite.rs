@@ -8,6 +8,8 @@
 use crate::clock::now_unix;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,16 +21,26 @@ use berth_core::tag::Tag;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::revocation_sqlite::record;
 use super::{
     CatalogFilter, Manifest, MetaError, MetaStore, NameRange, NewManifest, Referrer,
     RepositoryInfo, UploadSession,
 };
+use crate::auth::revocation::{self, RevocationTarget};
+
+/// The token lifetime assumed until [`SqliteMeta::with_token_lifetime`] says
+/// otherwise (the `Config::new` default).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The SQLite metadata store.
 #[derive(Debug, Clone)]
 pub struct SqliteMeta {
     pool: SqlitePool,
     new_repositories_public: bool,
+    /// Incremented after each commit that wrote revocation records.
+    pub(super) revocation_writes: Arc<AtomicU64>,
+    /// How long a revocation record is kept (`revocation::keep_secs`).
+    pub(super) revocation_keep_secs: i64,
 }
 
 impl SqliteMeta {
@@ -55,7 +67,16 @@ impl SqliteMeta {
         Ok(Self {
             pool,
             new_repositories_public: false,
+            revocation_writes: Arc::default(),
+            revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
         })
+    }
+
+    /// Sets how long the tokens this registry issues live, which is how long
+    /// a revocation record must be kept.
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.revocation_keep_secs = revocation::keep_secs(lifetime);
+        self
     }
 
     /// Sets the visibility repositories get when their first push creates them.
@@ -76,6 +97,8 @@ impl SqliteMeta {
         Ok(Self {
             pool,
             new_repositories_public: false,
+            revocation_writes: Arc::default(),
+            revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
         })
     }
 }
@@ -244,12 +267,24 @@ impl MetaStore for SqliteMeta {
         name: &RepositoryName,
         public: bool,
     ) -> Result<bool, MetaError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE repositories SET public = $2 WHERE name = $1")
             .bind(name.as_str())
             .bind(public)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let found = done.rows_affected() > 0;
+        // Tokens granted pull while it was public must not outlive the change.
+        let revokes = found && !public;
+        if revokes {
+            let target = RevocationTarget::Repository(name.as_str().to_owned());
+            record(&mut tx, &target, self.revocation_keep_secs).await?;
+        }
+        tx.commit().await?;
+        if revokes {
+            self.revocations_written();
+        }
+        Ok(found)
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {

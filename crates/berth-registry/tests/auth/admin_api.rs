@@ -1,5 +1,5 @@
 //! The admin API's own rules: JSON bodies only under `application/json`,
-//! no foreign `Origin`.
+//! no foreign `Origin`, and no user deleted from under its repositories.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -107,4 +107,98 @@ async fn bodies_must_be_json_and_foreign_origins_are_refused() {
         .admin_api(Method::DELETE, "/api/v1/users/mallory", None)
         .await;
     assert_eq!(resp.status, 404, "nothing was created: {}", resp.text());
+}
+
+/// Regression: deleting a user left its repositories, and a new user of the
+/// same name inherited them with their visibility.
+#[tokio::test]
+async fn a_user_who_owns_repositories_is_deleted_only_with_them() {
+    let app = TestApp::start().await;
+    app.user("alice").await;
+    let token = app
+        .user_token(
+            "alice",
+            &[
+                "repository:alice/app:pull,push",
+                "repository:alice/lib:pull,push",
+            ],
+        )
+        .await;
+    let pushed = app.push_image("alice/app", "v1", &token).await;
+    app.push_image("alice/lib", "v1", &token).await;
+    let upload = app
+        .post("/v2/alice/app/blobs/uploads/", Some(&token), b"")
+        .await;
+    assert_eq!(upload.status, 202, "{}", upload.text());
+    let upload_id = upload.header("docker-upload-uuid").unwrap().to_owned();
+    app.set_public("alice/lib", true).await;
+
+    let resp = app
+        .admin_api(Method::DELETE, "/api/v1/users/alice", None)
+        .await;
+    assert_eq!(
+        error(&resp),
+        (
+            409,
+            body(
+                "OWNS_REPOSITORIES",
+                "user `alice` owns 2 repositories; delete them with the user (`berth admin user \
+                 delete alice --delete-repositories`, or \
+                 `DELETE /api/v1/users/alice?delete_repositories=true`), or keep the user"
+            )
+        )
+    );
+    // Nothing happened: alice and her repositories are there.
+    let resp = app.get("/v2/alice/app/tags/list", Some(&token)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+
+    let resp = app
+        .admin_api(
+            Method::DELETE,
+            "/api/v1/users/alice?delete_repositories=true",
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    let resp = app
+        .admin_api(Method::DELETE, "/api/v1/users/alice", None)
+        .await;
+    assert_eq!(resp.status, 404, "{}", resp.text());
+
+    // A new alice finds nothing of the old one: no repositories, tags,
+    // manifests, blobs or upload sessions, and nothing public.
+    app.user("alice").await;
+    let scopes = [
+        "repository:alice/app:pull,push",
+        "repository:alice/lib:pull,push",
+        "registry:catalog:*",
+    ];
+    let new = app.user_token("alice", &scopes).await;
+    for path in [
+        "/v2/alice/app/tags/list".to_owned(),
+        "/v2/alice/lib/tags/list".to_owned(),
+        "/v2/alice/app/manifests/v1".to_owned(),
+        format!("/v2/alice/app/manifests/{}", pushed.digest),
+        format!("/v2/alice/app/blobs/{}", pushed.layer),
+    ] {
+        let resp = app.get(&path, Some(&new)).await;
+        assert_eq!(resp.status, 404, "{path}: {}", resp.text());
+    }
+    app.get(
+        &format!("/v2/alice/app/blobs/uploads/{upload_id}"),
+        Some(&new),
+    )
+    .await
+    .assert_error(404, "BLOB_UPLOAD_UNKNOWN");
+    let resp = app.get("/v2/_catalog", Some(&new)).await;
+    assert_eq!(resp.json(), json!({"repositories": []}));
+    let admin = app
+        .user_token(berth_registry::ADMIN_USER, &["registry:catalog:*"])
+        .await;
+    let resp = app.get("/v2/_catalog", Some(&admin)).await;
+    assert_eq!(resp.json(), json!({"repositories": []}));
+    // Her first push creates a private repository, as any new one.
+    app.push_image("alice/lib", "v2", &new).await;
+    let anonymous = app.anonymous_token(&["repository:alice/lib:pull"]).await;
+    assert_eq!(crate::support::access(&anonymous), json!([]));
 }

@@ -12,7 +12,9 @@
 //! - `oracle`: a private repository answers like an absent one, everywhere.
 //! - `mount`: mounts from sources the caller may or may not pull.
 //! - `visibility`: private by default, public on request.
-//! - `admin_api`: JSON only, no foreign `Origin`.
+//! - `revocation`: a change of rights reaches the tokens already issued.
+//! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
+//!   their repositories.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -27,6 +29,7 @@ mod jwt;
 mod mount;
 mod oracle;
 mod pat_limits;
+mod revocation;
 mod seed;
 mod support;
 mod token;

@@ -405,6 +405,12 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// The data directory the server runs on (another registry may open it:
+    /// a second node sharing the database, or the same one after a restart).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// `Bearer realm="<base>/token",service="<service>"` and, when given,
     /// `scope` and `error`: the exact challenge berth must send.
     pub fn challenge(&self, scope: Option<&str>, error: Option<&str>) -> String {

@@ -20,6 +20,10 @@
 //!   page elsewhere cannot drive the API with credentials a browser holds
 //!   (the shape of a cross-site `<form enctype=text/plain>`). `berth admin`
 //!   and scripts send no `Origin`.
+//! - A change that takes rights away (a user deleted, a password changed, a
+//!   member removed or lowered, a token revoked, a repository made private)
+//!   reaches the tokens already issued before the answer is sent
+//!   (`auth/revocation.rs`).
 //! - Errors are `{"errors":[{"code","message"}]}`, the registry API's shape,
 //!   with a message that says what to do.
 //! - Repository names contain `/`, so they travel in bodies, never in paths.
@@ -29,7 +33,8 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | `POST` | `/api/v1/users` | `{"name", "password" \| "password_hash", "admin"?}` | 201 user |
-//! | `DELETE` | `/api/v1/users/{user}` | | 204 |
+//! | `DELETE` | `/api/v1/users/{user}[?delete_repositories=true]` | | 204; 409 `OWNS_REPOSITORIES` |
+//! | `PUT` | `/api/v1/users/{user}/password` | `{"password" \| "password_hash"}` | 204 |
 //! | `POST` | `/api/v1/orgs` | `{"name", "owner"}` | 201 org |
 //! | `PUT` | `/api/v1/orgs/{org}/members/{user}` | `{"role"}` | 200 membership |
 //! | `DELETE` | `/api/v1/orgs/{org}/members/{user}` | | 204 |
@@ -79,6 +84,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/users", post(create_user))
         .route("/api/v1/users/{user}", delete(delete_user))
+        .route("/api/v1/users/{user}/password", put(set_password))
         .route("/api/v1/orgs", post(create_org))
         .route(
             "/api/v1/orgs/{org}/members/{user}",
@@ -197,6 +203,7 @@ impl From<IdentityError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "TOKEN_INVALID", message)
             }
             IdentityError::Robot(_) => Self::conflict("ROBOT_ACCOUNT", message),
+            IdentityError::OwnsRepositories { .. } => Self::conflict("OWNS_REPOSITORIES", message),
             IdentityError::Htpasswd { .. } => Self::bad_request(message),
             IdentityError::Database(e) => Self::unavailable(&e),
             IdentityError::PasswordHash(_)
@@ -415,6 +422,16 @@ fn check_content_type(parts: &Parts) -> Result<(), ApiError> {
     ))
 }
 
+/// Brings this process's revocation view up to date after a change that took
+/// rights away, so that tokens issued before it are refused from the next
+/// request on. The change is committed either way: a failure here is logged,
+/// and the next request retries the reload before it is admitted.
+async fn reload_revocations(r: &Registry) {
+    if let Err(e) = crate::auth::revocation::reload(r).await {
+        tracing::warn!(error = %e, "cannot reload revocation records after an admin change; the next request retries");
+    }
+}
+
 /// Administrators only, and through a password or an unrestricted token.
 fn may_administer(principal: &Principal) -> Result<(), String> {
     if !principal.is_admin {
@@ -530,7 +547,7 @@ use self::keys::{get_keys, rotate_keys};
 use self::orgs::{create_org, create_robot, remove_member, set_member};
 use self::repos::set_visibility;
 use self::tokens::{create_token, list_tokens, revoke_token};
-use self::users::{create_user, delete_user};
+use self::users::{create_user, delete_user, set_password};
 
 #[cfg(test)]
 mod tests {
