@@ -21,8 +21,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
 use axum::Extension;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::name::RepositoryName;
@@ -36,8 +36,8 @@ use crate::Registry;
 use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
 use crate::clock::now_unix;
 use crate::identity::secret::generate_refresh_token;
-use crate::server::proxy::ClientAddr;
 use crate::policy::{self, RepositoryFacts, Subject};
+use crate::server::proxy::ClientAddr;
 
 /// How long a refresh token (offline access) stays valid.
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 60 * 60);
@@ -141,6 +141,12 @@ async fn issue(
         return bad_request("invalid_request", &message);
     }
     let now = now_unix();
+    // Read before anything the grant depends on: the token then carries a
+    // generation no later than the state it was granted from.
+    let generation = match crate::auth::revocation::generation(r).await {
+        Ok(generation) => generation,
+        Err(e) => return crate::error::RegistryError::from(e).into_response(),
+    };
     let credential = match (&request.grant, &basic) {
         (Some(Grant::Password { username, password }), _) => {
             Some(Credential::Password { username, password })
@@ -184,7 +190,14 @@ async fn issue(
     };
     let lifetime = r.config.effective_token_lifetime().as_secs();
     let pat = policy::token_limits(&subject).map(|l| l.token_id);
-    let issued = match tokens.issue_for_pat(subject.name(), pat, &granted, lifetime, now) {
+    let issued = match tokens.issue_for_pat(
+        subject.name(),
+        pat,
+        Some(generation),
+        &granted,
+        lifetime,
+        now,
+    ) {
         Ok(issued) => issued,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a token");

@@ -189,7 +189,9 @@ pub async fn serve(
         tasks.spawn(async move {
             let io = Watched::new(stream, Arc::clone(&conn), limits);
             match acceptor {
-                None => serve_connection(io, peer, trusted, app, Arc::clone(&conn), limits, stop).await,
+                None => {
+                    serve_connection(io, peer, trusted, app, Arc::clone(&conn), limits, stop).await
+                }
                 Some(acceptor) => {
                     // The handshake runs under the head clock: its bytes are
                     // the start of the first request.
@@ -199,7 +201,16 @@ pub async fn serve(
                     };
                     match handshake {
                         Ok(io) => {
-                            serve_connection(io, peer, trusted, app, Arc::clone(&conn), limits, stop).await;
+                            serve_connection(
+                                io,
+                                peer,
+                                trusted,
+                                app,
+                                Arc::clone(&conn),
+                                limits,
+                                stop,
+                            )
+                            .await;
                         }
                         Err(e) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");

@@ -36,11 +36,15 @@ impl Cidr {
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self.network, canonical(addr)) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -57,9 +61,9 @@ impl FromStr for Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let network: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{text:?} is not an address or a CIDR block such as 10.0.0.0/8"))?;
+        let network: IpAddr = addr.parse().map_err(|_| {
+            format!("{text:?} is not an address or a CIDR block such as 10.0.0.0/8")
+        })?;
         let network = canonical(network);
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
@@ -230,9 +234,21 @@ mod tests {
         assert!(!list.trusts(ip("fe80::1")));
         assert_eq!(list.to_string(), "10.0.0.0/8,192.168.1.7/32,fd00::/8");
         assert!(TrustedProxies::parse("").unwrap().is_empty());
-        assert!(TrustedProxies::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
-        assert!(TrustedProxies::parse("proxy.local").unwrap_err().contains("not an address"));
-        assert!(TrustedProxies::parse("0.0.0.0/0").unwrap().trusts(ip("8.8.8.8")));
+        assert!(
+            TrustedProxies::parse("10.0.0.0/33")
+                .unwrap_err()
+                .contains("0 to 32")
+        );
+        assert!(
+            TrustedProxies::parse("proxy.local")
+                .unwrap_err()
+                .contains("not an address")
+        );
+        assert!(
+            TrustedProxies::parse("0.0.0.0/0")
+                .unwrap()
+                .trusts(ip("8.8.8.8"))
+        );
     }
 
     #[test]
@@ -255,14 +271,23 @@ mod tests {
         // RFC 7239, IPv6 in brackets with a port, several headers.
         let h = headers(&[
             ("forwarded", "for=6.6.6.6"),
-            ("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.9.9.9"#),
+            (
+                "forwarded",
+                r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.9.9.9"#,
+            ),
         ]);
         assert_eq!(list.client(ip("10.0.0.2"), &h), ip("2001:db8:cafe::17"));
         // Forwarded wins over X-Forwarded-For.
-        let h = headers(&[("forwarded", "for=198.51.100.1"), ("x-forwarded-for", "198.51.100.2")]);
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.1"),
+            ("x-forwarded-for", "198.51.100.2"),
+        ]);
         assert_eq!(list.client(ip("10.0.0.2"), &h), ip("198.51.100.1"));
         // No header: the proxy itself.
-        assert_eq!(list.client(ip("10.0.0.2"), &HeaderMap::new()), ip("10.0.0.2"));
+        assert_eq!(
+            list.client(ip("10.0.0.2"), &HeaderMap::new()),
+            ip("10.0.0.2")
+        );
         // An unreadable hop stops the walk at the last readable one.
         let h = headers(&[("forwarded", "for=198.51.100.1, for=unknown, for=10.3.3.3")]);
         assert_eq!(list.client(ip("10.0.0.2"), &h), ip("10.3.3.3"));
