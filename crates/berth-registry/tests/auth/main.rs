@@ -15,6 +15,8 @@
 //! - `upload_limits`: open upload sessions capped per user and per repository.
 //! - `abuse`: scope limits, failure limits that lock no one else out, no
 //!   timing oracle for user names.
+//! - `proxy`: client addresses through trusted proxies, and headers ignored
+//!   from anyone else.
 //! - `revocation`: a change of rights reaches the tokens already issued.
 //! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
 //!   their repositories.
@@ -33,6 +35,7 @@ mod jwt;
 mod mount;
 mod oracle;
 mod pat_limits;
+mod proxy;
 mod revocation;
 mod seed;
 mod support;
