@@ -1014,6 +1014,17 @@ What is measured:
    copy` / min(push, pull) and `berth copy` / `skopeo copy`. Distribution
    takes no part: "—".
 
+9. Robustness (`--only robust`): both registries under a 1024 open-file
+   limit (prlimit, soft and hard). `GET /v2/` latency for a newcomer (a new
+   connection per request; 100 requests; an answer not in 5 s counts as 5 s
+   and as failed: `bench/lib/connections.py latency`) alone, while 200
+   connections send a request head one byte a second, and while 1,100
+   connections stay open and silent (`connections.py hold`, reopening what
+   the server closes). Then berth's RSS after 600 distinct tokens of 100
+   scopes each used at the gate, and after 1,000 users created, 1,000
+   successful and 1,000 failed password checks (`bench/lib/auth_abuse.py`).
+   Distribution has no token service or user store: "—".
+
 `bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
 (64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10
 concurrent 1 MiB uploads, a 64 MiB copy; about a minute once berth is built;
