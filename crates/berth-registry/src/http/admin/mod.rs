@@ -483,20 +483,19 @@ fn denial(principal: &Principal, d: &AccountDenial) -> String {
         ),
         AccountDenial::BroaderThanToken { what, limits } => {
             let why = match what {
-                Broader::Actions(beyond) => format!(
-                    "it carries {}, not {beyond}; ask for no more actions",
-                    limits.actions
-                ),
+                Broader::Actions(beyond) => {
+                    format!("it carries {}, not {beyond}", limits.actions)
+                }
                 Broader::AllRepositories => format!(
-                    "it is limited to the repositories {}; name repositories within them",
+                    "it is limited to the repositories {}, and this one is not",
                     limits.repositories.join(" ")
                 ),
                 Broader::Pattern(pattern) => format!(
-                    "`{pattern}` is not within its repositories ({}); name repositories within them",
+                    "`{pattern}` is not within its repositories ({})",
                     limits.repositories.join(" ")
                 ),
                 Broader::Expiry => format!(
-                    "it expires at {}; ask for fewer days (`expires_in_days`)",
+                    "it expires at {}, before this one (ask for fewer `expires_in_days`)",
                     format_rfc3339(limits.expires_at)
                 ),
             };
