@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use reqwest::Method;
 
-use super::client::{Api, field, print_out};
+use crate::api::{Api, field, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {

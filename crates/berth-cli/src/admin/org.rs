@@ -5,7 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Api, print_out};
+use crate::api::{Api, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
@@ -74,7 +74,7 @@ pub enum OrgRole {
 }
 
 impl OrgRole {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Member => "member",
             Self::Maintainer => "maintainer",

@@ -5,7 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Api, print_out};
+use crate::api::{Api, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
@@ -37,12 +37,19 @@ pub enum Visibility {
     Private,
 }
 
+impl Visibility {
+    /// The word the API takes.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
+
 pub fn run(api: &Api, command: RepoCommand) -> anyhow::Result<()> {
     let RepoCommand::SetVisibility { name, visibility } = command;
-    let visibility = match visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "private",
-    };
+    let visibility = visibility.as_str();
     api.call(
         Method::PUT,
         &["repositories", "visibility"],

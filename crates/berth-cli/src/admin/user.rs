@@ -9,7 +9,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Api, print_out};
+use crate::api::{Api, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
