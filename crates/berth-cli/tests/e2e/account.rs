@@ -261,3 +261,52 @@ fn every_account_command_has_an_example() {
     let help = cli.ok_text(&["password", "--help"], b"");
     assert!(help.contains("--password-stdin"), "{help}");
 }
+
+#[test]
+fn admin_lists_deletes_and_refuses_to_retire_a_key_too_soon() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let admin = Cli::admin(home.path()).env("BERTH_REGISTRY", server.url(""));
+    admin.ok(
+        &["admin", "user", "create", "alice", "--password-stdin"],
+        b"alice-password\n",
+    );
+    admin.ok(&["admin", "org", "create", "acme", "--owner", "alice"], b"");
+    assert_eq!(
+        admin.ok_text(&["admin", "user", "list"], b""),
+        "NAME   KIND\nadmin  administrator\nalice  user\n"
+    );
+    assert_eq!(admin.ok_text(&["admin", "org", "list"], b""), "acme\n");
+    push(&server, home.path(), "acme/app");
+    push(&server, home.path(), "acme/old");
+    assert_eq!(
+        admin.ok_text(&["admin", "repo", "delete", "acme/old"], b""),
+        "deleted repository acme/old\n"
+    );
+    let kept = admin.fails_with_empty_stdout(&["admin", "org", "delete", "acme"], b"");
+    assert!(
+        kept.contains("409") && kept.contains("organisation `acme` owns 1 repository"),
+        "{kept}"
+    );
+    assert_eq!(
+        admin.ok_text(
+            &["admin", "org", "delete", "acme", "--delete-repositories"],
+            b""
+        ),
+        "deleted organisation acme\n"
+    );
+    assert_eq!(admin.ok_text(&["admin", "org", "list"], b""), "");
+    let jwks: Value = reqwest::blocking::get(server.url("/token/jwks.json"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let old = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    admin.ok(&["admin", "keys", "rotate"], b"");
+    let soon = admin.fails_with_empty_stdout(&["admin", "keys", "retire", &old], b"");
+    assert!(
+        soon.contains("409")
+            && soon.contains(&format!("tokens signed by `{old}` may be valid until")),
+        "{soon}"
+    );
+}
