@@ -1,4 +1,5 @@
-//! The `berth` command line: `serve`, `admin ...`, and the client commands.
+//! The `berth` command line: `serve`, `admin ...`, the account commands
+//! (`token`, `password`, `org`, `robot`, `repo`), and the client commands.
 //!
 //! Exit codes: 0 on success, 1 on any error (the message says what was wrong
 //! and what to do), 2 on a usage error (clap's convention).
@@ -11,7 +12,9 @@
 //! even with `RUST_BACKTRACE` set, unless `-v` is given; a panic is one line
 //! too.
 
+mod account;
 mod admin;
+mod api;
 mod client;
 mod logging;
 mod serve;
@@ -36,6 +39,16 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Administer a running registry: users, organisations, robots, tokens, keys.
     Admin(admin::AdminArgs),
+    /// Create, list and revoke your personal access tokens.
+    Token(account::token::TokenArgs),
+    /// Change your own password.
+    Password(account::password::PasswordArgs),
+    /// Manage the members of the organisations you own.
+    Org(account::org::OrgArgs),
+    /// Create, list and delete the robot accounts of the organisations you own.
+    Robot(account::robot::RobotArgs),
+    /// List your repositories and set their visibility.
+    Repo(account::repo::RepoArgs),
     /// Log in to a registry: check the credential, then store it.
     Login(client::login::LoginArgs),
     /// Log out of a registry: remove its stored credential.
@@ -76,6 +89,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Token(args) => account::token::run(args),
+        Command::Password(args) => account::password::run(args),
+        Command::Org(args) => account::org::run(args),
+        Command::Robot(args) => account::robot::run(args),
+        Command::Repo(args) => account::repo::run(args),
         Command::Login(args) => client::login::run(args),
         Command::Logout(args) => client::logout::run(args),
         Command::Push(args) => client::push::run(args),

@@ -1,10 +1,10 @@
-//! `berth admin keys rotate|export-root`.
+//! `berth admin keys rotate|retire|export-root`.
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use reqwest::Method;
 
-use super::client::{Api, field, print_out};
+use crate::api::{Api, field, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -17,6 +17,21 @@ New tokens are signed with the new key at once, without a restart. Older keys
 stay in /token/jwks.json and keep verifying the tokens they signed. Registries
 that trust berth through its root certificate need no change.")]
     Rotate,
+
+    /// Retire a signing key that no longer signs, once its tokens have expired.
+    #[command(after_help = "\
+Example:
+  berth admin keys retire Xk3...
+
+Refused for the active key, and until the token lifetime plus 60 s of leeway
+have passed since it stopped signing (the message says when). Its files are
+removed and /token/jwks.json no longer lists it. With several nodes, retire a
+key only after every node has restarted on the rotation.")]
+    Retire {
+        /// The key's kid (as `berth admin keys rotate` printed it, or /token/jwks.json lists it).
+        #[arg(value_name = "KID")]
+        kid: String,
+    },
 
     /// Print the root certificate (PEM) that signs the token keys.
     #[command(after_help = "\
@@ -45,6 +60,11 @@ pub fn run(api: &Api, command: KeysCommand) -> anyhow::Result<()> {
                 "signing key {kid} is now active; {loaded} keys verify tokens (older ones keep working)"
             );
             print_out(&format!("{kid}\n"))
+        }
+        KeysCommand::Retire { kid } => {
+            api.call(Method::DELETE, &["keys", &kid], None)
+                .with_context(|| format!("cannot retire signing key `{kid}`"))?;
+            print_out(&format!("retired signing key {kid}\n"))
         }
         KeysCommand::ExportRoot => {
             let answer = api

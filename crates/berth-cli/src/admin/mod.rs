@@ -2,28 +2,29 @@
 //! visibility and signing keys, through the registry's admin API
 //! (`/api/v1/`, see `berth-registry/src/http/admin/`).
 //!
-//! Every command logs in as `BERTH_USERNAME` with `BERTH_PASSWORD` (a
-//! password or personal access token of an administrator) at `--registry`.
+//! Every command logs in at `--registry` as `BERTH_USERNAME` with
+//! `BERTH_PASSWORD` (a password or personal access token of an
+//! administrator), else with the login `berth login` stored (see `api.rs`).
 //! What a command produces goes to stdout (a secret, a PEM, a list); notes for
 //! the person at the terminal go to stderr.
 
-mod client;
 mod keys;
-mod org;
-mod repo;
+pub(crate) mod org;
+pub(crate) mod repo;
 mod robot;
-mod token;
+pub(crate) mod token;
 mod user;
 
 use clap::{Args, Subcommand};
 
-use client::Connection;
+use crate::api::Connection;
 
 /// Administer a running registry through its admin API.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Every command logs in with BERTH_USERNAME and BERTH_PASSWORD (an administrator's
-password or personal access token; never a flag):
+password or personal access token; never a flag), else with the login
+`berth login HOST` stored:
 
   export BERTH_USERNAME=admin
   read -rs BERTH_PASSWORD && export BERTH_PASSWORD
@@ -88,7 +89,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 /// The actions a token may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum TokenAction {
+pub(crate) enum TokenAction {
     /// Download images.
     Pull,
     /// Upload images.
@@ -98,7 +99,7 @@ enum TokenAction {
 }
 
 impl TokenAction {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pull => "pull",
             Self::Push => "push",
@@ -108,6 +109,6 @@ impl TokenAction {
 }
 
 /// `["pull", ...]` for a request body, or `None` for the server's default.
-fn actions_json(actions: &[TokenAction]) -> Option<serde_json::Value> {
+pub(crate) fn actions_json(actions: &[TokenAction]) -> Option<serde_json::Value> {
     (!actions.is_empty()).then(|| actions.iter().map(|a| a.as_str()).collect())
 }

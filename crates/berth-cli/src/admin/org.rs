@@ -1,11 +1,11 @@
-//! `berth admin org create|add-member|remove-member`.
+//! `berth admin org create|list|delete|add-member|remove-member`.
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Api, print_out};
+use crate::api::{Api, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
@@ -24,6 +24,30 @@ organisations share one namespace: the name must be free.")]
         /// The existing user who owns it (role `owner`).
         #[arg(long, value_name = "USER")]
         owner: String,
+    },
+
+    /// List every organisation.
+    #[command(after_help = "\
+Example:
+  berth admin org list")]
+    List,
+
+    /// Delete an organisation with its members and robots.
+    #[command(after_help = "\
+Example:
+  berth admin org delete acme --delete-repositories
+
+An organisation whose namespace (acme/...) holds repositories is not deleted
+unless --delete-repositories is given: then they go too. Its members' and
+robots' tokens stop working at once; its name becomes free.")]
+    Delete {
+        /// The organisation.
+        #[arg(value_name = "ORG")]
+        name: String,
+
+        /// Delete the repositories of its namespace too.
+        #[arg(long)]
+        delete_repositories: bool,
     },
 
     /// Add a member to an organisation, or change a member's role.
@@ -74,7 +98,7 @@ pub enum OrgRole {
 }
 
 impl OrgRole {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Member => "member",
             Self::Maintainer => "maintainer",
@@ -93,6 +117,29 @@ pub fn run(api: &Api, command: OrgCommand) -> anyhow::Result<()> {
             )
             .with_context(|| format!("cannot create organisation `{name}`"))?;
             print_out(&format!("created organisation {name}, owned by {owner}\n"))
+        }
+        OrgCommand::List => {
+            let orgs = api
+                .list_all(&["orgs"], &[], "orgs")
+                .context("cannot list the organisations")?;
+            let names: String = orgs
+                .iter()
+                .map(|o| format!("{}\n", crate::api::field(o, "name")))
+                .collect();
+            print_out(&names)
+        }
+        OrgCommand::Delete {
+            name,
+            delete_repositories,
+        } => {
+            let query: &[(&str, &str)] = if delete_repositories {
+                &[("delete_repositories", "true")]
+            } else {
+                &[]
+            };
+            api.call_with_query(Method::DELETE, &["orgs", &name], query, None)
+                .with_context(|| format!("cannot delete organisation `{name}`"))?;
+            print_out(&format!("deleted organisation {name}\n"))
         }
         OrgCommand::AddMember { org, user, role } => {
             api.call(

@@ -5,8 +5,8 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Api, field, print_out};
 use super::{TokenAction, actions_json};
+use crate::api::{Api, field, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum RobotCommand {

@@ -5,8 +5,8 @@ use clap::{Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::{Api, field, print_out};
 use super::{TokenAction, actions_json};
+use crate::api::{Api, field, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -139,7 +139,7 @@ pub fn run(api: &Api, command: TokenCommand) -> anyhow::Result<()> {
 }
 
 /// A JSON array of strings joined with `sep`.
-fn list(value: &Value, sep: &str) -> String {
+pub(crate) fn list(value: &Value, sep: &str) -> String {
     value
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
@@ -147,7 +147,7 @@ fn list(value: &Value, sep: &str) -> String {
         .join(sep)
 }
 
-fn or_all(repositories: &Value) -> String {
+pub(crate) fn or_all(repositories: &Value) -> String {
     let listed = list(repositories, " ");
     if listed.is_empty() {
         "all repositories".to_owned()
@@ -157,7 +157,7 @@ fn or_all(repositories: &Value) -> String {
 }
 
 /// The token listing as aligned columns.
-fn table(answer: &Value) -> String {
+pub(crate) fn table(answer: &Value) -> String {
     let mut rows = vec![[
         "NAME".to_owned(),
         "ACTIONS".to_owned(),

@@ -1,4 +1,4 @@
-//! `berth admin user create|delete|set-password|import-htpasswd`.
+//! `berth admin user create|list|delete|set-password|import-htpasswd`.
 
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{Api, print_out};
+use crate::api::{Api, print_out};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -38,6 +38,12 @@ The user owns the namespace of its name (alice/...).")]
         #[arg(long)]
         admin: bool,
     },
+
+    /// List every user and robot account.
+    #[command(after_help = "\
+Example:
+  berth admin user list")]
+    List,
 
     /// Delete a user with its memberships and tokens.
     #[command(after_help = "\
@@ -124,6 +130,21 @@ pub fn run(api: &Api, command: UserCommand) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create user `{name}`"))?;
             let role = if admin { "administrator" } else { "user" };
             print_out(&format!("created {role} {name}\n"))
+        }
+        UserCommand::List => {
+            let users = api
+                .list_all(&["users"], &[], "users")
+                .context("cannot list the users")?;
+            let mut rows = vec![vec!["NAME".to_owned(), "KIND".to_owned()]];
+            rows.extend(users.iter().map(|u| {
+                let kind = match (u["admin"].as_bool(), u["robot_of"].as_str()) {
+                    (_, Some(org)) => format!("robot of {org}"),
+                    (Some(true), None) => "administrator".to_owned(),
+                    _ => "user".to_owned(),
+                };
+                vec![crate::api::field(u, "name").to_owned(), kind]
+            }));
+            print_out(&crate::api::columns(&rows))
         }
         UserCommand::Delete {
             name,

@@ -8,8 +8,9 @@
 //! docker's config: podman and skopeo refuse to log in to a registry while a
 //! file they read holds an identity token. `--store-password` keeps the
 //! password instead, where docker keeps it (its credential helper, else its
-//! config.json), so that docker, podman and skopeo use it too (and the admin
-//! API, which takes only Basic credentials).
+//! config.json), so that docker, podman and skopeo use it too. The account
+//! and admin commands use either: the API takes a refresh token as a bearer
+//! token.
 
 use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,7 +29,7 @@ use super::{Common, block_on, parse_registry, print_out};
 Examples:
   berth login registry.example.com -u alice              # prompts for the password
   printf '%s\\n' \"$TOKEN\" | berth login ghcr.io -u alice --password-stdin
-  berth login registry.example.com -u admin --store-password   # for `berth admin`
+  berth login registry.example.com -u admin --store-password   # for docker, podman, skopeo
 
 The password is checked first: berth asks the registry's token service for a
 token with it, and stores nothing when it is refused. Then, where the registry
@@ -38,7 +39,8 @@ and stores it instead of the password, as docker does: later commands use the
 OAuth2 refresh-token grant with it. It stops working when it expires (berth:
 after 90 days) or the registry revokes it; then log in again. `berth logout`
 removes it from this machine (it does not revoke it).
---store-password stores the password instead (`berth admin` needs it).
+--store-password stores the password instead. `berth token`, `berth password`,
+`berth org`, `berth robot`, `berth repo` and `berth admin` use either.
 
 Where it is stored: a refresh token in berth's own login file,
 $XDG_CONFIG_HOME/berth/auth.json (default ~/.config/berth/auth.json, mode
@@ -76,9 +78,8 @@ pub struct LoginArgs {
     ///
     /// By default a registry that offers a refresh token (an OAuth2 offline
     /// token) gets it stored in place of the password, in berth's own login
-    /// file, which other tools do not read. The admin API (`berth admin`)
-    /// takes only the password, and docker, podman and skopeo use berth's
-    /// login only when it is the password.
+    /// file, which other tools do not read: docker, podman and skopeo use
+    /// berth's login only when it is the password.
     #[arg(long)]
     store_password: bool,
 

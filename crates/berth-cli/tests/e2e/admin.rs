@@ -291,7 +291,8 @@ fn admin_commands_drive_the_registry() {
 }
 
 /// Only administrators: no or wrong credentials are 401 with a Basic
-/// challenge, anyone else 403, a narrow token of an administrator 403.
+/// challenge, anyone else 403 (but for their own tokens, which are
+/// self-service), a narrow token of an administrator 403.
 #[test]
 fn only_administrators_may_administer() {
     let data = tempfile::tempdir().unwrap();
@@ -348,8 +349,15 @@ fn only_administrators_may_administer() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 401);
+    // bob's own tokens are his to list (self-service); another user's are not.
     let response = client
         .get(&url)
+        .basic_auth("bob", Some("bob-password"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client
+        .get(server.url("/api/v1/users/admin/tokens"))
         .basic_auth("bob", Some("bob-password"))
         .send()
         .unwrap();

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod account;
 mod admin;
 mod artifact;
 mod client;

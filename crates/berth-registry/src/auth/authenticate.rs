@@ -210,12 +210,14 @@ impl Authenticator {
                     name: pat.name.clone(),
                     actions: pat.actions.clone(),
                     repositories: pat.repositories.clone(),
+                    expires_at: pat.expires_at,
                 },
                 _ => TokenLimits {
                     token_id: id,
                     name: String::new(),
                     actions: Actions::default(),
                     repositories: Vec::new(),
+                    expires_at: 0,
                 },
             }),
         };
@@ -323,6 +325,7 @@ impl Authenticator {
             name: pat.name.clone(),
             actions: pat.actions.clone(),
             repositories: pat.repositories.clone(),
+            expires_at: pat.expires_at,
         };
         let principal = self.principal_of(&user, Some(limits)).await?;
         let mut cache = lock(&self.pat_subjects);

@@ -10,7 +10,16 @@
 //! signing/<kid>.crt.pem     its certificate, signed by the root, CN "berth token signer",
 //!                           1 year (never past the root's notAfter), keyUsage digitalSignature
 //! active                    the kid of the key that signs new tokens, one line
+//! signing/<kid>.inactive    Unix seconds when the key stopped signing (written at rotation,
+//!                           and at start for an older key without it: no earlier than the truth)
 //! ```
+//!
+//! A key that no longer signs is *retired* ([`KeyStore::retire`]: its files
+//! removed, its `kid` gone from the JWKS) only once every token it signed
+//! has expired: the token lifetime plus the verification leeway after it
+//! stopped signing. Another node that still has it active (a rotation reaches
+//! other nodes on restart) keeps signing with it: retire after every node
+//! has restarted on the rotation.
 //!
 //! Protocol facts implemented here:
 //! - `kid` is the RFC 7638 JWK thumbprint of the signing key's public key:
@@ -79,6 +88,7 @@ const SIGNING_DIR: &str = "signing";
 const ACTIVE: &str = "active";
 const KEY_SUFFIX: &str = ".key.pem";
 const CRT_SUFFIX: &str = ".crt.pem";
+const INACTIVE_SUFFIX: &str = ".inactive";
 
 /// A failure to create, load or use the token keys.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +131,39 @@ pub enum KeyError {
     /// Signing a token failed.
     #[error("cannot sign a token: {0}; this is a bug or a broken crypto library")]
     Sign(String),
+}
+
+/// Why a signing key cannot be retired.
+#[derive(Debug, thiserror::Error)]
+pub enum RetireError {
+    /// No loaded key has this `kid`.
+    #[error("no signing key has the kid `{0}`")]
+    Unknown(String),
+    /// The key signs new tokens.
+    #[error("`{0}` is the active signing key")]
+    Active(String),
+    /// Tokens it signed may still be valid.
+    #[error("tokens signed by `{kid}` may be valid until {possible_at} (Unix seconds)")]
+    TooSoon {
+        /// The key.
+        kid: String,
+        /// Unix seconds from which it may be retired.
+        possible_at: i64,
+    },
+    /// Its files could not be removed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// A signing key as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Its `kid`.
+    pub kid: String,
+    /// Whether it signs new tokens.
+    pub active: bool,
+    /// Unix seconds when it stopped signing (`None` for the active key).
+    pub inactive_since: Option<i64>,
 }
 
 /// One signing key, loaded and ready: what issuing and verifying need.
@@ -226,6 +269,8 @@ struct Signers {
     all: Vec<Arc<Signer>>,
     /// The key that signs new tokens.
     active: Arc<Signer>,
+    /// When each other key stopped signing, Unix seconds, by kid.
+    inactive_since: std::collections::HashMap<String, i64>,
 }
 
 /// The root CA and the signing keys of the token service, on disk under
@@ -290,9 +335,14 @@ impl KeyStore {
         let active = root.load_active(&all)?;
         sort_signers(&mut all, &active.kid);
         warn_if_expiring(&active, root.not_after);
+        let inactive_since = root.load_inactive_since(&all, &active.kid)?;
         let store = KeyStore {
             root,
-            signers: RwLock::new(Signers { all, active }),
+            signers: RwLock::new(Signers {
+                all,
+                active,
+                inactive_since,
+            }),
             rotating: Mutex::new(()),
         };
         tracing::info!(dir = %dir.display(), kids = ?store.kids(), active = %store.active().kid, "token keys loaded");
@@ -305,14 +355,21 @@ impl KeyStore {
     pub fn rotate(&self) -> Result<String, KeyError> {
         let _rotating = self.rotating.lock().unwrap_or_else(PoisonError::into_inner);
         let signer = self.root.create_signer()?;
+        let previous = self.active_kid();
         write_atomic(
             &self.root.dir.join(ACTIVE),
             format!("{}\n", signer.kid).as_bytes(),
         )?;
+        // After the switch: the time written is never before the last token
+        // the old key signed.
+        let stopped = crate::clock::now_unix();
+        self.root.write_inactive_since(&previous, stopped)?;
         let kid = signer.kid.clone();
         let mut signers = self.signers.write().unwrap_or_else(PoisonError::into_inner);
         signers.all.push(Arc::clone(&signer));
         sort_signers(&mut signers.all, &kid);
+        signers.inactive_since.remove(&kid);
+        signers.inactive_since.insert(previous, stopped);
         signers.active = signer;
         drop(signers);
         tracing::info!(kid = %kid, "token signing key rotated");
@@ -351,6 +408,68 @@ impl KeyStore {
     pub fn kids(&self) -> Vec<String> {
         let signers = self.signers.read().unwrap_or_else(PoisonError::into_inner);
         signers.all.iter().map(|s| s.kid.clone()).collect()
+    }
+
+    /// Every loaded key with whether it signs and since when it does not,
+    /// oldest first.
+    pub fn key_info(&self) -> Vec<KeyInfo> {
+        let signers = self.signers.read().unwrap_or_else(PoisonError::into_inner);
+        signers
+            .all
+            .iter()
+            .map(|s| KeyInfo {
+                kid: s.kid.clone(),
+                active: s.kid == signers.active.kid,
+                inactive_since: signers.inactive_since.get(&s.kid).copied(),
+            })
+            .collect()
+    }
+
+    /// Retires the key `kid`: removes its files and stops verifying with it,
+    /// once it has not signed for `unused_for` seconds at `now` (the token
+    /// lifetime plus the verification leeway: no token it signed is still
+    /// valid). Refuses the active key.
+    pub fn retire(&self, kid: &str, unused_for: i64, now: i64) -> Result<(), RetireError> {
+        let _rotating = self.rotating.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let signers = self.signers.read().unwrap_or_else(PoisonError::into_inner);
+            if !signers.all.iter().any(|s| s.kid == kid) {
+                return Err(RetireError::Unknown(kid.to_owned()));
+            }
+            if signers.active.kid == kid {
+                return Err(RetireError::Active(kid.to_owned()));
+            }
+            // Loaded and not active: `open` and `rotate` recorded the time.
+            let since = signers.inactive_since.get(kid).copied().unwrap_or(now);
+            let possible_at = since.saturating_add(unused_for);
+            if now < possible_at {
+                return Err(RetireError::TooSoon {
+                    kid: kid.to_owned(),
+                    possible_at,
+                });
+            }
+        }
+        // Out of the verifying set first: from here no token it signed is
+        // accepted, whatever happens to the files.
+        let mut signers = self.signers.write().unwrap_or_else(PoisonError::into_inner);
+        signers.all.retain(|s| s.kid != kid);
+        signers.inactive_since.remove(kid);
+        drop(signers);
+        let signing = self.root.dir.join(SIGNING_DIR);
+        // The certificate first: a certificate on disk always has its key beside it.
+        for suffix in [CRT_SUFFIX, KEY_SUFFIX, INACTIVE_SUFFIX] {
+            let path = signing.join(format!("{kid}{suffix}"));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io("remove", &path, e).into()),
+            }
+        }
+        File::open(&signing)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("sync", &signing, e))?;
+        tracing::info!(kid = %kid, "token signing key retired");
+        Ok(())
     }
 
     /// The `kid` of the key that signs new tokens.
@@ -395,6 +514,49 @@ impl Root {
             }
         }
         Ok(signers)
+    }
+
+    /// When each key but the active one stopped signing: its
+    /// `signing/<kid>.inactive` file, or, for a key without one (rotated by
+    /// an older version), now, written to the file (never earlier than the
+    /// truth, so a retirement waits at worst one token lifetime too long).
+    fn load_inactive_since(
+        &self,
+        all: &[Arc<Signer>],
+        active: &str,
+    ) -> Result<std::collections::HashMap<String, i64>, KeyError> {
+        let mut since = std::collections::HashMap::new();
+        for signer in all.iter().filter(|s| s.kid != active) {
+            let path = self
+                .dir
+                .join(SIGNING_DIR)
+                .join(format!("{}{INACTIVE_SUFFIX}", signer.kid));
+            let at = match fs::read_to_string(&path) {
+                Ok(text) => text.trim().parse::<i64>().map_err(|_| {
+                    corrupt(
+                        &path,
+                        format!("it holds {:?}, not Unix seconds", text.trim()),
+                    )
+                })?,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    let now = crate::clock::now_unix();
+                    self.write_inactive_since(&signer.kid, now)?;
+                    now
+                }
+                Err(e) => return Err(io("read", &path, e)),
+            };
+            since.insert(signer.kid.clone(), at);
+        }
+        Ok(since)
+    }
+
+    /// Records that key `kid` stopped signing at `at` (Unix seconds).
+    fn write_inactive_since(&self, kid: &str, at: i64) -> Result<(), KeyError> {
+        let path = self
+            .dir
+            .join(SIGNING_DIR)
+            .join(format!("{kid}{INACTIVE_SUFFIX}"));
+        write_atomic(&path, format!("{at}\n").as_bytes())
     }
 
     /// Loads and checks one signing key and its certificate.
@@ -951,6 +1113,49 @@ pub(crate) mod tests {
             fs::read_to_string(tmp.path().join(ACTIVE)).unwrap().trim(),
             new
         );
+    }
+
+    #[test]
+    fn a_key_is_retired_only_once_its_tokens_have_expired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(tmp.path()).unwrap();
+        let old = store.active_kid();
+        assert!(matches!(
+            store.retire(&old, 360, crate::clock::now_unix()),
+            Err(RetireError::Active(_))
+        ));
+        let new = store.rotate().unwrap();
+        let info = store.key_info();
+        let stopped = info[0].inactive_since.unwrap();
+        assert_eq!((info[0].active, info[1].active), (false, true));
+        assert_eq!(info[1].inactive_since, None);
+        match store.retire(&old, 360, stopped + 359) {
+            Err(RetireError::TooSoon { possible_at, .. }) => assert_eq!(possible_at, stopped + 360),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.retire("nope", 0, stopped),
+            Err(RetireError::Unknown(_))
+        ));
+        // The time it stopped survives a restart.
+        let reopened = KeyStore::open(tmp.path()).unwrap();
+        assert_eq!(reopened.key_info()[0].inactive_since, Some(stopped));
+        store.retire(&old, 360, stopped + 360).unwrap();
+        assert_eq!(store.kids(), vec![new.clone()]);
+        assert!(store.get(&old).is_none());
+        assert!(
+            !tmp.path()
+                .join(SIGNING_DIR)
+                .join(format!("{old}{CRT_SUFFIX}"))
+                .exists()
+        );
+        assert!(
+            !tmp.path()
+                .join(SIGNING_DIR)
+                .join(format!("{old}{KEY_SUFFIX}"))
+                .exists()
+        );
+        assert_eq!(KeyStore::open(tmp.path()).unwrap().kids(), vec![new]);
     }
 
     #[test]

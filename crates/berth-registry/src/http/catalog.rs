@@ -121,6 +121,7 @@ mod tests {
                 name: "ci".to_owned(),
                 actions: actions.parse().unwrap_or_default(),
                 repositories: patterns.iter().map(|p| (*p).to_owned()).collect(),
+                expires_at: i64::MAX,
             }),
         })
     }

@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use berth_core::name::RepositoryName;
 use berth_core::scope::{Action, Actions};
 
-pub use patterns::{repo_pattern_matches, validate_repo_pattern};
+pub use patterns::{pattern_within, repo_pattern_matches, validate_repo_pattern};
 
 /// What can go wrong with identities.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,31 @@ pub enum IdentityError {
         user: String,
         /// How many repositories its namespace holds.
         count: u64,
+    },
+    /// An organisation to delete still owns repositories, and the caller did
+    /// not ask to delete them too.
+    #[error(
+        "organisation `{org}` owns {count} {}; delete them with it \
+         (`berth admin org delete {org} --delete-repositories`, or \
+         `DELETE /api/v1/orgs/{org}?delete_repositories=true`), or keep the organisation",
+        if *count == 1 { "repository" } else { "repositories" }
+    )]
+    OrgOwnsRepositories {
+        /// The organisation's name.
+        org: String,
+        /// How many repositories its namespace holds.
+        count: u64,
+    },
+    /// The change would leave an organisation without an owner.
+    #[error(
+        "`{user}` is the last owner of `{org}`; make another member owner first \
+         (`berth org member add {org} USER --role owner`), so that someone can still manage it"
+    )]
+    LastOwner {
+        /// The organisation.
+        org: String,
+        /// Its last owner.
+        user: String,
     },
     /// Something the operation needs does not exist (the message names it).
     #[error("{0} does not exist")]
@@ -229,6 +254,31 @@ pub struct DeletedUser {
     /// The staging locations of the upload sessions deleted with them (the
     /// caller discards their bytes).
     pub staging: Vec<String>,
+}
+
+/// A user as an administrator's listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Its name.
+    pub name: String,
+    /// Whether it administers the registry.
+    pub is_admin: bool,
+    /// The organisation this robot account belongs to; `None` for people.
+    pub robot_of: Option<String>,
+}
+
+/// What deleting an organisation removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedOrg {
+    /// The repositories deleted with it, by name.
+    pub repositories: Vec<String>,
+    /// The staging locations of the upload sessions deleted with them (the
+    /// caller discards their bytes).
+    pub staging: Vec<String>,
+    /// Its members, whose memberships ended.
+    pub members: Vec<String>,
+    /// Its robot accounts, deleted with their tokens.
+    pub robots: Vec<String>,
 }
 
 /// A personal access token as stored (its secret is not: only its hash).
@@ -403,6 +453,50 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// robot account.
     async fn set_password(&self, name: &str, hash: &str) -> Result<(), IdentityError>;
 
+    /// Users (robots included) by name, after `after` (exclusive), at most `limit`.
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserEntry>, IdentityError>;
+
+    /// Organisations by name, after `after` (exclusive), at most `limit`.
+    async fn list_orgs(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Organization>, IdentityError>;
+
+    /// The members of `org` with their roles, by name, after `after`
+    /// (exclusive), at most `limit`.
+    async fn list_members(
+        &self,
+        org: OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Role)>, IdentityError>;
+
+    /// The robot accounts of `org`, by name, after `after` (exclusive), at
+    /// most `limit`.
+    async fn list_robots(
+        &self,
+        org: OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, IdentityError>;
+
+    /// Deletes an organisation with its memberships and its robot accounts
+    /// (and their tokens), and records the revocation of the tokens of its
+    /// members and robots; `None` when there was no such organisation. Its
+    /// repositories go too when `repositories` says so, in the same
+    /// transaction; otherwise an organisation whose namespace holds
+    /// repositories is not deleted (`OrgOwnsRepositories`).
+    async fn delete_org(
+        &self,
+        name: &str,
+        repositories: OwnedRepositories,
+    ) -> Result<Option<DeletedOrg>, IdentityError>;
+
     /// Creates an organisation whose `owner` becomes a member with [`Role::Owner`].
     async fn create_org(&self, name: &str, owner: UserId) -> Result<Organization, IdentityError>;
 
@@ -414,10 +508,12 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Makes `user` a member of `org` with `role`, or changes its role.
     /// Robots cannot be members (`Robot`): their rights come from `robot_of`.
+    /// Lowering the last owner is refused (`LastOwner`).
     async fn set_member(&self, org: OrgId, user: UserId, role: Role) -> Result<(), IdentityError>;
 
     /// Removes `user` from `org`, revoking the registry tokens issued before;
-    /// `false` when it was not a member. ([`Self::set_member`] revokes them
+    /// `false` when it was not a member. Removing the last owner is refused
+    /// (`LastOwner`). ([`Self::set_member`] revokes them
     /// too when it lowers a role.)
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<bool, IdentityError>;
 

@@ -66,6 +66,40 @@ fn component_matches(part: &str, text: &str) -> bool {
     p[pi..].iter().all(|&b| b == b'*')
 }
 
+/// Whether every repository `inner` matches is also matched by `outer`.
+///
+/// Decided part by part, conservatively: an `outer` part `**` takes any run
+/// of `inner` parts; any other `outer` part takes one `inner` part that is
+/// not `**` and is the same text, or has no `*` and matches it, or takes any
+/// part when it is made of `*` only. So `acme/api` is within `acme/*`, and
+/// `acme/*` within `acme/**` or `**`, but `acme/ab*` is not found within
+/// `acme/a*` (a narrower answer than the truth, never a wider one).
+pub fn pattern_within(inner: &str, outer: &str) -> bool {
+    let outer_parts: Vec<&str> = outer.split('/').collect();
+    let inner_parts: Vec<&str> = inner.split('/').collect();
+    let part_within = |i: &str, o: &str| {
+        i != "**"
+            && (i == o
+                || o.bytes().all(|b| b == b'*')
+                || (!i.contains('*') && component_matches(o, i)))
+    };
+    // row[j]: whether the outer parts so far take the first j inner parts.
+    let mut row = vec![false; inner_parts.len() + 1];
+    row[0] = true;
+    for o in outer_parts {
+        let mut next = vec![false; inner_parts.len() + 1];
+        for j in 0..=inner_parts.len() {
+            next[j] = if o == "**" {
+                row[j] || (j > 0 && next[j - 1])
+            } else {
+                j > 0 && row[j - 1] && part_within(inner_parts[j - 1], o)
+            };
+        }
+        row = next;
+    }
+    row[inner_parts.len()]
+}
+
 /// Checks a pattern's syntax; the error says what is wrong.
 pub fn validate_repo_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {
@@ -105,6 +139,35 @@ pub fn validate_repo_pattern(pattern: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn containment_of_patterns() {
+        for (inner, outer) in [
+            ("acme/api", "acme/api"),
+            ("acme/api", "acme/*"),
+            ("acme/api", "acme/**"),
+            ("acme/*", "acme/**"),
+            ("acme/**", "acme/**"),
+            ("acme/**", "**"),
+            ("acme/a/b", "acme/**"),
+            ("acme/api-*", "acme/*"),
+            ("acme/*/x", "acme/**"),
+            ("acme", "acme/**"),
+        ] {
+            assert!(pattern_within(inner, outer), "{inner} within {outer}");
+        }
+        for (inner, outer) in [
+            ("acme/**", "acme/*"),
+            ("acme/a/b", "acme/*"),
+            ("other/api", "acme/**"),
+            ("**", "acme/**"),
+            ("acme/*", "acme/api"),
+            ("acme/ab*", "acme/a*"),
+            ("acme", "acme/*"),
+        ] {
+            assert!(!pattern_within(inner, outer), "{inner} not within {outer}");
+        }
+    }
 
     #[test]
     fn single_star_stays_in_one_component() {

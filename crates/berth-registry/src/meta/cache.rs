@@ -31,8 +31,8 @@ use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
 use super::{
-    CatalogFilter, Manifest, MetaError, MetaStore, NameRange, NewManifest, Referrer,
-    RepositoryInfo, UploadLimits, UploadSession,
+    CatalogFilter, DeletedRepository, Manifest, MetaError, MetaStore, NameRange, NewManifest,
+    Referrer, RepositoryInfo, UploadLimits, UploadSession,
 };
 
 /// The longest a cached answer is served.
@@ -176,6 +176,26 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
             );
         }
         Ok(info)
+    }
+
+    async fn list_repository_visibility(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        namespaces: Option<&[String]>,
+    ) -> Result<Vec<(String, bool)>, MetaError> {
+        self.inner
+            .list_repository_visibility(after, limit, namespaces)
+            .await
+    }
+
+    async fn delete_repository(
+        &self,
+        name: &RepositoryName,
+    ) -> Result<Option<DeletedRepository>, MetaError> {
+        let done = self.inner.delete_repository(name).await;
+        self.forget(name);
+        done
     }
 
     async fn set_repository_public(

@@ -22,8 +22,9 @@ use super::revocation_sqlite::record;
 use crate::auth::revocation::RevocationTarget;
 use crate::identity::secret::ct_eq;
 use crate::identity::{
-    DeletedUser, IdentityError, IdentityStore, NamespaceOwner, NewPat, OrgId, Organization,
-    OwnedRepositories, Pat, RefreshToken, Role, User, UserId, validate_name,
+    DeletedOrg, DeletedUser, IdentityError, IdentityStore, NamespaceOwner, NewPat, OrgId,
+    Organization, OwnedRepositories, Pat, RefreshToken, Role, User, UserEntry, UserId,
+    validate_name,
 };
 
 /// The user columns of a query that names the users table `u`, prefixed `u_`.
@@ -149,6 +150,114 @@ async fn ensure_org(tx: &mut SqliteConnection, org: OrgId) -> Result<(), Identit
     }
 }
 
+/// The number of repositories of namespace `name`.
+async fn count_namespace(tx: &mut SqliteConnection, name: &str) -> Result<u64, IdentityError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE namespace = $1")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Deletes the repositories of namespace `name` (`name` and `name/...`) in
+/// the caller's transaction: manifests, tags, references, blob links, and
+/// the upload sessions of the namespace; records the revocation of each
+/// repository (everyone's tokens on it end, and a later repository of the
+/// same name starts afresh). Returns their names and the staging locations
+/// of the sessions (the caller discards their bytes); `None`, having
+/// changed nothing, when the namespace holds repositories and `repositories`
+/// says to keep them.
+async fn take_namespace(
+    tx: &mut SqliteConnection,
+    name: &str,
+    repositories: OwnedRepositories,
+    keep_secs: i64,
+) -> Result<Option<(Vec<String>, Vec<String>)>, IdentityError> {
+    let owned: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM repositories WHERE namespace = $1 ORDER BY name")
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?;
+    if !owned.is_empty() && repositories == OwnedRepositories::Keep {
+        return Ok(None);
+    }
+    // Upload sessions name their repository; those of the namespace go
+    // with it, and the caller discards their staged bytes.
+    let in_namespace = "repository = $1 OR substr(repository, 1, length($1) + 1) = $1 || '/'";
+    let staging: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT staging FROM uploads WHERE {in_namespace}"
+    )))
+    .bind(name)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Explicit, not left to ON DELETE CASCADE: correct even where foreign
+    // keys are not enforced. Blob rows and bytes stay: other repositories
+    // may link them, and a garbage collector removes what none links.
+    let of_namespace = "repository_id IN (SELECT id FROM repositories WHERE namespace = $1)";
+    for table in [
+        "tags",
+        "manifest_references",
+        "manifests",
+        "repository_blobs",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE {of_namespace}"
+        )))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM uploads WHERE {in_namespace}"
+    )))
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM repositories WHERE namespace = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    for repository in &owned {
+        record(
+            tx,
+            &RevocationTarget::Repository(repository.clone()),
+            keep_secs,
+        )
+        .await?;
+    }
+    Ok(Some((owned, staging)))
+}
+
+/// Refuses (`LastOwner`) when `user` is the only owner of `org`: the change
+/// about to lower or remove it would leave the organisation unmanaged.
+async fn ensure_not_last_owner(
+    tx: &mut SqliteConnection,
+    org: OrgId,
+    user: UserId,
+) -> Result<(), IdentityError> {
+    let owners: Vec<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' LIMIT 2",
+    )
+    .bind(org.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    if owners != [user.0] {
+        return Ok(());
+    }
+    let names: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT name FROM organizations WHERE id = $1),
+                (SELECT name FROM users WHERE id = $2)",
+    )
+    .bind(org.0)
+    .bind(user.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    Err(IdentityError::LastOwner {
+        org: names.0.unwrap_or_default(),
+        user: names.1.unwrap_or_default(),
+    })
+}
+
 /// Inserts a user (or robot) whose name was checked free in this transaction.
 async fn insert_user(
     tx: &mut SqliteConnection,
@@ -238,54 +347,14 @@ impl IdentityStore for SqliteMeta {
         let Some(id) = id else {
             return Ok(None);
         };
-        // The repositories of its namespace (`name` and `name/...`).
-        let owned: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM repositories WHERE namespace = $1 ORDER BY name")
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await?;
-        if !owned.is_empty() && repositories == OwnedRepositories::Keep {
+        let Some((owned, staging)) =
+            take_namespace(&mut tx, name, repositories, self.revocation_keep_secs).await?
+        else {
             return Err(IdentityError::OwnsRepositories {
                 user: name.to_owned(),
-                count: u64::try_from(owned.len()).unwrap_or(u64::MAX),
+                count: count_namespace(&mut tx, name).await?,
             });
-        }
-        // Upload sessions name their repository; those of the namespace go
-        // with it, and the caller discards their staged bytes.
-        let in_namespace = "repository = $1 OR substr(repository, 1, length($1) + 1) = $1 || '/'";
-        let staging: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT staging FROM uploads WHERE {in_namespace}"
-        )))
-        .bind(name)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Explicit, not left to ON DELETE CASCADE: correct even where foreign
-        // keys are not enforced. Blob rows and bytes stay: other repositories
-        // may link them, and a garbage collector removes what none links.
-        let of_namespace = "repository_id IN (SELECT id FROM repositories WHERE namespace = $1)";
-        for table in [
-            "tags",
-            "manifest_references",
-            "manifests",
-            "repository_blobs",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE {of_namespace}"
-            )))
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM uploads WHERE {in_namespace}"
-        )))
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM repositories WHERE namespace = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        };
         for statement in [
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM personal_access_tokens WHERE user_id = $1",
@@ -294,18 +363,10 @@ impl IdentityStore for SqliteMeta {
         ] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
-        // Its tokens, and everyone's tokens on its repositories, end here: a
-        // later user or repository of the same name starts afresh.
+        // Its tokens end here (everyone's on its repositories ended with
+        // them): a later user of the same name starts afresh.
         let keep = self.revocation_keep_secs;
         record(&mut tx, &RevocationTarget::Subject(name.to_owned()), keep).await?;
-        for repository in &owned {
-            record(
-                &mut tx,
-                &RevocationTarget::Repository(repository.clone()),
-                keep,
-            )
-            .await?;
-        }
         tx.commit().await?;
         self.revocations_written();
         Ok(Some(DeletedUser {
@@ -349,6 +410,156 @@ impl IdentityStore for SqliteMeta {
         tx.commit().await?;
         self.revocations_written();
         Ok(())
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserEntry>, IdentityError> {
+        let rows = sqlx::query(
+            "SELECT u.name, u.is_admin, o.name AS robot_of FROM users u
+               LEFT JOIN organizations o ON o.id = u.robot_of
+              WHERE u.name > $1 ORDER BY u.name LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserEntry {
+                    name: row.try_get("name")?,
+                    is_admin: row.try_get("is_admin")?,
+                    robot_of: row.try_get("robot_of")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_orgs(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Organization>, IdentityError> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM organizations WHERE name > $1 ORDER BY name LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Organization {
+                    id: OrgId(row.try_get("id")?),
+                    name: row.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_members(
+        &self,
+        org: OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Role)>, IdentityError> {
+        let rows = sqlx::query(
+            "SELECT u.name, m.role FROM memberships m JOIN users u ON u.id = m.user_id
+              WHERE m.org_id = $1 AND u.name > $2 ORDER BY u.name LIMIT $3",
+        )
+        .bind(org.0)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let role: String = row.try_get("role")?;
+                Ok((row.try_get("name")?, role_from_str(&role)?))
+            })
+            .collect()
+    }
+
+    async fn list_robots(
+        &self,
+        org: OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, IdentityError> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM users WHERE robot_of = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(org.0)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn delete_org(
+        &self,
+        name: &str,
+        repositories: OwnedRepositories,
+    ) -> Result<Option<DeletedOrg>, IdentityError> {
+        let mut tx = self.pool().begin().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let keep = self.revocation_keep_secs;
+        let Some((owned, staging)) = take_namespace(&mut tx, name, repositories, keep).await?
+        else {
+            return Err(IdentityError::OrgOwnsRepositories {
+                org: name.to_owned(),
+                count: count_namespace(&mut tx, name).await?,
+            });
+        };
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
+              WHERE m.org_id = $1 ORDER BY u.name",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let robots: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM users WHERE robot_of = $1 ORDER BY name")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let of_robots = "user_id IN (SELECT id FROM users WHERE robot_of = $1)";
+        for statement in [
+            format!("DELETE FROM personal_access_tokens WHERE {of_robots}"),
+            format!("DELETE FROM refresh_tokens WHERE {of_robots}"),
+            format!("DELETE FROM memberships WHERE {of_robots}"),
+            "DELETE FROM users WHERE robot_of = $1".to_owned(),
+            "DELETE FROM memberships WHERE org_id = $1".to_owned(),
+            "DELETE FROM organizations WHERE id = $1".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Tokens its members and robots hold may grant rights in its
+        // namespace (a push to a repository not made yet): they end here, so
+        // that a later user or organisation of the same name inherits no
+        // stranger's access.
+        for subject in members.iter().chain(&robots) {
+            record(&mut tx, &RevocationTarget::Subject(subject.clone()), keep).await?;
+        }
+        tx.commit().await?;
+        self.revocations_written();
+        Ok(Some(DeletedOrg {
+            repositories: owned,
+            staging,
+            members,
+            robots,
+        }))
     }
 
     async fn create_org(&self, name: &str, owner: UserId) -> Result<Organization, IdentityError> {
@@ -410,7 +621,8 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn set_member(&self, org: OrgId, user: UserId, role: Role) -> Result<(), IdentityError> {
-        let mut tx = self.pool().begin().await?;
+        // IMMEDIATE: the last-owner check and the change see one state.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         ensure_org(&mut tx, org).await?;
         if user_robot_of(&mut tx, user).await?.is_some() {
             return Err(IdentityError::Robot(
@@ -425,6 +637,12 @@ impl IdentityStore for SqliteMeta {
                 .bind(user.0)
                 .fetch_optional(&mut *tx)
                 .await?;
+        // A lower role takes rights away from the tokens issued before.
+        let before = before.as_deref().map(role_from_str).transpose()?;
+        let lowered = before.is_some_and(|before| before > role);
+        if before == Some(Role::Owner) && role != Role::Owner {
+            ensure_not_last_owner(&mut tx, org, user).await?;
+        }
         sqlx::query(
             "INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
@@ -434,11 +652,6 @@ impl IdentityStore for SqliteMeta {
         .bind(role.as_str())
         .execute(&mut *tx)
         .await?;
-        // A lower role takes rights away from the tokens issued before.
-        let lowered = match before {
-            Some(before) => role_from_str(&before)? > role,
-            None => false,
-        };
         if lowered {
             revoke_subject(&mut tx, user, self.revocation_keep_secs).await?;
         }
@@ -450,7 +663,9 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<bool, IdentityError> {
-        let mut tx = self.pool().begin().await?;
+        // IMMEDIATE: the last-owner check and the change see one state.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        ensure_not_last_owner(&mut tx, org, user).await?;
         let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org.0)
             .bind(user.0)

@@ -139,6 +139,14 @@ pub struct RepositoryInfo {
     pub public: bool,
 }
 
+/// What deleting a repository removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedRepository {
+    /// The staging locations of its upload sessions (the caller discards
+    /// their bytes).
+    pub staging: Vec<String>,
+}
+
 /// Which repositories a catalog listing may show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogFilter {
@@ -228,6 +236,25 @@ pub trait MetaStore: Send + Sync + 'static {
         &self,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryInfo>, MetaError>;
+
+    /// Repository names with their visibility (`true`: public), in byte
+    /// order, after `after` (exclusive), at most `limit`; only those of
+    /// `namespaces` when given.
+    async fn list_repository_visibility(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        namespaces: Option<&[String]>,
+    ) -> Result<Vec<(String, bool)>, MetaError>;
+
+    /// Deletes a repository whole (manifests, tags, references, blob links,
+    /// upload sessions) and records the revocation of the tokens issued on
+    /// it, in one transaction; `None` when it does not exist. Blob bytes stay
+    /// for a garbage collector.
+    async fn delete_repository(
+        &self,
+        name: &RepositoryName,
+    ) -> Result<Option<DeletedRepository>, MetaError>;
 
     /// Makes a repository public or private; `false` when it does not exist.
     async fn set_repository_public(

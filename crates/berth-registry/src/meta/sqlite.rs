@@ -23,8 +23,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::revocation_sqlite::record;
 use super::{
-    CatalogFilter, DescriptorRef, Manifest, MetaError, MetaStore, NameRange, NewManifest, Referrer,
-    RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
+    CatalogFilter, DeletedRepository, DescriptorRef, Manifest, MetaError, MetaStore, NameRange,
+    NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
 };
 use crate::auth::revocation::{self, RevocationTarget};
 
@@ -302,6 +302,85 @@ impl MetaStore for SqliteMeta {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(public.map(|public| RepositoryInfo { public }))
+    }
+
+    async fn list_repository_visibility(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        namespaces: Option<&[String]>,
+    ) -> Result<Vec<(String, bool)>, MetaError> {
+        let mut sql = "SELECT name, public FROM repositories WHERE name > $1".to_owned();
+        if let Some(namespaces) = namespaces {
+            if namespaces.is_empty() {
+                return Ok(Vec::new());
+            }
+            // `$3, $4, ...`: one placeholder per namespace (a handful).
+            let placeholders = (0..namespaces.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(" AND namespace IN ({placeholders})"));
+        }
+        sql.push_str(" ORDER BY name LIMIT $2");
+        // Safe: the dynamic part is only fixed text and numbered placeholders.
+        let mut query = sqlx::query_as::<_, (String, bool)>(sqlx::AssertSqlSafe(sql))
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit));
+        for namespace in namespaces.unwrap_or_default() {
+            query = query.bind(namespace);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    async fn delete_repository(
+        &self,
+        name: &RepositoryName,
+    ) -> Result<Option<DeletedRepository>, MetaError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let staging: Vec<String> =
+            sqlx::query_scalar("SELECT staging FROM uploads WHERE repository = $1")
+                .bind(name.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        // Explicit, not left to ON DELETE CASCADE: correct even where foreign
+        // keys are not enforced. Blob rows and bytes stay: other repositories
+        // may link them.
+        for table in [
+            "tags",
+            "manifest_references",
+            "manifests",
+            "repository_blobs",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE repository_id = $1"
+            )))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM uploads WHERE repository = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Everyone's tokens on it end, and a later repository of the same
+        // name starts afresh.
+        let target = RevocationTarget::Repository(name.as_str().to_owned());
+        record(&mut tx, &target, self.revocation_keep_secs).await?;
+        tx.commit().await?;
+        self.revocations_written();
+        Ok(Some(DeletedRepository { staging }))
     }
 
     async fn set_repository_public(

@@ -27,12 +27,38 @@
 //! where the subject's rights would allow it (both derived from
 //! [`allowed_actions`], so they cannot drift from the table): the gate words
 //! its 403 from them.
+//!
+//! # The account API
+//!
+//! The JSON API under `/api/v1/` (self-service and administration) asks the
+//! functions below, each of which answers `Ok` or an [`AccountDenial`] that
+//! the HTTP layer words. They decide from the subject alone (never from
+//! whether the organisation, user or repository named exists), so a refusal
+//! reads the same for what exists and what does not.
+//!
+//! | subject | may | function |
+//! |---|---|---|
+//! | an administrator (password, refresh token, or a token carrying pull, push and delete with no repository patterns) | everything in this table, for anyone; list users, organisations and repositories; create users and organisations; delete users, organisations, robots and repositories; set any password without the old one; rotate and retire signing keys | [`administer`] |
+//! | a user or robot | list, create and revoke their own personal access tokens | [`manage_tokens`] |
+//! | an organisation owner | the same for the robots of the organisation | [`manage_tokens`] |
+//! | anyone but an administrator | create a token only within its owner's rights: each action, on each repository pattern's namespace (a literal first component), where the rule table above gives the owner that action by their own rights | [`create_token`] |
+//! | a user (not a robot, not through a personal access token) | change their own password, giving the old one | [`change_own_password`] |
+//! | an organisation owner | add members, change their roles, remove them; create, list and delete robots | [`manage_org`] |
+//! | an organisation member (any role) | list its members and robots | [`view_org`] |
+//! | a user; an organisation owner | set the visibility of the repositories of their own namespace; of the organisation's; list those repositories with their visibility | [`set_visibility`], [`repository_listing`] |
+//! | a personal access token | the above only within its own limits: a token it creates or revokes carries no action, repository pattern or expiry beyond its own (it may always revoke itself); organisation management needs pull, push and delete on all of `<org>/**`, visibility all three on the repository; never the password | [`create_token`], [`revoke_token`], [`manage_org`], [`set_visibility`], [`change_own_password`] |
+//!
+//! Why a personal access token never changes the password: it is a narrow,
+//! often long-lived credential handed to CI or a script; the password is the
+//! credential that makes every other, and its change ends the logins made
+//! with the old one. A leaked token must not be a way to take the account
+//! over, even with the old password guessed beside it.
 
 use berth_core::name::RepositoryName;
 use berth_core::scope::{Action, Actions, ResourceType, Scope, Scopes};
 
 use crate::identity::Role;
-use crate::identity::patterns::repo_pattern_matches;
+use crate::identity::patterns::{pattern_within, repo_pattern_matches};
 
 /// Who is asking, as the token service and the gate know them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +96,8 @@ pub struct TokenLimits {
     pub actions: Actions,
     /// Repository patterns (`acme/*`, `acme/**`); empty means every repository.
     pub repositories: Vec<String>,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: i64,
 }
 
 /// What policy needs to know about an existing repository.
@@ -300,6 +328,387 @@ pub fn grant(
     granted
 }
 
+// ---------------------------------------------------------------------------
+// The account API (see the module doc's second table)
+
+/// What a personal access token carries, for deciding whether one may be
+/// created or revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// Its actions (a subset of pull, push, delete).
+    pub actions: Actions,
+    /// Its repository patterns; empty means every repository its user may reach.
+    pub repositories: Vec<String>,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+}
+
+/// What a token asked for carries beyond the token the subject authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broader {
+    /// These actions.
+    Actions(Actions),
+    /// Every repository (no patterns), where the subject's token has patterns.
+    AllRepositories,
+    /// This pattern, within none of the subject's token's patterns.
+    Pattern(String),
+    /// A later expiry.
+    Expiry,
+}
+
+/// Why an account action is refused: what the HTTP layer words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountDenial {
+    /// Only an administrator may.
+    NotAdministrator,
+    /// An administrator's personal access token that does not carry pull,
+    /// push and delete on every repository.
+    LimitedAdministratorToken(TokenLimits),
+    /// A personal access token never changes the password.
+    PasswordByToken,
+    /// A robot account has no password.
+    Robot,
+    /// The tokens of another user who is no robot of an organisation the
+    /// subject owns.
+    OthersTokens {
+        /// Whose tokens were asked for.
+        owner: String,
+    },
+    /// The token asked for is broader than the subject's own token.
+    BroaderThanToken {
+        /// What exceeds.
+        what: Broader,
+        /// The subject's token.
+        limits: TokenLimits,
+    },
+    /// The token asked for reaches beyond what its owner may do.
+    BeyondRights {
+        /// The token's owner.
+        owner: String,
+        /// The action the owner does not have there.
+        action: Action,
+        /// The pattern outside the owner's rights; `None` when the owner has
+        /// the action nowhere.
+        pattern: Option<String>,
+        /// Where the owner does have it.
+        reach: Reach,
+    },
+    /// Not an owner of the organisation.
+    NotOwner {
+        /// The organisation.
+        org: String,
+        /// The subject's role there, if it is a member.
+        role: Option<Role>,
+    },
+    /// Not a member of the organisation.
+    NotMember {
+        /// The organisation.
+        org: String,
+    },
+    /// The repository is in no namespace the subject manages.
+    NotManager {
+        /// The repository.
+        repository: String,
+    },
+    /// A listing of a namespace the subject does not manage.
+    NotNamespaceManager {
+        /// The namespace asked for.
+        namespace: String,
+        /// The namespaces the subject manages.
+        managed: Vec<String>,
+    },
+    /// The subject's personal access token does not carry pull, push and
+    /// delete on all of `scope` (`acme/**`, or one repository).
+    TokenTooNarrow {
+        /// What the action needs the token to cover.
+        scope: String,
+        /// The subject's token.
+        limits: TokenLimits,
+    },
+}
+
+/// Whether `principal` may use the administrator API: an administrator,
+/// through a password, a refresh token, or a personal access token carrying
+/// pull, push and delete with no repository patterns (a token handed to CI
+/// for pulls must not administer the registry).
+pub fn administer(principal: &Principal) -> Result<(), AccountDenial> {
+    if !principal.is_admin {
+        return Err(AccountDenial::NotAdministrator);
+    }
+    match &principal.token {
+        Some(limits)
+            if !all_actions().is_subset(&limits.actions) || !limits.repositories.is_empty() =>
+        {
+            Err(AccountDenial::LimitedAdministratorToken(limits.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `principal` may list, create and revoke the personal access
+/// tokens of `owner` (a robot of `owner_robot_of`, if it is one): their own,
+/// the robots' of an organisation they own, anyone's for an administrator.
+pub fn manage_tokens(
+    principal: &Principal,
+    owner: &str,
+    owner_robot_of: Option<&str>,
+) -> Result<(), AccountDenial> {
+    if principal.name == owner {
+        return Ok(());
+    }
+    if let Some(org) = owner_robot_of
+        && role_in(principal, org) == Some(Role::Owner)
+    {
+        return manage_org(principal, org);
+    }
+    if principal.is_admin {
+        return administer(principal);
+    }
+    Err(AccountDenial::OthersTokens {
+        owner: owner.to_owned(),
+    })
+}
+
+/// Whether `actor` may create the token `asked` for `owner` (a [`Principal`]
+/// whose memberships and robot organisation are the owner's; its token is
+/// ignored): [`manage_tokens`], then, unless an administrator gives it to
+/// another user (a token never grants more than its user may do at the
+/// moment it is used), within the owner's rights and within the actor's own
+/// personal access token.
+pub fn create_token(
+    actor: &Principal,
+    owner: &Principal,
+    asked: &TokenSpec,
+) -> Result<(), AccountDenial> {
+    if actor.name != owner.name && administer(actor).is_ok() {
+        return Ok(());
+    }
+    manage_tokens(actor, &owner.name, owner.robot_of.as_deref())?;
+    if let Some(limits) = &actor.token {
+        within_token(asked, limits)?;
+    }
+    within_rights(owner, asked)
+}
+
+/// Whether `actor` may revoke `owner`'s token `existing` (id `existing_id`):
+/// [`manage_tokens`], and through a personal access token only a token no
+/// broader than it, or itself.
+pub fn revoke_token(
+    actor: &Principal,
+    owner: &str,
+    owner_robot_of: Option<&str>,
+    existing_id: i64,
+    existing: &TokenSpec,
+) -> Result<(), AccountDenial> {
+    if actor.name != owner && administer(actor).is_ok() {
+        return Ok(());
+    }
+    manage_tokens(actor, owner, owner_robot_of)?;
+    match &actor.token {
+        Some(limits) if limits.token_id != existing_id => within_token(existing, limits),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `principal` may change their own password (the old one is
+/// checked apart): a person, not through a personal access token (see the
+/// module doc).
+pub fn change_own_password(principal: &Principal) -> Result<(), AccountDenial> {
+    if principal.robot_of.is_some() {
+        return Err(AccountDenial::Robot);
+    }
+    if principal.token.is_some() {
+        return Err(AccountDenial::PasswordByToken);
+    }
+    Ok(())
+}
+
+/// Whether `principal` may manage organisation `org`'s members and robots:
+/// its owners (through a personal access token only one carrying pull, push
+/// and delete on all of `<org>/**`), and administrators.
+pub fn manage_org(principal: &Principal, org: &str) -> Result<(), AccountDenial> {
+    let role = role_in(principal, org);
+    if role == Some(Role::Owner) {
+        return match &principal.token {
+            Some(limits) if !token_carries_all_on(limits, &format!("{org}/**")) => {
+                Err(AccountDenial::TokenTooNarrow {
+                    scope: format!("{org}/**"),
+                    limits: limits.clone(),
+                })
+            }
+            _ => Ok(()),
+        };
+    }
+    if principal.is_admin {
+        return administer(principal);
+    }
+    Err(AccountDenial::NotOwner {
+        org: org.to_owned(),
+        role,
+    })
+}
+
+/// Whether `principal` may list organisation `org`'s members and robots:
+/// any member, and administrators.
+pub fn view_org(principal: &Principal, org: &str) -> Result<(), AccountDenial> {
+    if role_in(principal, org).is_some() {
+        return Ok(());
+    }
+    if principal.is_admin {
+        return administer(principal);
+    }
+    Err(AccountDenial::NotMember {
+        org: org.to_owned(),
+    })
+}
+
+/// Whether `principal` may make repository `name` public or private: the
+/// user of its namespace, the owners of its organisation (through a
+/// personal access token only one carrying pull, push and delete on it),
+/// administrators.
+pub fn set_visibility(principal: &Principal, name: &RepositoryName) -> Result<(), AccountDenial> {
+    let namespace = name.namespace();
+    let manages = (principal.robot_of.is_none() && principal.name == namespace)
+        || role_in(principal, namespace) == Some(Role::Owner);
+    if manages {
+        return match &principal.token {
+            Some(limits) if !token_carries_all_on(limits, name.as_str()) => {
+                Err(AccountDenial::TokenTooNarrow {
+                    scope: name.as_str().to_owned(),
+                    limits: limits.clone(),
+                })
+            }
+            _ => Ok(()),
+        };
+    }
+    if principal.is_admin {
+        return administer(principal);
+    }
+    Err(AccountDenial::NotManager {
+        repository: name.as_str().to_owned(),
+    })
+}
+
+/// Which namespaces' repositories a listing of repositories with their
+/// visibility shows `principal`: `asked` (or, when `None`, every namespace
+/// for an administrator; their own and the organisations they own for
+/// anyone else, as `Some` list). Anyone but an administrator may ask only
+/// for a namespace they manage.
+pub fn repository_listing(
+    principal: &Principal,
+    asked: Option<&str>,
+) -> Result<Option<Vec<String>>, AccountDenial> {
+    let managed = if administer(principal).is_ok() {
+        None
+    } else {
+        let own = principal.robot_of.is_none().then(|| principal.name.clone());
+        let owned = principal
+            .memberships
+            .iter()
+            .filter(|(_, role)| *role == Role::Owner)
+            .map(|(org, _)| org.clone());
+        Some(own.into_iter().chain(owned).collect::<Vec<_>>())
+    };
+    match (asked, managed) {
+        (None, managed) => Ok(managed),
+        (Some(namespace), None) => Ok(Some(vec![namespace.to_owned()])),
+        (Some(namespace), Some(managed)) if managed.iter().any(|m| m == namespace) => {
+            Ok(Some(vec![namespace.to_owned()]))
+        }
+        (Some(namespace), Some(managed)) => Err(AccountDenial::NotNamespaceManager {
+            namespace: namespace.to_owned(),
+            managed,
+        }),
+    }
+}
+
+/// The principal's role in `org`, if it is a member.
+fn role_in(principal: &Principal, org: &str) -> Option<Role> {
+    principal
+        .memberships
+        .iter()
+        .find(|(name, _)| name == org)
+        .map(|(_, role)| *role)
+}
+
+/// Whether a token carries pull, push and delete on everything `scope` (a
+/// pattern such as `acme/**`, or a repository name) matches.
+fn token_carries_all_on(limits: &TokenLimits, scope: &str) -> bool {
+    all_actions().is_subset(&limits.actions)
+        && (limits.repositories.is_empty()
+            || limits
+                .repositories
+                .iter()
+                .any(|pattern| pattern_within(scope, pattern)))
+}
+
+/// Whether `asked` is no broader than the token `limits`.
+fn within_token(asked: &TokenSpec, limits: &TokenLimits) -> Result<(), AccountDenial> {
+    let broader = |what| AccountDenial::BroaderThanToken {
+        what,
+        limits: limits.clone(),
+    };
+    if !asked.actions.is_subset(&limits.actions) {
+        let beyond: Actions = asked
+            .actions
+            .iter()
+            .filter(|a| !limits.actions.contains(a))
+            .cloned()
+            .collect();
+        return Err(broader(Broader::Actions(beyond)));
+    }
+    if !limits.repositories.is_empty() {
+        if asked.repositories.is_empty() {
+            return Err(broader(Broader::AllRepositories));
+        }
+        if let Some(outside) = asked.repositories.iter().find(|pattern| {
+            !limits
+                .repositories
+                .iter()
+                .any(|own| pattern_within(pattern, own))
+        }) {
+            return Err(broader(Broader::Pattern(outside.clone())));
+        }
+    }
+    if asked.expires_at > limits.expires_at {
+        return Err(broader(Broader::Expiry));
+    }
+    Ok(())
+}
+
+/// Whether `owner`'s own rights (its token aside) give every action of
+/// `asked` on the namespace of each of its patterns.
+fn within_rights(owner: &Principal, asked: &TokenSpec) -> Result<(), AccountDenial> {
+    let owner = Principal {
+        token: None,
+        ..owner.clone()
+    };
+    for action in asked.actions.iter() {
+        let reach = reach(&owner, action);
+        let Reach::Namespaces(namespaces) = &reach else {
+            continue;
+        };
+        let beyond = |pattern: Option<&String>| AccountDenial::BeyondRights {
+            owner: owner.name.clone(),
+            action: action.clone(),
+            pattern: pattern.cloned(),
+            reach: reach.clone(),
+        };
+        if asked.repositories.is_empty() && namespaces.is_empty() {
+            return Err(beyond(None));
+        }
+        for pattern in &asked.repositories {
+            let namespace = pattern.split('/').next().unwrap_or("");
+            let reached =
+                !namespace.contains('*') && namespaces.iter().any(|(ns, _)| ns == namespace);
+            if !reached {
+                return Err(beyond(Some(pattern)));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn all_actions() -> Actions {
     [Action::Pull, Action::Push, Action::Delete]
         .into_iter()
@@ -396,6 +805,7 @@ mod tests {
                 name: "ci".to_owned(),
                 actions: actions("pull"),
                 repositories: vec!["alice/web-*".into()],
+                expires_at: i64::MAX,
             }),
             ..user("alice")
         });
@@ -430,6 +840,7 @@ mod tests {
                 name: "ci".to_owned(),
                 actions: actions("pull"),
                 repositories: vec!["bob/*".into()],
+                expires_at: i64::MAX,
             }),
             ..bob.clone()
         });
@@ -499,5 +910,232 @@ mod tests {
             grant(&alice, &star, facts).to_string(),
             "repository:alice/app:delete,pull,push"
         );
+    }
+
+    fn spec(actions_: &str, repositories: &[&str], expires_at: i64) -> TokenSpec {
+        TokenSpec {
+            actions: actions(actions_),
+            repositories: repositories.iter().map(|r| (*r).to_owned()).collect(),
+            expires_at,
+        }
+    }
+
+    fn with_token(p: &Principal, actions_: &str, repositories: &[&str]) -> Principal {
+        Principal {
+            token: Some(TokenLimits {
+                token_id: 7,
+                name: "ci".to_owned(),
+                actions: actions(actions_),
+                repositories: repositories.iter().map(|r| (*r).to_owned()).collect(),
+                expires_at: 1_000,
+            }),
+            ..p.clone()
+        }
+    }
+
+    /// The account API's table, row by row.
+    #[test]
+    fn account_rules() {
+        let admin = Principal {
+            is_admin: true,
+            ..user("root")
+        };
+        let olive = Principal {
+            memberships: vec![("acme".into(), Role::Owner), ("beta".into(), Role::Member)],
+            ..user("olive")
+        };
+        let bob = Principal {
+            memberships: vec![("acme".into(), Role::Maintainer)],
+            ..user("bob")
+        };
+        let robot = Principal {
+            robot_of: Some("acme".into()),
+            ..user("acme-ci")
+        };
+
+        // Administration.
+        assert_eq!(administer(&admin), Ok(()));
+        assert_eq!(administer(&olive), Err(AccountDenial::NotAdministrator));
+        assert!(administer(&with_token(&admin, "pull,push,delete", &[])).is_ok());
+        assert!(matches!(
+            administer(&with_token(&admin, "pull", &[])),
+            Err(AccountDenial::LimitedAdministratorToken(_))
+        ));
+        assert!(matches!(
+            administer(&with_token(&admin, "pull,push,delete", &["root/*"])),
+            Err(AccountDenial::LimitedAdministratorToken(_))
+        ));
+
+        // Whose tokens.
+        assert_eq!(manage_tokens(&bob, "bob", None), Ok(()));
+        assert_eq!(manage_tokens(&olive, "acme-ci", Some("acme")), Ok(()));
+        assert_eq!(
+            manage_tokens(&bob, "acme-ci", Some("acme")),
+            Err(AccountDenial::OthersTokens {
+                owner: "acme-ci".into()
+            })
+        );
+        assert!(manage_tokens(&bob, "olive", None).is_err());
+        assert_eq!(manage_tokens(&admin, "bob", None), Ok(()));
+        assert_eq!(manage_tokens(&robot, "acme-ci", Some("acme")), Ok(()));
+
+        // Within the owner's rights.
+        assert_eq!(
+            create_token(&bob, &bob, &spec("pull,push,delete", &["bob/*"], 10)),
+            Ok(())
+        );
+        assert_eq!(
+            create_token(&bob, &bob, &spec("pull,push", &["acme/**"], 10)),
+            Ok(())
+        );
+        assert_eq!(
+            create_token(&bob, &bob, &spec("pull,push,delete", &[], 10)),
+            Ok(())
+        );
+        assert!(matches!(
+            create_token(&bob, &bob, &spec("pull,delete", &["acme/*"], 10)),
+            Err(AccountDenial::BeyondRights { action: Action::Delete, pattern: Some(p), .. }) if p == "acme/*"
+        ));
+        assert!(matches!(
+            create_token(&bob, &bob, &spec("pull", &["olive/*"], 10)),
+            Err(AccountDenial::BeyondRights { pattern: Some(p), .. }) if p == "olive/*"
+        ));
+        assert!(matches!(
+            create_token(&bob, &bob, &spec("pull", &["**"], 10)),
+            Err(AccountDenial::BeyondRights { .. })
+        ));
+        assert_eq!(
+            create_token(&admin, &admin, &spec("pull", &["**"], 10)),
+            Ok(())
+        );
+        // An administrator gives another user any token; the grant bounds it.
+        assert_eq!(
+            create_token(&admin, &bob, &spec("pull", &["x/*"], 10)),
+            Ok(())
+        );
+        // An owner gives its robot tokens on the organisation only.
+        assert_eq!(
+            create_token(&olive, &robot, &spec("pull,push,delete", &["acme/*"], 10)),
+            Ok(())
+        );
+        assert!(create_token(&olive, &robot, &spec("pull", &["olive/*"], 10)).is_err());
+
+        // Within the caller's own token.
+        let narrow = with_token(&bob, "pull,push", &["bob/*", "acme/**"]);
+        assert_eq!(
+            create_token(&narrow, &bob, &spec("pull", &["bob/app"], 1_000)),
+            Ok(())
+        );
+        assert!(matches!(
+            create_token(&narrow, &bob, &spec("pull,delete", &["bob/app"], 10)),
+            Err(AccountDenial::BroaderThanToken {
+                what: Broader::Actions(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            create_token(&narrow, &bob, &spec("pull", &[], 10)),
+            Err(AccountDenial::BroaderThanToken {
+                what: Broader::AllRepositories,
+                ..
+            })
+        ));
+        assert!(matches!(
+            create_token(&narrow, &bob, &spec("pull", &["bob/**"], 10)),
+            Err(AccountDenial::BroaderThanToken { what: Broader::Pattern(p), .. }) if p == "bob/**"
+        ));
+        assert!(matches!(
+            create_token(&narrow, &bob, &spec("pull", &["bob/app"], 1_001)),
+            Err(AccountDenial::BroaderThanToken {
+                what: Broader::Expiry,
+                ..
+            })
+        ));
+        // Revoking: only tokens no broader than itself, or itself.
+        assert_eq!(
+            revoke_token(
+                &narrow,
+                "bob",
+                None,
+                7,
+                &spec("pull,push,delete", &[], 9_999)
+            ),
+            Ok(())
+        );
+        assert!(revoke_token(&narrow, "bob", None, 8, &spec("pull,push,delete", &[], 10)).is_err());
+        assert_eq!(
+            revoke_token(&narrow, "bob", None, 8, &spec("pull", &["acme/x"], 10)),
+            Ok(())
+        );
+
+        // Passwords.
+        assert_eq!(change_own_password(&bob), Ok(()));
+        assert_eq!(
+            change_own_password(&with_token(&bob, "pull,push,delete", &[])),
+            Err(AccountDenial::PasswordByToken)
+        );
+        assert_eq!(change_own_password(&robot), Err(AccountDenial::Robot));
+
+        // Organisations.
+        assert_eq!(manage_org(&olive, "acme"), Ok(()));
+        assert_eq!(
+            manage_org(&bob, "acme"),
+            Err(AccountDenial::NotOwner {
+                org: "acme".into(),
+                role: Some(Role::Maintainer)
+            })
+        );
+        assert_eq!(
+            manage_org(&bob, "nowhere"),
+            Err(AccountDenial::NotOwner {
+                org: "nowhere".into(),
+                role: None
+            })
+        );
+        assert_eq!(manage_org(&admin, "nowhere"), Ok(()));
+        assert_eq!(
+            manage_org(
+                &with_token(&olive, "pull,push,delete", &["acme/**"]),
+                "acme"
+            ),
+            Ok(())
+        );
+        assert!(matches!(
+            manage_org(&with_token(&olive, "pull,push,delete", &["acme/*"]), "acme"),
+            Err(AccountDenial::TokenTooNarrow { .. })
+        ));
+        assert_eq!(view_org(&bob, "acme"), Ok(()));
+        assert_eq!(view_org(&olive, "beta"), Ok(()));
+        assert_eq!(
+            view_org(&bob, "beta"),
+            Err(AccountDenial::NotMember { org: "beta".into() })
+        );
+
+        // Visibility.
+        assert_eq!(set_visibility(&bob, &repo("bob/app")), Ok(()));
+        assert_eq!(set_visibility(&olive, &repo("acme/app")), Ok(()));
+        assert!(matches!(
+            set_visibility(&bob, &repo("acme/app")),
+            Err(AccountDenial::NotManager { .. })
+        ));
+        assert!(set_visibility(&olive, &repo("beta/app")).is_err());
+        assert!(set_visibility(&robot, &repo("acme/app")).is_err());
+        assert!(set_visibility(&robot, &repo("acme-ci/app")).is_err());
+        assert_eq!(set_visibility(&admin, &repo("any/thing")), Ok(()));
+        assert!(matches!(
+            set_visibility(&with_token(&bob, "pull,push", &[]), &repo("bob/app")),
+            Err(AccountDenial::TokenTooNarrow { .. })
+        ));
+        assert_eq!(repository_listing(&admin, None), Ok(None));
+        assert_eq!(
+            repository_listing(&olive, None),
+            Ok(Some(vec!["olive".into(), "acme".into()]))
+        );
+        assert_eq!(
+            repository_listing(&olive, Some("acme")),
+            Ok(Some(vec!["acme".into()]))
+        );
+        assert!(repository_listing(&olive, Some("beta")).is_err());
+        assert_eq!(repository_listing(&robot, None), Ok(Some(vec![])));
     }
 }

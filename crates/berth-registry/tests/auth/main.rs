@@ -20,6 +20,9 @@
 //! - `revocation`: a change of rights reaches the tokens already issued.
 //! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
 //!   their repositories.
+//! - `self_service`: users' own tokens and passwords, organisation owners'
+//!   members, robots and visibility, decided by policy without an existence
+//!   oracle; the administrator's lists and deletions.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -38,6 +41,7 @@ mod pat_limits;
 mod proxy;
 mod revocation;
 mod seed;
+mod self_service;
 mod support;
 mod token;
 mod upload_limits;

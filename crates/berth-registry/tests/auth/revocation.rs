@@ -23,7 +23,13 @@ const WITHIN: Duration = Duration::from_secs(2);
 
 /// `GET base+path` with `token` until it is refused as a revoked token: 401
 /// `invalid_token` with the challenge for `scope`. Fails after [`WITHIN`].
-async fn assert_refused_within(app: &TestApp, base: &str, path: &str, token: &str, scope: &str) {
+pub async fn assert_refused_within(
+    app: &TestApp,
+    base: &str,
+    path: &str,
+    token: &str,
+    scope: &str,
+) {
     let started = Instant::now();
     let challenge = app.challenge(Some(scope), Some("invalid_token"));
     loop {

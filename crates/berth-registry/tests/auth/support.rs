@@ -431,6 +431,54 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// A call of the API (`/api/v1/...`) with `authorization` (a header
+    /// value: [`basic_header`], or `Bearer <refresh token>`), with a JSON
+    /// body when given.
+    pub async fn api_with(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut request = self
+            .request(method, path)
+            .header("authorization", authorization);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(to_bytes(&body));
+        }
+        self.send(request).await
+    }
+
+    /// A call of the API as user `name` with their password ([`password_of`]).
+    pub async fn api_as(
+        &self,
+        name: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let password = password_of(name);
+        self.api_with(method, path, &basic_header(name, &password), body)
+            .await
+    }
+
+    /// A refresh token for user `name` (the OAuth2 password grant with
+    /// `access_type=offline`, as `berth login` asks).
+    pub async fn refresh_token(&self, name: &str, password: &str) -> String {
+        let form = format!(
+            "grant_type=password&username={}&password={}&service={}&access_type=offline&client_id=test",
+            encode(name),
+            encode(password),
+            encode(&self.service)
+        );
+        let resp = self.token_post(&form).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()["refresh_token"].as_str().unwrap().to_owned()
+    }
+
     /// The data directory the server runs on (another registry may open it:
     /// a second node sharing the database, or the same one after a restart).
     pub fn data_dir(&self) -> &std::path::Path {

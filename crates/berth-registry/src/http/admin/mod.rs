@@ -1,16 +1,23 @@
-//! The admin JSON API under `/api/v1/`: users, organisations, robot accounts,
-//! personal access tokens, repository visibility, and the token keys. The
-//! `berth admin ...` commands are its client.
+//! The JSON API under `/api/v1/`: the self-service account API (a user's
+//! own tokens and password, the organisations they own, the visibility of
+//! their repositories) and the administrator API (users, organisations,
+//! robots, repositories, signing keys). The `berth token|password|org|robot|
+//! repo` and `berth admin ...` commands are its clients.
 //!
 //! Rules:
-//! - Every request authenticates with HTTP Basic, the token service's
-//!   credentials (a password, or a personal access token as the password),
+//! - Every request authenticates with the token service's credentials,
 //!   through the same [`Authenticator`](crate::auth::authenticate::Authenticator)
-//!   and so under the same failure rate limits. No or wrong credentials: 401
-//!   with `WWW-Authenticate: Basic realm="<service>"`. An authenticated
-//!   non-administrator: 403. A personal access token narrower than
-//!   `pull,push,delete` on every repository is refused (403): a token handed
-//!   to CI for pulls must not administer the registry.
+//!   and so under the same failure rate limits: HTTP Basic (a password, or a
+//!   personal access token as the password), or `Authorization: Bearer` with
+//!   a refresh token (`berth_rt_...`, what `berth login` stores: the CLI
+//!   works from a stored login without keeping the password). No or wrong
+//!   credentials: 401 with `WWW-Authenticate: Basic realm="<service>"`.
+//! - Who may do what is `policy`'s answer (its second rule table), asked by
+//!   each handler; a refusal is 403 `DENIED` with a message naming why. A
+//!   refusal is decided from the caller alone, before anything is looked up,
+//!   so it reads the same whether the organisation, user or repository named
+//!   exists or not (no existence oracle); only a caller who may act learns
+//!   that something is missing (404).
 //! - Bodies are JSON objects of at most [`MAX_BODY_BYTES`], sent as
 //!   `Content-Type: application/json` (parameters such as `charset` allowed;
 //!   anything else is 415); unknown fields are refused so that a typo is an
@@ -18,33 +25,56 @@
 //! - A request whose `Origin` header names another origin than the registry's
 //!   public URL is refused (403) before its credentials are looked at: a web
 //!   page elsewhere cannot drive the API with credentials a browser holds
-//!   (the shape of a cross-site `<form enctype=text/plain>`). `berth admin`
-//!   and scripts send no `Origin`.
-//! - A change that takes rights away (a user deleted, a password changed, a
-//!   member removed or lowered, a token revoked, a repository made private)
-//!   reaches the tokens already issued before the answer is sent
-//!   (`auth/revocation.rs`).
+//!   (the shape of a cross-site `<form enctype=text/plain>`). `berth` and
+//!   scripts send no `Origin`.
+//! - A change that takes rights away (a user, organisation, robot or
+//!   repository deleted, a password changed, a member removed or lowered, a
+//!   token revoked, a repository made private) reaches the tokens already
+//!   issued before the answer is sent (`auth/revocation.rs`).
+//! - Lists that can be long are paginated as the registry API is: `n` (at
+//!   most the registry's page limit) and `last`, and a `Link: <...>;
+//!   rel="next"` header while more remain.
 //! - Errors are `{"errors":[{"code","message"}]}`, the registry API's shape,
 //!   with a message that says what to do.
-//! - Repository names contain `/`, so they travel in bodies, never in paths.
+//! - Repository names contain `/`, so they travel in bodies and query
+//!   parameters, never in paths.
 //! - Every change is logged as one `berth::audit` line naming who did what;
 //!   secrets and password hashes never reach a log.
 //!
+//! Self-service (any user; `policy` decides):
+//!
 //! | method | path | body | answer |
 //! |---|---|---|---|
+//! | `GET` | `/api/v1/user` | | 200 `{"name", "admin", "robot_of", "orgs", "token"}`: who the credentials are |
+//! | `PUT` | `/api/v1/user/password` | `{"old_password", "new_password"}` | 204 |
+//! | `POST` | `/api/v1/user/tokens` | `{"name", "actions"?, "repositories"?, "expires_in_days"?}` | 201 token + secret |
+//! | `GET` | `/api/v1/user/tokens` | | 200 `{"user", "tokens"}` (no secrets) |
+//! | `DELETE` | `/api/v1/user/tokens/{name}` | | 204 |
+//! | `POST`, `GET`, `DELETE` | `/api/v1/users/{user}/tokens[/{name}]` | as above | the same for `{user}`: yourself, a robot of an organisation you own, anyone for an administrator |
+//! | `GET` | `/api/v1/orgs/{org}/members` | | 200 `{"org", "members": [{"name", "role"}]}`, paginated (members) |
+//! | `PUT` | `/api/v1/orgs/{org}/members/{user}` | `{"role"}` | 200 membership (owners) |
+//! | `DELETE` | `/api/v1/orgs/{org}/members/{user}` | | 204 (owners) |
+//! | `POST` | `/api/v1/orgs/{org}/robots` | `{"name", "actions"?, "expires_in_days"?}` | 201 robot + token secret (owners) |
+//! | `GET` | `/api/v1/orgs/{org}/robots` | | 200 `{"org", "robots": [{"name"}]}`, paginated (members) |
+//! | `DELETE` | `/api/v1/orgs/{org}/robots/{robot}` | | 204 (owners) |
+//! | `GET` | `/api/v1/repositories[?namespace=NS]` | | 200 `{"repositories": [{"name", "visibility"}]}`, paginated: those whose visibility you manage |
+//! | `PUT` | `/api/v1/repositories/visibility` | `{"repository", "visibility"}` | 200 (the namespace's user or owners) |
+//!
+//! Administrators only:
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | `GET` | `/api/v1/users` | | 200 `{"users": [{"name", "admin", "robot_of"}]}`, paginated |
 //! | `POST` | `/api/v1/users` | `{"name", "password" \| "password_hash", "admin"?}` | 201 user |
 //! | `DELETE` | `/api/v1/users/{user}[?delete_repositories=true]` | | 204; 409 `OWNS_REPOSITORIES` |
 //! | `PUT` | `/api/v1/users/{user}/password` | `{"password" \| "password_hash"}` | 204 |
+//! | `GET` | `/api/v1/orgs` | | 200 `{"orgs": [{"name"}]}`, paginated |
 //! | `POST` | `/api/v1/orgs` | `{"name", "owner"}` | 201 org |
-//! | `PUT` | `/api/v1/orgs/{org}/members/{user}` | `{"role"}` | 200 membership |
-//! | `DELETE` | `/api/v1/orgs/{org}/members/{user}` | | 204 |
-//! | `POST` | `/api/v1/orgs/{org}/robots` | `{"name", "actions"?, "expires_in_days"?}` | 201 robot + token secret |
-//! | `POST` | `/api/v1/users/{user}/tokens` | `{"name", "actions"?, "repositories"?, "expires_in_days"?}` | 201 token + secret |
-//! | `GET` | `/api/v1/users/{user}/tokens` | | 200 `{"tokens":[...]}` (no secrets) |
-//! | `DELETE` | `/api/v1/users/{user}/tokens/{name}` | | 204 |
-//! | `PUT` | `/api/v1/repositories/visibility` | `{"repository", "visibility"}` | 200 |
-//! | `GET` | `/api/v1/keys` | | 200 `{"active", "kids", "root_pem"}` |
+//! | `DELETE` | `/api/v1/orgs/{org}[?delete_repositories=true]` | | 204; 409 `OWNS_REPOSITORIES` |
+//! | `DELETE` | `/api/v1/repositories?repository=NAME` | | 204 |
+//! | `GET` | `/api/v1/keys` | | 200 `{"active", "kids", "keys", "root_pem"}` |
 //! | `POST` | `/api/v1/keys/rotate` | | 200 `{"kid", "kids"}` |
+//! | `DELETE` | `/api/v1/keys/{kid}` | | 204; 409 `KEY_ACTIVE`, `KEY_IN_USE` (saying when it becomes possible) |
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -56,7 +86,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
 use berth_core::challenge::Challenge;
-use berth_core::scope::{Action, Actions};
+use berth_core::token::format_rfc3339;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -64,9 +94,10 @@ use super::router::AppState;
 use crate::Registry;
 use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
 use crate::clock::now_unix;
+use crate::identity::secret::REFRESH_TOKEN_PREFIX;
 use crate::identity::{IdentityError, User};
 use crate::meta::MetaError;
-use crate::policy::{Principal, Subject};
+use crate::policy::{self, AccountDenial, Broader, Principal, Reach, Subject};
 use crate::server::proxy::ClientAddr;
 
 /// The largest request body accepted.
@@ -80,26 +111,44 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// The name of the token `POST /api/v1/orgs/{org}/robots` creates with a robot.
 pub const ROBOT_TOKEN_NAME: &str = "default";
 
-/// The admin API's routes, with their full `/api/v1/...` paths.
+/// The API's routes, with their full `/api/v1/...` paths.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/users", post(create_user))
+        .route("/api/v1/user", get(whoami))
+        .route("/api/v1/user/password", put(change_own_password))
+        .route(
+            "/api/v1/user/tokens",
+            post(create_own_token).get(list_own_tokens),
+        )
+        .route("/api/v1/user/tokens/{name}", delete(revoke_own_token))
+        .route("/api/v1/users", post(create_user).get(list_users))
         .route("/api/v1/users/{user}", delete(delete_user))
         .route("/api/v1/users/{user}/password", put(set_password))
-        .route("/api/v1/orgs", post(create_org))
-        .route(
-            "/api/v1/orgs/{org}/members/{user}",
-            put(set_member).delete(remove_member),
-        )
-        .route("/api/v1/orgs/{org}/robots", post(create_robot))
         .route(
             "/api/v1/users/{user}/tokens",
             post(create_token).get(list_tokens),
         )
         .route("/api/v1/users/{user}/tokens/{name}", delete(revoke_token))
+        .route("/api/v1/orgs", post(create_org).get(list_orgs))
+        .route("/api/v1/orgs/{org}", delete(delete_org))
+        .route("/api/v1/orgs/{org}/members", get(list_members))
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            put(set_member).delete(remove_member),
+        )
+        .route(
+            "/api/v1/orgs/{org}/robots",
+            post(create_robot).get(list_robots),
+        )
+        .route("/api/v1/orgs/{org}/robots/{robot}", delete(delete_robot))
+        .route(
+            "/api/v1/repositories",
+            get(list_repositories).delete(delete_repository),
+        )
         .route("/api/v1/repositories/visibility", put(set_visibility))
         .route("/api/v1/keys", get(get_keys))
         .route("/api/v1/keys/rotate", post(rotate_keys))
+        .route("/api/v1/keys/{kid}", delete(retire_key))
         .method_not_allowed_fallback(method_not_allowed)
         .route("/api/v1", any(no_route))
         .route("/api/v1/", any(no_route))
@@ -128,6 +177,10 @@ impl ApiError {
             challenge: None,
             retry_after_secs: None,
         }
+    }
+
+    fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "DENIED", message)
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -204,7 +257,10 @@ impl From<IdentityError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "TOKEN_INVALID", message)
             }
             IdentityError::Robot(_) => Self::conflict("ROBOT_ACCOUNT", message),
-            IdentityError::OwnsRepositories { .. } => Self::conflict("OWNS_REPOSITORIES", message),
+            IdentityError::OwnsRepositories { .. } | IdentityError::OrgOwnsRepositories { .. } => {
+                Self::conflict("OWNS_REPOSITORIES", message)
+            }
+            IdentityError::LastOwner { .. } => Self::conflict("LAST_OWNER", message),
             IdentityError::Htpasswd { .. } => Self::bad_request(message),
             IdentityError::Database(e) => Self::unavailable(&e),
             IdentityError::PasswordHash(_)
@@ -227,7 +283,7 @@ async fn no_route(uri: Uri) -> ApiError {
     ApiError::not_found(
         "NOT_FOUND",
         format!(
-            "no admin API endpoint at {}; see the Administration section of berth's README",
+            "no API endpoint at {}; see the Administration section of berth's README",
             uri.path()
         ),
     )
@@ -247,7 +303,18 @@ async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
 // ---------------------------------------------------------------------------
 // Authentication
 
-/// The administrator making a request, authenticated and checked.
+/// Who makes a request: authenticated, not yet judged (the handler asks
+/// `policy`).
+pub struct Caller {
+    /// Their user name.
+    pub name: String,
+    /// The address the request came from.
+    pub client: IpAddr,
+    /// What policy needs to know of them, and of the credential they used.
+    pub principal: Principal,
+}
+
+/// An administrator making a request: a [`Caller`] that [`policy::administer`] admits.
 pub struct Admin {
     /// Their user name.
     pub name: String,
@@ -255,20 +322,20 @@ pub struct Admin {
     pub client: IpAddr,
 }
 
-/// One `berth::audit` line for an admin action: who, from where, what.
+/// One `berth::audit` line for a change: who, from where, what.
 macro_rules! audit {
-    ($admin:expr, $action:literal, $($rest:tt)*) => {
+    ($caller:expr, $action:literal, $($rest:tt)*) => {
         tracing::info!(
             target: "berth::audit",
-            actor = %$admin.name,
-            client = %$admin.client,
+            actor = %$caller.name,
+            client = %$caller.client,
             action = $action,
             $($rest)*
         )
     };
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
@@ -279,55 +346,228 @@ impl FromRequestParts<AppState> for Admin {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
         let path = parts.uri.path();
         if let Err(e) = check_origin(r, parts) {
-            tracing::info!(target: "berth::audit", client = %client, path, "admin API refused: foreign Origin");
+            tracing::info!(target: "berth::audit", client = %client, path, "API refused: foreign Origin");
             return Err(e);
         }
         check_content_type(parts)?;
-        let Ok(Some((username, password))) = basic_credentials(&parts.headers) else {
-            return Err(ApiError::unauthorized(
-                r,
-                "the admin API needs an administrator's credentials: HTTP Basic with a user name \
-                 and a password or personal access token (berth admin reads BERTH_USERNAME and \
-                 BERTH_PASSWORD)",
-            ));
-        };
-        let credential = Credential::Password {
-            username: &username,
-            password: &password,
+        let basic = basic_credentials(&parts.headers).ok().flatten();
+        let bearer = bearer_token(&parts.headers);
+        let credential = match (&basic, bearer) {
+            (Some((username, password)), _) => Credential::Password { username, password },
+            (None, Some(token)) if token.starts_with(REFRESH_TOKEN_PREFIX) => {
+                Credential::RefreshToken(token)
+            }
+            (None, Some(_)) => {
+                return Err(ApiError::unauthorized(
+                    r,
+                    "the API takes a refresh token (`berth_rt_...`, what `berth login` stores) as \
+                     a bearer token, not a registry token from /token; or send HTTP Basic with a \
+                     password or personal access token",
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::unauthorized(
+                    r,
+                    "the API needs credentials: HTTP Basic with a user name and a password or \
+                     personal access token, or a refresh token as bearer (berth reads \
+                     BERTH_USERNAME and BERTH_PASSWORD, else the login `berth login` stored)",
+                ));
+            }
         };
         let principal = match r.authn.authenticate(&credential, client, now_unix()).await {
             Ok(Subject::User(principal)) => principal,
             Ok(Subject::Anonymous) | Err(AuthnError::BadCredentials) => {
-                tracing::info!(target: "berth::audit", client = %client, path, "admin API refused: bad credentials");
+                tracing::info!(target: "berth::audit", client = %client, path, "API refused: bad credentials");
                 return Err(ApiError::unauthorized(
                     r,
                     "invalid username, password or token; check BERTH_USERNAME and BERTH_PASSWORD \
-                     (a personal access token goes in the password)",
+                     (a personal access token goes in the password), or log in again with \
+                     `berth login` (a stored login ends when it expires or the password changes)",
                 ));
             }
             Err(AuthnError::TooManyFailures { retry_after_secs }) => {
-                tracing::warn!(target: "berth::audit", client = %client, path, "admin API refused: rate limited");
-                return Err(ApiError {
-                    retry_after_secs: Some(retry_after_secs),
-                    ..ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "TOOMANYREQUESTS",
-                        format!(
-                            "too many failed attempts; retry in {retry_after_secs} seconds with the right credentials"
-                        ),
-                    )
-                });
+                tracing::warn!(target: "berth::audit", client = %client, path, "API refused: rate limited");
+                return Err(too_many(retry_after_secs));
             }
             Err(AuthnError::Store(e)) => return Err(e.into()),
         };
-        if let Err(message) = may_administer(&principal) {
-            tracing::info!(target: "berth::audit", subject = %principal.name, client = %client, path, "admin API refused: {message}");
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "DENIED", message));
-        }
-        Ok(Admin {
-            name: principal.name,
+        Ok(Caller {
+            name: principal.name.clone(),
             client,
+            principal,
         })
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        caller.ask(policy::administer(&caller.principal))?;
+        Ok(Admin {
+            name: caller.name,
+            client: caller.client,
+        })
+    }
+}
+
+impl Caller {
+    /// `policy`'s answer as the API's: 403 `DENIED` worded by [`denial`],
+    /// and the refusal in the audit log.
+    fn ask(&self, decision: Result<(), AccountDenial>) -> Result<(), ApiError> {
+        self.decide(decision)
+    }
+
+    /// [`Self::ask`] for a decision that answers with a value.
+    fn decide<T>(&self, decision: Result<T, AccountDenial>) -> Result<T, ApiError> {
+        decision.map_err(|d| {
+            let message = denial(&self.principal, &d);
+            tracing::info!(target: "berth::audit", subject = %self.name, client = %self.client, "API refused: {message}");
+            ApiError::forbidden(message)
+        })
+    }
+}
+
+/// 429 with `Retry-After`.
+fn too_many(retry_after_secs: u64) -> ApiError {
+    ApiError {
+        retry_after_secs: Some(retry_after_secs),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            format!(
+                "too many failed attempts; retry in {retry_after_secs} seconds with the right credentials"
+            ),
+        )
+    }
+}
+
+/// `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The words of a refusal: what was refused, why, and what to do.
+fn denial(principal: &Principal, d: &AccountDenial) -> String {
+    let me = &principal.name;
+    match d {
+        AccountDenial::NotAdministrator => format!(
+            "`{me}` is not an administrator; the admin API needs an administrator's credentials"
+        ),
+        AccountDenial::LimitedAdministratorToken(limits) => format!(
+            "this personal access token of `{me}` is limited (actions {}{}); use the password, \
+             or a token with pull,push,delete and no repository patterns",
+            limits.actions,
+            if limits.repositories.is_empty() {
+                String::new()
+            } else {
+                format!(", repositories {}", limits.repositories.join(" "))
+            }
+        ),
+        AccountDenial::PasswordByToken => "a personal access token cannot change the password: a \
+             token is a narrower credential than the password it would replace; log in with the \
+             password (or the refresh token `berth login` stores) to change it"
+            .to_owned(),
+        AccountDenial::Robot => format!(
+            "`{me}` is a robot account and has no password; its credentials are personal access tokens"
+        ),
+        AccountDenial::OthersTokens { owner } => format!(
+            "`{me}` may manage only their own personal access tokens and those of the robots of \
+             organisations they own, not those of `{owner}`"
+        ),
+        AccountDenial::BroaderThanToken { what, limits } => {
+            let why = match what {
+                Broader::Actions(beyond) => {
+                    format!("it carries {}, not {beyond}", limits.actions)
+                }
+                Broader::AllRepositories => format!(
+                    "it is limited to the repositories {}, and this one is not",
+                    limits.repositories.join(" ")
+                ),
+                Broader::Pattern(pattern) => format!(
+                    "`{pattern}` is not within its repositories ({})",
+                    limits.repositories.join(" ")
+                ),
+                Broader::Expiry => format!(
+                    "it expires at {}, before this one (ask for fewer `expires_in_days`)",
+                    format_rfc3339(limits.expires_at)
+                ),
+            };
+            format!(
+                "this request is made with the personal access token `{}`, and a token it \
+                 creates or revokes may be no broader than itself: {why}",
+                limits.name
+            )
+        }
+        AccountDenial::BeyondRights {
+            owner,
+            action,
+            pattern,
+            reach,
+        } => {
+            let places = match reach {
+                Reach::Everywhere => "every repository".to_owned(),
+                Reach::Namespaces(list) if list.is_empty() => "no repository".to_owned(),
+                Reach::Namespaces(list) => list
+                    .iter()
+                    .map(|(ns, _)| format!("`{ns}/...`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            match pattern {
+                Some(pattern) => format!(
+                    "a token of `{owner}` cannot carry {action} on `{pattern}`: `{owner}` may \
+                     {action} only in {places}; limit the token to repositories there"
+                ),
+                None => format!(
+                    "a token of `{owner}` cannot carry {action}: `{owner}` may {action} in {places}"
+                ),
+            }
+        }
+        AccountDenial::NotOwner { org, role } => match role {
+            Some(role) => format!(
+                "`{me}` is a {role} of `{org}`, not an owner: only its owners (or an \
+                 administrator) manage its members and robots"
+            ),
+            None => format!(
+                "only an owner of the organisation `{org}` (or an administrator) manages its \
+                 members and robots, and `{me}` is none"
+            ),
+        },
+        AccountDenial::NotMember { org } => format!(
+            "only the members of the organisation `{org}` (or an administrator) see its members \
+             and robots, and `{me}` is none"
+        ),
+        AccountDenial::NotManager { repository } => format!(
+            "`{me}` may not set the visibility of `{repository}`: only the user whose namespace \
+             it is in, the owners of its organisation, or an administrator may"
+        ),
+        AccountDenial::NotNamespaceManager { namespace, managed } => format!(
+            "`{me}` may list only the repositories of the namespaces they manage ({}), not \
+             those of `{namespace}`",
+            managed
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AccountDenial::TokenTooNarrow { scope, limits } => format!(
+            "the personal access token `{}` carries {} on {}: this needs pull,push,delete on all \
+             of `{scope}`; use the password, or a token that carries them",
+            limits.name,
+            limits.actions,
+            if limits.repositories.is_empty() {
+                "every repository".to_owned()
+            } else {
+                limits.repositories.join(" ")
+            }
+        ),
     }
 }
 
@@ -433,35 +673,6 @@ async fn reload_revocations(r: &Registry) {
     }
 }
 
-/// Administrators only, and through a password or an unrestricted token.
-fn may_administer(principal: &Principal) -> Result<(), String> {
-    if !principal.is_admin {
-        return Err(format!(
-            "`{}` is not an administrator; the admin API needs an administrator's credentials",
-            principal.name
-        ));
-    }
-    if let Some(limits) = &principal.token {
-        let full: Actions = [Action::Pull, Action::Push, Action::Delete]
-            .into_iter()
-            .collect();
-        if !full.is_subset(&limits.actions) || !limits.repositories.is_empty() {
-            return Err(format!(
-                "this personal access token of `{}` is limited (actions {}{}); use the password, \
-                 or a token with pull,push,delete and no repository patterns",
-                principal.name,
-                limits.actions,
-                if limits.repositories.is_empty() {
-                    String::new()
-                } else {
-                    format!(", repositories {}", limits.repositories.join(" "))
-                }
-            ));
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------
 // Bodies and answers
 
@@ -512,6 +723,52 @@ fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `n` and `last` of a listing (`n` at most the registry's page limit; the
+/// limit when absent).
+fn page(r: &Registry, query: Option<&str>) -> Result<(u32, Option<String>), ApiError> {
+    crate::http::pagination(query, r.config.max_page).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PAGINATION_NUMBER_INVALID",
+            e.to_string(),
+        )
+    })
+}
+
+/// A 200 listing: `body`, and `Link: <path?n=..&last=..>; rel="next"` when
+/// the page is full (`names` are the page's entries, in order; `extra` are
+/// query parameters the next page keeps).
+fn listing(body: &Value, path: &str, extra: &str, n: u32, names: &[String]) -> Response {
+    let mut response = json_response(StatusCode::OK, body);
+    let next = crate::http::next_after(names, n);
+    let path = if extra.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{extra}")
+    };
+    if let Some(next) = next {
+        let page = berth_core::pagination::Pagination::new(Some(n), Some(next)).to_query();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let link = berth_core::pagination::Link::next(&format!("{path}{sep}{page}")).to_string();
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
+}
+
+/// Sets a user's password hash and ends the logins made with the old one:
+/// its refresh tokens and the registry tokens issued from them or from the
+/// password (the store records the revocation), and the credential checks
+/// this process remembers. One path for a change made by the user and one
+/// made by an administrator.
+async fn apply_password(r: &Registry, user: &str, hash: &str) -> Result<(), ApiError> {
+    r.identity.set_password(user, hash).await?;
+    reload_revocations(r).await;
+    r.authn.forget_remembered();
+    Ok(())
+}
+
 async fn find_user(r: &Registry, name: &str) -> Result<User, ApiError> {
     r.identity.user_by_name(name).await?.ok_or_else(|| {
         ApiError::not_found(
@@ -534,21 +791,25 @@ async fn find_org(r: &Registry, name: &str) -> Result<crate::identity::Organizat
     })
 }
 
-// ---------------------------------------------------------------------------
-// Users
-
 // The handlers, one module per resource (declared after `audit!`, which they use).
+mod account;
 mod keys;
 mod orgs;
 mod repos;
 mod tokens;
 mod users;
 
-use self::keys::{get_keys, rotate_keys};
-use self::orgs::{create_org, create_robot, remove_member, set_member};
-use self::repos::set_visibility;
-use self::tokens::{create_token, list_tokens, revoke_token};
-use self::users::{create_user, delete_user, set_password};
+use self::account::{change_own_password, whoami};
+use self::keys::{get_keys, retire_key, rotate_keys};
+use self::orgs::{
+    create_org, create_robot, delete_org, delete_robot, list_members, list_orgs, list_robots,
+    remove_member, set_member,
+};
+use self::repos::{delete_repository, list_repositories, set_visibility};
+use self::tokens::{
+    create_own_token, create_token, list_own_tokens, list_tokens, revoke_own_token, revoke_token,
+};
+use self::users::{create_user, delete_user, list_users, set_password};
 
 #[cfg(test)]
 mod tests {
@@ -576,39 +837,6 @@ mod tests {
         ] {
             assert!(check_imported_hash(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn only_unrestricted_admin_credentials_administer() {
-        let mut p = Principal {
-            name: "root".to_owned(),
-            is_admin: true,
-            robot_of: None,
-            memberships: vec![],
-            token: None,
-        };
-        assert!(may_administer(&p).is_ok());
-        p.token = Some(crate::policy::TokenLimits {
-            token_id: 1,
-            name: "t".to_owned(),
-            actions: "delete,pull,push".parse().unwrap_or_default(),
-            repositories: vec![],
-        });
-        assert!(may_administer(&p).is_ok());
-        p.token = Some(crate::policy::TokenLimits {
-            token_id: 1,
-            name: "t".to_owned(),
-            actions: "pull".parse().unwrap_or_default(),
-            repositories: vec![],
-        });
-        assert!(may_administer(&p).is_err());
-        p.token = None;
-        p.is_admin = false;
-        assert!(
-            may_administer(&p)
-                .unwrap_err()
-                .contains("not an administrator")
-        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `/api/v1/users/{user}/tokens`: personal access tokens (the secret is shown once).
+//! Personal access tokens: `/api/v1/user/tokens` (the caller's own) and
+//! `/api/v1/users/{user}/tokens` (yourself, a robot of an organisation you
+//! own, anyone for an administrator). The secret is shown once.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -10,19 +12,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Admin, ApiError, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, find_user, json_response, no_content,
-    read_json, reload_revocations, secret_response,
+    ApiError, Caller, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, json_response, no_content, read_json,
+    reload_revocations, secret_response,
 };
 use crate::Registry;
 use crate::auth::authenticate::default_token_actions;
 use crate::clock::now_unix;
 use crate::http::router::AppState;
 use crate::identity::secret::generate_pat;
-use crate::identity::{NewPat, Pat, UserId};
+use crate::identity::{NewPat, Pat, User, UserId, validate_repo_pattern};
+use crate::policy::{self, Principal, TokenSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewTokenBody {
+pub(super) struct NewTokenBody {
     name: String,
     actions: Option<Vec<String>>,
     #[serde(default)]
@@ -30,47 +33,126 @@ struct NewTokenBody {
     expires_in_days: Option<u32>,
 }
 
-/// `POST /api/v1/users/{user}/tokens`: a personal access token; the answer
-/// holds its secret, which is never shown again.
+/// `POST /api/v1/user/tokens`: a token of the caller.
+pub(super) async fn create_own_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let owner = caller.name.clone();
+    create(&app.registry, &caller, &owner, body).await
+}
+
+/// `POST /api/v1/users/{user}/tokens`: a token of `{user}`.
 pub(super) async fn create_token(
     State(app): State<AppState>,
-    admin: Admin,
+    caller: Caller,
     Path(user): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let r = &app.registry;
+    create(&app.registry, &caller, &user, body).await
+}
+
+/// `GET /api/v1/user/tokens`: the caller's tokens, never their secrets.
+pub(super) async fn list_own_tokens(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let owner = caller.name.clone();
+    list(&app.registry, &caller, &owner).await
+}
+
+/// `GET /api/v1/users/{user}/tokens`: `{user}`'s tokens, never their secrets.
+pub(super) async fn list_tokens(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> Result<Response, ApiError> {
+    list(&app.registry, &caller, &user).await
+}
+
+/// `DELETE /api/v1/user/tokens/{name}`: revokes one of the caller's tokens at once.
+pub(super) async fn revoke_own_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let owner = caller.name.clone();
+    revoke(&app.registry, &caller, &owner, &name).await
+}
+
+/// `DELETE /api/v1/users/{user}/tokens/{name}`: revokes at once.
+pub(super) async fn revoke_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((user, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    revoke(&app.registry, &caller, &user, &name).await
+}
+
+/// The owner of the tokens asked for, once policy lets the caller manage
+/// them: asked before the owner is known to exist, so that a refusal reads
+/// the same for a user who exists and one who does not.
+async fn owner(r: &Registry, caller: &Caller, name: &str) -> Result<User, ApiError> {
+    let user = r.identity.user_by_name(name).await?;
+    let robot_of = match user.as_ref().and_then(|u| u.robot_of) {
+        Some(org) => r.identity.org_by_id(org).await?.map(|o| o.name),
+        None => None,
+    };
+    caller.ask(policy::manage_tokens(
+        &caller.principal,
+        name,
+        robot_of.as_deref(),
+    ))?;
+    user.ok_or_else(|| {
+        ApiError::not_found(
+            "USER_UNKNOWN",
+            format!(
+                "there is no user `{name}`; create it with `berth admin user create {name} --password-stdin`"
+            ),
+        )
+    })
+}
+
+async fn create(
+    r: &Registry,
+    caller: &Caller,
+    owner_name: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let owner = owner(r, caller, owner_name).await?;
     let body: NewTokenBody = read_json(body).await?;
-    let actions = token_actions(body.actions.as_deref())?;
-    let expires_at = token_expiry(body.expires_in_days)?;
-    let user = find_user(r, &user).await?;
-    let (pat, secret) = store_token(
-        r,
-        user.id,
-        &body.name,
-        actions,
-        body.repositories,
-        expires_at,
-    )
-    .await?;
-    audit!(admin, "token.create", user = %user.name, token = %pat.name, actions = %pat.actions, repositories = ?pat.repositories, expires_at = pat.expires_at, "admin: personal access token created");
+    let spec = TokenSpec {
+        actions: token_actions(body.actions.as_deref())?,
+        repositories: body.repositories,
+        expires_at: token_expiry(body.expires_in_days)?,
+    };
+    check_patterns(&spec.repositories)?;
+    let owner_principal = r
+        .authn
+        .principal(&owner.name, None)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| ApiError::internal(&format!("user {} vanished", owner.name)))?;
+    caller.ask(policy::create_token(
+        &caller.principal,
+        &owner_principal,
+        &spec,
+    ))?;
+    let (pat, secret) = store_token(r, owner.id, &body.name, spec).await?;
+    audit!(caller, "token.create", user = %owner.name, token = %pat.name, actions = %pat.actions, repositories = ?pat.repositories, expires_at = pat.expires_at, "personal access token created");
     let mut answer = token_json(&pat);
-    answer["user"] = Value::String(user.name);
+    answer["user"] = Value::String(owner.name);
     answer["secret"] = Value::String(secret);
     Ok(secret_response(StatusCode::CREATED, &answer))
 }
 
-/// `GET /api/v1/users/{user}/tokens`: the user's tokens, never their secrets.
-pub(super) async fn list_tokens(
-    State(app): State<AppState>,
-    _admin: Admin,
-    Path(user): Path<String>,
-) -> Result<Response, ApiError> {
-    let r = &app.registry;
-    let user = find_user(r, &user).await?;
+async fn list(r: &Registry, caller: &Caller, owner_name: &str) -> Result<Response, ApiError> {
+    let owner = owner(r, caller, owner_name).await?;
     let now = now_unix();
     let tokens: Vec<Value> = r
         .identity
-        .list_pats(user.id)
+        .list_pats(owner.id)
         .await?
         .iter()
         .map(|pat| {
@@ -81,32 +163,66 @@ pub(super) async fn list_tokens(
         .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"user": user.name, "tokens": tokens}),
+        &json!({"user": owner.name, "tokens": tokens}),
     ))
 }
 
-/// `DELETE /api/v1/users/{user}/tokens/{name}`: revokes at once.
-pub(super) async fn revoke_token(
-    State(app): State<AppState>,
-    admin: Admin,
-    Path((user, name)): Path<(String, String)>,
+async fn revoke(
+    r: &Registry,
+    caller: &Caller,
+    owner_name: &str,
+    name: &str,
 ) -> Result<Response, ApiError> {
-    let r = &app.registry;
-    let user = find_user(r, &user).await?;
-    if !r.identity.revoke_pat(user.id, &name).await? {
-        return Err(ApiError::not_found(
+    let owner = owner(r, caller, owner_name).await?;
+    let unknown = || {
+        ApiError::not_found(
             "TOKEN_UNKNOWN",
             format!(
-                "user `{}` has no token named `{name}`; list them with `berth admin token list --user {}`",
-                user.name, user.name
+                "user `{}` has no token named `{name}`; list them with `berth token list --user {}`",
+                owner.name, owner.name
             ),
-        ));
+        )
+    };
+    let pats = r.identity.list_pats(owner.id).await?;
+    let pat = pats.iter().find(|p| p.name == name).ok_or_else(unknown)?;
+    let robot_of = match owner.robot_of {
+        Some(org) => r.identity.org_by_id(org).await?.map(|o| o.name),
+        None => None,
+    };
+    caller.ask(policy::revoke_token(
+        &caller.principal,
+        &owner.name,
+        robot_of.as_deref(),
+        pat.id,
+        &TokenSpec {
+            actions: pat.actions.clone(),
+            repositories: pat.repositories.clone(),
+            expires_at: pat.expires_at,
+        },
+    ))?;
+    if !r.identity.revoke_pat(owner.id, name).await? {
+        return Err(unknown());
     }
     reload_revocations(r).await;
     // Remembered credential checks must not outlive this change.
     r.authn.forget_remembered();
-    audit!(admin, "token.revoke", user = %user.name, token = %name, "admin: personal access token revoked");
+    audit!(caller, "token.revoke", user = %owner.name, token = %name, "personal access token revoked");
     Ok(no_content())
+}
+
+/// Refuses (400) a repository pattern outside the grammar, before policy
+/// judges where it points.
+pub(super) fn check_patterns(patterns: &[String]) -> Result<(), ApiError> {
+    for pattern in patterns {
+        validate_repo_pattern(pattern).map_err(|reason| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "TOKEN_INVALID",
+                format!("invalid personal access token: repository pattern `{pattern}`: {reason}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The actions asked for, `pull,push` when none are named.
@@ -159,9 +275,7 @@ pub(super) async fn store_token(
     r: &Registry,
     user: UserId,
     name: &str,
-    actions: Actions,
-    repositories: Vec<String>,
-    expires_at: i64,
+    spec: TokenSpec,
 ) -> Result<(Pat, String), ApiError> {
     let (secret, secret_hash) = generate_pat()?;
     let pat = r
@@ -170,14 +284,27 @@ pub(super) async fn store_token(
             user,
             name: name.to_owned(),
             secret_hash,
-            actions,
-            repositories,
-            expires_at,
+            actions: spec.actions,
+            repositories: spec.repositories,
+            expires_at: spec.expires_at,
         })
         .await?;
     Ok((pat, secret.expose().to_owned()))
 }
 
+/// A robot account about to be made, as policy sees it: no memberships, its
+/// rights from its organisation.
+pub(super) fn robot_principal(name: &str, org: &str) -> Principal {
+    Principal {
+        name: name.to_owned(),
+        is_admin: false,
+        robot_of: Some(org.to_owned()),
+        memberships: Vec::new(),
+        token: None,
+    }
+}
+
+/// A token as answers show it (never its secret).
 pub(super) fn token_json(pat: &Pat) -> Value {
     json!({
         "name": pat.name,
@@ -188,6 +315,3 @@ pub(super) fn token_json(pat: &Pat) -> Value {
         "last_used_at": pat.last_used_at.map(format_rfc3339),
     })
 }
-
-// ---------------------------------------------------------------------------
-// Repositories

@@ -1,5 +1,5 @@
-//! `/api/v1/users`: create (with a password or an imported hash) and delete
-//! users, and change their passwords.
+//! `/api/v1/users`: list, create (with a password or an imported hash) and
+//! delete users, and set their passwords (administrators).
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    Admin, ApiError, MIN_PASSWORD_CHARS, find_user, json_response, no_content, read_json,
-    reload_revocations,
+    Admin, ApiError, MIN_PASSWORD_CHARS, apply_password, find_user, json_response, listing,
+    no_content, page, read_json, reload_revocations,
 };
 use crate::http::router::AppState;
 use crate::identity::password::{hash_password, parse_htpasswd};
@@ -67,6 +67,29 @@ pub(super) async fn create_user(
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"name": user.name, "admin": user.is_admin}),
+    ))
+}
+
+/// `GET /api/v1/users?n=&last=`: every user and robot, by name.
+pub(super) async fn list_users(
+    State(app): State<AppState>,
+    _admin: Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let (n, last) = page(r, query.as_deref())?;
+    let users = r.identity.list_users(last.as_deref(), n).await?;
+    let entries: Vec<serde_json::Value> = users
+        .iter()
+        .map(|u| json!({"name": u.name, "admin": u.is_admin, "robot_of": u.robot_of}))
+        .collect();
+    let names: Vec<String> = users.into_iter().map(|u| u.name).collect();
+    Ok(listing(
+        &json!({"users": entries}),
+        "/api/v1/users",
+        "",
+        n,
+        &names,
     ))
 }
 
@@ -144,7 +167,7 @@ pub(super) async fn delete_user(
 }
 
 /// `delete_repositories=true|false` (the only parameter) from a query string.
-fn delete_repositories(query: Option<&str>) -> Result<bool, ApiError> {
+pub(super) fn delete_repositories(query: Option<&str>) -> Result<bool, ApiError> {
     let mut delete = false;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -186,9 +209,7 @@ pub(super) async fn set_password(
     let body: PasswordBody = read_json(body).await?;
     let (hash, imported) = password_hash(body.password, body.password_hash).await?;
     let user = find_user(r, &name).await?;
-    r.identity.set_password(&user.name, &hash).await?;
-    reload_revocations(r).await;
-    r.authn.forget_remembered();
+    apply_password(r, &user.name, &hash).await?;
     audit!(admin, "user.password", user = %user.name, imported_hash = imported, "admin: password changed");
     Ok(no_content())
 }
@@ -196,7 +217,7 @@ pub(super) async fn set_password(
 /// The hash to store for exactly one of a plain password (at least
 /// [`MIN_PASSWORD_CHARS`]; hashed here with argon2id) and an imported hash;
 /// whether it was imported.
-async fn password_hash(
+pub(super) async fn password_hash(
     password: Option<String>,
     password_hash: Option<String>,
 ) -> Result<(String, bool), ApiError> {
@@ -222,6 +243,3 @@ async fn password_hash(
         )),
     }
 }
-
-// ---------------------------------------------------------------------------
-// Organisations
