@@ -1,4 +1,4 @@
-//! The `berth` command line: `serve`, `admin ...`, and the client commands.
+//! The `berth` command line: `serve`, `backup`, `admin ...`, and the client commands.
 //!
 //! Exit codes: 0 on success, 1 on any error (the message says what was wrong
 //! and what to do), 2 on a usage error (clap's convention).
@@ -12,6 +12,7 @@
 //! too.
 
 mod admin;
+mod backup;
 mod client;
 mod logging;
 mod serve;
@@ -36,6 +37,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Administer a running registry: users, organisations, robots, tokens, keys.
     Admin(admin::AdminArgs),
+    /// Back up a registry's data directory while it serves (restore: `serve --data-dir`).
+    Backup(backup::BackupArgs),
     /// Log in to a registry: check the credential, then store it.
     Login(client::login::LoginArgs),
     /// Log out of a registry: remove its stored credential.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Login(args) => client::login::run(args),
         Command::Logout(args) => client::logout::run(args),
         Command::Push(args) => client::push::run(args),

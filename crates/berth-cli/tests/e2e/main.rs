@@ -15,6 +15,7 @@ mod support;
 
 mod admin;
 mod artifact;
+mod backup;
 mod client;
 mod connections;
 mod copy;
