@@ -15,6 +15,7 @@ mod admin;
 mod backup;
 mod client;
 mod logging;
+mod notify;
 mod serve;
 
 use std::backtrace::BacktraceStatus;

@@ -22,6 +22,7 @@ mod copy;
 mod crash;
 mod credentials;
 mod delete;
+mod deploy;
 mod inspect;
 mod interop;
 mod manifest_blob;
