@@ -12,7 +12,8 @@
 #   --cold       drop the page cache before each backup (needs root), so that
 #                the blobs are read from disk, not memory
 #
-# Everything lives in one temporary directory on disk, removed at the end;
+# Needs /usr/bin/time (GNU time) for the backup's peak RSS. Everything lives
+# in one temporary directory on disk, removed at the end;
 # the server it starts on 127.0.0.1 is stopped at the end, nothing else.
 set -euo pipefail
 
@@ -63,23 +64,25 @@ push_images() { # first last
 backup() { # label
     sync
     if [ "$cold" = 1 ]; then echo 3 >/proc/sys/vm/drop_caches; fi
-    "$bin" backup -q --data-dir "$work/data" "$work/backup" --output json >"$work/out.json"
-    python3 - "$1" "$work/out.json" <<'EOF'
+    /usr/bin/time -f %M -o "$work/rss" \
+        "$bin" backup -q --data-dir "$work/data" "$work/backup" --output json >"$work/out.json"
+    python3 - "$1" "$work/out.json" "$work/rss" <<'EOF'
 import json, sys
-label, path = sys.argv[1], sys.argv[2]
+label, path, rss = sys.argv[1], sys.argv[2], sys.argv[3]
 r = json.load(open(path))
+kib = int(open(rss).read().split()[-1])
 mb = r["bytesCopied"] / 1e6
 print(f"| {label} | {r['repositories']} | {r['blobs']['total']} | {r['bytesTotal'] / 2**30:.2f} GiB "
       f"| {r['blobs']['copied']} ({mb:.0f} MB) | {r['blobs']['existing']} | {r['seconds']:.2f} s "
-      f"| {mb / r['seconds']:.0f} MB/s |")
+      f"| {mb / r['seconds']:.0f} MB/s | {kib / 1024:.1f} MiB |")
 EOF
 }
 
 push_images 1 "$images"
 echo "berth backup of $images images of $mib MiB ($(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, cold cache: $cold)"
 echo
-echo "| backup | repositories | blobs | registry size | copied | already there | time | rate |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| backup | repositories | blobs | registry size | copied | already there | time | rate | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|"
 backup "first"
 push_images "$((images + 1))" "$((images + more))"
 backup "after $more more images"
