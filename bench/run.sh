@@ -19,6 +19,9 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 200 and 2,000 repositories for the catalog, a 10 MB image,
                 10 concurrent 1 MiB uploads, a 64 MiB image to copy
   --only S      run one section: load (GET manifest, HEAD blob),
+                robust (/v2/ latency under 200 slowloris and 1,100 idle
+                connections with a 1024 fd limit; RSS after 600 large
+                tokens and after 2,000 password checks),
                 auth (GET manifest with credentials, token issuance),
                 transfer (dd, push, pull, RSS), catalog,
                 image (skopeo push and pull of a ~50 MB multi-layer image),
@@ -49,8 +52,8 @@ while (($#)); do
     shift
 done
 case $ONLY in
-    ""|load|auth|transfer|catalog|image|uploads|copy) ;;
-    *) echo "run.sh: --only load|auth|transfer|catalog|image|uploads|copy" >&2; exit 2 ;;
+    ""|load|auth|transfer|catalog|image|uploads|copy|robust) ;;
+    *) echo "run.sh: --only load|auth|transfer|catalog|image|uploads|copy|robust" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -58,10 +61,12 @@ esac
 if ((QUICK)); then
     BLOB_MIB=64 DUR=1 WARM=0 N_SMALL=200 N_LARGE=2000
     IMG_LAYERS=5 IMG_LAYER_BYTES=$((2 << 20)) CONC_N=10 CONC_BYTES=$((1 << 20)) COPY_MIB=64
+    ROBUST_HOLD=4 ROBUST_PROBES=20 ROBUST_TOKENS=30 ROBUST_CHECKS=20
     RUNS=${RUNS:-1}
 else
     BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000
     IMG_LAYERS=5 IMG_LAYER_BYTES=$((10 << 20)) CONC_N=100 CONC_BYTES=$((10 << 20)) COPY_MIB=1024
+    ROBUST_HOLD=15 ROBUST_PROBES=100 ROBUST_TOKENS=600 ROBUST_CHECKS=1000
     RUNS=${RUNS:-3}
 fi
 CONNS=(32 256)        # GET manifest / HEAD blob
@@ -168,6 +173,8 @@ free_port() { python3 "$LIB/reg.py" free-port; }
 
 # Servers: PID[name], URL[name]. Names: <section>-berth, <section>-distribution.
 declare -A PID URL
+# A command the servers are started under (the robust section: prlimit).
+SERVER_PREFIX=(env)
 
 # With "auth": berth with access control on (administrator admin, password
 # AUTH_PW), distribution with htpasswd (user admin, bcrypt cost 5, password
@@ -181,11 +188,11 @@ start_server() { # kind (berth|distribution) name [auth]
     dir=$TMP/$name
     mkdir -p "$dir/data"
     if [[ $kind == berth && -n $auth ]]; then
-        env RUST_LOG=warn BERTH_ADMIN_PASSWORD="$AUTH_PW" "$BERTH" serve \
+        "${SERVER_PREFIX[@]}" env RUST_LOG=warn BERTH_ADMIN_PASSWORD="$AUTH_PW" "$BERTH" serve \
             --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/log" 2>&1 &
     elif [[ $kind == berth ]]; then
-        env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
-            "${BERTH_OPEN[@]}" >"$dir/log" 2>&1 &
+        "${SERVER_PREFIX[@]}" env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" \
+            --data-dir "$dir/data" "${BERTH_OPEN[@]}" >"$dir/log" 2>&1 &
     else
         cat >"$dir/config.yml" <<EOF
 version: 0.1
@@ -212,7 +219,7 @@ auth:
     path: $dir/htpasswd
 EOF
         fi
-        docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+        "${SERVER_PREFIX[@]}" docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
     fi
     PID[$name]=$!
     track "${PID[$name]}"
@@ -836,6 +843,68 @@ section_copy() {
     done
 }
 
+# ---------------------------------------------------------------- 8. robust
+# What one client can take from others. Both registries run with their
+# open-file limit at 1024 (prlimit, soft and hard), as under a default
+# `ulimit -n`. /v2/ latency for a newcomer (a new connection per request,
+# bench/lib/connections.py latency) alone, while 200 connections send a
+# request head a byte a second (slowloris), and while 1,100 connections stay
+# open and silent; a request unanswered in 5 s counts as 5 s and as failed.
+# Then berth's memory under token and password abuse (bench/lib/auth_abuse.py):
+# RSS after 600 distinct tokens of 100 scopes each (the most /token grants one
+# request) used at the gate, and after 1,000 successful and 1,000 failed
+# password checks. Distribution has no token service or user store: "—".
+probe_latency() { # reg url what key
+    local med p99 failed
+    read -r med p99 failed < <(python3 "$LIB/connections.py" latency "$2" "$ROBUST_PROBES")
+    record "$4.med" "/v2/ for a newcomer, $3: median (ms)" "$1" "$med"
+    record "$4.p99" "/v2/ for a newcomer, $3: p99 (ms)" "$1" "$p99"
+    record "$4.failed" "/v2/ for a newcomer, $3: unanswered in 5 s, of $ROBUST_PROBES (count)" "$1" "$failed"
+}
+
+under_pressure() { # reg url mode n what key
+    local hold_pid
+    python3 "$LIB/connections.py" hold "$2" "$3" "$4" "$ROBUST_HOLD" >"$TMP/hold.out" &
+    hold_pid=$!
+    track "$hold_pid"
+    sleep 2
+    measured "/v2/ latency, $5, $1" probe_latency "$1" "$2" "$5" "$6"
+    wait "$hold_pid" || true
+    log "  $5 [$1]: opened / closed by the server / refused: $(cat "$TMP/hold.out")"
+}
+
+section_robust() {
+    log "== robust: /v2/ under slowloris and idle connections (fd limit 1024); RSS under token and password abuse"
+    local reg r name out
+    ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    for ((r = 1; r <= RUNS; r++)); do
+        for reg in berth distribution; do
+            name=robust-$reg
+            SERVER_PREFIX=(prlimit --nofile=1024:1024 --) IDLE_RSS=0 start_server "$reg" "$name"
+            SERVER_PREFIX=(env)
+            measured "/v2/ latency, alone, $reg" probe_latency "$reg" "${URL[$name]}" "alone" robust.alone
+            under_pressure "$reg" "${URL[$name]}" slowloris 200 "200 slowloris connections" robust.slowloris
+            under_pressure "$reg" "${URL[$name]}" idle 1100 "1,100 idle connections" robust.idle
+            stop_server "$name"
+        done
+        AUTH_PW=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+        IDLE_RSS=0 start_server berth robust-auth auth
+        out=$TMP/tokens.out
+        measured "RSS after $ROBUST_TOKENS tokens" python3 "$LIB/auth_abuse.py" token-cache-rss \
+            "${URL[robust-auth]}" "${PID[robust-auth]}" --basic "admin:$AUTH_PW" --tokens "$ROBUST_TOKENS" >"$out"
+        record robust.tokens.rss "RSS after $ROBUST_TOKENS distinct 100-scope tokens used at the gate (MiB)" \
+            berth "$(mb "$(awk 'END {print $2}' "$out")")"
+        stop_server robust-auth
+        IDLE_RSS=0 start_server berth robust-auth auth
+        out=$TMP/passwords.out
+        measured "RSS after password checks" python3 "$LIB/auth_abuse.py" password-rss \
+            "${URL[robust-auth]}" "${PID[robust-auth]}" --basic "admin:$AUTH_PW" --checks "$ROBUST_CHECKS" >"$out"
+        record robust.passwords.rss "RSS after $ROBUST_CHECKS users created, $ROBUST_CHECKS successful and $ROBUST_CHECKS failed password checks (MiB)" \
+            berth "$(mb "$(awk 'END {print $2}' "$out")")"
+        stop_server robust-auth
+    done
+}
+
 # ---------------------------------------------------------------- main
 main() {
     local rev dirty cpu cmd when elapsed measuring oha_v table
@@ -857,6 +926,7 @@ main() {
     want image && section_image
     want uploads && section_uploads
     want copy && section_copy
+    want robust && section_robust
 
     when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -943,6 +1013,17 @@ What is measured:
    (`bench/lib/reg.py push-layout`, `pull-image`), and the ratios `berth
    copy` / min(push, pull) and `berth copy` / `skopeo copy`. Distribution
    takes no part: "—".
+
+9. Robustness (`--only robust`): both registries under a 1024 open-file
+   limit (prlimit, soft and hard). `GET /v2/` latency for a newcomer (a new
+   connection per request; 100 requests; an answer not in 5 s counts as 5 s
+   and as failed: `bench/lib/connections.py latency`) alone, while 200
+   connections send a request head one byte a second, and while 1,100
+   connections stay open and silent (`connections.py hold`, reopening what
+   the server closes). Then berth's RSS after 600 distinct tokens of 100
+   scopes each used at the gate, and after 1,000 users created, 1,000
+   successful and 1,000 failed password checks (`bench/lib/auth_abuse.py`).
+   Distribution has no token service or user store: "—".
 
 `bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
 (64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10

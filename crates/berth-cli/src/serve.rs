@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_registry::server::proxy::TrustedProxies;
 use berth_registry::server::tls::CertStore;
 use berth_registry::{Config, Registry};
 use clap::Args;
@@ -46,7 +47,7 @@ pub struct ServeArgs {
     /// token_lifetime_secs, new_repositories_public, insecure_http,
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
     /// max_connections, tls_cert, tls_key, max_uploads_per_user,
-    /// max_uploads_per_repository, disk_reserve_bytes).
+    /// max_uploads_per_repository, disk_reserve_bytes, trusted_proxies).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -170,6 +171,18 @@ pub struct ServeArgs {
     /// [default: 16777216].
     #[arg(long, env = "BERTH_DISK_RESERVE_BYTES", value_name = "BYTES")]
     disk_reserve_bytes: Option<u64>,
+
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
+    /// `Forwarded` or `X-Forwarded-For` header names the client [default:
+    /// none].
+    ///
+    /// Only then is the client address of a request (for the token
+    /// service's failure limits and audit lines) taken from those headers,
+    /// read from the right past these proxies; from anyone else the headers
+    /// are ignored, so that no client can choose its own address. Generated
+    /// URLs always come from --public-url. Example: 10.0.0.0/8,127.0.0.1
+    #[arg(long, env = "BERTH_TRUSTED_PROXIES", value_name = "CIDR,...")]
+    trusted_proxies: Option<String>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -198,6 +211,7 @@ struct FileConfig {
     max_uploads_per_user: Option<u32>,
     max_uploads_per_repository: Option<u32>,
     disk_reserve_bytes: Option<u64>,
+    trusted_proxies: Option<String>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -307,6 +321,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
         config.disk_reserve_bytes = bytes;
+    }
+    if let Some(list) = args.trusted_proxies.or(file.trusted_proxies) {
+        config.trusted_proxies =
+            TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     }
     let max_connections = args.max_connections.or(file.max_connections);
     if max_connections == Some(0) {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::server::Limits;
+use crate::server::proxy::TrustedProxies;
 
 /// The shortest token lifetime berth issues: clients assume 60 s when told
 /// less (Docker token spec), so less would only cause surprise expiries.
@@ -35,6 +36,9 @@ pub struct Config {
     pub new_repositories_public: bool,
     /// Connection timeouts and the connection cap.
     pub limits: Limits,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (for
+    /// rate limits and audit lines); none by default.
+    pub trusted_proxies: TrustedProxies,
     /// Open upload sessions one user (a token's subject) may hold over all
     /// repositories; 0 is no cap. Without access control there is no user and
     /// only [`Config::max_uploads_per_repository`] applies.
@@ -64,6 +68,7 @@ impl Config {
             token_lifetime: Duration::from_secs(300),
             new_repositories_public: false,
             limits: Limits::default(),
+            trusted_proxies: TrustedProxies::default(),
             // A pushing client holds one session per blob in flight: docker
             // pushes 5 layers at once by default, containerd and skopeo a
             // few more. 100 is ten times the busiest client plus room for the

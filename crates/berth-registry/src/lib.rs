@@ -35,6 +35,7 @@ pub use error::RegistryError;
 use crate::auth::authenticate::Authenticator;
 use crate::auth::jwt::TokenIssuer;
 use crate::auth::keys::{KeyError, KeyStore};
+use crate::auth::revocation::Revocations;
 use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::cache::CachedMeta;
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
@@ -58,6 +59,8 @@ pub struct Registry {
     pub keys: Option<Arc<KeyStore>>,
     /// Issues and verifies tokens (`None` when access control is off).
     pub tokens: Option<Arc<TokenIssuer>>,
+    /// Revocations in force: what the gate refuses of tokens already issued.
+    pub revocations: Arc<Revocations>,
     /// Upload sessions a request of this process is writing to right now.
     pub busy_uploads: BusyUploads,
     /// The data disk: the space kept for deletes, and the full-disk state.
@@ -94,7 +97,9 @@ impl Registry {
         let blobs = FsStore::open(data_dir)?;
         let meta = SqliteMeta::open(&data_dir.join(DATABASE_FILE))
             .await?
-            .with_new_repositories_public(config.new_repositories_public);
+            .with_new_repositories_public(config.new_repositories_public)
+            .with_token_lifetime(config.effective_token_lifetime());
+        let revocations = Revocations::load(Arc::new(meta.clone())).await?;
         let (keys, tokens) = if config.access_control {
             let keys = Arc::new(KeyStore::open(&data_dir.join(KEYS_DIR))?);
             let tokens =
@@ -113,6 +118,7 @@ impl Registry {
             identity,
             keys,
             tokens,
+            revocations: Arc::new(revocations),
             busy_uploads: BusyUploads::default(),
             disk,
             metrics: Arc::default(),
@@ -183,7 +189,9 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_sweep(registry.clone()));
+    let revocation_refresh = tokio::spawn(auth::revocation::run_refresh(registry.clone()));
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
+    revocation_refresh.abort();
     served
 }

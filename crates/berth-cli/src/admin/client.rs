@@ -150,15 +150,31 @@ impl Api {
         segments: &[&str],
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
+        self.call_with_query(method, segments, &[], body)
+    }
+
+    /// Like [`Self::call`], with query parameters (percent-encoded). A body
+    /// goes as `Content-Type: application/json`, which the admin API requires.
+    pub fn call_with_query(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
         let mut url = self.conn.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(["api", "v1"]).extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
         let mut request = self
             .http
             .request(method, url)
             .basic_auth(&self.conn.username, Some(&self.conn.password));
         if let Some(body) = body {
+            // `json` sets `Content-Type: application/json`.
             request = request.json(body);
         }
         let transport = |e: reqwest::Error| {

@@ -1,6 +1,6 @@
 //! `berth admin ...`: users, organisations, robots, tokens, repository
 //! visibility and signing keys, through the registry's admin API
-//! (`/api/v1/`, see `berth-registry/src/http/admin.rs`).
+//! (`/api/v1/`, see `berth-registry/src/http/admin/`).
 //!
 //! Every command logs in as `BERTH_USERNAME` with `BERTH_PASSWORD` (a
 //! password or personal access token of an administrator) at `--registry`.
@@ -52,7 +52,7 @@ pub struct AdminArgs {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
-    /// Create, delete and import users.
+    /// Create, delete and import users, and change their passwords.
     #[command(subcommand)]
     User(user::UserCommand),
     /// Create organisations and manage their members.

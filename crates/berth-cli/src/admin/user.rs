@@ -1,4 +1,4 @@
-//! `berth admin user create|delete|import-htpasswd`.
+//! `berth admin user create|delete|set-password|import-htpasswd`.
 
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
@@ -43,13 +43,45 @@ The user owns the namespace of its name (alice/...).")]
     #[command(after_help = "\
 Example:
   berth admin user delete alice
+  berth admin user delete alice --delete-repositories
 
-Its repositories stay; its tokens stop working at once. You cannot delete the
-account you are logged in as.")]
+A user whose namespace (alice/...) holds repositories is not deleted unless
+--delete-repositories is given: then its repositories go too (manifests, tags,
+blob links, upload sessions), so that a later user of the same name inherits
+nothing. Its tokens, and tokens already issued on its repositories, stop working
+at once. You cannot delete the account you are logged in as.")]
     Delete {
         /// The user's name.
         #[arg(value_name = "NAME")]
         name: String,
+
+        /// Delete the repositories of the user's namespace too.
+        ///
+        /// Without it, a user who owns repositories is kept and the command
+        /// fails, saying how many. Blob bytes no repository links any more are
+        /// left for a garbage collector.
+        #[arg(long)]
+        delete_repositories: bool,
+    },
+
+    /// Change a user's password; the new one is read from stdin.
+    #[command(after_help = "\
+Example:
+  printf '%s\\n' 'a new long password' | berth admin user set-password alice --password-stdin
+
+The user's logins made with the old password end at once: its refresh tokens
+(what `berth login` and docker keep) and the registry tokens issued from them.
+Personal access tokens keep working.")]
+    SetPassword {
+        /// The user's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+
+        /// Read the new password from stdin (required; never pass it as an argument).
+        ///
+        /// One line; a trailing newline is dropped. At least 8 characters.
+        #[arg(long)]
+        password_stdin: bool,
     },
 
     /// Create the users of an htpasswd file, keeping their bcrypt hashes.
@@ -93,10 +125,38 @@ pub fn run(api: &Api, command: UserCommand) -> anyhow::Result<()> {
             let role = if admin { "administrator" } else { "user" };
             print_out(&format!("created {role} {name}\n"))
         }
-        UserCommand::Delete { name } => {
-            api.call(Method::DELETE, &["users", &name], None)
+        UserCommand::Delete {
+            name,
+            delete_repositories,
+        } => {
+            let query: &[(&str, &str)] = if delete_repositories {
+                &[("delete_repositories", "true")]
+            } else {
+                &[]
+            };
+            api.call_with_query(Method::DELETE, &["users", &name], query, None)
                 .with_context(|| format!("cannot delete user `{name}`"))?;
             print_out(&format!("deleted user {name}\n"))
+        }
+        UserCommand::SetPassword {
+            name,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                bail!(
+                    "give the new password on stdin with --password-stdin, e.g. \
+                     `printf '%s\\n' \"$PASSWORD\" | berth admin user set-password {name} --password-stdin` \
+                     (passwords are never taken from arguments)"
+                );
+            }
+            let password = read_password(&name)?;
+            api.call(
+                Method::PUT,
+                &["users", &name, "password"],
+                Some(&json!({"password": password})),
+            )
+            .with_context(|| format!("cannot change the password of `{name}`"))?;
+            print_out(&format!("changed the password of {name}\n"))
         }
         UserCommand::ImportHtpasswd { file } => import_htpasswd(api, &file),
     }

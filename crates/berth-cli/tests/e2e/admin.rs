@@ -410,3 +410,67 @@ fn only_administrators_may_administer() {
         "{body}"
     );
 }
+
+/// `berth admin user delete` keeps a user who owns repositories unless told
+/// `--delete-repositories`; `berth admin user set-password` ends logins made
+/// with the old password. (Both send their bodies as `application/json`,
+/// which the admin API requires.)
+#[test]
+fn users_with_repositories_and_changed_passwords() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let admin = Cli::admin(home.path()).env("BERTH_REGISTRY", server.url(""));
+    admin.ok_text(
+        &["admin", "user", "create", "alice", "--password-stdin"],
+        b"alice-password\n",
+    );
+    push_image(&server, "alice/app", "v1");
+
+    let refused = admin.fails_with_empty_stdout(&["admin", "user", "delete", "alice"], b"");
+    assert!(
+        refused.contains("409")
+            && refused.contains("user `alice` owns 1 repository")
+            && refused.contains("berth admin user delete alice --delete-repositories"),
+        "{refused}"
+    );
+
+    assert_eq!(
+        admin.ok_text(
+            &["admin", "user", "set-password", "alice", "--password-stdin"],
+            b"alice-new-password\n",
+        ),
+        "changed the password of alice\n"
+    );
+    assert_eq!(
+        token(&server, Some(("alice", "alice-password")), "").status(),
+        401,
+        "the old password is refused"
+    );
+    let (_, granted) = access(token(
+        &server,
+        Some(("alice", "alice-new-password")),
+        "repository:alice/app:pull",
+    ));
+    assert_eq!(
+        granted,
+        json!([{"type": "repository", "name": "alice/app", "actions": ["pull"]}])
+    );
+    let short = admin.fails_with_empty_stdout(
+        &["admin", "user", "set-password", "alice", "--password-stdin"],
+        b"short\n",
+    );
+    assert!(short.contains("shorter than 8 characters"), "{short}");
+
+    assert_eq!(
+        admin.ok_text(
+            &["admin", "user", "delete", "alice", "--delete-repositories"],
+            b""
+        ),
+        "deleted user alice\n"
+    );
+    assert_eq!(
+        server.get_json("/v2/_catalog", "registry:catalog:*"),
+        json!({"repositories": []})
+    );
+}

@@ -119,4 +119,59 @@ fn serve_on_a_port_in_use_is_one_line() {
     );
     assert!(line.contains(&addr), "{line}");
     assert!(line.contains("in use"), "{line}");
+    assert!(
+        line.contains("--listen"),
+        "the message says how to pick another address: {line}"
+    );
+}
+
+/// The first start prints commands that work for the administrator it just
+/// created: log in, then push into the administrator's own namespace.
+#[test]
+fn the_first_start_shows_commands_that_work_for_the_new_admin() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("BERTH_ADMIN_PASSWORD")
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.unwrap();
+        let done = line.contains("berth pull");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    let host = text
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        text.contains("created user `admin` with password "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("berth login {host} -u admin")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("berth push {host}/admin/hello:1.0 ")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/me/"),
+        "no namespace the admin does not own: {text}"
+    );
 }

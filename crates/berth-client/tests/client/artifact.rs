@@ -15,7 +15,7 @@ use berth_core::{Digest, Platform, TagOrDigest, media_type};
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::support::{Berth, admin, descriptor, random_bytes, repo};
+use crate::support::{Berth, admin, descriptor, fixture_client, random_bytes, repo, serve};
 
 fn tag(t: &str) -> TagOrDigest {
     TagOrDigest::parse(t).unwrap()
@@ -218,12 +218,45 @@ async fn a_title_that_leaves_the_directory_writes_nothing() {
     assert!(!out.path().join("up.txt").exists());
 }
 
+/// A registry whose manifest understates a layer's size (berth refuses such
+/// a manifest on push; a registry that stores it anyway is served here).
 #[tokio::test]
 async fn a_layer_longer_than_its_descriptor_is_not_kept() {
-    let berth = Berth::start().await;
-    let client = Arc::new(berth.client(Some(admin())));
+    use axum::http::header::CONTENT_TYPE;
+    use axum::routing::get;
+
+    let layer: &'static [u8] = b"sevenby";
+    let layer_digest = Digest::sha256_of(layer);
+    let config_digest = Digest::sha256_of(b"{}");
     // The manifest says 3 bytes; the blob (and its digest) holds 7.
-    push_titled(&berth, "admin/long", "1", &[(b"sevenby", "f.txt")], Some(3)).await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_IMAGE_MANIFEST,
+        "artifactType": "application/vnd.test",
+        "config": descriptor(media_type::OCI_EMPTY, &config_digest, 2),
+        "layers": [{
+            "mediaType": media_type::OCI_LAYER_TAR,
+            "digest": layer_digest.to_string(),
+            "size": 3,
+            "annotations": {"org.opencontainers.image.title": "f.txt"},
+        }],
+    }))
+    .unwrap();
+    let blob_path = format!("/v2/admin/long/blobs/{layer_digest}");
+    let addr = serve(move |_| {
+        axum::Router::new()
+            .route("/v2/", get(|| async { "{}" }))
+            .route(
+                "/v2/admin/long/manifests/1",
+                get(move || {
+                    let manifest = manifest.clone();
+                    async move { ([(CONTENT_TYPE, media_type::OCI_IMAGE_MANIFEST)], manifest) }
+                }),
+            )
+            .route(&blob_path, get(move || async move { layer }))
+    })
+    .await;
+    let client = Arc::new(fixture_client(addr, None, Default::default()));
     let out = tempfile::tempdir().unwrap();
     let err = artifact::pull(client, &repo("admin/long"), &tag("1"), out.path(), 1, None)
         .await

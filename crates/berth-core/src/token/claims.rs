@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! claims := {"iss", "sub"?, "aud": string | [string], "exp", "nbf"?, "iat"?, "jti"?,
-//!            "access"?: [{"type", "name", "actions": [string]}]}
+//!            "access"?: [{"type", "name", "actions": [string]}],
+//!            "berth_pat"?: integer, "berth_gen"?: integer}
 //! ```
 //!
 //! `exp`, `nbf` and `iat` are JSON integers (CNCF distribution rejects floats).
@@ -78,6 +79,11 @@ pub struct Claims {
     /// Other verifiers ignore it.
     #[serde(rename = "berth_pat", skip_serializing_if = "Option::is_none")]
     pub pat: Option<i64>,
+    /// berth's own claim: the revocation generation the issuing registry had
+    /// seen when it granted the token, so that it can refuse the token after
+    /// a later revocation. Other verifiers ignore it.
+    #[serde(rename = "berth_gen", skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// The claims as found, before [`Claims`]' checks.
@@ -96,6 +102,7 @@ struct RawClaims {
     #[serde(default, deserialize_with = "null_as_default")]
     access: Vec<AccessEntry>,
     berth_pat: Option<i64>,
+    berth_gen: Option<i64>,
 }
 
 /// The reason for refusing claims without `exp`.
@@ -116,6 +123,7 @@ impl TryFrom<RawClaims> for Claims {
             jti: raw.jti,
             access: raw.access,
             pat: raw.berth_pat,
+            generation: raw.berth_gen,
         })
     }
 }
@@ -309,10 +317,10 @@ mod tests {
         (
             (any::<String>(), any::<String>(), aud, any::<i64>()),
             (opt(), opt(), proptest::option::of(any::<String>()), opt()),
-            proptest::collection::vec(entry, 0..3),
+            (proptest::collection::vec(entry, 0..3), opt()),
         )
             .prop_map(
-                |((iss, sub, aud, exp), (nbf, iat, jti, pat), access)| Claims {
+                |((iss, sub, aud, exp), (nbf, iat, jti, pat), (access, generation))| Claims {
                     iss,
                     sub,
                     aud,
@@ -322,6 +330,7 @@ mod tests {
                     jti,
                     access,
                     pat,
+                    generation,
                 },
             )
     }
@@ -341,7 +350,7 @@ mod tests {
             let claims = Claims {
                 iss: "i".into(), sub: String::new(), aud: Audience::One("s".into()), exp: 1,
                 nbf: None, iat: None, jti: None, access: Claims::access_from_scopes(&scopes),
-                pat: None,
+                pat: None, generation: None,
             };
             prop_assert_eq!(claims.scopes(), scopes);
         }

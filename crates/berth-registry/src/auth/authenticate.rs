@@ -36,6 +36,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,9 @@ pub struct Authenticator {
     pat_subjects: Mutex<HashMap<[u8; 32], (Principal, i64, Instant)>>,
     /// Turns to compute a password hash: [`password::concurrency`] permits.
     hashing: Semaphore,
+    /// Counts [`Self::forget_remembered`] calls: a check that read the
+    /// database before one remembers nothing after it.
+    forgotten: AtomicU64,
 }
 
 /// Which failures a key counts, in the `failures` table.
@@ -144,6 +148,7 @@ impl Authenticator {
             touched: Mutex::new(HashMap::new()),
             pat_subjects: Mutex::new(HashMap::new()),
             hashing: Semaphore::new(password::concurrency()),
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -202,11 +207,13 @@ impl Authenticator {
             Some(id) => Some(match self.identity.pat_by_id(id).await? {
                 Some(pat) if pat.user == user.id => TokenLimits {
                     token_id: pat.id,
+                    name: pat.name.clone(),
                     actions: pat.actions.clone(),
                     repositories: pat.repositories.clone(),
                 },
                 _ => TokenLimits {
                     token_id: id,
+                    name: String::new(),
                     actions: Actions::default(),
                     repositories: Vec::new(),
                 },
@@ -299,6 +306,7 @@ impl Authenticator {
         if let Some(principal) = cached {
             return Ok(Subject::User(principal));
         }
+        let epoch = self.forgotten.load(Ordering::Acquire);
         let (pat, user) = self
             .identity
             .pat_by_hash(&hash)
@@ -312,11 +320,16 @@ impl Authenticator {
         }
         let limits = TokenLimits {
             token_id: pat.id,
+            name: pat.name.clone(),
             actions: pat.actions.clone(),
             repositories: pat.repositories.clone(),
         };
         let principal = self.principal_of(&user, Some(limits)).await?;
         let mut cache = lock(&self.pat_subjects);
+        if self.forgotten.load(Ordering::Acquire) != epoch {
+            // Read before a change this process made: not worth remembering.
+            return Ok(Subject::User(principal));
+        }
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
@@ -328,7 +341,10 @@ impl Authenticator {
     /// memberships or their tokens change, so that the change applies to the
     /// next request of this process (others see it within the caches' TTLs).
     pub fn forget_remembered(&self) {
-        lock(&self.pat_subjects).clear();
+        let mut pat_subjects = lock(&self.pat_subjects);
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        pat_subjects.clear();
+        drop(pat_subjects);
         lock(&self.verified).clear();
     }
 

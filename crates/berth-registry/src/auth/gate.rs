@@ -8,6 +8,12 @@
 //!   source with `pull` beside its target).
 //! - A token that does not verify (signature, algorithm, `iss`, `aud`,
 //!   `exp`/`nbf` with 60 s leeway): 401 `error="invalid_token"`.
+//! - A token issued before a revocation that applies to it (its subject
+//!   deleted or removed from an organisation, its password changed, its
+//!   personal access token revoked, the repository made private or deleted):
+//!   401 `error="invalid_token"` too, so the client asks for a new one and
+//!   gets what policy grants now ([`revocation`]: an
+//!   in-memory check, no database round trip).
 //! - A valid token that covers the request: admitted. `/v2/` and `_catalog`
 //!   admit any valid token, anonymous ones included; the catalog then lists
 //!   only what the token's subject may pull.
@@ -18,6 +24,15 @@
 //!   callers get the 401 that asks them to log in; users get 404
 //!   `NAME_UNKNOWN`); no existence oracle. Otherwise 403 `DENIED`, naming the
 //!   action.
+//! - Except that a user's request needing more than pull (a push, a delete)
+//!   is never given the hidden answer: the user is creating or changing a
+//!   repository, and "not known" would send them the wrong way. It gets 403
+//!   `DENIED` saying where the user may do it (their own namespace, the
+//!   organisations whose role allows it, a robot's organisation), or, when the
+//!   personal access token's limits are what refuses, the token's name and
+//!   what it carries. The message depends on the caller and the name only,
+//!   never on whether the repository exists. (Policy decides; this only
+//!   words the decision.)
 //! - A mount whose source the caller may not pull is not refused: the mount is
 //!   dropped and the request starts a plain upload, exactly as for a source
 //!   that does not exist.
@@ -31,10 +46,11 @@ use berth_core::scope::{Action, ResourceType, Scope, Scopes};
 use serde_json::json;
 
 use crate::Registry;
+use crate::auth::revocation;
 use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::CatalogFilter;
-use crate::policy::{self, RepositoryFacts, Subject};
+use crate::policy::{self, Principal, Reach, Refusal, RepositoryFacts, Standing, Subject};
 
 /// What the gate let through, and what handlers need to know of it.
 #[derive(Debug)]
@@ -117,6 +133,25 @@ pub async fn admit(
             ));
         }
     };
+    let repositories = needed
+        .iter()
+        .filter(|s| *s.resource_type() == ResourceType::Repository)
+        .map(Scope::name);
+    if let Some(refusal) = revocation::check(r, &claims, repositories).await? {
+        tracing::info!(
+            target: "berth::audit",
+            subject = claims.sub.as_str(),
+            reason = refusal.as_str(),
+            "gate: token issued before a revocation"
+        );
+        return Err(challenge(
+            r,
+            &needed,
+            Some("invalid_token"),
+            "the bearer token was issued before a change of access rights and no longer \
+             counts: get a new one from the realm",
+        ));
+    }
     let granted = claims.scopes();
     let subject_name = claims.sub.clone();
     let pat = claims.pat;
@@ -168,6 +203,44 @@ pub async fn admit(
                 public: info.public,
             });
         let allowed = policy::allowed_actions(&subject, &name, facts);
+        if lacking.iter().all(|a| allowed.contains(a)) {
+            return Err(challenge(
+                r,
+                &needed,
+                Some("insufficient_scope"),
+                "the token does not cover this request: get a token for the scope in WWW-Authenticate",
+            ));
+        }
+        // A refused action; one beyond pull first: what the user came to do.
+        let refused: Vec<&Action> = lacking
+            .iter()
+            .copied()
+            .filter(|a| !allowed.contains(a))
+            .collect();
+        let action = refused
+            .iter()
+            .find(|a| ***a != Action::Pull)
+            .or(refused.first())
+            .copied()
+            .unwrap_or(&Action::Pull);
+        let beyond_pull = scope.actions().iter().any(|a| *a != Action::Pull);
+        if let Subject::User(principal) = &subject
+            && beyond_pull
+        {
+            let why = policy::refusal(&subject, &name, facts, action).unwrap_or(Refusal::Rights);
+            tracing::info!(
+                target: "berth::audit",
+                subject = subject_name.as_str(),
+                repository = name.as_str(),
+                action = action.as_str(),
+                by_token = why == Refusal::TokenLimits,
+                "gate: denied"
+            );
+            return Err(RegistryError::spec(
+                ErrorCode::Denied,
+                denial(principal, &name, action, why),
+            ));
+        }
         if !allowed.contains(&Action::Pull) {
             tracing::info!(
                 target: "berth::audit",
@@ -177,18 +250,7 @@ pub async fn admit(
             );
             return Err(hidden(r, &subject, &needed, &name));
         }
-        if lacking.iter().all(|a| allowed.contains(a)) {
-            return Err(challenge(
-                r,
-                &needed,
-                Some("insufficient_scope"),
-                "the token does not cover this request: get a token for the scope in WWW-Authenticate",
-            ));
-        }
-        let action = lacking
-            .iter()
-            .find(|a| !allowed.contains(a))
-            .map_or("this", |a| a.as_str());
+        let action = action.as_str();
         tracing::info!(
             target: "berth::audit",
             subject = subject_name.as_str(),
@@ -290,6 +352,63 @@ fn challenge(r: &Registry, required: &Scopes, error: Option<&str>, message: &str
         message: message.to_owned(),
         detail: (!detail.is_empty()).then(|| json!(detail)),
     }
+}
+
+/// The 403 message for a user refused `action` on `name`: what refused it
+/// (the user's rights, or the limits of their personal access token) and
+/// where they may do it instead. It names the caller and the repository,
+/// nothing about whether the repository exists.
+fn denial(principal: &Principal, name: &RepositoryName, action: &Action, why: Refusal) -> String {
+    let (verb, preposition) = match action {
+        Action::Push => ("push", "to"),
+        Action::Delete => ("delete", "in"),
+        _ => ("pull", "from"),
+    };
+    let who = match &principal.robot_of {
+        Some(_) => format!("robot account {}", principal.name),
+        None => format!("user {}", principal.name),
+    };
+    if why == Refusal::TokenLimits
+        && let Some(limits) = &principal.token
+    {
+        let token = if limits.name.is_empty() {
+            format!("the personal access token {who} logged in with")
+        } else {
+            format!("{who}'s personal access token `{}`", limits.name)
+        };
+        let actions: Vec<&str> = limits.actions.iter().map(Action::as_str).collect();
+        let actions = if actions.is_empty() {
+            "no action".to_owned()
+        } else {
+            actions.join(",")
+        };
+        let repositories = if limits.repositories.is_empty() {
+            "every repository".to_owned()
+        } else {
+            limits.repositories.join(" ")
+        };
+        return format!(
+            "{token} carries {actions} on {repositories}, so it may not {verb} {preposition} \
+             {name}: log in with a token that carries {verb} for {name}, or with the password"
+        );
+    }
+    let places = match policy::reach(principal, action) {
+        Reach::Everywhere => "every repository".to_owned(),
+        Reach::Namespaces(namespaces) if namespaces.is_empty() => "no namespace".to_owned(),
+        Reach::Namespaces(namespaces) => namespaces
+            .iter()
+            .map(|(namespace, standing)| match standing {
+                Standing::Own => format!("{namespace}/... (their own namespace)"),
+                Standing::Member(role) => format!("{namespace}/... ({role} of {namespace})"),
+                Standing::Robot => format!("{namespace}/... (its organisation)"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!(
+        "{who} may not {verb} {preposition} {name}; {} may {verb} {preposition} {places}",
+        principal.name
+    )
 }
 
 fn describe(subject: &Subject) -> String {

@@ -341,16 +341,18 @@ impl TokenIssuer {
         lifetime_secs: u64,
         now_unix: i64,
     ) -> Result<IssuedToken, KeyError> {
-        self.issue_for_pat(subject, None, access, lifetime_secs, now_unix)
+        self.issue_for_pat(subject, None, None, access, lifetime_secs, now_unix)
     }
 
     /// Like [`Self::issue`], recording in the `berth_pat` claim the personal
     /// access token the subject authenticated with, so that the gate applies
-    /// that token's limits as the token service did.
+    /// that token's limits as the token service did, and in `berth_gen` the
+    /// revocation generation the grant was made at (`auth/revocation.rs`).
     pub fn issue_for_pat(
         &self,
         subject: &str,
         pat: Option<i64>,
+        generation: Option<i64>,
         access: &Scopes,
         lifetime_secs: u64,
         now_unix: i64,
@@ -369,6 +371,7 @@ impl TokenIssuer {
             jti: Some(hex::encode(jti)),
             access: Claims::access_from_scopes(access),
             pat,
+            generation,
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| KeyError::Sign(e.to_string()))?;
         let message = format!("{}.{}", signer.header, URL_SAFE_NO_PAD.encode(payload));

@@ -5,6 +5,8 @@
 //!   token) to a subject, with a verified-password cache and failure limits.
 //! - [`keys`]: the token signing keys and their root certificate.
 //! - [`jwt`]: issuing and verifying the JWTs the token service hands out.
+//! - [`revocation`]: what the gate refuses of tokens issued before a change
+//!   of rights (in memory, refreshed from the database every second).
 //!
 //! Who may do what is decided in [`crate::policy`], nowhere here.
 
@@ -12,3 +14,4 @@ pub mod authenticate;
 pub mod gate;
 pub mod jwt;
 pub mod keys;
+pub mod revocation;

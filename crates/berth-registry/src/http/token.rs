@@ -18,10 +18,11 @@
 //!   asked for by a caller authenticated with a password or refresh token (not
 //!   with a personal access token, whose limits a refresh token would shed).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::Extension;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::name::RepositoryName;
@@ -36,6 +37,7 @@ use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
 use crate::clock::now_unix;
 use crate::identity::secret::generate_refresh_token;
 use crate::policy::{self, RepositoryFacts, Subject};
+use crate::server::proxy::ClientAddr;
 
 /// How long a refresh token (offline access) stays valid.
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 60 * 60);
@@ -55,7 +57,7 @@ pub const MAX_SCOPE_BYTES: usize = 32 * 1024;
 /// with optional Basic credentials.
 pub async fn get_token(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -66,14 +68,14 @@ pub async fn get_token(
     let Ok(basic) = basic_credentials(&headers) else {
         return unauthorized(&app.registry);
     };
-    issue(&app.registry, request, basic, peer.ip(), false).await
+    issue(&app.registry, request, basic, client, false).await
 }
 
 /// Docker token spec, "OAuth2 Token": `POST /token` with a form body,
 /// `grant_type=password` or `grant_type=refresh_token`.
 pub async fn post_token(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -93,7 +95,7 @@ pub async fn post_token(
     let Ok(basic) = basic_credentials(&headers) else {
         return unauthorized(&app.registry);
     };
-    issue(&app.registry, request, basic, peer.ip(), true).await
+    issue(&app.registry, request, basic, client, true).await
 }
 
 /// `GET /token/jwks.json`: the public keys tokens are signed with.
@@ -139,6 +141,12 @@ async fn issue(
         return bad_request("invalid_request", &message);
     }
     let now = now_unix();
+    // Read before anything the grant depends on: the token then carries a
+    // generation no later than the state it was granted from.
+    let generation = match crate::auth::revocation::generation(r).await {
+        Ok(generation) => generation,
+        Err(e) => return crate::error::RegistryError::from(e).into_response(),
+    };
     let credential = match (&request.grant, &basic) {
         (Some(Grant::Password { username, password }), _) => {
             Some(Credential::Password { username, password })
@@ -182,7 +190,14 @@ async fn issue(
     };
     let lifetime = r.config.effective_token_lifetime().as_secs();
     let pat = policy::token_limits(&subject).map(|l| l.token_id);
-    let issued = match tokens.issue_for_pat(subject.name(), pat, &granted, lifetime, now) {
+    let issued = match tokens.issue_for_pat(
+        subject.name(),
+        pat,
+        Some(generation),
+        &granted,
+        lifetime,
+        now,
+    ) {
         Ok(issued) => issued,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a token");

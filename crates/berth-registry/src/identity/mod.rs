@@ -49,6 +49,20 @@ pub enum IdentityError {
     /// The name is already a user's or an organisation's.
     #[error("the name `{0}` is already taken by a user or an organisation; choose another")]
     NameTaken(String),
+    /// A user to delete still owns repositories (its namespace's), and the
+    /// caller did not ask to delete them too.
+    #[error(
+        "user `{user}` owns {count} {}; delete them with the user \
+         (`berth admin user delete {user} --delete-repositories`, or \
+         `DELETE /api/v1/users/{user}?delete_repositories=true`), or keep the user",
+        if *count == 1 { "repository" } else { "repositories" }
+    )]
+    OwnsRepositories {
+        /// The user's name.
+        user: String,
+        /// How many repositories its namespace holds.
+        count: u64,
+    },
     /// Something the operation needs does not exist (the message names it).
     #[error("{0} does not exist")]
     NotFound(String),
@@ -196,6 +210,25 @@ pub enum NamespaceOwner {
     User(UserId),
     /// An organisation.
     Org(OrgId),
+}
+
+/// Whether deleting a user deletes the repositories of its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnedRepositories {
+    /// Refuse to delete a user who owns repositories.
+    Keep,
+    /// Delete them with the user.
+    Delete,
+}
+
+/// What deleting a user removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedUser {
+    /// The repositories deleted with it, by name.
+    pub repositories: Vec<String>,
+    /// The staging locations of the upload sessions deleted with them (the
+    /// caller discards their bytes).
+    pub staging: Vec<String>,
 }
 
 /// A personal access token as stored (its secret is not: only its hash).
@@ -350,13 +383,23 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// A user (or robot) by id.
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, IdentityError>;
 
-    /// Deletes a user with its memberships, PATs and refresh tokens; `false`
-    /// when there was no such user.
-    async fn delete_user(&self, name: &str) -> Result<bool, IdentityError>;
+    /// Deletes a user (or robot) with its memberships, PATs and refresh
+    /// tokens, and records the revocation of its tokens; `None` when there
+    /// was no such user. The repositories of its namespace go too when
+    /// `repositories` says so (manifests, tags, blob links, upload sessions;
+    /// blob bytes stay for a garbage collector), in the same transaction;
+    /// otherwise a user whose namespace holds repositories is not deleted
+    /// (`OwnsRepositories`), so that no later user of the same name inherits
+    /// them.
+    async fn delete_user(
+        &self,
+        name: &str,
+        repositories: OwnedRepositories,
+    ) -> Result<Option<DeletedUser>, IdentityError>;
 
     /// Replaces a user's password hash and revokes the user's refresh tokens
-    /// (a password change, say after a leak, ends every login made with the
-    /// old one). Fails with `NotFound` for an unknown user and `Robot` for a
+    /// and the registry tokens issued from its logins (a password change, say
+    /// after a leak, ends every login made with the old one). Fails with `NotFound` for an unknown user and `Robot` for a
     /// robot account.
     async fn set_password(&self, name: &str, hash: &str) -> Result<(), IdentityError>;
 
@@ -373,7 +416,9 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Robots cannot be members (`Robot`): their rights come from `robot_of`.
     async fn set_member(&self, org: OrgId, user: UserId, role: Role) -> Result<(), IdentityError>;
 
-    /// Removes `user` from `org`; `false` when it was not a member.
+    /// Removes `user` from `org`, revoking the registry tokens issued before;
+    /// `false` when it was not a member. ([`Self::set_member`] revokes them
+    /// too when it lowers a role.)
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<bool, IdentityError>;
 
     /// The organisations `user` belongs to, with its role in each, by name.
@@ -400,7 +445,8 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The user's unrevoked PATs (expired ones included), by name.
     async fn list_pats(&self, user: UserId) -> Result<Vec<Pat>, IdentityError>;
 
-    /// Revokes the user's PAT `name`; `false` when there was no such unrevoked token.
+    /// Revokes the user's PAT `name` and the registry tokens issued for it;
+    /// `false` when there was no such unrevoked token.
     async fn revoke_pat(&self, user: UserId, name: &str) -> Result<bool, IdentityError>;
 
     /// Records that a PAT was used at `now` (unix seconds). Best effort: a

@@ -31,8 +31,8 @@ use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
 use super::{
-    CatalogFilter, Manifest, MetaError, MetaStore, NewManifest, Referrer, RepositoryInfo,
-    UploadLimits, UploadSession,
+    CatalogFilter, Manifest, MetaError, MetaStore, NameRange, NewManifest, Referrer,
+    RepositoryInfo, UploadLimits, UploadSession,
 };
 
 /// The longest a cached answer is served.
@@ -142,11 +142,15 @@ fn manifest_key(reference: &TagOrDigest) -> Key {
 impl<M: MetaStore> MetaStore for CachedMeta<M> {
     async fn list_repositories(
         &self,
-        last: Option<&str>,
+        range: NameRange<'_>,
         limit: u32,
         filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError> {
-        self.inner.list_repositories(last, limit, filter).await
+        self.inner.list_repositories(range, limit, filter).await
+    }
+
+    fn forget_cached(&self, name: &RepositoryName) {
+        self.forget(name);
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {

@@ -18,10 +18,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::SqliteMeta;
+use super::revocation_sqlite::record;
+use crate::auth::revocation::RevocationTarget;
 use crate::identity::secret::ct_eq;
 use crate::identity::{
-    IdentityError, IdentityStore, NamespaceOwner, NewPat, OrgId, Organization, Pat, RefreshToken,
-    Role, User, UserId, validate_name,
+    DeletedUser, IdentityError, IdentityStore, NamespaceOwner, NewPat, OrgId, Organization,
+    OwnedRepositories, Pat, RefreshToken, Role, User, UserId, validate_name,
 };
 
 /// The user columns of a query that names the users table `u`, prefixed `u_`.
@@ -118,6 +120,23 @@ async fn user_robot_of(
     row.ok_or_else(|| IdentityError::NotFound(format!("user #{}", user.0)))
 }
 
+/// Records that every token of `user` issued so far is revoked (its rights
+/// shrank), in the caller's transaction.
+async fn revoke_subject(
+    tx: &mut SqliteConnection,
+    user: UserId,
+    keep_secs: i64,
+) -> Result<(), IdentityError> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+        .bind(user.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(name) = name {
+        record(tx, &RevocationTarget::Subject(name), keep_secs).await?;
+    }
+    Ok(())
+}
+
 /// `NotFound` unless the organisation exists.
 async fn ensure_org(tx: &mut SqliteConnection, org: OrgId) -> Result<(), IdentityError> {
     let found: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1")
@@ -206,17 +225,67 @@ impl IdentityStore for SqliteMeta {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn delete_user(&self, name: &str) -> Result<bool, IdentityError> {
+    async fn delete_user(
+        &self,
+        name: &str,
+        repositories: OwnedRepositories,
+    ) -> Result<Option<DeletedUser>, IdentityError> {
         let mut tx = self.pool().begin().await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(id) = id else {
-            return Ok(false);
+            return Ok(None);
         };
+        // The repositories of its namespace (`name` and `name/...`).
+        let owned: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM repositories WHERE namespace = $1 ORDER BY name")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !owned.is_empty() && repositories == OwnedRepositories::Keep {
+            return Err(IdentityError::OwnsRepositories {
+                user: name.to_owned(),
+                count: u64::try_from(owned.len()).unwrap_or(u64::MAX),
+            });
+        }
+        // Upload sessions name their repository; those of the namespace go
+        // with it, and the caller discards their staged bytes.
+        let in_namespace = "repository = $1 OR substr(repository, 1, length($1) + 1) = $1 || '/'";
+        let staging: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT staging FROM uploads WHERE {in_namespace}"
+        )))
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
         // Explicit, not left to ON DELETE CASCADE: correct even where foreign
-        // keys are not enforced.
+        // keys are not enforced. Blob rows and bytes stay: other repositories
+        // may link them, and a garbage collector removes what none links.
+        let of_namespace = "repository_id IN (SELECT id FROM repositories WHERE namespace = $1)";
+        for table in [
+            "tags",
+            "manifest_references",
+            "manifests",
+            "repository_blobs",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE {of_namespace}"
+            )))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM uploads WHERE {in_namespace}"
+        )))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM repositories WHERE namespace = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         for statement in [
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM personal_access_tokens WHERE user_id = $1",
@@ -225,8 +294,24 @@ impl IdentityStore for SqliteMeta {
         ] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
+        // Its tokens, and everyone's tokens on its repositories, end here: a
+        // later user or repository of the same name starts afresh.
+        let keep = self.revocation_keep_secs;
+        record(&mut tx, &RevocationTarget::Subject(name.to_owned()), keep).await?;
+        for repository in &owned {
+            record(
+                &mut tx,
+                &RevocationTarget::Repository(repository.clone()),
+                keep,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        self.revocations_written();
+        Ok(Some(DeletedUser {
+            repositories: owned,
+            staging,
+        }))
     }
 
     async fn set_password(&self, name: &str, hash: &str) -> Result<(), IdentityError> {
@@ -251,14 +336,18 @@ impl IdentityStore for SqliteMeta {
             .bind(hash)
             .execute(&mut *tx)
             .await?;
-        // Logins made with the old password end with it.
+        // Logins made with the old password end with it: its refresh tokens,
+        // and the registry tokens issued from them or from the password.
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)",
         )
         .bind(name)
         .execute(&mut *tx)
         .await?;
+        let target = RevocationTarget::Logins(name.to_owned());
+        record(&mut tx, &target, self.revocation_keep_secs).await?;
         tx.commit().await?;
+        self.revocations_written();
         Ok(())
     }
 
@@ -330,6 +419,12 @@ impl IdentityStore for SqliteMeta {
                     .to_owned(),
             ));
         }
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+                .bind(org.0)
+                .bind(user.0)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
@@ -339,17 +434,37 @@ impl IdentityStore for SqliteMeta {
         .bind(role.as_str())
         .execute(&mut *tx)
         .await?;
+        // A lower role takes rights away from the tokens issued before.
+        let lowered = match before {
+            Some(before) => role_from_str(&before)? > role,
+            None => false,
+        };
+        if lowered {
+            revoke_subject(&mut tx, user, self.revocation_keep_secs).await?;
+        }
         tx.commit().await?;
+        if lowered {
+            self.revocations_written();
+        }
         Ok(())
     }
 
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<bool, IdentityError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org.0)
             .bind(user.0)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let removed = done.rows_affected() > 0;
+        if removed {
+            revoke_subject(&mut tx, user, self.revocation_keep_secs).await?;
+        }
+        tx.commit().await?;
+        if removed {
+            self.revocations_written();
+        }
+        Ok(removed)
     }
 
     async fn memberships(&self, user: UserId) -> Result<Vec<(Organization, Role)>, IdentityError> {
@@ -509,16 +624,28 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn revoke_pat(&self, user: UserId, name: &str) -> Result<bool, IdentityError> {
-        let done = sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let revoked: Option<i64> = sqlx::query_scalar(
             "UPDATE personal_access_tokens SET revoked_at = $3
-              WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL",
+              WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL RETURNING id",
         )
         .bind(user.0)
         .bind(name)
         .bind(now_unix())
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let Some(id) = revoked else {
+            return Ok(false);
+        };
+        record(
+            &mut tx,
+            &RevocationTarget::Pat(id),
+            self.revocation_keep_secs,
+        )
+        .await?;
+        tx.commit().await?;
+        self.revocations_written();
+        Ok(true)
     }
 
     async fn touch_pat(&self, id: i64, now: i64) -> Result<(), IdentityError> {
@@ -964,8 +1091,14 @@ mod tests {
             .await
             .unwrap();
 
-        assert!(s.delete_user("bob").await.unwrap());
-        assert!(!s.delete_user("bob").await.unwrap());
+        assert_eq!(
+            s.delete_user("bob", OwnedRepositories::Keep).await.unwrap(),
+            Some(DeletedUser::default())
+        );
+        assert_eq!(
+            s.delete_user("bob", OwnedRepositories::Keep).await.unwrap(),
+            None
+        );
         assert_eq!(s.user_by_id(bob.id).await.unwrap(), None);
         assert_eq!(s.pat_by_hash(&[1; 32]).await.unwrap(), None);
         assert!(s.list_pats(bob.id).await.unwrap().is_empty());

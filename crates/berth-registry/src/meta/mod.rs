@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod identity_sqlite;
+pub mod revocation_sqlite;
 pub mod snapshot;
 pub mod sqlite;
 
@@ -178,6 +179,15 @@ impl std::fmt::Display for UploadOwner {
     }
 }
 
+/// Which slice of the repository names, in byte order, a listing reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameRange<'a> {
+    /// Only names after this one (exclusive): the `last` of a catalog page.
+    pub after: Option<&'a str>,
+    /// Only names that start with this: one index range, not a scan.
+    pub prefix: Option<&'a str>,
+}
+
 /// An upload session's state, enough for any process to take the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {
@@ -202,11 +212,11 @@ pub struct UploadSession {
 /// The metadata store. Every method is one transaction.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
-    /// Repository names after `last` (exclusive), in byte order, at most
-    /// `limit`, among those `filter` admits.
+    /// Repository names in `range`, in byte order, at most `limit`, among
+    /// those `filter` admits.
     async fn list_repositories(
         &self,
-        last: Option<&str>,
+        range: NameRange<'_>,
         limit: u32,
         filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError>;
@@ -339,4 +349,11 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sessions not touched since `before` (unix seconds), oldest first, at most `limit`.
     async fn stale_uploads(&self, before: i64, limit: u32)
     -> Result<Vec<UploadSession>, MetaError>;
+
+    /// Drops what a cache in front of the store holds about repository
+    /// `name`: a write made elsewhere (another store sharing the database, or
+    /// another process) changed it. Stores without a cache do nothing.
+    fn forget_cached(&self, name: &RepositoryName) {
+        let _ = name;
+    }
 }

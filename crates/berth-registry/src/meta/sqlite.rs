@@ -8,6 +8,8 @@
 use crate::clock::now_unix;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,16 +21,26 @@ use berth_core::tag::Tag;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::revocation_sqlite::record;
 use super::{
-    CatalogFilter, DescriptorRef, Manifest, MetaError, MetaStore, NewManifest, Referrer,
+    CatalogFilter, DescriptorRef, Manifest, MetaError, MetaStore, NameRange, NewManifest, Referrer,
     RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
 };
+use crate::auth::revocation::{self, RevocationTarget};
+
+/// The token lifetime assumed until [`SqliteMeta::with_token_lifetime`] says
+/// otherwise (the `Config::new` default).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The SQLite metadata store.
 #[derive(Debug, Clone)]
 pub struct SqliteMeta {
     pool: SqlitePool,
     new_repositories_public: bool,
+    /// Incremented after each commit that wrote revocation records.
+    pub(super) revocation_writes: Arc<AtomicU64>,
+    /// How long a revocation record is kept (`revocation::keep_secs`).
+    pub(super) revocation_keep_secs: i64,
 }
 
 impl SqliteMeta {
@@ -56,7 +68,16 @@ impl SqliteMeta {
         Ok(Self {
             pool,
             new_repositories_public: false,
+            revocation_writes: Arc::default(),
+            revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
         })
+    }
+
+    /// Sets how long the tokens this registry issues live, which is how long
+    /// a revocation record must be kept.
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.revocation_keep_secs = revocation::keep_secs(lifetime);
+        self
     }
 
     /// Sets the visibility repositories get when their first push creates them.
@@ -77,6 +98,8 @@ impl SqliteMeta {
         Ok(Self {
             pool,
             new_repositories_public: false,
+            revocation_writes: Arc::default(),
+            revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
         })
     }
 }
@@ -102,6 +125,21 @@ async fn release_only_outside_a_transaction(
         return Ok(false);
     }
     Ok(true)
+}
+
+/// A string above every repository name (names are ASCII below U+007F).
+const NAMES_END: &str = "\u{7f}";
+
+/// The least string above every string that starts with `prefix` (its last
+/// byte below 0x7f incremented, what follows it dropped); `None` when there is
+/// none (every string qualifies). Repository names are ASCII, so the result is
+/// a valid string.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let bytes = prefix.as_bytes();
+    let at = bytes.iter().rposition(|&b| b < 0x7f)?;
+    let mut end = bytes[..at].to_vec();
+    end.push(bytes[at] + 1);
+    String::from_utf8(end).ok()
 }
 
 fn parse_digest(s: &str) -> Result<Digest, MetaError> {
@@ -207,48 +245,51 @@ fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaE
 impl MetaStore for SqliteMeta {
     async fn list_repositories(
         &self,
-        last: Option<&str>,
+        range: NameRange<'_>,
         limit: u32,
         filter: &CatalogFilter,
     ) -> Result<Vec<String>, MetaError> {
-        let last = last.unwrap_or("");
-        let names = match filter {
-            CatalogFilter::All => {
-                sqlx::query_scalar(
-                    "SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
-                )
-                .bind(last)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            CatalogFilter::Visible { namespaces } => {
-                // `$3, $4, ...`: one placeholder per namespace (a caller belongs
-                // to a handful of organisations, so the list stays short).
-                let placeholders = (0..namespaces.len())
-                    .map(|i| format!("${}", i + 3))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let in_namespaces = if namespaces.is_empty() {
-                    String::new()
-                } else {
-                    format!(" OR namespace IN ({placeholders})")
-                };
-                let sql = format!(
-                    "SELECT name FROM repositories WHERE name > $1 AND (public{in_namespaces})
-                      ORDER BY name LIMIT $2"
-                );
-                // Safe: the dynamic part is only numbered placeholders.
-                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(last)
-                    .bind(i64::from(limit));
-                for namespace in namespaces {
-                    query = query.bind(namespace);
-                }
-                query.fetch_all(&self.pool).await?
-            }
+        // One lower bound and, for a prefix, one upper bound on `name`: a
+        // range of its index, walked in order until `limit` names qualify.
+        let after = range.after.unwrap_or("");
+        let (lower, inclusive) = match range.prefix {
+            Some(prefix) if prefix > after => (prefix, true),
+            _ => (after, false),
         };
-        Ok(names)
+        // Names are ASCII: every one sorts below U+007F.
+        let upper = range
+            .prefix
+            .and_then(prefix_end)
+            .unwrap_or_else(|| NAMES_END.to_owned());
+        let mut sql = format!(
+            "SELECT name FROM repositories WHERE name {} $1 AND name < $3",
+            if inclusive { ">=" } else { ">" }
+        );
+        if let CatalogFilter::Visible { namespaces } = filter {
+            // `$4, $5, ...`: one placeholder per namespace (a caller belongs
+            // to a handful of organisations, so the list stays short).
+            let placeholders = (0..namespaces.len())
+                .map(|i| format!("${}", i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if namespaces.is_empty() {
+                sql.push_str(" AND public");
+            } else {
+                sql.push_str(&format!(" AND (public OR namespace IN ({placeholders}))"));
+            }
+        }
+        sql.push_str(" ORDER BY name LIMIT $2");
+        // Safe: the dynamic part is only fixed text and numbered placeholders.
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(lower)
+            .bind(i64::from(limit))
+            .bind(upper);
+        if let CatalogFilter::Visible { namespaces } = filter {
+            for namespace in namespaces {
+                query = query.bind(namespace);
+            }
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     async fn repository_info(
@@ -268,12 +309,24 @@ impl MetaStore for SqliteMeta {
         name: &RepositoryName,
         public: bool,
     ) -> Result<bool, MetaError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE repositories SET public = $2 WHERE name = $1")
             .bind(name.as_str())
             .bind(public)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let found = done.rows_affected() > 0;
+        // Tokens granted pull while it was public must not outlive the change.
+        let revokes = found && !public;
+        if revokes {
+            let target = RevocationTarget::Repository(name.as_str().to_owned());
+            record(&mut tx, &target, self.revocation_keep_secs).await?;
+        }
+        tx.commit().await?;
+        if revokes {
+            self.revocations_written();
+        }
+        Ok(found)
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {

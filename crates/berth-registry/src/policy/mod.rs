@@ -21,6 +21,12 @@
 //!
 //! Everything else is refused. A repository that does not exist is private:
 //! creating one needs push on its namespace, which only the rows above give.
+//!
+//! When something is refused, [`refusal`] tells whether the subject's own
+//! rights or its personal access token's limits refused it, and [`reach`]
+//! where the subject's rights would allow it (both derived from
+//! [`allowed_actions`], so they cannot drift from the table): the gate words
+//! its 403 from them.
 
 use berth_core::name::RepositoryName;
 use berth_core::scope::{Action, Actions, ResourceType, Scope, Scopes};
@@ -57,6 +63,9 @@ pub struct Principal {
 pub struct TokenLimits {
     /// The token's id (carried in the JWTs issued for it as `berth_pat`).
     pub token_id: i64,
+    /// The token's name, unique among its user's tokens (empty when the token
+    /// is no longer known).
+    pub name: String,
     /// The actions the token carries (a subset of pull, push, delete).
     pub actions: Actions,
     /// Repository patterns (`acme/*`, `acme/**`); empty means every repository.
@@ -132,6 +141,97 @@ pub fn allowed_actions(
             }
         }
     }
+}
+
+/// Why a subject may not perform an action it was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The subject's own rights do not reach the repository.
+    Rights,
+    /// The subject's rights do, but the limits of the personal access token it
+    /// authenticated with do not.
+    TokenLimits,
+}
+
+/// Why `subject` may not perform `action` on repository `name`; `None` when it may.
+pub fn refusal(
+    subject: &Subject,
+    name: &RepositoryName,
+    facts: Option<RepositoryFacts>,
+    action: &Action,
+) -> Option<Refusal> {
+    if is_allowed(subject, name, facts, action) {
+        return None;
+    }
+    match subject {
+        Subject::User(p) if p.token.is_some() => {
+            let unlimited = Subject::User(Principal {
+                token: None,
+                ..p.clone()
+            });
+            Some(if is_allowed(&unlimited, name, facts, action) {
+                Refusal::TokenLimits
+            } else {
+                Refusal::Rights
+            })
+        }
+        _ => Some(Refusal::Rights),
+    }
+}
+
+/// Where a principal's own rights (its token's limits aside) allow an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every repository (administrators).
+    Everywhere,
+    /// The repositories of these namespaces, each with the standing that
+    /// gives the action there, in the order: own namespace, organisations.
+    Namespaces(Vec<(String, Standing)>),
+}
+
+/// What gives a principal its rights in a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The user's own namespace.
+    Own,
+    /// An organisation the user belongs to, with this role.
+    Member(Role),
+    /// The organisation of a robot account.
+    Robot,
+}
+
+/// Where `principal` may perform `action` by its own rights: its namespace
+/// and organisations as the rule table gives them (public repositories, which
+/// give pull only, aside).
+pub fn reach(principal: &Principal, action: &Action) -> Reach {
+    if principal.is_admin {
+        return Reach::Everywhere;
+    }
+    let subject = Subject::User(Principal {
+        token: None,
+        ..principal.clone()
+    });
+    let mut candidates: Vec<(String, Standing)> = Vec::new();
+    match &principal.robot_of {
+        Some(org) => candidates.push((org.clone(), Standing::Robot)),
+        None => candidates.push((principal.name.clone(), Standing::Own)),
+    }
+    candidates.extend(
+        principal
+            .memberships
+            .iter()
+            .map(|(org, role)| (org.clone(), Standing::Member(*role))),
+    );
+    // Asked of `allowed_actions` itself, so that this list cannot drift from
+    // the rules: a repository that does not exist in each namespace.
+    let namespaces = candidates
+        .into_iter()
+        .filter(|(namespace, _)| {
+            RepositoryName::parse(&format!("{namespace}/x"))
+                .is_ok_and(|name| allowed_actions(&subject, &name, None).contains(action))
+        })
+        .collect();
+    Reach::Namespaces(namespaces)
 }
 
 /// The limits of the personal access token the subject authenticated with.
@@ -293,6 +393,7 @@ mod tests {
         let limited = Subject::User(Principal {
             token: Some(TokenLimits {
                 token_id: 1,
+                name: "ci".to_owned(),
                 actions: actions("pull"),
                 repositories: vec!["alice/web-*".into()],
             }),
@@ -305,6 +406,71 @@ mod tests {
         assert!(allowed_actions(&limited, &repo("alice/api"), PRIVATE).is_empty());
         // A token never widens: pull-only on someone else's private repository is still nothing.
         assert!(allowed_actions(&limited, &repo("bob/web-x"), PRIVATE).is_empty());
+    }
+
+    #[test]
+    fn refusals_say_whether_rights_or_token_limits_refuse() {
+        let bob = Principal {
+            memberships: vec![
+                ("acme".into(), Role::Member),
+                ("build".into(), Role::Maintainer),
+            ],
+            ..user("bob")
+        };
+        let push = Action::Push;
+        let plain = Subject::User(bob.clone());
+        assert_eq!(refusal(&plain, &repo("bob/app"), None, &push), None);
+        assert_eq!(
+            refusal(&plain, &repo("acme/api"), PRIVATE, &push),
+            Some(Refusal::Rights)
+        );
+        let limited = Subject::User(Principal {
+            token: Some(TokenLimits {
+                token_id: 1,
+                name: "ci".to_owned(),
+                actions: actions("pull"),
+                repositories: vec!["bob/*".into()],
+            }),
+            ..bob.clone()
+        });
+        assert_eq!(
+            refusal(&limited, &repo("bob/app"), None, &push),
+            Some(Refusal::TokenLimits)
+        );
+        assert_eq!(
+            refusal(&limited, &repo("build/x"), None, &push),
+            Some(Refusal::TokenLimits),
+            "outside the patterns, where bob may push"
+        );
+        assert_eq!(
+            refusal(&limited, &repo("other/x"), None, &push),
+            Some(Refusal::Rights)
+        );
+
+        assert_eq!(
+            reach(&bob, &push),
+            Reach::Namespaces(vec![
+                ("bob".into(), Standing::Own),
+                ("build".into(), Standing::Member(Role::Maintainer)),
+            ])
+        );
+        assert_eq!(
+            reach(&bob, &Action::Delete),
+            Reach::Namespaces(vec![("bob".into(), Standing::Own)])
+        );
+        let robot = Principal {
+            robot_of: Some("acme".into()),
+            ..user("acme-ci")
+        };
+        assert_eq!(
+            reach(&robot, &push),
+            Reach::Namespaces(vec![("acme".into(), Standing::Robot)])
+        );
+        let admin = Principal {
+            is_admin: true,
+            ..user("root")
+        };
+        assert_eq!(reach(&admin, &push), Reach::Everywhere);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!   finish (the caller bounds how long that may take).
 
 pub mod conn;
+pub mod proxy;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -133,6 +134,7 @@ pub async fn serve(
     };
     let watcher = tls.map(|store| tokio::spawn(store.watch()));
     let limits = registry.config.limits;
+    let trusted = Arc::new(registry.config.trusted_proxies.clone());
     let metrics = Arc::clone(&registry.metrics);
     let app = crate::http::router(registry);
     let connections = Arc::new(Connections {
@@ -183,10 +185,13 @@ pub async fn serve(
         let metrics = Arc::clone(&metrics);
         let stop = stop_rx.clone();
         let acceptor = acceptor.clone();
+        let trusted = Arc::clone(&trusted);
         tasks.spawn(async move {
             let io = Watched::new(stream, Arc::clone(&conn), limits);
             match acceptor {
-                None => serve_connection(io, peer, app, Arc::clone(&conn), limits, stop).await,
+                None => {
+                    serve_connection(io, peer, trusted, app, Arc::clone(&conn), limits, stop).await
+                }
                 Some(acceptor) => {
                     // The handshake runs under the head clock: its bytes are
                     // the start of the first request.
@@ -196,7 +201,16 @@ pub async fn serve(
                     };
                     match handshake {
                         Ok(io) => {
-                            serve_connection(io, peer, app, Arc::clone(&conn), limits, stop).await;
+                            serve_connection(
+                                io,
+                                peer,
+                                trusted,
+                                app,
+                                Arc::clone(&conn),
+                                limits,
+                                stop,
+                            )
+                            .await;
                         }
                         Err(e) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -224,6 +238,7 @@ pub async fn serve(
 async fn serve_connection<S>(
     io: S,
     peer: SocketAddr,
+    trusted: Arc<proxy::TrustedProxies>,
     app: Router,
     conn: Arc<Conn>,
     limits: Limits,
@@ -233,12 +248,15 @@ async fn serve_connection<S>(
 {
     let io = TokioIo::new(io);
     let service_conn = Arc::clone(&conn);
+    let trusted = Arc::clone(&trusted);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let in_flight = service_conn.begin(request.version() == hyper::Version::HTTP_2);
         let body_conn = Arc::clone(&service_conn);
         let mut request =
             request.map(|body| Body::new(ProgressBody::new(body, limits.body_timeout, body_conn)));
+        let client = trusted.client(peer.ip(), request.headers());
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(proxy::ClientAddr(client));
         let app = app.clone();
         async move {
             let response = match app.oneshot(request).await {

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TestApp, access, repo_access};
+use crate::support::{Resp, TestApp, access, repo_access};
 
 const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const ID: &str = "0b5f5b3e-5c4e-4a39-9d4b-3f1b2c3d4e5f";
@@ -189,7 +189,8 @@ async fn a_token_for_one_repository_used_on_another_gets_the_hidden_answer() {
     app.seed_image("bob/pub", "v1").await;
     app.set_public("bob/pub", true).await;
 
-    // A user: 404 NAME_UNKNOWN, whether the repository exists or not.
+    // A user's pull: 404 NAME_UNKNOWN, whether the repository exists or not.
+    // (A push is refused as a push: see the test below.)
     let alice = app
         .user_token("alice", &["repository:alice/app:pull,push"])
         .await;
@@ -203,7 +204,7 @@ async fn a_token_for_one_repository_used_on_another_gets_the_hidden_answer() {
         let resp = app
             .post(&format!("/v2/{name}/blobs/uploads/"), Some(&alice), b"")
             .await;
-        resp.assert_error(404, "NAME_UNKNOWN");
+        resp.assert_error(403, "DENIED");
     }
     // On a repository alice may pull but her token does not name: ask for it.
     let resp = app.get("/v2/alice/other/manifests/v1", Some(&alice)).await;
@@ -286,4 +287,137 @@ async fn organisation_roles_and_robots_get_what_policy_gives_them() {
         .await
         .assert_error(403, "DENIED");
     assert!(message.contains("push"), "{message}");
+}
+
+/// Status, headers but `date` and `x-request-id`, and body, with `name`
+/// replaced by a placeholder: what must not differ between an existing
+/// private repository and an absent one.
+fn normalised(resp: &Resp, name: &str) -> (u16, Vec<(String, String)>, String) {
+    let headers = resp
+        .headers
+        .iter()
+        .filter(|(header, _)| !matches!(header.as_str(), "date" | "x-request-id"))
+        .map(|(header, value)| {
+            (
+                header.as_str().to_owned(),
+                value.to_str().unwrap().replace(name, "<repo>"),
+            )
+        })
+        .collect();
+    (resp.status, headers, resp.text().replace(name, "<repo>"))
+}
+
+/// Regression: a logged-in push to a namespace the user may not push to was
+/// answered `NAME_UNKNOWN ... repository is not known` (the hidden answer of
+/// a pull), which sent a user creating a repository the wrong way. It is 403
+/// `DENIED` saying where they may push, the same bytes whether the
+/// repository exists or not; a push refused by a personal access token's
+/// limits names the token and what it carries.
+#[tokio::test]
+async fn a_refused_push_says_where_the_caller_may_push() {
+    let app = TestApp::start().await;
+    let alice = app.user("alice").await;
+    let olive = app.user("olive").await;
+    let bob = app.user("bob").await;
+    let acme = app.org("acme", &olive).await;
+    let ops = app.org("ops", &olive).await;
+    app.member(&acme, &bob, berth_registry::identity::Role::Maintainer)
+        .await;
+    app.member(&ops, &bob, berth_registry::identity::Role::Member)
+        .await;
+    let robot = app.robot(&acme, "acme-ci").await;
+    let robot_pat = app.pat(&robot, "default", "pull,push", &[], 3600).await;
+    app.seed_image("olive/private", "v1").await;
+
+    // Existing and private, or absent: the same answer, byte for byte
+    // (names of the same length).
+    let scopes = [
+        "repository:olive/private:pull,push,delete",
+        "repository:olive/nothing:pull,push,delete",
+    ];
+    let token = app.user_token("alice", &scopes).await;
+    let mut answers = Vec::new();
+    for name in ["olive/private", "olive/nothing"] {
+        let resp = app
+            .post(&format!("/v2/{name}/blobs/uploads/"), Some(&token), b"")
+            .await;
+        let message = resp.assert_error(403, "DENIED");
+        assert_eq!(
+            message,
+            format!(
+                "user alice may not push to {name}; alice may push to alice/... (their own namespace)"
+            )
+        );
+        assert_eq!(resp.header("www-authenticate"), None);
+        answers.push(normalised(&resp, name));
+        let resp = app
+            .delete(&format!("/v2/{name}/manifests/v1"), Some(&token))
+            .await;
+        let message = resp.assert_error(403, "DENIED");
+        assert_eq!(
+            message,
+            format!(
+                "user alice may not delete in {name}; alice may delete in alice/... (their own namespace)"
+            )
+        );
+        answers.push(normalised(&resp, name));
+        // A pull keeps the hidden answer.
+        let resp = app
+            .get(&format!("/v2/{name}/manifests/v1"), Some(&token))
+            .await;
+        resp.assert_error(404, "NAME_UNKNOWN");
+    }
+    assert_eq!(answers[0], answers[2], "push: no existence oracle");
+    assert_eq!(answers[1], answers[3], "delete: no existence oracle");
+
+    // Organisations whose role allows the action are named; a robot's is its own.
+    let token = app
+        .user_token("bob", &["repository:olive/x:pull,push"])
+        .await;
+    let message = app
+        .post("/v2/olive/x/blobs/uploads/", Some(&token), b"")
+        .await
+        .assert_error(403, "DENIED");
+    assert_eq!(
+        message,
+        "user bob may not push to olive/x; bob may push to bob/... (their own namespace), \
+         acme/... (maintainer of acme)"
+    );
+    let robot = app
+        .token(
+            Some(("acme-ci", &robot_pat)),
+            &["repository:olive/x:pull,push"],
+        )
+        .await;
+    let message = app
+        .post("/v2/olive/x/blobs/uploads/", Some(&robot), b"")
+        .await
+        .assert_error(403, "DENIED");
+    assert_eq!(
+        message,
+        "robot account acme-ci may not push to olive/x; acme-ci may push to acme/... (its organisation)"
+    );
+
+    // Refused by the token's limits, not the user's rights: the token says so.
+    let pat = app.pat(&alice, "ci", "pull", &["alice/web-*"], 3600).await;
+    for name in ["alice/web-app", "alice/api"] {
+        let token = app
+            .token(
+                Some(("alice", &pat)),
+                &[&format!("repository:{name}:pull,push")],
+            )
+            .await;
+        let message = app
+            .post(&format!("/v2/{name}/blobs/uploads/"), Some(&token), b"")
+            .await
+            .assert_error(403, "DENIED");
+        assert_eq!(
+            message,
+            format!(
+                "user alice's personal access token `ci` carries pull on alice/web-*, so it may \
+                 not push to {name}: log in with a token that carries push for {name}, or with \
+                 the password"
+            )
+        );
+    }
 }

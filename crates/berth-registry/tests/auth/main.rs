@@ -15,6 +15,11 @@
 //! - `upload_limits`: open upload sessions capped per user and per repository.
 //! - `abuse`: scope limits, failure limits that lock no one else out, no
 //!   timing oracle for user names.
+//! - `proxy`: client addresses through trusted proxies, and headers ignored
+//!   from anyone else.
+//! - `revocation`: a change of rights reaches the tokens already issued.
+//! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
+//!   their repositories.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -24,11 +29,14 @@
 )]
 
 mod abuse;
+mod admin_api;
 mod gate;
 mod jwt;
 mod mount;
 mod oracle;
 mod pat_limits;
+mod proxy;
+mod revocation;
 mod seed;
 mod support;
 mod token;

@@ -56,3 +56,57 @@ async fn pat_limits_reach_the_catalog_and_the_gate() {
     let other = app.get("/v2/alice/api/tags/list", Some(&pull_token)).await;
     other.assert_error(404, "NAME_UNKNOWN");
 }
+
+/// Regression: the catalog's page (and its `Link`) was cut before a personal
+/// access token's repository limits were applied, so a token limited to
+/// `bob/one` paged through the names of bob's other repositories: `n=1`
+/// answered `[]` with a `Link` past `bob/a`.
+#[tokio::test]
+async fn a_limited_token_pages_only_through_its_repositories() {
+    let app = TestApp::start().await;
+    let bob = app.user("bob").await;
+    for name in ["bob/a", "bob/one", "bob/other", "bob/z", "bob/zz"] {
+        app.seed_image(name, "v1").await;
+    }
+    let catalog = ["registry:catalog:*"];
+
+    let one = app.pat(&bob, "one", "pull", &["bob/one"], 3600).await;
+    let token = app.token(Some(("bob", &one)), &catalog).await;
+    for query in ["?n=1", "", "?n=5"] {
+        let resp = app.get(&format!("/v2/_catalog{query}"), Some(&token)).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            resp.json(),
+            serde_json::json!({"repositories": ["bob/one"]}),
+            "{query}"
+        );
+        assert_eq!(resp.header("link"), None, "{query}: no next matching name");
+    }
+
+    // Pages are full while matching names remain; Link only when one does.
+    let some = app
+        .pat(&bob, "some", "pull", &["bob/o*", "bob/zz"], 3600)
+        .await;
+    let token = app.token(Some(("bob", &some)), &catalog).await;
+    let resp = app.get("/v2/_catalog?n=2", Some(&token)).await;
+    assert_eq!(
+        resp.json(),
+        serde_json::json!({"repositories": ["bob/one", "bob/other"]})
+    );
+    assert_eq!(
+        resp.header("link"),
+        Some(r#"</v2/_catalog?n=2&last=bob%2Fother>; rel="next""#)
+    );
+    let resp = app
+        .get("/v2/_catalog?n=2&last=bob%2Fother", Some(&token))
+        .await;
+    assert_eq!(resp.json(), serde_json::json!({"repositories": ["bob/zz"]}));
+    assert_eq!(resp.header("link"), None);
+
+    // A token that cannot pull lists nothing.
+    let push = app.pat(&bob, "push", "push", &[], 3600).await;
+    let token = app.token(Some(("bob", &push)), &catalog).await;
+    let resp = app.get("/v2/_catalog?n=1", Some(&token)).await;
+    assert_eq!(resp.json(), serde_json::json!({"repositories": []}));
+    assert_eq!(resp.header("link"), None);
+}

@@ -417,6 +417,26 @@ impl TestApp {
         self.push_image(name, reference, &token).await
     }
 
+    /// A call of the admin API (`/api/v1/...`) as the administrator, with a
+    /// JSON body when given (`Content-Type: application/json`).
+    pub async fn admin_api(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut request = self
+            .request(method, path)
+            .header("authorization", basic_header("admin", ADMIN_PASSWORD));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(to_bytes(&body));
+        }
+        self.send(request).await
+    }
+
+    /// The data directory the server runs on (another registry may open it:
+    /// a second node sharing the database, or the same one after a restart).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// `Bearer realm="<base>/token",service="<service>"` and, when given,
     /// `scope` and `error`: the exact challenge berth must send.
     pub fn challenge(&self, scope: Option<&str>, error: Option<&str>) -> String {

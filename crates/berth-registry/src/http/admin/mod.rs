@@ -11,8 +11,19 @@
 //!   non-administrator: 403. A personal access token narrower than
 //!   `pull,push,delete` on every repository is refused (403): a token handed
 //!   to CI for pulls must not administer the registry.
-//! - Bodies are JSON objects of at most [`MAX_BODY_BYTES`]; unknown fields are
-//!   refused so that a typo is an error, not a silent default.
+//! - Bodies are JSON objects of at most [`MAX_BODY_BYTES`], sent as
+//!   `Content-Type: application/json` (parameters such as `charset` allowed;
+//!   anything else is 415); unknown fields are refused so that a typo is an
+//!   error, not a silent default.
+//! - A request whose `Origin` header names another origin than the registry's
+//!   public URL is refused (403) before its credentials are looked at: a web
+//!   page elsewhere cannot drive the API with credentials a browser holds
+//!   (the shape of a cross-site `<form enctype=text/plain>`). `berth admin`
+//!   and scripts send no `Origin`.
+//! - A change that takes rights away (a user deleted, a password changed, a
+//!   member removed or lowered, a token revoked, a repository made private)
+//!   reaches the tokens already issued before the answer is sent
+//!   (`auth/revocation.rs`).
 //! - Errors are `{"errors":[{"code","message"}]}`, the registry API's shape,
 //!   with a message that says what to do.
 //! - Repository names contain `/`, so they travel in bodies, never in paths.
@@ -22,7 +33,8 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | `POST` | `/api/v1/users` | `{"name", "password" \| "password_hash", "admin"?}` | 201 user |
-//! | `DELETE` | `/api/v1/users/{user}` | | 204 |
+//! | `DELETE` | `/api/v1/users/{user}[?delete_repositories=true]` | | 204; 409 `OWNS_REPOSITORIES` |
+//! | `PUT` | `/api/v1/users/{user}/password` | `{"password" \| "password_hash"}` | 204 |
 //! | `POST` | `/api/v1/orgs` | `{"name", "owner"}` | 201 org |
 //! | `PUT` | `/api/v1/orgs/{org}/members/{user}` | `{"role"}` | 200 membership |
 //! | `DELETE` | `/api/v1/orgs/{org}/members/{user}` | | 204 |
@@ -34,11 +46,11 @@
 //! | `GET` | `/api/v1/keys` | | 200 `{"active", "kids", "root_pem"}` |
 //! | `POST` | `/api/v1/keys/rotate` | | 200 `{"kid", "kids"}` |
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -55,6 +67,7 @@ use crate::clock::now_unix;
 use crate::identity::{IdentityError, User};
 use crate::meta::MetaError;
 use crate::policy::{Principal, Subject};
+use crate::server::proxy::ClientAddr;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -72,6 +85,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/users", post(create_user))
         .route("/api/v1/users/{user}", delete(delete_user))
+        .route("/api/v1/users/{user}/password", put(set_password))
         .route("/api/v1/orgs", post(create_org))
         .route(
             "/api/v1/orgs/{org}/members/{user}",
@@ -190,6 +204,7 @@ impl From<IdentityError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "TOKEN_INVALID", message)
             }
             IdentityError::Robot(_) => Self::conflict("ROBOT_ACCOUNT", message),
+            IdentityError::OwnsRepositories { .. } => Self::conflict("OWNS_REPOSITORIES", message),
             IdentityError::Htpasswd { .. } => Self::bad_request(message),
             IdentityError::Database(e) => Self::unavailable(&e),
             IdentityError::PasswordHash(_)
@@ -260,9 +275,14 @@ impl FromRequestParts<AppState> for Admin {
         let r = &app.registry;
         let client = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+            .get::<ClientAddr>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
         let path = parts.uri.path();
+        if let Err(e) = check_origin(r, parts) {
+            tracing::info!(target: "berth::audit", client = %client, path, "admin API refused: foreign Origin");
+            return Err(e);
+        }
+        check_content_type(parts)?;
         let Ok(Some((username, password))) = basic_credentials(&parts.headers) else {
             return Err(ApiError::unauthorized(
                 r,
@@ -308,6 +328,108 @@ impl FromRequestParts<AppState> for Admin {
             name: principal.name,
             client,
         })
+    }
+}
+
+/// Refuses a request whose `Origin` is present and is not the origin of the
+/// registry's public URL: a web page of another site (a browser sends
+/// `Origin` on every cross-site POST, PUT and DELETE, and `null` from opaque
+/// origins).
+fn check_origin(r: &Registry, parts: &Parts) -> Result<(), ApiError> {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let sent = origin.to_str().unwrap_or("<not text>");
+    let ours = origin_of(&r.config.public_url);
+    if ours.is_some() && origin_of(sent) == ours {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "DENIED",
+        format!(
+            "this request comes from a web page of another origin (Origin: {}), not from {}: \
+             the admin API refuses such requests so that no web page can use an \
+             administrator's credentials; call it from `berth admin` or a client that sends \
+             no Origin header",
+            sent.chars().take(100).collect::<String>(),
+            ours.as_deref().unwrap_or(&r.config.public_url)
+        ),
+    ))
+}
+
+/// `scheme://host[:port]` of a URL, lower-case, without a default port (the
+/// RFC 6454 serialisation a browser sends in `Origin`); `None` when it has no
+/// `scheme://host`.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() {
+        return None;
+    }
+    let host_port = host_port.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "http" => Some(":80"),
+        "https" => Some(":443"),
+        _ => None,
+    };
+    let host_port = match default {
+        Some(port) => host_port
+            .strip_suffix(port)
+            .unwrap_or(&host_port)
+            .to_owned(),
+        None => host_port,
+    };
+    Some(format!("{scheme}://{host_port}"))
+}
+
+/// Refuses a request that carries a body, or names a media type, other than
+/// `application/json` (415). A body is declared by `Content-Length` above 0 or
+/// `Transfer-Encoding`; a `Content-Type` is judged even on an empty body (an
+/// empty cross-site form post says `text/plain`).
+fn check_content_type(parts: &Parts) -> Result<(), ApiError> {
+    let headers = &parts.headers;
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if !has_body && sent.is_none() {
+        return Ok(());
+    }
+    let is_json = sent
+        .and_then(|v| berth_core::media_type::MediaType::parse(v).ok())
+        .is_some_and(|m| m.essence() == "application/json");
+    if is_json {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        format!(
+            "the admin API takes JSON bodies sent as Content-Type: application/json; this \
+             request sent {}",
+            match sent {
+                Some(v) => format!("Content-Type: {}", v.chars().take(100).collect::<String>()),
+                None => "no Content-Type".to_owned(),
+            }
+        ),
+    ))
+}
+
+/// Brings this process's revocation view up to date after a change that took
+/// rights away, so that tokens issued before it are refused from the next
+/// request on. The change is committed either way: a failure here is logged,
+/// and the next request retries the reload before it is admitted.
+async fn reload_revocations(r: &Registry) {
+    if let Err(e) = crate::auth::revocation::reload(r).await {
+        tracing::warn!(error = %e, "cannot reload revocation records after an admin change; the next request retries");
     }
 }
 
@@ -426,7 +548,7 @@ use self::keys::{get_keys, rotate_keys};
 use self::orgs::{create_org, create_robot, remove_member, set_member};
 use self::repos::set_visibility;
 use self::tokens::{create_token, list_tokens, revoke_token};
-use self::users::{create_user, delete_user};
+use self::users::{create_user, delete_user, set_password};
 
 #[cfg(test)]
 mod tests {
@@ -468,12 +590,14 @@ mod tests {
         assert!(may_administer(&p).is_ok());
         p.token = Some(crate::policy::TokenLimits {
             token_id: 1,
+            name: "t".to_owned(),
             actions: "delete,pull,push".parse().unwrap_or_default(),
             repositories: vec![],
         });
         assert!(may_administer(&p).is_ok());
         p.token = Some(crate::policy::TokenLimits {
             token_id: 1,
+            name: "t".to_owned(),
             actions: "pull".parse().unwrap_or_default(),
             repositories: vec![],
         });
@@ -484,6 +608,28 @@ mod tests {
             may_administer(&p)
                 .unwrap_err()
                 .contains("not an administrator")
+        );
+    }
+
+    #[test]
+    fn origins_are_compared_as_browsers_send_them() {
+        assert_eq!(
+            origin_of("http://127.0.0.1:5000").as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(
+            origin_of("HTTPS://Registry.Example.com:443/base/").as_deref(),
+            Some("https://registry.example.com")
+        );
+        assert_eq!(
+            origin_of("http://user@host:80?x").as_deref(),
+            Some("http://host")
+        );
+        assert_eq!(origin_of("null"), None);
+        assert_eq!(origin_of("http://"), None);
+        assert_ne!(
+            origin_of("http://127.0.0.1:5000"),
+            origin_of("http://127.0.0.1:5001")
         );
     }
 

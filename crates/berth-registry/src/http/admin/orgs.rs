@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::tokens::{store_token, token_actions, token_expiry, token_json};
 use super::{
     Admin, ApiError, ROBOT_TOKEN_NAME, find_org, find_user, json_response, no_content, read_json,
-    secret_response,
+    reload_revocations, secret_response,
 };
 use crate::http::router::AppState;
 use crate::identity::Role;
@@ -62,6 +62,7 @@ pub(super) async fn set_member(
     let org = find_org(r, &org).await?;
     let user = find_user(r, &user).await?;
     r.identity.set_member(org.id, user.id, role).await?;
+    reload_revocations(r).await;
     // Remembered credential checks must not outlive this change.
     r.authn.forget_remembered();
     audit!(admin, "org.member.set", org = %org.name, user = %user.name, role = %role, "admin: member set");
@@ -89,6 +90,7 @@ pub(super) async fn remove_member(
             ),
         ));
     }
+    reload_revocations(r).await;
     // Remembered credential checks must not outlive this change.
     r.authn.forget_remembered();
     audit!(admin, "org.member.remove", org = %org.name, user = %user.name, "admin: member removed");
@@ -125,7 +127,11 @@ pub(super) async fn create_robot(
         Ok(created) => created,
         Err(e) => {
             // A robot without a token cannot log in: take it back.
-            if let Err(undo) = r.identity.delete_user(&robot.name).await {
+            if let Err(undo) = r
+                .identity
+                .delete_user(&robot.name, crate::identity::OwnedRepositories::Keep)
+                .await
+            {
                 tracing::error!(error = %undo, robot = %robot.name, "cannot remove a robot whose token failed");
             }
             return Err(e);

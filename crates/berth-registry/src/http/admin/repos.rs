@@ -8,7 +8,7 @@ use berth_core::name::RepositoryName;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, ApiError, json_response, read_json};
+use super::{Admin, ApiError, json_response, read_json, reload_revocations};
 use crate::http::router::AppState;
 
 #[derive(Deserialize)]
@@ -49,6 +49,7 @@ pub(super) async fn set_visibility(
             ),
         ));
     }
+    reload_revocations(&app.registry).await;
     audit!(admin, "repository.visibility", repository = %name, visibility = %body.visibility, "admin: repository visibility set");
     Ok(json_response(
         StatusCode::OK,

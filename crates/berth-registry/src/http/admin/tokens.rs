@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     Admin, ApiError, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, find_user, json_response, no_content,
-    read_json, secret_response,
+    read_json, reload_revocations, secret_response,
 };
 use crate::Registry;
 use crate::auth::authenticate::default_token_actions;
@@ -102,6 +102,7 @@ pub(super) async fn revoke_token(
             ),
         ));
     }
+    reload_revocations(r).await;
     // Remembered credential checks must not outlive this change.
     r.authn.forget_remembered();
     audit!(admin, "token.revoke", user = %user.name, token = %name, "admin: personal access token revoked");

@@ -1,16 +1,20 @@
-//! `/api/v1/users`: create (with a password or an imported hash) and delete users.
+//! `/api/v1/users`: create (with a password or an imported hash) and delete
+//! users, and change their passwords.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, ApiError, MIN_PASSWORD_CHARS, json_response, no_content, read_json};
+use super::{
+    Admin, ApiError, MIN_PASSWORD_CHARS, find_user, json_response, no_content, read_json,
+    reload_revocations,
+};
 use crate::http::router::AppState;
-use crate::identity::IdentityError;
 use crate::identity::password::{hash_password, parse_htpasswd};
+use crate::identity::{IdentityError, OwnedRepositories};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,29 +36,7 @@ pub(super) async fn create_user(
     let r = &app.registry;
     let body: NewUserBody = read_json(body).await?;
     crate::identity::validate_name(&body.name)?;
-    let (hash, imported) = match (body.password, body.password_hash) {
-        (Some(password), None) => {
-            if password.chars().count() < MIN_PASSWORD_CHARS {
-                return Err(ApiError::bad_request(format!(
-                    "the password is shorter than {MIN_PASSWORD_CHARS} characters; choose a longer one"
-                )));
-            }
-            let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-                .await
-                .map_err(|e| ApiError::internal(&e))??;
-            (hash, false)
-        }
-        (None, Some(hash)) => {
-            check_imported_hash(&hash)?;
-            (hash, true)
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of `password` (hashed by the registry) and `password_hash` \
-                 (a bcrypt `$2y$` or argon2id `$argon2id$` hash, as from htpasswd -B)",
-            ));
-        }
-    };
+    let (hash, imported) = password_hash(body.password, body.password_hash).await?;
     let user = match r
         .identity
         .create_user(&body.name, Some(&hash), body.admin)
@@ -115,12 +97,20 @@ pub(super) fn check_imported_hash(hash: &str) -> Result<(), ApiError> {
     Err(refuse("uses a scheme berth does not accept"))
 }
 
-/// `DELETE /api/v1/users/{user}`: the user with its memberships and tokens.
+/// `DELETE /api/v1/users/{user}[?delete_repositories=true]`: the user with its
+/// memberships and tokens, whose issued registry tokens stop working at once.
+/// A user whose namespace holds repositories is kept (409
+/// `OWNS_REPOSITORIES`) unless `delete_repositories=true`: then they go too,
+/// in the same transaction, so that a later user of the same name inherits
+/// nothing.
 pub(super) async fn delete_user(
     State(app): State<AppState>,
     admin: Admin,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let delete_repositories = delete_repositories(query.as_deref())?;
     if name == admin.name {
         return Err(ApiError::conflict(
             "SELF",
@@ -130,16 +120,107 @@ pub(super) async fn delete_user(
             ),
         ));
     }
-    if !app.registry.identity.delete_user(&name).await? {
+    let repositories = if delete_repositories {
+        OwnedRepositories::Delete
+    } else {
+        OwnedRepositories::Keep
+    };
+    let Some(deleted) = r.identity.delete_user(&name, repositories).await? else {
         return Err(ApiError::not_found(
             "USER_UNKNOWN",
             format!("there is no user `{name}`; nothing was deleted"),
         ));
-    }
+    };
+    reload_revocations(r).await;
     // Remembered credential checks must not outlive this change.
-    app.registry.authn.forget_remembered();
-    audit!(admin, "user.delete", user = %name, "admin: user deleted");
+    r.authn.forget_remembered();
+    for staging in &deleted.staging {
+        if let Err(e) = r.blobs.abort(staging).await {
+            tracing::warn!(error = %e, staging, "cannot discard the staged bytes of a deleted upload session");
+        }
+    }
+    audit!(admin, "user.delete", user = %name, repositories = deleted.repositories.len(), "admin: user deleted");
     Ok(no_content())
+}
+
+/// `delete_repositories=true|false` (the only parameter) from a query string.
+fn delete_repositories(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut delete = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (key, value) {
+            ("delete_repositories", "true") => delete = true,
+            ("delete_repositories", "false") => delete = false,
+            ("delete_repositories", other) => {
+                return Err(ApiError::bad_request(format!(
+                    "delete_repositories={other} is neither `true` nor `false`"
+                )));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}`; this endpoint takes `delete_repositories=true`"
+                )));
+            }
+        }
+    }
+    Ok(delete)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: Option<String>,
+    password_hash: Option<String>,
+}
+
+/// `PUT /api/v1/users/{user}/password`: a new password (hashed here) or an
+/// imported hash. The user's logins made with the old one end: its refresh
+/// tokens, and the registry tokens issued from the password or from them.
+pub(super) async fn set_password(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let r = &app.registry;
+    let body: PasswordBody = read_json(body).await?;
+    let (hash, imported) = password_hash(body.password, body.password_hash).await?;
+    let user = find_user(r, &name).await?;
+    r.identity.set_password(&user.name, &hash).await?;
+    reload_revocations(r).await;
+    r.authn.forget_remembered();
+    audit!(admin, "user.password", user = %user.name, imported_hash = imported, "admin: password changed");
+    Ok(no_content())
+}
+
+/// The hash to store for exactly one of a plain password (at least
+/// [`MIN_PASSWORD_CHARS`]; hashed here with argon2id) and an imported hash;
+/// whether it was imported.
+async fn password_hash(
+    password: Option<String>,
+    password_hash: Option<String>,
+) -> Result<(String, bool), ApiError> {
+    match (password, password_hash) {
+        (Some(password), None) => {
+            if password.chars().count() < MIN_PASSWORD_CHARS {
+                return Err(ApiError::bad_request(format!(
+                    "the password is shorter than {MIN_PASSWORD_CHARS} characters; choose a longer one"
+                )));
+            }
+            let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(|e| ApiError::internal(&e))??;
+            Ok((hash, false))
+        }
+        (None, Some(hash)) => {
+            check_imported_hash(&hash)?;
+            Ok((hash, true))
+        }
+        _ => Err(ApiError::bad_request(
+            "give exactly one of `password` (hashed by the registry) and `password_hash` \
+             (a bcrypt `$2y$` or argon2id `$argon2id$` hash, as from htpasswd -B)",
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------
