@@ -1,5 +1,6 @@
-//! The `berth` command line: `serve`, `admin ...`, the account commands
-//! (`token`, `password`, `org`, `robot`, `repo`), and the client commands.
+//! The `berth` command line: `serve`, `backup`, `admin ...`, the account
+//! commands (`token`, `password`, `org`, `robot`, `repo`), and the client
+//! commands.
 //!
 //! Exit codes: 0 on success, 1 on any error (the message says what was wrong
 //! and what to do), 2 on a usage error (clap's convention).
@@ -15,8 +16,10 @@
 mod account;
 mod admin;
 mod api;
+mod backup;
 mod client;
 mod logging;
+mod notify;
 mod serve;
 
 use std::backtrace::BacktraceStatus;
@@ -49,6 +52,8 @@ enum Command {
     Robot(account::robot::RobotArgs),
     /// List your repositories and set their visibility.
     Repo(account::repo::RepoArgs),
+    /// Back up a registry's data directory while it serves (restore: `serve --data-dir`).
+    Backup(backup::BackupArgs),
     /// Log in to a registry: check the credential, then store it.
     Login(client::login::LoginArgs),
     /// Log out of a registry: remove its stored credential.
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         Command::Org(args) => account::org::run(args),
         Command::Robot(args) => account::robot::run(args),
         Command::Repo(args) => account::repo::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Login(args) => client::login::run(args),
         Command::Logout(args) => client::logout::run(args),
         Command::Push(args) => client::push::run(args),

@@ -462,9 +462,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         eprintln!("  try, in another terminal:");
         eprintln!("              berth push {host}/me/hello:1.0 README.md");
     }
-    if let Some(tls) = &settings.tls {
-        tokio::spawn(reload_on_hangup(Arc::clone(tls)));
-    }
+    tokio::spawn(reload_on_hangup(settings.tls.clone()));
+    crate::notify::ready(&format!(
+        "listening on {}://{local}",
+        if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    ));
     berth_registry::serve_tls(listener, registry, settings.tls, shutdown_signal())
         .await
         .context("server failed")?;
@@ -472,26 +478,36 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the certificate files again at every SIGHUP.
-async fn reload_on_hangup(tls: Arc<CertStore>) {
+/// Reads the certificate files again at every SIGHUP. Without TLS a SIGHUP
+/// is taken and ignored. The handler is in place when this returns, before
+/// readiness is announced: the default action of SIGHUP ends the process,
+/// and `systemctl reload` sends one.
+fn reload_on_hangup(tls: Option<Arc<CertStore>>) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(hangups) => hangups,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate renewals are still picked up from the files");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            if let Err(e) = tls.reload() {
-                tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; still serving the previous one");
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        {
+            let mut hangups = match hangups {
+                Ok(hangups) => hangups,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate renewals are still picked up from the files");
+                    return;
+                }
+            };
+            while hangups.recv().await.is_some() {
+                let Some(tls) = &tls else {
+                    tracing::info!("SIGHUP: nothing to reload (no TLS certificate is served)");
+                    continue;
+                };
+                if let Err(e) = tls.reload() {
+                    tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; still serving the previous one");
+                }
             }
         }
+        #[cfg(not(unix))]
+        let _ = tls;
     }
-    #[cfg(not(unix))]
-    let _ = tls;
 }
 
 /// Raises the soft open-file limit to the hard limit and returns the limit

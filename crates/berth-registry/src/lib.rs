@@ -8,6 +8,7 @@
 //! - [`store`]: blob bytes; knows nothing of names or tags.
 
 pub mod auth;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -94,13 +95,13 @@ impl Registry {
     pub async fn open_embedded(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(StoreError::Io)?;
         let blobs = FsStore::open(data_dir)?;
-        let meta = SqliteMeta::open(&data_dir.join("berth.db"))
+        let meta = SqliteMeta::open(&data_dir.join(DATABASE_FILE))
             .await?
             .with_new_repositories_public(config.new_repositories_public)
             .with_token_lifetime(config.effective_token_lifetime());
         let revocations = Revocations::load(Arc::new(meta.clone())).await?;
         let (keys, tokens) = if config.access_control {
-            let keys = Arc::new(KeyStore::open(&data_dir.join("keys"))?);
+            let keys = Arc::new(KeyStore::open(&data_dir.join(KEYS_DIR))?);
             let tokens =
                 TokenIssuer::new(keys.clone(), config.issuer.clone(), config.service.clone());
             (Some(keys), Some(Arc::new(tokens)))
@@ -159,6 +160,11 @@ impl Registry {
         Ok(generated.then_some(password))
     }
 }
+
+/// The metadata database's file name under the data directory.
+pub const DATABASE_FILE: &str = "berth.db";
+/// The signing keys' directory under the data directory (`auth::keys`).
+pub const KEYS_DIR: &str = "keys";
 
 /// The administrator created on first start.
 pub const ADMIN_USER: &str = "admin";

@@ -110,6 +110,10 @@ impl Display {
                         bar.set_message(format!("0/{blobs} blobs"));
                         state.overall = Some(bar);
                     }
+                    // A transfer without manifests (a backup's blobs) names none.
+                    _ if *manifests == 0 => {
+                        eprintln!("{verb}: {blobs} blob{} ({})", plural(*blobs), size(*bytes));
+                    }
                     _ => eprintln!(
                         "{verb}: {manifests} manifest{}, {blobs} blob{} ({})",
                         plural(*manifests),

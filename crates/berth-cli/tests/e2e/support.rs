@@ -39,6 +39,13 @@ impl Server {
         Self::spawn(Command::new(env!("CARGO_BIN_EXE_berth")), data_dir, extra)
     }
 
+    /// Starts `berth serve` with extra arguments and environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &OsStr)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command.envs(env.iter().copied());
+        Self::spawn(command, data_dir, extra)
+    }
+
     /// Starts `berth serve` with its open-file limit (soft and hard) set to
     /// `nofile`, as `ulimit -n` would before a start.
     pub fn start_with_fd_limit(data_dir: &Path, nofile: u32, extra: &[&str]) -> Self {

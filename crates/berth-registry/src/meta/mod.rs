@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod identity_sqlite;
 pub mod revocation_sqlite;
+pub mod snapshot;
 pub mod sqlite;
 
 use async_trait::async_trait;

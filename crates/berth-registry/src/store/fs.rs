@@ -51,7 +51,7 @@ const CHECKPOINT_MIN_BYTES: u64 = 1024 * 1024;
 /// The filesystem blob store.
 #[derive(Debug, Clone)]
 pub struct FsStore {
-    blobs: PathBuf,
+    pub(super) blobs: PathBuf,
     uploads: PathBuf,
 }
 
@@ -65,7 +65,7 @@ impl FsStore {
         Ok(Self { blobs, uploads })
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub(super) fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.blobs
             .join(digest.algorithm().as_str())

@@ -14,6 +14,7 @@
 //! removes the ones old enough that no request can still be writing them.
 
 pub mod fs;
+pub mod mirror;
 pub mod space;
 
 use std::io;
