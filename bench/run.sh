@@ -880,7 +880,8 @@ section_robust() {
     for ((r = 1; r <= RUNS; r++)); do
         for reg in berth distribution; do
             name=robust-$reg
-            SERVER_PREFIX=(prlimit --nofile=1024:1024 --) IDLE_RSS=0 start_server "$reg" "$name"
+            SERVER_PREFIX=(prlimit --nofile=1024:1024 --)
+            IDLE_RSS=0 start_server "$reg" "$name"
             SERVER_PREFIX=(env)
             measured "/v2/ latency, alone, $reg" probe_latency "$reg" "${URL[$name]}" "alone" robust.alone
             under_pressure "$reg" "${URL[$name]}" slowloris 200 "200 slowloris connections" robust.slowloris
