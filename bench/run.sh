@@ -19,6 +19,7 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 200 and 2,000 repositories for the catalog, a 10 MB image,
                 10 concurrent 1 MiB uploads, a 64 MiB image to copy
   --only S      run one section: load (GET manifest, HEAD blob),
+                tls (GET manifest over TLS, beside plain HTTP),
                 robust (/v2/ latency under 200 slowloris and 1,100 idle
                 connections with a 1024 fd limit; RSS after 600 large
                 tokens and after 2,000 password checks),
@@ -52,8 +53,8 @@ while (($#)); do
     shift
 done
 case $ONLY in
-    ""|load|auth|transfer|catalog|image|uploads|copy|robust) ;;
-    *) echo "run.sh: --only load|auth|transfer|catalog|image|uploads|copy|robust" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|image|uploads|copy|robust) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|image|uploads|copy|robust" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -187,12 +188,17 @@ start_server() { # kind (berth|distribution) name [auth]
     port=$(free_port)
     dir=$TMP/$name
     mkdir -p "$dir/data"
+    local scheme=http berth_tls=()
+    if [[ -n ${SERVER_TLS:-} ]]; then
+        scheme=https
+        berth_tls=(--tls-cert "$SERVER_TLS/server.crt" --tls-key "$SERVER_TLS/server.key")
+    fi
     if [[ $kind == berth && -n $auth ]]; then
         "${SERVER_PREFIX[@]}" env RUST_LOG=warn BERTH_ADMIN_PASSWORD="$AUTH_PW" "$BERTH" serve \
             --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/log" 2>&1 &
     elif [[ $kind == berth ]]; then
         "${SERVER_PREFIX[@]}" env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" \
-            --data-dir "$dir/data" "${BERTH_OPEN[@]}" >"$dir/log" 2>&1 &
+            --data-dir "$dir/data" "${BERTH_OPEN[@]}" "${berth_tls[@]}" >"$dir/log" 2>&1 &
     else
         cat >"$dir/config.yml" <<EOF
 version: 0.1
@@ -210,6 +216,13 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOF
+        if [[ -n ${SERVER_TLS:-} ]]; then
+            cat >>"$dir/config.yml" <<EOF
+  tls:
+    certificate: $SERVER_TLS/server.crt
+    key: $SERVER_TLS/server.key
+EOF
+        fi
         if [[ -n $auth ]]; then
             printf '%s\n' "$AUTH_PW" | htpasswd -i -B -C 5 -c "$dir/htpasswd" admin 2>/dev/null
             cat >>"$dir/config.yml" <<EOF
@@ -223,7 +236,7 @@ EOF
     fi
     PID[$name]=$!
     track "${PID[$name]}"
-    URL[$name]=http://127.0.0.1:$port
+    URL[$name]=$scheme://127.0.0.1:$port
     if ! python3 "$LIB/reg.py" wait "${URL[$name]}" 20; then
         log "$name did not start; its log:"; cat "$dir/log" >&2; exit 1
     fi
@@ -339,6 +352,60 @@ section_load() {
         done
     done
     for reg in berth distribution; do stop_server "load-$reg"; done
+}
+
+# ---------------------------------------------------------------- 1b. tls
+# GET manifest over TLS: berth and distribution serving the same certificate
+# (an ECDSA P-256 server certificate from a CA made here, TLS 1.3 negotiated
+# by both), wrk keeping its connections (handshakes only at the start), 32
+# connections; berth over plain HTTP in the same run, for the cost of TLS.
+make_tls() { # dir
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj /CN=bench-ca 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$dir/server.key" -out "$dir/server.csr" -subj /CN=127.0.0.1 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$dir/ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/ext" -out "$dir/server.crt" 2>/dev/null
+    chmod 644 "$dir/server.key"
+}
+
+section_tls() {
+    log "== tls: GET manifest over TLS (wrk), berth plain HTTP beside it"
+    local reg name r out rps p99 mean bad
+    declare -A MAN
+    make_tls "$TMP/tls"
+    export BENCH_CA_FILE=$TMP/tls/ca.crt
+    for name in tls-berth tls-distribution tls-berth-plain; do
+        reg=${name#tls-}; reg=${reg%-plain}
+        if [[ $name == *plain ]]; then SERVER_TLS=""; else SERVER_TLS=$TMP/tls; fi
+        IDLE_RSS=0 start_server "$reg" "$name"
+        python3 "$LIB/reg.py" push-image "${URL[$name]}" bench/small v1 >/dev/null
+        MAN[$name]=${URL[$name]}/v2/bench/small/manifests/v1
+        [[ $(curl -sS -o /dev/null -w '%{http_code}' --cacert "$BENCH_CA_FILE" \
+            -H "Accept: $OCI_MANIFEST" "${MAN[$name]}") == 200 ]] ||
+            { log "$name: GET manifest failed"; exit 1; }
+    done
+    SERVER_TLS=""
+    for ((r = 1; r <= RUNS; r++)); do
+        for name in tls-berth tls-distribution tls-berth-plain; do
+            reg=${name#tls-}; reg=${reg%-plain}
+            out=$TMP/$name-$r.out
+            measured "GET manifest $name c=32 #$r" run_wrk "$out" 32 "${MAN[$name]}"
+            read -r rps p99 mean bad < <(python3 "$LIB/stats.py" wrk "$out")
+            if [[ $name == *plain ]]; then
+                record tls.plain.rps "GET manifest, plain HTTP (same run as TLS), 32 conns (req/s)" "$reg" "$rps"
+            else
+                record tls.rps "GET manifest over TLS 1.3, 32 conns (req/s)" "$reg" "$rps"
+                record tls.p99 "GET manifest over TLS 1.3, 32 conns: p99 (ms)" "$reg" "$p99"
+            fi
+            ((bad == 0)) || warn "GET manifest $name #$r: $bad error responses or socket errors"
+        done
+    done
+    for name in tls-berth tls-distribution tls-berth-plain; do stop_server "$name"; done
+    unset BENCH_CA_FILE
 }
 
 # ---------------------------------------------------------------- 2. auth
@@ -921,6 +988,7 @@ main() {
     : >"$TMP/warnings.txt"
     log "temp dir $TMP; runs=$RUNS duration=${DUR}s blob=${BLOB_MIB} MiB catalog=$N_SMALL/$N_LARGE"
     want load && section_load
+    want tls && section_tls
     want auth && section_auth
     want transfer && section_transfer
     want catalog && section_catalog
@@ -1025,6 +1093,12 @@ What is measured:
    scopes each used at the gate, and after 1,000 users created, 1,000
    successful and 1,000 failed password checks (`bench/lib/auth_abuse.py`).
    Distribution has no token service or user store: "—".
+
+10. TLS (`--only tls`): `GET /v2/<name>/manifests/<tag>` with wrk at 32
+   connections over TLS 1.3, berth (`--tls-cert`/`--tls-key`) and
+   distribution (`http.tls`) serving the same ECDSA P-256 certificate from a
+   CA made for the run (openssl; wrk keeps its connections, so handshakes
+   happen only at the start), and berth over plain HTTP in the same run.
 
 `bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
 (64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10

@@ -75,9 +75,21 @@ def die(msg):
 
 def parse_base(url):
     u = urllib.parse.urlsplit(url)
-    if u.scheme != "http" or u.hostname != "127.0.0.1" or not u.port:
-        die(f"only http://127.0.0.1:<port> targets are allowed, got {url!r}")
+    if u.scheme not in ("http", "https") or u.hostname != "127.0.0.1" or not u.port:
+        die(f"only http(s)://127.0.0.1:<port> targets are allowed, got {url!r}")
     return u.hostname, u.port
+
+
+def connection(url, timeout, **kwargs):
+    """An HTTP connection to URL's host; over TLS for https, trusting the CA
+    file named by BENCH_CA_FILE (the harness's own CA)."""
+    host, port = parse_base(url)
+    if urllib.parse.urlsplit(url).scheme == "https":
+        import ssl
+
+        context = ssl.create_default_context(cafile=os.environ.get("BENCH_CA_FILE"))
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=context, **kwargs)
+    return http.client.HTTPConnection(host, port, timeout=timeout, **kwargs)
 
 
 def digest_of(data):
@@ -90,6 +102,7 @@ def basic(userpass):
 
 class Client:
     def __init__(self, url, auth=None):
+        self.url = url
         self.host, self.port = parse_base(url)
         self.conn = None
         self.auth = auth  # an Authorization header value sent with every request
@@ -101,9 +114,7 @@ class Client:
             headers["Authorization"] = self.auth
         for attempt in (0, 1):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(
-                    self.host, self.port, timeout=120, blocksize=CHUNK
-                )
+                self.conn = connection(self.url, 120, blocksize=CHUNK)
             if hasattr(body, "seek"):
                 body.seek(0)  # a file body, sent again after a reconnect
             try:
@@ -200,11 +211,11 @@ def cmd_free_port():
 
 
 def cmd_wait(url, secs):
-    host, port = parse_base(url)
+    parse_base(url)
     deadline = time.time() + float(secs)
     while time.time() < deadline:
         try:
-            c = http.client.HTTPConnection(host, port, timeout=2)
+            c = connection(url, 2)
             c.request("GET", "/v2/")
             c.getresponse().read()
             return
