@@ -38,7 +38,7 @@ use crate::auth::keys::{KeyError, KeyStore};
 use crate::auth::revocation::Revocations;
 use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::cache::CachedMeta;
-use crate::meta::{MetaError, MetaStore, SqliteMeta};
+use crate::meta::{MetaError, MetaStore, SqlMeta};
 use crate::store::space::DiskSpace;
 use crate::store::{BlobStore, FsStore, StoreError};
 
@@ -91,12 +91,25 @@ pub enum OpenError {
 
 impl Registry {
     /// Opens the embedded default under `data_dir`: blobs on the filesystem,
-    /// metadata in `berth.db` (SQLite), signing keys under `keys/`.
-    pub async fn open_embedded(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
+    /// metadata in `berth.db` (SQLite), signing keys under `keys/`, whatever
+    /// `config.database_url` says.
+    pub async fn open_embedded(data_dir: &Path, mut config: Config) -> Result<Self, OpenError> {
+        config.database_url = None;
+        Self::open(data_dir, config).await
+    }
+
+    /// Opens the registry: blobs on the filesystem under `data_dir`, and the
+    /// metadata where `config.database_url` says: the embedded SQLite
+    /// database `berth.db` under `data_dir` (signing keys under `keys/`), or
+    /// a PostgreSQL database shared by several nodes.
+    pub async fn open(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(StoreError::Io)?;
         let blobs = FsStore::open(data_dir)?;
-        let meta = SqliteMeta::open(&data_dir.join(DATABASE_FILE))
-            .await?
+        let meta = match &config.database_url {
+            None => SqlMeta::open(&data_dir.join(DATABASE_FILE)).await?,
+            Some(url) => SqlMeta::open_postgres(url.expose()).await?,
+        };
+        let meta = meta
             .with_new_repositories_public(config.new_repositories_public)
             .with_token_lifetime(config.effective_token_lifetime());
         let revocations = Revocations::load(Arc::new(meta.clone())).await?;

@@ -372,14 +372,14 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::SqliteMeta;
+    use crate::meta::SqlMeta;
 
     fn name(s: &str) -> RepositoryName {
         RepositoryName::parse(s).unwrap()
     }
 
-    async fn store() -> CachedMeta<SqliteMeta> {
-        CachedMeta::new(SqliteMeta::in_memory().await.unwrap())
+    async fn store() -> CachedMeta<SqlMeta> {
+        CachedMeta::new(SqlMeta::in_memory().await.unwrap())
     }
 
     /// A cached link disappears with the unlink made through the cache.

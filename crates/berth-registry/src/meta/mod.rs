@@ -7,10 +7,13 @@
 //! implementation can follow for several nodes sharing one database.
 
 pub mod cache;
-pub mod identity_sqlite;
-pub mod revocation_sqlite;
+pub mod db;
+pub mod identity_sql;
+pub mod revocation_sql;
+pub mod scratch;
 pub mod snapshot;
-pub mod sqlite;
+pub mod sql;
+pub mod url;
 
 use async_trait::async_trait;
 use berth_core::digest::Digest;
@@ -19,7 +22,7 @@ use berth_core::name::RepositoryName;
 use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
-pub use sqlite::SqliteMeta;
+pub use sql::SqlMeta;
 
 /// What can go wrong in the metadata store.
 #[derive(Debug, thiserror::Error)]

@@ -1,13 +1,21 @@
 //! The harness: a real berth server on `127.0.0.1:0` over a fresh data
 //! directory, a client that checks what every `/v2` response must carry, and
 //! builders for the OCI image-spec JSON the tests push.
+//!
+//! The metadata is the embedded SQLite database, or, when
+//! `BERTH_TEST_DATABASE_URL` names a PostgreSQL cluster (`.ci/postgres`), a
+//! fresh database of the test's own on it, dropped after the test.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use berth_core::digest::Digest;
 use berth_core::media_type;
+use berth_registry::meta::scratch::ScratchDatabase;
 use berth_registry::{Config, Registry};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
@@ -27,8 +35,27 @@ pub struct TestApp {
     addr: SocketAddr,
     client: reqwest::Client,
     dir: Option<TempDir>,
+    database: Option<ScratchDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// The PostgreSQL databases of stopped servers, by data directory: a server
+/// started again on the directory finds its metadata there.
+static PARKED: Mutex<Option<HashMap<PathBuf, ScratchDatabase>>> = Mutex::new(None);
+
+/// The test database of data directory `dir`: the one a stopped server left,
+/// or a new one; `None` on SQLite.
+pub async fn database_for(dir: &std::path::Path) -> Option<ScratchDatabase> {
+    let parked = PARKED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .remove(dir);
+    match parked {
+        Some(database) => Some(database),
+        None => ScratchDatabase::from_env().await.unwrap(),
+    }
 }
 
 impl TestApp {
@@ -61,7 +88,9 @@ impl TestApp {
         // has its own suite (tests/auth).
         config.access_control = false;
         configure(&mut config);
-        let registry = Registry::open_embedded(dir.path(), config).await.unwrap();
+        let database = database_for(dir.path()).await;
+        config.database_url = database.as_ref().map(|d| d.url().clone());
+        let registry = Registry::open(dir.path(), config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(berth_registry::serve(listener, registry, async move {
             let _ = rx.await;
@@ -76,6 +105,7 @@ impl TestApp {
             addr,
             client,
             dir: Some(dir),
+            database,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -95,7 +125,20 @@ impl TestApp {
                 .unwrap()
                 .unwrap();
         }
-        self.dir.take().unwrap()
+        let dir = self.dir.take().unwrap();
+        if let Some(database) = self.database.take() {
+            PARKED
+                .lock()
+                .unwrap()
+                .get_or_insert_with(HashMap::new)
+                .insert(dir.path().to_owned(), database);
+        }
+        dir
+    }
+
+    /// The PostgreSQL database the server runs on; `None` on SQLite.
+    pub fn database_url(&self) -> Option<berth_registry::meta::url::DatabaseUrl> {
+        self.database.as_ref().map(|d| d.url().clone())
     }
 
     /// The address the server listens on.

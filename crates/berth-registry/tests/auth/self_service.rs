@@ -6,7 +6,7 @@
 
 use berth_core::token::format_rfc3339;
 use berth_registry::identity::Role;
-use berth_registry::{Config, Registry};
+use berth_registry::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -944,9 +944,7 @@ async fn administrators_delete_organisations_robots_and_repositories() {
 async fn restart(app: &TestApp) -> (String, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let registry = Registry::open_embedded(app.data_dir(), Config::new(app.base.clone()))
-        .await
-        .unwrap();
+    let registry = app.open_node(Config::new(app.base.clone())).await;
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(berth_registry::serve(listener, registry, async move {
         let _ = rx.await;
