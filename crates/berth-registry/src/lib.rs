@@ -38,6 +38,7 @@ use crate::auth::keys::{KeyError, KeyStore};
 use crate::auth::revocation::Revocations;
 use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::cache::CachedMeta;
+use crate::meta::db::{Db, Engine};
 use crate::meta::{MetaError, MetaStore, SqlMeta};
 use crate::store::space::DiskSpace;
 use crate::store::{BlobStore, FsStore, StoreError};
@@ -49,6 +50,9 @@ pub struct Registry {
     pub config: Arc<Config>,
     /// Metadata (names, tags, links, sessions).
     pub meta: Arc<dyn MetaStore>,
+    /// The metadata database itself: SQLite, or PostgreSQL shared by every
+    /// node (for the change listener and the signing keys).
+    pub db: Db,
     /// Blob bytes.
     pub blobs: Arc<dyn BlobStore>,
     /// Users, organisations, tokens.
@@ -114,7 +118,7 @@ impl Registry {
             .with_token_lifetime(config.effective_token_lifetime());
         let revocations = Revocations::load(Arc::new(meta.clone())).await?;
         let (keys, tokens) = if config.access_control {
-            let keys = Arc::new(KeyStore::open(&data_dir.join(KEYS_DIR))?);
+            let keys = Arc::new(auth::key_sync::open(meta.db(), &data_dir.join(KEYS_DIR)).await?);
             let tokens =
                 TokenIssuer::new(keys.clone(), config.issuer.clone(), config.service.clone());
             (Some(keys), Some(Arc::new(tokens)))
@@ -122,10 +126,13 @@ impl Registry {
             (None, None)
         };
         let identity: Arc<dyn IdentityStore> = Arc::new(meta.clone());
+        let db = meta.db().clone();
+        let other_writers = db.engine() == Engine::Postgres;
         let disk = Arc::new(DiskSpace::open(data_dir, config.disk_reserve_bytes));
         Ok(Self {
             config: Arc::new(config),
-            meta: Arc::new(CachedMeta::new(meta)),
+            meta: Arc::new(CachedMeta::new(meta).with_other_writers(other_writers)),
+            db,
             blobs: Arc::new(blobs),
             authn: Arc::new(Authenticator::new(identity.clone())),
             identity,
@@ -203,8 +210,12 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_sweep(registry.clone()));
     let revocation_refresh = tokio::spawn(auth::revocation::run_refresh(registry.clone()));
+    let change_listener = tokio::spawn(meta::notify::run_listener(registry.clone()));
+    let key_refresh = tokio::spawn(auth::key_sync::run_refresh(registry.clone()));
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
     revocation_refresh.abort();
+    change_listener.abort();
+    key_refresh.abort();
     served
 }

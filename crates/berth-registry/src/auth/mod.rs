@@ -4,6 +4,7 @@
 //! - [`authenticate`]: credentials (password, personal access token, refresh
 //!   token) to a subject, with a verified-password cache and failure limits.
 //! - [`keys`]: the token signing keys and their root certificate.
+//! - [`key_sync`]: the same keys on every node sharing PostgreSQL.
 //! - [`jwt`]: issuing and verifying the JWTs the token service hands out.
 //! - [`revocation`]: what the gate refuses of tokens issued before a change
 //!   of rights (in memory, refreshed from the database every second).
@@ -13,5 +14,6 @@
 pub mod authenticate;
 pub mod gate;
 pub mod jwt;
+pub mod key_sync;
 pub mod keys;
 pub mod revocation;

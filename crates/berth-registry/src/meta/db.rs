@@ -420,7 +420,10 @@ impl<T> Decodable for T where
 }
 
 /// A value both engines build from a row (tuples of [`Decodable`]s).
-pub trait FromRows: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+pub trait FromRows:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
 impl<T> FromRows for T where
     T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
 {
@@ -710,7 +713,10 @@ mod tests {
         // A repository's writer holds its namespace shared, under the key the
         // namespace's own lock takes exclusively.
         assert_eq!(repo.keys()[0], (lock_key("namespace", "a"), true));
-        assert_eq!(Lock::Namespace("a").keys()[0], (lock_key("namespace", "a"), false));
+        assert_eq!(
+            Lock::Namespace("a").keys()[0],
+            (lock_key("namespace", "a"), false)
+        );
         assert_ne!(lock_key("namespace", "a"), lock_key("repository", "a"));
     }
 }

@@ -111,10 +111,7 @@ async fn ensure_name_free(tx: &mut Tx, name: &str) -> Result<(), IdentityError> 
 }
 
 /// The `robot_of` of an existing user; `NotFound` when there is no such user.
-async fn user_robot_of(
-    tx: &mut Tx,
-    user: UserId,
-) -> Result<Option<i64>, IdentityError> {
+async fn user_robot_of(tx: &mut Tx, user: UserId) -> Result<Option<i64>, IdentityError> {
     let row: Option<Option<i64>> = query_scalar("SELECT robot_of FROM users WHERE id = $1")
         .bind(user.0)
         .fetch_optional(&mut *tx)
@@ -124,11 +121,7 @@ async fn user_robot_of(
 
 /// Records that every token of `user` issued so far is revoked (its rights
 /// shrank), in the caller's transaction.
-async fn revoke_subject(
-    tx: &mut Tx,
-    user: UserId,
-    keep_secs: i64,
-) -> Result<(), IdentityError> {
+async fn revoke_subject(tx: &mut Tx, user: UserId, keep_secs: i64) -> Result<(), IdentityError> {
     let name: Option<String> = query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(user.0)
         .fetch_optional(&mut *tx)
@@ -232,11 +225,7 @@ async fn take_namespace(
 
 /// Refuses (`LastOwner`) when `user` is the only owner of `org`: the change
 /// about to lower or remove it would leave the organisation unmanaged.
-async fn ensure_not_last_owner(
-    tx: &mut Tx,
-    org: OrgId,
-    user: UserId,
-) -> Result<(), IdentityError> {
+async fn ensure_not_last_owner(tx: &mut Tx, org: OrgId, user: UserId) -> Result<(), IdentityError> {
     let owners: Vec<i64> = query_scalar(
         "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' LIMIT 2",
     )
@@ -341,7 +330,10 @@ impl IdentityStore for SqlMeta {
         name: &str,
         repositories: OwnedRepositories,
     ) -> Result<Option<DeletedUser>, IdentityError> {
-        let mut tx = self.db().begin_write(&[Lock::Identity, Lock::Namespace(name)]).await?;
+        let mut tx = self
+            .db()
+            .begin_write(&[Lock::Identity, Lock::Namespace(name)])
+            .await?;
         let id: Option<i64> = query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut tx)
@@ -401,12 +393,10 @@ impl IdentityStore for SqlMeta {
             .await?;
         // Logins made with the old password end with it: its refresh tokens,
         // and the registry tokens issued from them or from the password.
-        query(
-            "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)",
-        )
-        .bind(name)
-        .execute(&mut tx)
-        .await?;
+        query("DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut tx)
+            .await?;
         let target = RevocationTarget::Logins(name.to_owned());
         record(&mut tx, &target, self.revocation_keep_secs).await?;
         tx.commit().await?;
@@ -444,13 +434,12 @@ impl IdentityStore for SqlMeta {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Organization>, IdentityError> {
-        let rows = query(
-            "SELECT id, name FROM organizations WHERE name > $1 ORDER BY name LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(self.db())
-        .await?;
+        let rows =
+            query("SELECT id, name FROM organizations WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(self.db())
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(Organization {
@@ -505,7 +494,10 @@ impl IdentityStore for SqlMeta {
         name: &str,
         repositories: OwnedRepositories,
     ) -> Result<Option<DeletedOrg>, IdentityError> {
-        let mut tx = self.db().begin_write(&[Lock::Identity, Lock::Namespace(name)]).await?;
+        let mut tx = self
+            .db()
+            .begin_write(&[Lock::Identity, Lock::Namespace(name)])
+            .await?;
         let id: Option<i64> = query_scalar("SELECT id FROM organizations WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut tx)
@@ -673,7 +665,7 @@ impl IdentityStore for SqlMeta {
             .bind(user.0)
             .execute(&mut tx)
             .await?;
-        let removed = done> 0;
+        let removed = done > 0;
         if removed {
             revoke_subject(&mut tx, user, self.revocation_keep_secs).await?;
         }
@@ -943,7 +935,7 @@ impl IdentityStore for SqlMeta {
         .bind(now_unix())
         .execute(self.db())
         .await?;
-        Ok(done> 0)
+        Ok(done > 0)
     }
 }
 

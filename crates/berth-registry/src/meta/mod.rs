@@ -9,6 +9,8 @@
 pub mod cache;
 pub mod db;
 pub mod identity_sql;
+pub mod keys_sql;
+pub mod notify;
 pub mod revocation_sql;
 pub mod scratch;
 pub mod snapshot;
@@ -223,6 +225,9 @@ pub struct UploadSession {
 /// The metadata store. Every method is one transaction.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
+    /// Whether the database answers (for `/readyz`): one round trip, no table read.
+    async fn ready(&self) -> Result<(), MetaError>;
+
     /// Repository names in `range`, in byte order, at most `limit`, among
     /// those `filter` admits.
     async fn list_repositories(
@@ -386,4 +391,8 @@ pub trait MetaStore: Send + Sync + 'static {
     fn forget_cached(&self, name: &RepositoryName) {
         let _ = name;
     }
+
+    /// Drops everything a cache in front of the store holds: the notices of
+    /// other processes' writes may have been missed (a lost connection).
+    fn forget_all_cached(&self) {}
 }

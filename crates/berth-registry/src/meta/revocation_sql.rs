@@ -36,15 +36,13 @@ pub(crate) async fn record(
     let (kind, target) = target.to_stored();
     tx.lock(Lock::Revocations).await?;
     let now = now_unix();
-    query(
-        "INSERT INTO revocations (kind, target, created_at, keep_until) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(kind)
-    .bind(target)
-    .bind(now)
-    .bind(now.saturating_add(keep_secs))
-    .execute(&mut *tx)
-    .await?;
+    query("INSERT INTO revocations (kind, target, created_at, keep_until) VALUES ($1, $2, $3, $4)")
+        .bind(kind)
+        .bind(target)
+        .bind(now)
+        .bind(now.saturating_add(keep_secs))
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -58,12 +56,11 @@ impl SqlMeta {
 #[async_trait]
 impl RevocationStore for SqlMeta {
     async fn revocations_after(&self, id: i64) -> Result<Vec<Revocation>, MetaError> {
-        let rows = query(
-            "SELECT id, kind, target, keep_until FROM revocations WHERE id > $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(self.db())
-        .await?;
+        let rows =
+            query("SELECT id, kind, target, keep_until FROM revocations WHERE id > $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(self.db())
+                .await?;
         rows.iter()
             .map(|row| {
                 let kind: String = row.try_get("kind")?;

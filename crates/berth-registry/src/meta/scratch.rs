@@ -124,7 +124,10 @@ mod tests {
                 "postgres://postgres@127.0.0.1:5432/postgres",
                 "postgres://postgres@127.0.0.1:5432/test_x",
             ),
-            ("postgres://u:p@h/db?sslmode=disable", "postgres://u:p@h/test_x?sslmode=disable"),
+            (
+                "postgres://u:p@h/db?sslmode=disable",
+                "postgres://u:p@h/test_x?sslmode=disable",
+            ),
             ("postgres://h:1", "postgres://h:1/test_x"),
         ] {
             assert_eq!(replace_database(url, "test_x"), expected);

@@ -229,6 +229,10 @@ fn upload_from_row(row: &Row) -> Result<UploadSession, MetaError> {
 
 #[async_trait]
 impl MetaStore for SqlMeta {
+    async fn ready(&self) -> Result<(), MetaError> {
+        Ok(self.db.ping().await?)
+    }
+
     async fn list_repositories(
         &self,
         range: NameRange<'_>,
@@ -282,11 +286,10 @@ impl MetaStore for SqlMeta {
         &self,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryInfo>, MetaError> {
-        let public: Option<bool> =
-            query_scalar("SELECT public FROM repositories WHERE name = $1")
-                .bind(name.as_str())
-                .fetch_optional(&self.db)
-                .await?;
+        let public: Option<bool> = query_scalar("SELECT public FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.db)
+            .await?;
         Ok(public.map(|public| RepositoryInfo { public }))
     }
 
@@ -521,7 +524,7 @@ impl MetaStore for SqlMeta {
         .bind(now_unix())
         .execute(&mut tx)
         .await?;
-        if inserted> 0 {
+        if inserted > 0 {
             let children = new
                 .blobs
                 .iter()
@@ -697,7 +700,10 @@ impl MetaStore for SqlMeta {
         // counted (SQLite: its one writer), so concurrent starts, on this node
         // or another, cannot overshoot a cap.
         let repository_owner = format!("repository:{}", s.repository);
-        let subject_owner = s.subject.as_ref().map(|subject| format!("subject:{subject}"));
+        let subject_owner = s
+            .subject
+            .as_ref()
+            .map(|subject| format!("subject:{subject}"));
         let mut locks = Vec::new();
         if limits.per_repository > 0 {
             locks.push(Lock::Uploads(&repository_owner));

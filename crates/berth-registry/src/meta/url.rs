@@ -32,9 +32,7 @@ impl FromStr for DatabaseUrl {
             .iter()
             .any(|scheme| s.len() > scheme.len() && s.starts_with(scheme));
         if !ok {
-            return Err(BadDatabaseUrl {
-                shown: redact(s),
-            });
+            return Err(BadDatabaseUrl { shown: redact(s) });
         }
         Ok(Self(s.to_owned()))
     }
@@ -44,6 +42,19 @@ impl DatabaseUrl {
     /// The URL itself, password included: for the driver only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the URL carries a password (its own text differs from what
+    /// is shown).
+    pub fn has_password(&self) -> bool {
+        redact(&self.0) != self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -120,12 +131,18 @@ mod tests {
             assert_eq!(parsed.to_string(), shown);
             assert_eq!(format!("{parsed:?}"), format!("DatabaseUrl({shown})"));
             assert_eq!(parsed.expose(), url);
+            assert_eq!(parsed.has_password(), url != shown);
         }
     }
 
     #[test]
     fn other_schemes_are_refused_without_showing_the_password() {
-        for bad in ["mysql://u:pw@h/db", "postgres://", "/var/lib/berth/berth.db", ""] {
+        for bad in [
+            "mysql://u:pw@h/db",
+            "postgres://",
+            "/var/lib/berth/berth.db",
+            "",
+        ] {
             let e = bad.parse::<DatabaseUrl>().unwrap_err().to_string();
             assert!(!e.contains("pw@"), "{e}");
             assert!(e.contains("postgres://USER"), "{e}");

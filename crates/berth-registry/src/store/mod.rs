@@ -131,6 +131,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes a blob's bytes. Missing blobs are not an error.
     async fn delete(&self, digest: &Digest) -> Result<(), StoreError>;
 
+    /// Whether the store answers (for `/readyz`): cheap, touches no blob.
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Creates an empty staging location for an upload; returns its name.
     async fn begin_upload(&self, id: &UploadId) -> Result<String, StoreError>;
 

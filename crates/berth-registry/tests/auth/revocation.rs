@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use berth_registry::identity::password::hash_password;
 use berth_registry::Config;
+use berth_registry::identity::password::hash_password;
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::oneshot;

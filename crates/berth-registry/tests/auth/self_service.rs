@@ -5,8 +5,8 @@
 //! and the administrator's lists, deletions and key retirement.
 
 use berth_core::token::format_rfc3339;
-use berth_registry::identity::Role;
 use berth_registry::Config;
+use berth_registry::identity::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
