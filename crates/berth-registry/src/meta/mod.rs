@@ -7,6 +7,8 @@
 //! implementation can follow for several nodes sharing one database.
 
 pub mod cache;
+#[cfg(test)]
+mod concurrent;
 pub mod db;
 pub mod identity_sql;
 pub mod keys_sql;
