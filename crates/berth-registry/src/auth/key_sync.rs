@@ -153,21 +153,9 @@ pub async fn run_refresh(r: Registry) {
     }
     let mut tick = tokio::time::interval(REFRESH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
+    let mut outage = super::Outage::default();
     loop {
         tick.tick().await;
-        match refresh(&r.db, &store).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("shared token keys are read again");
-            }
-            Ok(()) => {}
-            // Once per outage, not once a second.
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "cannot read the shared token keys; retrying every second");
-            }
-            Err(_) => {}
-        }
+        outage.note(refresh(&r.db, &store).await, "the shared token keys");
     }
 }

@@ -865,7 +865,13 @@ pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), KeyErr
         };
         let name = format!("{SIGNING_DIR}/{file}");
         if is_key_file(&name) && !files.iter().any(|(n, _)| *n == name) {
-            fs::remove_file(entry.path()).map_err(|e| io("remove", &entry.path(), e))?;
+            match fs::remove_file(entry.path()) {
+                // Another node on the same data directory was first.
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    return Err(io("remove", &entry.path(), e));
+                }
+                _ => {}
+            }
         }
     }
     Ok(())
@@ -1023,7 +1029,9 @@ fn read_text(path: &Path) -> Result<String, KeyError> {
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // The process id in the name: nodes sharing a data directory may copy
+    // the same key file from the shared database at once.
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

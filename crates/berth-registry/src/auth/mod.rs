@@ -17,3 +17,28 @@ pub mod jwt;
 pub mod key_sync;
 pub mod keys;
 pub mod revocation;
+
+/// A background task that reads the database every second logs the first
+/// failure of an outage and the recovery, not every failed attempt.
+#[derive(Debug, Default)]
+pub(crate) struct Outage {
+    failing: bool,
+}
+
+impl Outage {
+    /// Notes the outcome of one attempt at reading `what`.
+    pub(crate) fn note<E: std::fmt::Display>(&mut self, outcome: Result<(), E>, what: &str) {
+        match outcome {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!("{what} are read again");
+            }
+            Ok(()) => {}
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::warn!(error = %e, "cannot read {what}; retrying every second");
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -2,9 +2,10 @@
 //! upload sessions.
 //!
 //! Rule of this layer: all SQL lives here, and nothing here knows HTTP. The
-//! [`MetaStore`] trait is what the rest of the server sees; [`sqlite`] is the
-//! embedded default. The trait makes no SQLite-only assumption, so a PostgreSQL
-//! implementation can follow for several nodes sharing one database.
+//! [`MetaStore`] trait is what the rest of the server sees; [`sql`] implements
+//! it once over the adapter [`db`], on the embedded SQLite database (the
+//! default) or on PostgreSQL shared by several nodes; the engines differ only
+//! inside [`db`] (and in their migrations).
 
 pub mod cache;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use super::MetaError;
-use super::url::DatabaseUrl;
+use super::url::{DatabaseUrl, UrlParts};
 
 /// The variable that switches the test suites to PostgreSQL: the URL of a
 /// cluster on which they may create and drop databases.
@@ -62,15 +62,9 @@ impl ScratchDatabase {
 
 /// `url` with its database (the path) replaced by `name`.
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{name}", &base[..path_start]);
+    let parts = UrlParts::of(url);
+    let (base, query) = (parts.base, parts.query);
+    let mut out = format!("{}/{name}", &base[..parts.authority_end]);
     if let Some(query) = query {
         out.push('?');
         out.push_str(query);

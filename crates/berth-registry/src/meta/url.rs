@@ -70,17 +70,46 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// A URL cut where its parts start: `scheme://authority/path?query`.
+pub(super) struct UrlParts<'a> {
+    /// Everything before `?`.
+    pub base: &'a str,
+    /// Where the authority (user info and host) starts in `base`.
+    pub authority_start: usize,
+    /// Where it ends: the path's `/`, or the end of `base`.
+    pub authority_end: usize,
+    /// What follows `?`, if anything.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    pub(super) fn of(url: &'a str) -> Self {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url, None),
+        };
+        let authority_start = base.find("://").map_or(0, |i| i + 3);
+        let authority_end = base[authority_start..]
+            .find('/')
+            .map_or(base.len(), |i| authority_start + i);
+        Self {
+            base,
+            authority_start,
+            authority_end,
+            query,
+        }
+    }
+}
+
 /// `url` with the password of its user info (and any `password=` query
 /// parameter) replaced by `***`.
 fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
+    let UrlParts {
+        base,
+        authority_start,
+        authority_end,
+        query,
+    } = UrlParts::of(url);
     let authority = &base[authority_start..authority_end];
     let mut out = base[..authority_start].to_owned();
     match authority.rsplit_once('@') {

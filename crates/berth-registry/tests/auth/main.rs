@@ -20,6 +20,7 @@
 //! - `cluster`: two nodes on one PostgreSQL database: shared signing keys,
 //!   a tag moved through one served by the other at once, security changes
 //!   in force on both within a second (PostgreSQL only).
+//! - `health`: `/healthz` and `/readyz`, unauthenticated; what failed named.
 //! - `revocation`: a change of rights reaches the tokens already issued.
 //! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
 //!   their repositories.
@@ -38,6 +39,7 @@ mod abuse;
 mod admin_api;
 mod cluster;
 mod gate;
+mod health;
 mod jwt;
 mod mount;
 mod oracle;
