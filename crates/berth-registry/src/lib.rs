@@ -174,10 +174,17 @@ impl Registry {
                 .await
                 .map_err(|e| IdentityError::PasswordHash(e.to_string()))??
         };
-        self.identity
+        match self
+            .identity
             .create_user(ADMIN_USER, Some(&hash), true)
-            .await?;
-        Ok(generated.then_some(password))
+            .await
+        {
+            Ok(_) => Ok(generated.then_some(password)),
+            // Another node sharing the database started at the same moment
+            // and created it first: its password stands.
+            Err(IdentityError::NameTaken(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -1035,6 +1035,14 @@ async fn a_signing_key_is_retired_only_after_its_last_token_expired() {
         format!("{}\n", since - LIFETIME as i64 - 61),
     )
     .unwrap();
+    // On PostgreSQL the keys' truth is the database: store the edited file
+    // there (on SQLite the files are all there is, and this does nothing).
+    let keys = app.registry.keys.clone().unwrap();
+    berth_registry::auth::key_sync::change(&app.registry.db, &keys, |_| {
+        Ok::<_, berth_registry::auth::keys::KeyError>(())
+    })
+    .await
+    .unwrap();
     let (node, _stop) = restart(&app).await;
     let admin = basic_header("admin", ADMIN_PASSWORD);
     let resp = app
