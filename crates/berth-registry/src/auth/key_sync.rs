@@ -15,8 +15,11 @@
 //! - [`run_refresh`]: every second each node reads the generation (one
 //!   indexed read) and, when it moved, copies the files and reloads.
 //!
-//! A token signed by a key another node created less than a second ago may be
-//! refused here until the refresh (401, and the client asks again). The root
+//! - [`refresh_for_unknown_kid`]: a token naming a key this node does not
+//!   know makes the gate copy the keys at once (rate-limited), so a token
+//!   minted right after a rotation elsewhere verifies on its first request.
+//!
+//! The root
 //! CA never changes after the first start; a database holding another root
 //! than the one loaded is logged as an error and needs a restart.
 //!
@@ -140,6 +143,34 @@ async fn refresh(db: &Db, store: &Arc<KeyStore>) -> Result<(), KeyError> {
     .await?;
     store.set_synced(generation);
     Ok(())
+}
+
+/// Shortest time between two lookups for an unknown `kid`, per node: a flood
+/// of forged tokens costs the database at most this many reads a second.
+const UNKNOWN_KID_LOOKUP_GAP_MS: u64 = 100;
+
+/// A token names a key this node does not have: perhaps one another node
+/// created since the last refresh. Copies the shared keys now (at most once
+/// per [`UNKNOWN_KID_LOOKUP_GAP_MS`]) and says whether they changed, so the
+/// caller verifies again: a token minted on another node right after a
+/// rotation verifies here on its first request.
+pub async fn refresh_for_unknown_kid(r: &Registry) -> bool {
+    let Some(store) = &r.keys else {
+        return false;
+    };
+    if r.db.engine() != Engine::Postgres
+        || !store.may_look_up_unknown_kid(UNKNOWN_KID_LOOKUP_GAP_MS)
+    {
+        return false;
+    }
+    let before = store.synced();
+    match refresh(&r.db, store).await {
+        Ok(()) => store.synced() != before,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the shared token keys for an unknown kid");
+            false
+        }
+    }
 }
 
 /// Keeps this node's keys in step with the shared database until the

@@ -54,7 +54,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use base64::Engine;
@@ -299,6 +299,9 @@ pub struct KeyStore {
     synced: AtomicI64,
     /// Serialises this process's copies from and to the shared database.
     sync_lock: tokio::sync::Mutex<()>,
+    /// When this process last looked in the shared database for a `kid` it
+    /// did not know (milliseconds since the Unix epoch).
+    unknown_kid_lookup: AtomicU64,
 }
 
 impl fmt::Debug for KeyStore {
@@ -365,6 +368,7 @@ impl KeyStore {
             rotating: Mutex::new(()),
             synced: AtomicI64::new(0),
             sync_lock: tokio::sync::Mutex::new(()),
+            unknown_kid_lookup: AtomicU64::new(0),
         };
         tracing::info!(dir = %dir.display(), kids = ?store.kids(), active = %store.active().kid, "token keys loaded");
         Ok(store)
@@ -436,6 +440,20 @@ impl KeyStore {
     /// Held while this process copies keys from or to the shared database.
     pub(crate) fn sync_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.sync_lock
+    }
+
+    /// Whether a lookup for an unknown `kid` may go to the shared database
+    /// now: none in the last `gap_ms` milliseconds (this call claims it).
+    pub(crate) fn may_look_up_unknown_kid(&self, gap_ms: u64) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = self.unknown_kid_lookup.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= gap_ms
+            && self
+                .unknown_kid_lookup
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// The shared generation these keys were last copied from (`auth/key_sync.rs`).
