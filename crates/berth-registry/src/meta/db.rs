@@ -28,7 +28,6 @@
 //!   other node.
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -498,19 +497,16 @@ pub struct Query<'a> {
     args: Vec<Arg<'a>>,
 }
 
-/// A query whose rows are read as `O` (a tuple or a `FromRow` type).
+/// A query whose rows are each read as an `O`: by a `FromRow` (tuples
+/// included, [`query_as`]) or as their first column ([`query_scalar`]).
 #[must_use = "a query does nothing until it runs"]
 pub struct QueryAs<'a, O> {
     inner: Query<'a>,
-    output: PhantomData<fn() -> O>,
+    decode: fn(&Row) -> Result<O, sqlx::Error>,
 }
 
 /// A query whose rows are read as their first column.
-#[must_use = "a query does nothing until it runs"]
-pub struct QueryScalar<'a, O> {
-    inner: Query<'a>,
-    output: PhantomData<fn() -> O>,
-}
+pub type QueryScalar<'a, O> = QueryAs<'a, O>;
 
 /// A statement (`$1`, `$2`, ... for its arguments).
 pub fn query<'a>(sql: impl SqlSafeStr) -> Query<'a> {
@@ -524,15 +520,15 @@ pub fn query<'a>(sql: impl SqlSafeStr) -> Query<'a> {
 pub fn query_as<'a, O: FromRows>(sql: impl SqlSafeStr) -> QueryAs<'a, O> {
     QueryAs {
         inner: query(sql),
-        output: PhantomData,
+        decode: Row::decode::<O>,
     }
 }
 
 /// A statement whose rows are read as their first column, of type `O`.
 pub fn query_scalar<'a, O: Decodable + Send + Unpin>(sql: impl SqlSafeStr) -> QueryScalar<'a, O> {
-    QueryScalar {
+    QueryAs {
         inner: query(sql),
-        output: PhantomData,
+        decode: first_column::<O>,
     }
 }
 
@@ -624,7 +620,7 @@ impl<'a> Query<'a> {
     }
 }
 
-impl<'a, O: FromRows> QueryAs<'a, O> {
+impl<'a, O: Send + Unpin> QueryAs<'a, O> {
     /// Binds the next placeholder.
     pub fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
         self.inner = self.inner.bind(value);
@@ -633,60 +629,25 @@ impl<'a, O: FromRows> QueryAs<'a, O> {
 
     /// Every row.
     pub async fn fetch_all<'c>(self, on: impl Executor<'c>) -> Result<Vec<O>, sqlx::Error> {
-        self.inner
-            .fetch_all(on)
-            .await?
-            .iter()
-            .map(Row::decode)
-            .collect()
+        let decode = self.decode;
+        self.inner.fetch_all(on).await?.iter().map(decode).collect()
     }
 
     /// The first row, if any.
     pub async fn fetch_optional<'c>(self, on: impl Executor<'c>) -> Result<Option<O>, sqlx::Error> {
+        let decode = self.decode;
         self.inner
             .fetch_optional(on)
             .await?
             .as_ref()
-            .map(Row::decode)
+            .map(decode)
             .transpose()
     }
 
     /// The first row; an error when there is none.
     pub async fn fetch_one<'c>(self, on: impl Executor<'c>) -> Result<O, sqlx::Error> {
-        self.inner.fetch_one(on).await?.decode()
-    }
-}
-
-impl<'a, O: Decodable + Send + Unpin> QueryScalar<'a, O> {
-    /// Binds the next placeholder.
-    pub fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
-        self.inner = self.inner.bind(value);
-        self
-    }
-
-    /// The first column of every row.
-    pub async fn fetch_all<'c>(self, on: impl Executor<'c>) -> Result<Vec<O>, sqlx::Error> {
-        self.inner
-            .fetch_all(on)
-            .await?
-            .iter()
-            .map(first_column)
-            .collect()
-    }
-
-    /// The first column of the first row, if any.
-    pub async fn fetch_optional<'c>(self, on: impl Executor<'c>) -> Result<Option<O>, sqlx::Error> {
-        self.inner
-            .fetch_optional(on)
-            .await?
-            .as_ref()
-            .map(first_column)
-            .transpose()
-    }
-
-    /// The first column of the first row; an error when there is none.
-    pub async fn fetch_one<'c>(self, on: impl Executor<'c>) -> Result<O, sqlx::Error> {
-        first_column(&self.inner.fetch_one(on).await?)
+        let decode = self.decode;
+        decode(&self.inner.fetch_one(on).await?)
     }
 }
 
