@@ -3,7 +3,11 @@
 # tell whether a change cost throughput. Each binary serves an open registry
 # (--access-control false) on 127.0.0.1 with one small image; GET manifest
 # (wrk) and HEAD blob (oha) at 32 connections, RUNS runs each, the two
-# binaries alternating; medians and the ratio B/A printed. Numbers only.
+# binaries alternating; medians and the ratio B/A printed, for throughput and
+# for the server's CPU time per request (utime + stime from /proc over the
+# run, divided by the requests served: less sensitive than req/s to other
+# work on a shared machine, which takes cores but not the server's CPU time).
+# Numbers only.
 #
 #   bash bench/compare.sh A_BINARY B_BINARY [RUNS] [SECONDS]
 #
@@ -31,7 +35,7 @@ for tool in wrk "$OHA" curl python3; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool is needed (bench/run.sh installs it)" >&2; exit 1; }
 done
 
-declare -A URL MAN BLOB
+declare -A URL MAN BLOB PID
 for which in A B; do
     bin=${!which}
     port=$(python3 "$LIB/reg.py" free-port)
@@ -39,6 +43,7 @@ for which in A B; do
     RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --data-dir "$TMP/$which/data" \
         --access-control false >"$TMP/$which/log" 2>&1 &
     PIDS+=($!)
+    PID[$which]=$!
     URL[$which]=http://127.0.0.1:$port
     python3 "$LIB/reg.py" wait "${URL[$which]}" 20
     read -r layer _ < <(python3 "$LIB/reg.py" push-image "${URL[$which]}" bench/small v1)
@@ -47,16 +52,30 @@ for which in A B; do
     wrk -t2 -c32 -d2s -H "Accept: $OCI_MANIFEST" "${MAN[$which]}" >/dev/null 2>&1
 done
 
-declare -A GET HEAD
+# The server's CPU time so far, in clock ticks (utime + stime).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Microseconds of server CPU per request: TICKS over RPS * DUR requests.
+us_per_request() {
+    python3 -c 'import os, sys; t, rps, dur = map(float, sys.argv[1:]); hz = os.sysconf("SC_CLK_TCK"); print(f"{t / hz * 1e6 / (rps * dur):.2f}")' "$@"
+}
+
+declare -A GET HEAD GET_CPU HEAD_CPU
 for ((r = 1; r <= RUNS; r++)); do
     for which in A B; do
+        before=$(cpu_ticks "${PID[$which]}")
         wrk -t2 -c32 -d"${DUR}s" --latency -H "Accept: $OCI_MANIFEST" "${MAN[$which]}" >"$TMP/get.out" 2>&1
         read -r rps _ < <(python3 "$LIB/stats.py" wrk "$TMP/get.out")
         GET[$which]+="$rps "
+        GET_CPU[$which]+="$(us_per_request $(($(cpu_ticks "${PID[$which]}") - before)) "$rps" "$DUR") "
+        before=$(cpu_ticks "${PID[$which]}")
         "$OHA" -z "${DUR}s" -c 32 -m HEAD --no-tui --output-format json "${BLOB[$which]}" >"$TMP/head.out" 2>/dev/null
         read -r rps _ < <(python3 "$LIB/stats.py" oha "$TMP/head.out")
         HEAD[$which]+="$rps "
-        echo "run $r $which: GET manifest $(echo "${GET[$which]}" | awk '{print $NF}') req/s, HEAD blob $(echo "${HEAD[$which]}" | awk '{print $NF}') req/s" >&2
+        HEAD_CPU[$which]+="$(us_per_request $(($(cpu_ticks "${PID[$which]}") - before)) "$rps" "$DUR") "
+        echo "run $r $which: GET manifest $(echo "${GET[$which]}" | awk '{print $NF}') req/s" \
+            "($(echo "${GET_CPU[$which]}" | awk '{print $NF}') us CPU/req)," \
+            "HEAD blob $(echo "${HEAD[$which]}" | awk '{print $NF}') req/s" \
+            "($(echo "${HEAD_CPU[$which]}" | awk '{print $NF}') us CPU/req)" >&2
     done
 done
 
@@ -67,5 +86,13 @@ for metric in GET HEAD; do
     b=$(median ${values[B]})
     python3 -c 'import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f"{sys.argv[1]}: A {a:,.0f} req/s, B {b:,.0f} req/s, B/A {b / a:.3f}")' \
         "$([[ $metric == GET ]] && echo "GET manifest, 32 conns" || echo "HEAD blob, 32 conns")" "$a" "$b"
+    unset -n values
+done
+for metric in GET_CPU HEAD_CPU; do
+    declare -n values=$metric
+    a=$(median ${values[A]})
+    b=$(median ${values[B]})
+    python3 -c 'import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f"{sys.argv[1]}: server CPU per request A {a:.2f} us, B {b:.2f} us, B/A {b / a:.3f}")' \
+        "$([[ $metric == GET_CPU ]] && echo "GET manifest, 32 conns" || echo "HEAD blob, 32 conns")" "$a" "$b"
     unset -n values
 done
