@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_core::endpoint::UploadId;
 
-pub use config::Config;
+pub use config::{BlobStoreConfig, Config};
 pub use error::RegistryError;
 
 use crate::auth::authenticate::Authenticator;
@@ -40,7 +40,7 @@ use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::cache::CachedMeta;
 use crate::meta::{MetaError, MetaStore, SqliteMeta};
 use crate::store::space::DiskSpace;
-use crate::store::{BlobStore, FsStore, StoreError};
+use crate::store::{BlobStore, FsStore, S3Store, StoreError};
 
 /// Everything a request handler needs: settings, the stores, and the token machinery.
 #[derive(Clone)]
@@ -90,11 +90,19 @@ pub enum OpenError {
 }
 
 impl Registry {
-    /// Opens the embedded default under `data_dir`: blobs on the filesystem,
-    /// metadata in `berth.db` (SQLite), signing keys under `keys/`.
+    /// Opens the embedded default under `data_dir`: blobs on the filesystem
+    /// (or in S3, as `config.blob_store` says), metadata in `berth.db`
+    /// (SQLite), signing keys under `keys/`.
     pub async fn open_embedded(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(StoreError::Io)?;
-        let blobs = FsStore::open(data_dir)?;
+        let blobs: Arc<dyn BlobStore> = match &config.blob_store {
+            BlobStoreConfig::DataDir => Arc::new(FsStore::open(data_dir)?),
+            BlobStoreConfig::S3(settings) => {
+                let store = S3Store::open(settings)?;
+                store.ready().await?;
+                Arc::new(store)
+            }
+        };
         let meta = SqliteMeta::open(&data_dir.join(DATABASE_FILE))
             .await?
             .with_new_repositories_public(config.new_repositories_public)
@@ -113,7 +121,7 @@ impl Registry {
         Ok(Self {
             config: Arc::new(config),
             meta: Arc::new(CachedMeta::new(meta)),
-            blobs: Arc::new(blobs),
+            blobs,
             authn: Arc::new(Authenticator::new(identity.clone())),
             identity,
             keys,

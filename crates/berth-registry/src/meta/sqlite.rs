@@ -750,7 +750,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM uploads WHERE staging = $1")
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM uploads WHERE id = $1")
             .bind(staging)
             .fetch_optional(&self.pool)
             .await?;
@@ -776,10 +776,12 @@ impl MetaStore for SqliteMeta {
         expected_offset: u64,
         offset: u64,
         hash_state: &[u8],
+        staging: Option<&str>,
         now: i64,
     ) -> Result<bool, MetaError> {
         let done = sqlx::query(
-            "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5
+            "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5,
+                    staging = COALESCE($6, staging)
               WHERE id = $1 AND byte_offset = $2",
         )
         .bind(id.as_str())
@@ -787,6 +789,7 @@ impl MetaStore for SqliteMeta {
         .bind(to_i64(offset))
         .bind(hash_state)
         .bind(now)
+        .bind(staging)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

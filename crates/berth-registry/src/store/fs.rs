@@ -209,6 +209,7 @@ impl BlobStore for FsStore {
         let appended = Appended {
             offset: written?,
             digester,
+            staging: None,
         };
         match failure {
             // Every chunk received went to both threads: the file and the
@@ -423,7 +424,7 @@ fn list_blobs(
 }
 
 /// What the async side of an append sends its two threads.
-enum Piece {
+pub(super) enum Piece {
     /// Bytes of the body, in order.
     Chunk(Bytes),
     /// A checkpoint between two chunks, numbered from 1.
@@ -512,7 +513,11 @@ impl CheckpointPairing {
                     pending = None;
                     if offset > last {
                         last = offset;
-                        let _ = out.send(Appended { offset, digester });
+                        let _ = out.send(Appended {
+                            offset,
+                            digester,
+                            staging: None,
+                        });
                     }
                 }
             }
@@ -533,7 +538,7 @@ impl CheckpointPairing {
 }
 
 /// The hashing thread of an append: every chunk, and its state at each mark.
-fn hash_chunks(
+pub(super) fn hash_chunks(
     mut digester: Digester,
     mut rx: mpsc::Receiver<Piece>,
     states: Option<mpsc::UnboundedSender<(u64, Digester)>>,
