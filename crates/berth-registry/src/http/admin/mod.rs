@@ -673,6 +673,22 @@ async fn reload_revocations(r: &Registry) {
     }
 }
 
+/// What follows every deletion of users, organisations or repositories:
+/// the revocation records it wrote take effect here at once, remembered
+/// credential checks are dropped (with `forget_credentials`), and the staged
+/// bytes of the upload sessions it ended are discarded.
+async fn settle_deletion(r: &Registry, staging: &[String], forget_credentials: bool) {
+    reload_revocations(r).await;
+    if forget_credentials {
+        r.authn.forget_remembered();
+    }
+    for staging in staging {
+        if let Err(e) = r.blobs.abort(staging).await {
+            tracing::warn!(error = %e, staging, "cannot discard the staged bytes of a deleted upload session");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Bodies and answers
 

@@ -12,7 +12,7 @@ use super::tokens::{robot_principal, store_token, token_actions, token_expiry, t
 use super::users::delete_repositories;
 use super::{
     Admin, ApiError, Caller, ROBOT_TOKEN_NAME, find_org, find_user, json_response, listing,
-    no_content, page, read_json, reload_revocations, secret_response,
+    no_content, page, read_json, reload_revocations, secret_response, settle_deletion,
 };
 use crate::http::router::AppState;
 use crate::identity::{OwnedRepositories, Role};
@@ -86,13 +86,7 @@ pub(super) async fn delete_org(
             format!("there is no organisation `{name}`; nothing was deleted"),
         ));
     };
-    reload_revocations(r).await;
-    r.authn.forget_remembered();
-    for staging in &deleted.staging {
-        if let Err(e) = r.blobs.abort(staging).await {
-            tracing::warn!(error = %e, staging, "cannot discard the staged bytes of a deleted upload session");
-        }
-    }
+    settle_deletion(r, &deleted.staging, true).await;
     audit!(admin, "org.delete", org = %name, repositories = deleted.repositories.len(), members = deleted.members.len(), robots = ?deleted.robots, "admin: organisation deleted");
     Ok(no_content())
 }

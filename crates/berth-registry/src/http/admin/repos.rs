@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     Admin, ApiError, Caller, json_response, listing, no_content, page, read_json,
-    reload_revocations,
+    reload_revocations, settle_deletion,
 };
 use crate::http::query_param;
 use crate::http::router::AppState;
@@ -134,12 +134,7 @@ pub(super) async fn delete_repository(
             format!("repository `{name}` does not exist; nothing was deleted"),
         ));
     };
-    reload_revocations(r).await;
-    for staging in &deleted.staging {
-        if let Err(e) = r.blobs.abort(staging).await {
-            tracing::warn!(error = %e, staging, "cannot discard the staged bytes of a deleted upload session");
-        }
-    }
+    settle_deletion(r, &deleted.staging, false).await;
     audit!(admin, "repository.delete", repository = %name, "admin: repository deleted");
     Ok(no_content())
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{
     Admin, ApiError, MIN_PASSWORD_CHARS, apply_password, find_user, json_response, listing,
-    no_content, page, read_json, reload_revocations,
+    no_content, page, read_json, settle_deletion,
 };
 use crate::http::router::AppState;
 use crate::identity::password::{hash_password, parse_htpasswd};
@@ -154,14 +154,7 @@ pub(super) async fn delete_user(
             format!("there is no user `{name}`; nothing was deleted"),
         ));
     };
-    reload_revocations(r).await;
-    // Remembered credential checks must not outlive this change.
-    r.authn.forget_remembered();
-    for staging in &deleted.staging {
-        if let Err(e) = r.blobs.abort(staging).await {
-            tracing::warn!(error = %e, staging, "cannot discard the staged bytes of a deleted upload session");
-        }
-    }
+    settle_deletion(r, &deleted.staging, true).await;
     audit!(admin, "user.delete", user = %name, repositories = deleted.repositories.len(), "admin: user deleted");
     Ok(no_content())
 }
