@@ -437,7 +437,8 @@ fn blob_store(
         }
         return Ok(BlobStoreConfig::DataDir);
     };
-    let mut settings = S3Settings::from_url(&url).map_err(|e| anyhow::anyhow!("--blob-store: {e}"))?;
+    let mut settings =
+        S3Settings::from_url(&url).map_err(|e| anyhow::anyhow!("--blob-store: {e}"))?;
     if let Some(endpoint) = endpoint {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             bail!("--s3-endpoint {endpoint:?} must start with http:// or https://");

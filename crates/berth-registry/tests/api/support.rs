@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use berth_core::digest::Digest;
 use berth_core::media_type;
-use berth_registry::{Config, Registry};
+use berth_registry::store::S3Settings;
+use berth_registry::{BlobStoreConfig, Config, Registry};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -27,6 +28,7 @@ pub struct TestApp {
     addr: SocketAddr,
     client: reqwest::Client,
     dir: Option<TempDir>,
+    dir_path: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -53,6 +55,15 @@ impl TestApp {
     }
 
     async fn open(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
+        let path = dir.path().to_owned();
+        Self::open_at(Some(dir), path, configure).await
+    }
+
+    async fn open_at(
+        dir: Option<TempDir>,
+        dir_path: std::path::PathBuf,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
@@ -60,8 +71,12 @@ impl TestApp {
         // This suite tests the data plane: an open registry. Access control
         // has its own suite (tests/auth).
         config.access_control = false;
+        // The blob store is S3 when the suite runs under `.ci/s3`.
+        if let Some(s3) = S3Settings::for_test_dir(&dir_path) {
+            config.blob_store = BlobStoreConfig::S3(s3);
+        }
         configure(&mut config);
-        let registry = Registry::open_embedded(dir.path(), config).await.unwrap();
+        let registry = Registry::open_embedded(&dir_path, config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(berth_registry::serve(listener, registry, async move {
             let _ = rx.await;
@@ -75,7 +90,8 @@ impl TestApp {
             base,
             addr,
             client,
-            dir: Some(dir),
+            dir,
+            dir_path,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -96,6 +112,18 @@ impl TestApp {
                 .unwrap();
         }
         self.dir.take().unwrap()
+    }
+
+    /// The data directory the server runs on.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir_path.as_path()
+    }
+
+    /// A second server over the same data directory and blob store, as
+    /// another node of a cluster: what one node records, the other reads.
+    /// Dropping it stops it.
+    pub async fn start_beside(&self, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::open_at(None, self.dir_path.clone(), configure).await
     }
 
     /// The address the server listens on.
@@ -276,6 +304,11 @@ impl TestApp {
         resp.check_api_version(std::panic::Location::caller());
         resp
     }
+}
+
+/// Whether the suite runs with its blobs on S3 (under `.ci/s3`).
+pub fn blobs_on_s3() -> bool {
+    std::env::var_os("BERTH_TEST_S3_ENDPOINT").is_some()
 }
 
 /// A manifest pushed by [`TestApp::push_image`].

@@ -44,9 +44,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
-};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use reqwest::Method;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -106,7 +104,10 @@ impl std::fmt::Debug for S3Settings {
             .field("region", &self.region)
             .field("path_style", &self.path_style)
             .field("redirect", &self.redirect)
-            .field("credentials", &self.credentials.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
             .field("max_copy_object", &self.max_copy_object)
             .finish()
     }
@@ -129,7 +130,11 @@ impl S3Settings {
             ));
         }
         let prefix = prefix.trim_matches('/');
-        if prefix.split('/').any(|p| p.is_empty() || p == "." || p == "..") && !prefix.is_empty() {
+        if prefix
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+            && !prefix.is_empty()
+        {
             return Err(format!(
                 "the prefix {prefix:?} in {url:?} has an empty, '.' or '..' segment"
             ));
@@ -144,6 +149,31 @@ impl S3Settings {
             credentials: None,
             max_copy_object: MAX_COPY_OBJECT,
         })
+    }
+}
+
+impl S3Settings {
+    /// Settings for the test suites, or `None` when they run on the
+    /// filesystem: the S3 server `.ci/s3` started (`BERTH_TEST_S3_ENDPOINT`,
+    /// `BERTH_TEST_S3_BUCKET`, credentials in the usual `AWS_*` variables),
+    /// path-style, keys under a prefix named after the test's data directory
+    /// `dir`, so that a server started again on the directory (or a second
+    /// node beside it) finds the same blobs and every test has its own.
+    pub fn for_test_dir(dir: &std::path::Path) -> Option<Self> {
+        let endpoint = std::env::var("BERTH_TEST_S3_ENDPOINT").ok()?;
+        let bucket =
+            std::env::var("BERTH_TEST_S3_BUCKET").unwrap_or_else(|_| "berth-test".to_owned());
+        let name: String = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let mut settings = Self::from_url(&format!("s3://{bucket}/test-{name}")).ok()?;
+        settings.endpoint = Some(endpoint);
+        settings.path_style = true;
+        Some(settings)
     }
 }
 
@@ -235,11 +265,19 @@ impl S3Store {
     }
 
     fn blob_key(&self, digest: &Digest) -> Path {
-        self.key(&format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex()))
+        self.key(&format!(
+            "blobs/{}/{}",
+            digest.algorithm().as_str(),
+            digest.hex()
+        ))
     }
 
     fn mark_key(&self, digest: &Digest) -> Path {
-        self.key(&format!("marks/{}/{}", digest.algorithm().as_str(), digest.hex()))
+        self.key(&format!(
+            "marks/{}/{}",
+            digest.algorithm().as_str(),
+            digest.hex()
+        ))
     }
 
     fn reclaiming_key(&self, digest: &Digest) -> Path {
@@ -386,19 +424,20 @@ impl S3Store {
         let dir = self.key(&format!("uploads/{id}"));
         let target = self.upload_key(id, "blob");
         let mut pending: Vec<String> = mpu.map(str::to_owned).into_iter().collect();
-        let listed = presigned::list_multipart_uploads(
-            &self.s3,
-            &self.http,
-            &format!("{dir}/"),
-            usize::MAX,
-        )
-        .await?;
+        let listed =
+            presigned::list_multipart_uploads(&self.s3, &self.http, &format!("{dir}/"), usize::MAX)
+                .await?;
         pending.extend(listed.into_iter().map(|u| u.upload_id));
         pending.sort();
         pending.dedup();
         for upload in pending {
             // A completed or aborted one is gone: nothing to do.
-            found(self.s3.abort_multipart(&target, &upload).await.map_err(s3_error))?;
+            found(
+                self.s3
+                    .abort_multipart(&target, &upload)
+                    .await
+                    .map_err(s3_error),
+            )?;
         }
         let objects = self
             .s3
@@ -436,7 +475,10 @@ impl S3Store {
 
     /// The digest an object under `<prefix><dir><algorithm>/<hex>` stands for.
     fn digest_of(&self, location: &Path, dir: &str) -> Option<Digest> {
-        let rest = location.as_ref().strip_prefix(&self.prefix)?.strip_prefix(dir)?;
+        let rest = location
+            .as_ref()
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(dir)?;
         let (algorithm, hex) = rest.split_once('/')?;
         Digest::parse(&format!("{algorithm}:{hex}")).ok()
     }
@@ -458,7 +500,10 @@ struct Sending {
 #[async_trait]
 impl BlobStore for S3Store {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
-        Ok(self.head(&self.blob_key(digest)).await?.map(|(size, _)| size))
+        Ok(self
+            .head(&self.blob_key(digest))
+            .await?
+            .map(|(size, _)| size))
     }
 
     async fn open(
@@ -573,10 +618,7 @@ impl BlobStore for S3Store {
         macro_rules! settle {
             ($all:expr) => {
                 while let Some(front) = sending.front() {
-                    if !$all
-                        && !front.task.is_finished()
-                        && sending.len() <= PARTS_IN_FLIGHT
-                    {
+                    if !$all && !front.task.is_finished() && sending.len() <= PARTS_IN_FLIGHT {
                         break;
                     }
                     let Some(part) = sending.pop_front() else {
@@ -659,7 +701,9 @@ impl BlobStore for S3Store {
                 let payload: PutPayload = std::mem::take(&mut filling).into_iter().collect();
                 let (s3, target, index) = (self.s3.clone(), target.clone(), next_part);
                 let task =
-                    tokio::spawn(async move { s3.put_part(&target, &upload, index, payload).await });
+                    tokio::spawn(
+                        async move { s3.put_part(&target, &upload, index, payload).await },
+                    );
                 sending.push_back(Sending { mark, task });
                 next_part += 1;
                 filled = 0;

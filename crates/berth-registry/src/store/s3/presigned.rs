@@ -33,8 +33,11 @@ pub async fn send(
     headers: &[(&'static str, String)],
     what: &str,
 ) -> Result<reqwest::Response, StoreError> {
-    let mut options = SignedUrlOptions::default()
-        .with_query(query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let mut options = SignedUrlOptions::default().with_query(
+        query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let mut values = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let name = HeaderName::from_static(name);
@@ -147,7 +150,11 @@ pub async fn list_multipart_uploads(
                 initiated,
             });
         }
-        match (page.is_truncated, page.next_key_marker, page.next_upload_id_marker) {
+        match (
+            page.is_truncated,
+            page.next_key_marker,
+            page.next_upload_id_marker,
+        ) {
             (true, Some(key), Some(id)) if found.len() < limit => markers = Some((key, id)),
             _ => return Ok(found),
         }

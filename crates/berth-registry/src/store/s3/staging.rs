@@ -30,7 +30,9 @@ pub const MAX_PARTS: usize = 10_000;
 
 /// The size of part `index` (0-based).
 pub fn part_size(index: usize) -> u64 {
-    let doublings = u32::try_from(index / PARTS_PER_SIZE).unwrap_or(u32::MAX).min(8);
+    let doublings = u32::try_from(index / PARTS_PER_SIZE)
+        .unwrap_or(u32::MAX)
+        .min(8);
     BASE_PART << doublings
 }
 
@@ -130,7 +132,10 @@ mod tests {
         assert_eq!(part_size(9_999), 128 << 20);
         assert_eq!(parts_len(3), 24 << 20);
         // 2,000 parts at each of 8, 16, 32, 64 and 128 MiB.
-        assert_eq!(parts_len(MAX_PARTS), (2_000 * (8 + 16 + 32 + 64 + 128)) << 20);
+        assert_eq!(
+            parts_len(MAX_PARTS),
+            (2_000 * (8 + 16 + 32 + 64 + 128)) << 20
+        );
     }
 
     #[test]
