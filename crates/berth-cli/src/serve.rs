@@ -270,6 +270,8 @@ struct Settings {
     max_connections: Option<usize>,
     /// The certificate and key, read and checked.
     tls: Option<Arc<CertStore>>,
+    /// Said at start: S3 settings ignored for the filesystem store.
+    store_note: Option<String>,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -369,13 +371,14 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         config.trusted_proxies =
             TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     }
-    config.blob_store = blob_store(
+    let (store, store_note) = blob_store(
         args.blob_store.or(file.blob_store),
         args.s3_endpoint.or(file.s3_endpoint),
         args.s3_region.or(file.s3_region),
         args.s3_path_style.or(file.s3_path_style),
         args.s3_redirect.or(file.s3_redirect),
     )?;
+    config.blob_store = store;
     let max_connections = args.max_connections.or(file.max_connections);
     if max_connections == Some(0) {
         bail!("--max-connections must be at least 1");
@@ -415,27 +418,39 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         service_given,
         max_connections,
         tls,
+        store_note,
     })
 }
 
-/// The blob store named by `--blob-store` and the `--s3-*` settings, which
-/// make sense only with an S3 store.
+/// The blob store named by `--blob-store` and the `--s3-*` settings, and a
+/// note to print when S3 settings were given for the filesystem store (they
+/// are ignored rather than refused, so that one config file can carry a
+/// cluster's S3 settings while a node runs on its disk).
 fn blob_store(
     store: Option<String>,
     endpoint: Option<String>,
     region: Option<String>,
     path_style: Option<bool>,
     redirect: Option<bool>,
-) -> anyhow::Result<BlobStoreConfig> {
+) -> anyhow::Result<(BlobStoreConfig, Option<String>)> {
     let store = store.filter(|s| s != "fs");
     let Some(url) = store else {
-        if endpoint.is_some() || region.is_some() || path_style.is_some() || redirect.is_some() {
-            bail!(
-                "--s3-endpoint, --s3-region, --s3-path-style and --s3-redirect apply to an S3 blob store; \
-                 add --blob-store s3://BUCKET[/PREFIX], or remove them"
-            );
-        }
-        return Ok(BlobStoreConfig::DataDir);
+        let given: Vec<&str> = [
+            ("s3_endpoint", endpoint.is_some()),
+            ("s3_region", region.is_some()),
+            ("s3_path_style", path_style.is_some()),
+            ("s3_redirect", redirect.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        let note = (!given.is_empty()).then(|| {
+            format!(
+                "{} ignored: blobs are on the filesystem; set blob_store (--blob-store) to s3://BUCKET[/PREFIX] to use S3",
+                given.join(", ")
+            )
+        });
+        return Ok((BlobStoreConfig::DataDir, note));
     };
     let mut settings =
         S3Settings::from_url(&url).map_err(|e| anyhow::anyhow!("--blob-store: {e}"))?;
@@ -448,7 +463,7 @@ fn blob_store(
     settings.region = region;
     settings.path_style = path_style.unwrap_or(false);
     settings.redirect = redirect.unwrap_or(false);
-    Ok(BlobStoreConfig::S3(settings))
+    Ok((BlobStoreConfig::S3(settings), None))
 }
 
 /// Runs `berth serve` to completion.
@@ -532,6 +547,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .map(|e| format!(" at {e}"))
                 .unwrap_or_default()
         );
+    }
+    if let Some(note) = &settings.store_note {
+        eprintln!("  note:       {note}");
     }
     eprintln!("  public URL: {public_url}");
     if registry.config.access_control {
