@@ -516,14 +516,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         config.public_url = derived.public_url;
     }
     let public_url = config.public_url.clone();
+    let what = match &config.blob_store {
+        BlobStoreConfig::S3(s3) => format!(
+            "cannot open the data directory {} with blobs in S3 bucket {:?}",
+            settings.data_dir.display(),
+            s3.bucket
+        ),
+        BlobStoreConfig::DataDir => format!(
+            "cannot open the data directory {}",
+            settings.data_dir.display()
+        ),
+    };
     let registry = Registry::open_embedded(&settings.data_dir, config)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
+        .context(what)?;
     let host = public_url
         .trim_start_matches("http://")
         .trim_start_matches("https://");

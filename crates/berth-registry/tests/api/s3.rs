@@ -108,7 +108,9 @@ fn body(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {
 
 /// Regression for the 5 MiB rule: S3 refuses every part but the last under
 /// 5 MiB, and clients PATCH whatever sizes they like. Chunks of 1, 3, 12 MiB,
-/// 100 KiB and 9 MiB make one blob; the bucket then holds it alone.
+/// 100 KiB and 9 MiB make one blob; the bucket then holds it alone, and
+/// meanwhile never more than two tail objects (the last and the one it
+/// replaced).
 #[tokio::test]
 async fn chunks_smaller_and_larger_than_a_part_make_one_blob() {
     let app = TestApp::start().await;
@@ -126,6 +128,9 @@ async fn chunks_smaller_and_larger_than_a_part_make_one_blob() {
         assert_eq!(resp.status, 202, "{}", resp.text());
         at += len;
         assert_eq!(resp.header("range"), Some(&*format!("0-{}", at - 1)));
+        // The tail this PATCH wrote, and at most the one it replaced.
+        let objects = bucket.objects().await;
+        assert!(objects.len() <= 2, "tail objects pile up: {objects:?}");
         if at < 8 * MIB {
             assert!(
                 bucket.multipart_uploads().await.is_empty(),

@@ -536,10 +536,13 @@ impl BlobStore for S3Store {
         .map(|_| ())
         .map_err(|e| match e {
             StoreError::NotFound => StoreError::Io(io::Error::other(format!(
-                "S3 bucket {:?} does not exist",
+                "S3 bucket {:?} does not exist; create it, or name another with --blob-store s3://BUCKET[/PREFIX]",
                 self.bucket
             ))),
-            e => e,
+            e => StoreError::Io(io::Error::other(format!(
+                "{e}; check --s3-endpoint, --s3-region, --s3-path-style and the credentials \
+                 in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ))),
         })
     }
 
@@ -579,6 +582,13 @@ impl BlobStore for S3Store {
         }
         let id = start.id.clone();
         let target = self.upload_key(&id, "blob");
+        if let Some(old) = &start.superseded
+            && let Err(e) = self.delete_if_present(&self.upload_key(&id, old)).await
+        {
+            // Garbage either way: the commit or the sweep removes it.
+            tracing::warn!(error = %e, upload = id, "could not remove a superseded tail object");
+        }
+        let replaced = start.tail.as_ref().map(|t| t.key.clone());
         let most = parts_len(MAX_PARTS).saturating_sub(offset);
         let limit = limit.min(most);
 
@@ -643,6 +653,7 @@ impl BlobStore for S3Store {
                             mpu: mpu.clone(),
                             parts: parts.clone(),
                             tail: None,
+                            superseded: replaced.clone(),
                         };
                         let _ = out.send(Appended {
                             offset: at,
@@ -745,6 +756,7 @@ impl BlobStore for S3Store {
             mpu,
             parts,
             tail,
+            superseded: replaced,
         };
         let appended = Appended {
             offset: offset + received,

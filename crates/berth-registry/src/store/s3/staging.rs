@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! {"id":"<upload id>","mpu":"<multipart upload id>"|null,
-//!  "parts":["<part id>",...],"tail":{"key":"tail-<uuid>","len":<bytes>}|null}
+//!  "parts":["<part id>",...],"tail":{"key":"tail-<uuid>","len":<bytes>}|null,
+//!  "superseded":"tail-<uuid>"}            (the last key only when there is one)
 //! ```
 //!
 //! Part `i` holds [`part_size`]`(i)` bytes, so the parts' byte ranges follow
@@ -61,6 +62,13 @@ pub struct Staging {
     pub parts: Vec<String>,
     /// The bytes after the last part.
     pub tail: Option<Tail>,
+    /// The tail object this state replaced (its bytes are in a part or in
+    /// the new tail): no recorded state names it any more once this one is
+    /// recorded, so the next append, which starts from this state, removes
+    /// it. Without it every small PATCH would leave its tail behind until
+    /// the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<String>,
 }
 
 impl Staging {
@@ -71,6 +79,7 @@ impl Staging {
             mpu: None,
             parts: Vec::new(),
             tail: None,
+            superseded: None,
         }
     }
 
