@@ -211,15 +211,9 @@ impl BlobStore for FsStore {
             digester,
             staging: None,
         };
-        match failure {
-            // Every chunk received went to both threads: the file and the
-            // hash agree, and the writer made them durable.
-            Some(cause) => Err(StoreError::Interrupted {
-                progress: Box::new(appended),
-                cause,
-            }),
-            None => Ok(appended),
-        }
+        // Every chunk received went to both threads: the file and the hash
+        // agree, and the writer made them durable.
+        appended.or_interrupted(failure)
     }
 
     async fn commit(&self, staging: &str, digest: &Digest) -> Result<(), StoreError> {

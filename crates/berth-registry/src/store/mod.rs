@@ -128,6 +128,21 @@ pub struct Appended {
     pub staging: Option<String>,
 }
 
+impl Appended {
+    /// How an append ends: with `self`, or, when the body failed with
+    /// `failure`, with [`StoreError::Interrupted`] carrying `self` (what
+    /// was stored, durable, before the failure).
+    pub fn or_interrupted(self, failure: Option<io::Error>) -> Result<Self, StoreError> {
+        match failure {
+            Some(cause) => Err(StoreError::Interrupted {
+                progress: Box::new(self),
+                cause,
+            }),
+            None => Ok(self),
+        }
+    }
+}
+
 /// The blob store.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {

@@ -24,7 +24,7 @@ use crate::store::StoreError;
 pub const BASE_PART: u64 = 8 * 1024 * 1024;
 /// After every this many parts the part size doubles, so that S3's 10,000
 /// parts reach about 484 GiB while a common blob's parts stay small (an
-/// upload holds at most three parts in memory).
+/// upload holds at most two parts in memory).
 const PARTS_PER_SIZE: usize = 2_000;
 /// S3's most parts in one multipart upload.
 pub const MAX_PARTS: usize = 10_000;
