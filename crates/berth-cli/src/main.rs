@@ -38,8 +38,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    // Boxed: its settings outweigh every other command's arguments.
     /// Run the registry (embedded default: filesystem blobs + SQLite metadata).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Administer a running registry: users, organisations, robots, tokens, keys.
     Admin(admin::AdminArgs),
     /// Create, list and revoke your personal access tokens.
@@ -92,7 +93,7 @@ fn main() -> ExitCode {
     install_panic_hook(verbose);
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Admin(args) => admin::run(args),
         Command::Token(args) => account::token::run(args),
         Command::Password(args) => account::password::run(args),
