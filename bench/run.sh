@@ -6,7 +6,7 @@
 #   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
 #   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
 #   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog |
-#                                       image | uploads | copy (not recorded)
+#                                       catalog-pg | image | uploads | copy | s3 (not recorded)
 #
 # Everything it starts it stops (trap on EXIT), and it stops nothing else.
 set -euo pipefail
@@ -25,6 +25,8 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 tokens and after 2,000 password checks),
                 auth (GET manifest with credentials, token issuance),
                 transfer (dd, push, pull, RSS), catalog,
+                catalog-pg (berth's catalog pages on PostgreSQL, a
+                throwaway cluster from .ci/postgres, at both sizes),
                 image (skopeo push and pull of a ~50 MB multi-layer image),
                 uploads (server RSS during 100 concurrent 10 MiB uploads),
                 copy (`berth copy` and `skopeo copy` of a 1 GiB image
@@ -55,8 +57,8 @@ while (($#)); do
     shift
 done
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|image|uploads|copy|robust|s3) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|image|uploads|copy|robust|s3" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust|s3) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust|s3" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -123,12 +125,37 @@ cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
     for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    stop_postgres
     if [[ -n $TMP && -d $TMP ]]; then rm -rf "$TMP"; fi
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- PostgreSQL
+# A throwaway cluster for sections that run berth on PostgreSQL: .ci/postgres
+# (Debian's postgresql 15, loopback, a free port, fsync off: it measures
+# queries and round trips, not disk flushes), stopped by cleanup. A berth
+# started while BERTH_DB holds --database-url URL keeps its metadata there.
+PG_URL="" PG_STOP=""
+BERTH_DB=()
+start_postgres() { # -> PG_URL
+    local out
+    out=$(bash "$ROOT/.ci/postgres") || { log "cannot start PostgreSQL (.ci/postgres)"; exit 1; }
+    PG_URL=$(sed -n 1p <<<"$out")
+    PG_STOP=$(sed -n 2p <<<"$out")
+    PG_STOP=${PG_STOP#stop with: }
+    log "  PostgreSQL at $PG_URL"
+}
+stop_postgres() {
+    if [[ -n $PG_STOP ]]; then bash -c "$PG_STOP" >/dev/null 2>&1 || true; fi
+    PG_STOP=""
+}
+pg_database() { # name -> URL of a new, empty database on the cluster
+    /usr/lib/postgresql/15/bin/psql -q "$PG_URL" -c "CREATE DATABASE $1" >/dev/null
+    echo "${PG_URL%/*}/$1"
+}
 
 # ---------------------------------------------------------------- setup
 setup_tools() {
@@ -204,10 +231,10 @@ start_server() { # kind (berth|distribution) name [auth]
     fi
     if [[ $kind == berth && -n $auth ]]; then
         "${SERVER_PREFIX[@]}" env RUST_LOG=warn BERTH_ADMIN_PASSWORD="$AUTH_PW" "$BERTH" serve \
-            --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/log" 2>&1 &
+            --listen "127.0.0.1:$port" --data-dir "$dir/data" "${BERTH_DB[@]}" >"$dir/log" 2>&1 &
     elif [[ $kind == berth ]]; then
         "${SERVER_PREFIX[@]}" env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" \
-            --data-dir "$dir/data" "${BERTH_OPEN[@]}" "${berth_tls[@]}" "${berth_s3[@]}" >"$dir/log" 2>&1 &
+            --data-dir "$dir/data" "${BERTH_OPEN[@]}" "${berth_tls[@]}" "${BERTH_DB[@]}" "${berth_s3[@]}" >"$dir/log" 2>&1 &
     else
         cat >"$dir/config.yml" <<EOF
 version: 0.1
@@ -723,8 +750,8 @@ run_wrk_cat() { # out url
     wrk -t2 -c"$CAT_CONNS" -d"${DUR}s" --latency "$2" >"$1" 2>&1
 }
 
-measure_catalog() { # size-key count registries...
-    local size=$1 count=$2 page r reg out url last rps p99 mean bad label
+measure_catalog() { # size-key count registries... (CAT_KEY, CAT_ON: key prefix, label suffix)
+    local size=$1 count=$2 page r reg out url last rps p99 mean bad label key=${CAT_KEY:-cat}
     shift 2
     last=catalog/r$(printf '%07d' $((count > 300 ? count - 150 : count / 2)))
     for page in first deep; do
@@ -733,7 +760,7 @@ measure_catalog() { # size-key count registries...
             else url="${URL[cat-$reg]}/v2/_catalog?n=100&last=${last//\//%2F}"; fi
             check_page "$url" 100
         done
-        label="catalog $page page (n=100), $(commas "$count") repos, $CAT_CONNS conns"
+        label="catalog $page page (n=100), $(commas "$count") repos${CAT_ON:-}, $CAT_CONNS conns"
         for ((r = 1; r <= RUNS; r++)); do
             for reg in "$@"; do
                 if [[ $page == first ]]; then url=${URL[cat-$reg]}/v2/_catalog?n=100
@@ -741,8 +768,8 @@ measure_catalog() { # size-key count registries...
                 out=$TMP/cat-$size-$page-$reg-$r.out
                 measured "catalog $page page at $count repos $reg #$r" run_wrk_cat "$out" "$url"
                 read -r rps p99 mean bad < <(python3 "$LIB/stats.py" wrk "$out")
-                record "cat.$size.$page.rps" "$label (req/s)" "$reg" "$rps"
-                record "cat.$size.$page.mean" "$label: mean latency (ms)" "$reg" "$mean"
+                record "$key.$size.$page.rps" "$label (req/s)" "$reg" "$rps"
+                record "$key.$size.$page.mean" "$label: mean latency (ms)" "$reg" "$mean"
                 ((bad == 0)) || warn "catalog $page c=$CAT_CONNS $reg #$r: $bad error responses or socket errors"
             done
         done
@@ -768,6 +795,42 @@ section_catalog() {
         note "$k" x distribution "not measured (a)"
     done
     stop_server cat-berth
+}
+
+# ---------------------------------------------------------------- 4b. catalog on PostgreSQL
+# The same pages from berth on PostgreSQL (one database, the repositories
+# made as in 4.), at both sizes, and the ratio of the large to the small
+# page's mean latency (the goal: at most 1.5; the query walks the unique
+# index on the name from `last`, so the depth and the count do not matter).
+median_of() { # key -> median of the recorded values
+    python3 - "$TMP/results.tsv" "$1" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+vals = [float(r[3]) for r in rows if r[0] == sys.argv[2] and not r[2].startswith("note-")]
+print(f"{statistics.median(vals):.3f}" if vals else "nan")
+PY
+}
+
+section_catalog_pg() {
+    log "== catalog on PostgreSQL: $(commas "$N_SMALL") then $(commas "$N_LARGE") repositories"
+    local page small large
+    start_postgres
+    BERTH_DB=(--database-url "$(pg_database bench_catalog)")
+    start_server berth cat-berth
+    BERTH_DB=()
+    make_repos cat-berth 0 "$N_SMALL"
+    CAT_KEY=pgcat CAT_ON=" on PostgreSQL" measure_catalog small "$N_SMALL" berth
+    make_repos cat-berth "$N_SMALL" $((N_LARGE - N_SMALL))
+    record pgcat.create "create $(commas $((N_LARGE - N_SMALL))) repos on PostgreSQL (repos/s)" berth "$CREATE_RATE"
+    CAT_KEY=pgcat CAT_ON=" on PostgreSQL" measure_catalog large "$N_LARGE" berth
+    for page in first deep; do
+        small=$(median_of "pgcat.small.$page.mean")
+        large=$(median_of "pgcat.large.$page.mean")
+        record "pgcat.ratio.$page" "catalog $page page on PostgreSQL: mean latency at $(commas "$N_LARGE") / at $(commas "$N_SMALL") repos (x, goal <= 1.5)" berth \
+            "$(python3 -c 'import sys; print(f"{float(sys.argv[2]) / float(sys.argv[1]):.2f}")' "$small" "$large")"
+    done
+    stop_server cat-berth
+    stop_postgres
 }
 
 # ---------------------------------------------------------------- shared by 5.-7.
@@ -1081,6 +1144,7 @@ main() {
     want transfer && section_transfer
     want s3 && section_s3
     want catalog && section_catalog
+    want catalog-pg && section_catalog_pg
     want image && section_image
     want uploads && section_uploads
     want copy && section_copy
@@ -1135,6 +1199,9 @@ What is measured:
    (berth only; distribution walks its filesystem per request) 100,000.
    Each repository is created by a cross-repository mount of one tiny blob
    (`bench/lib/reg.py mkrepos`: 16 keep-alive clients in 4 processes).
+   4b. The same pages from berth on PostgreSQL (`--database-url`, a throwaway
+   cluster from `.ci/postgres`, fsync off), at both sizes, and the ratio of
+   the mean latencies at 100,000 and at 1,000 repositories (goal: <= 1.5).
 5. With credentials checked, at 32 connections, 10 s each (wrk): `GET
    /v2/<name>/manifests/<tag>` on berth with access control on, sending
    `Authorization: Bearer <pull token>` (a fresh token before each run), and on

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::server::proxy::TrustedProxies;
 use berth_registry::server::tls::CertStore;
 use berth_registry::store::S3Settings;
@@ -34,6 +35,18 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// PostgreSQL database for the metadata, shared by every node of a
+    /// cluster: postgres://USER@HOST[:PORT]/DATABASE [default: the embedded
+    /// SQLite database <data-dir>/berth.db].
+    ///
+    /// Several `berth serve` processes on one database (and one blob store)
+    /// serve the same registry behind any load balancer: the signing keys,
+    /// sessions and revocations live in the database. Give a password in
+    /// BERTH_DATABASE_URL or PGPASSWORD, never in this flag (a command line
+    /// is visible to every local user).
+    #[arg(long, env = "BERTH_DATABASE_URL", value_name = "URL")]
+    database_url: Option<DatabaseUrl>,
+
     /// Base URL clients reach the registry at, used in `Location` headers and
     /// the token realm [default: http://<listen address>].
     ///
@@ -43,7 +56,7 @@ pub struct ServeArgs {
     public_url: Option<String>,
 
     /// TOML file with any of these settings, keys named as the flags with `_`
-    /// for `-` (listen, data_dir, public_url, upload_ttl_secs, delete_enabled,
+    /// for `-` (listen, data_dir, database_url, public_url, upload_ttl_secs, delete_enabled,
     /// max_manifest_bytes, log_format, access_control, service, issuer,
     /// token_lifetime_secs, new_repositories_public, insecure_http,
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
@@ -229,6 +242,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database_url: Option<DatabaseUrl>,
     public_url: Option<String>,
     upload_ttl_secs: Option<u64>,
     delete_enabled: Option<bool>,
@@ -367,6 +381,16 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
         config.disk_reserve_bytes = bytes;
     }
+    if let Some(url) = &args.database_url
+        && url.has_password()
+        && std::env::var("BERTH_DATABASE_URL").ok().as_deref() != Some(url.expose())
+    {
+        bail!(
+            "--database-url {url} carries a password, which every local user could read in the \
+             process list; give the URL in BERTH_DATABASE_URL, or the password in PGPASSWORD"
+        );
+    }
+    config.database_url = args.database_url.or(file.database_url);
     if let Some(list) = args.trusted_proxies.or(file.trusted_proxies) {
         config.trusted_proxies =
             TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
@@ -527,7 +551,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         ),
     };
-    let registry = Registry::open_embedded(&settings.data_dir, config)
+    let database = config.database_url.clone();
+    let registry = Registry::open(&settings.data_dir, config)
         .await
         .context(what)?;
     let host = public_url
@@ -556,6 +581,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(note) = &settings.store_note {
         eprintln!("  note:       {note}");
+    }
+    if let Some(url) = &database {
+        eprintln!("  metadata:   {url} (PostgreSQL, shared by every node on it)");
     }
     eprintln!("  public URL: {public_url}");
     if registry.config.access_control {

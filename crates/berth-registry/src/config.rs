@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::meta::url::DatabaseUrl;
 use crate::server::Limits;
 use crate::server::proxy::TrustedProxies;
 use crate::store::S3Settings;
@@ -50,6 +51,10 @@ pub struct Config {
     /// disk is full, so that deletes (which SQLite must log) still work and
     /// free space; 0 keeps no reserve.
     pub disk_reserve_bytes: u64,
+    /// Where the metadata lives: `None` for the embedded SQLite database
+    /// under the data directory (the default), or a PostgreSQL database that
+    /// several nodes share.
+    pub database_url: Option<DatabaseUrl>,
     /// Where blob bytes are kept: the data directory (the default) or S3.
     pub blob_store: BlobStoreConfig,
 }
@@ -95,6 +100,7 @@ impl Config {
             // checkpoints at 1,000 pages, 4 MiB) on an otherwise full disk.
             disk_reserve_bytes: 16 * 1024 * 1024,
             blob_store: BlobStoreConfig::DataDir,
+            database_url: None,
             public_url,
         }
     }

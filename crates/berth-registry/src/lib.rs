@@ -38,7 +38,8 @@ use crate::auth::keys::{KeyError, KeyStore};
 use crate::auth::revocation::Revocations;
 use crate::identity::{IdentityError, IdentityStore};
 use crate::meta::cache::CachedMeta;
-use crate::meta::{MetaError, MetaStore, SqliteMeta};
+use crate::meta::db::{Db, Engine};
+use crate::meta::{MetaError, MetaStore, SqlMeta};
 use crate::store::space::DiskSpace;
 use crate::store::{BlobStore, FsStore, S3Store, StoreError};
 
@@ -49,6 +50,9 @@ pub struct Registry {
     pub config: Arc<Config>,
     /// Metadata (names, tags, links, sessions).
     pub meta: Arc<dyn MetaStore>,
+    /// The metadata database itself: SQLite, or PostgreSQL shared by every
+    /// node (for the change listener and the signing keys).
+    pub db: Db,
     /// Blob bytes.
     pub blobs: Arc<dyn BlobStore>,
     /// Users, organisations, tokens.
@@ -90,10 +94,20 @@ pub enum OpenError {
 }
 
 impl Registry {
-    /// Opens the embedded default under `data_dir`: blobs on the filesystem
-    /// (or in S3, as `config.blob_store` says), metadata in `berth.db`
-    /// (SQLite), signing keys under `keys/`.
-    pub async fn open_embedded(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
+    /// Opens the embedded default under `data_dir`: metadata in `berth.db`
+    /// (SQLite), signing keys under `keys/`, whatever `config.database_url`
+    /// says; blobs where `config.blob_store` says (the filesystem by default).
+    pub async fn open_embedded(data_dir: &Path, mut config: Config) -> Result<Self, OpenError> {
+        config.database_url = None;
+        Self::open(data_dir, config).await
+    }
+
+    /// Opens the registry: blobs where `config.blob_store` says (the
+    /// filesystem under `data_dir`, or an S3 bucket, checked to answer), and
+    /// the metadata where `config.database_url` says: the embedded SQLite
+    /// database `berth.db` under `data_dir` (signing keys under `keys/`), or
+    /// a PostgreSQL database shared by several nodes.
+    pub async fn open(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(StoreError::Io)?;
         let blobs: Arc<dyn BlobStore> = match &config.blob_store {
             BlobStoreConfig::DataDir => Arc::new(FsStore::open(data_dir)?),
@@ -103,13 +117,16 @@ impl Registry {
                 Arc::new(store)
             }
         };
-        let meta = SqliteMeta::open(&data_dir.join(DATABASE_FILE))
-            .await?
+        let meta = match &config.database_url {
+            None => SqlMeta::open(&data_dir.join(DATABASE_FILE)).await?,
+            Some(url) => SqlMeta::open_postgres(url.expose()).await?,
+        };
+        let meta = meta
             .with_new_repositories_public(config.new_repositories_public)
             .with_token_lifetime(config.effective_token_lifetime());
         let revocations = Revocations::load(Arc::new(meta.clone())).await?;
         let (keys, tokens) = if config.access_control {
-            let keys = Arc::new(KeyStore::open(&data_dir.join(KEYS_DIR))?);
+            let keys = Arc::new(auth::key_sync::open(meta.db(), &data_dir.join(KEYS_DIR)).await?);
             let tokens =
                 TokenIssuer::new(keys.clone(), config.issuer.clone(), config.service.clone());
             (Some(keys), Some(Arc::new(tokens)))
@@ -117,10 +134,13 @@ impl Registry {
             (None, None)
         };
         let identity: Arc<dyn IdentityStore> = Arc::new(meta.clone());
+        let db = meta.db().clone();
+        let other_writers = db.engine() == Engine::Postgres;
         let disk = Arc::new(DiskSpace::open(data_dir, config.disk_reserve_bytes));
         Ok(Self {
             config: Arc::new(config),
-            meta: Arc::new(CachedMeta::new(meta)),
+            meta: Arc::new(CachedMeta::new(meta).with_other_writers(other_writers)),
+            db,
             blobs,
             authn: Arc::new(Authenticator::new(identity.clone())),
             identity,
@@ -162,10 +182,17 @@ impl Registry {
                 .await
                 .map_err(|e| IdentityError::PasswordHash(e.to_string()))??
         };
-        self.identity
+        match self
+            .identity
             .create_user(ADMIN_USER, Some(&hash), true)
-            .await?;
-        Ok(generated.then_some(password))
+            .await
+        {
+            Ok(_) => Ok(generated.then_some(password)),
+            // Another node sharing the database started at the same moment
+            // and created it first: its password stands.
+            Err(IdentityError::NameTaken(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -198,8 +225,12 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_sweep(registry.clone()));
     let revocation_refresh = tokio::spawn(auth::revocation::run_refresh(registry.clone()));
+    let change_listener = tokio::spawn(meta::notify::run_listener(registry.clone()));
+    let key_refresh = tokio::spawn(auth::key_sync::run_refresh(registry.clone()));
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
     revocation_refresh.abort();
+    change_listener.abort();
+    key_refresh.abort();
     served
 }

@@ -107,11 +107,18 @@ fn the_example_config_names_every_setting_and_starts_a_server() {
     let work = tempfile::tempdir().unwrap();
     serve_with_config(&deploy_file("berth.toml"), &work.path().join("as-is"));
 
+    // The example's database is not reachable from here: `database_url`
+    // becomes the test database when there is one (BERTH_TEST_DATABASE_URL),
+    // and is dropped otherwise.
+    let test_database = std::env::var("BERTH_TEST_DATABASE_URL").ok();
     let every_key: String = example
         .lines()
-        .map(|line| match line.strip_prefix("# ") {
-            Some(rest) if key_of(line).is_some() => format!("{rest}\n"),
-            _ => format!("{line}\n"),
+        .filter_map(|line| match line.strip_prefix("# ") {
+            Some(_) if key_of(line) == Some("database_url") => test_database
+                .as_ref()
+                .map(|url| format!("database_url = {url:?}\n")),
+            Some(rest) if key_of(line).is_some() => Some(format!("{rest}\n")),
+            _ => Some(format!("{line}\n")),
         })
         .collect();
     let all = work.path().join("all.toml");

@@ -37,8 +37,11 @@ pub struct Berth {
     /// The server's registry (shares its stores and metrics).
     pub registry: berth_registry::Registry,
     http: reqwest::Client,
-    _dir: TempDir,
     _shutdown: oneshot::Sender<()>,
+    _dir: TempDir,
+    // The metadata on PostgreSQL when `BERTH_TEST_DATABASE_URL` names a
+    // cluster: a database of this server's own, dropped last.
+    _database: Option<berth_registry::meta::scratch::ScratchDatabase>,
 }
 
 impl Berth {
@@ -65,7 +68,11 @@ impl Berth {
             config.blob_store = BlobStoreConfig::S3(s3);
         }
         configure(&mut config);
-        let registry = berth_registry::Registry::open_embedded(dir.path(), config)
+        let database = berth_registry::meta::scratch::ScratchDatabase::from_env()
+            .await
+            .unwrap();
+        config.database_url = database.as_ref().map(|d| d.url().clone());
+        let registry = berth_registry::Registry::open(dir.path(), config)
             .await
             .unwrap();
         registry
@@ -85,8 +92,9 @@ impl Berth {
             base,
             registry,
             http: reqwest::Client::new(),
-            _dir: dir,
             _shutdown: tx,
+            _dir: dir,
+            _database: database,
         }
     }
 

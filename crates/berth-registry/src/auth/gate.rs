@@ -46,7 +46,8 @@ use berth_core::scope::{Action, ResourceType, Scope, Scopes};
 use serde_json::json;
 
 use crate::Registry;
-use crate::auth::revocation;
+use crate::auth::jwt::TokenError;
+use crate::auth::{key_sync, revocation};
 use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::CatalogFilter;
@@ -121,7 +122,15 @@ pub async fn admit(
             "authentication required: get a token from the realm in WWW-Authenticate",
         ));
     };
-    let claims = match tokens.verify(token, now_unix()) {
+    let verified = match tokens.verify(token, now_unix()) {
+        // A key another node sharing the database created since this node
+        // last copied the keys: look once, then verify again.
+        Err(TokenError::UnknownKey(_)) if key_sync::refresh_for_unknown_kid(r).await => {
+            tokens.verify(token, now_unix())
+        }
+        verified => verified,
+    };
+    let claims = match verified {
         Ok(claims) => claims,
         Err(e) => {
             tracing::info!(target: "berth::audit", reason = %e, "gate: invalid token");

@@ -54,6 +54,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use base64::Engine;
@@ -131,6 +132,19 @@ pub enum KeyError {
     /// Signing a token failed.
     #[error("cannot sign a token: {0}; this is a bug or a broken crypto library")]
     Sign(String),
+    /// The keys shared through the database could not be read or written.
+    #[error(
+        "cannot read or write the token keys in the shared database: {0}; check that the \
+         database is reachable"
+    )]
+    Database(#[from] crate::meta::MetaError),
+    /// A key file's path from the shared database is not one the keys
+    /// directory holds.
+    #[error(
+        "the shared database holds a token key file named {0:?}, which is not a key file; \
+         the key_files table was edited by hand: restore it from a backup"
+    )]
+    ForeignFile(String),
 }
 
 /// Why a signing key cannot be retired.
@@ -280,6 +294,14 @@ pub struct KeyStore {
     signers: RwLock<Signers>,
     /// Serialises rotations, so that verification never waits on key generation.
     rotating: Mutex<()>,
+    /// The generation of the shared database's keys the files are a copy of
+    /// (`auth/key_sync.rs`; 0 for keys of this process only).
+    synced: AtomicI64,
+    /// Serialises this process's copies from and to the shared database.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// When this process last looked in the shared database for a `kid` it
+    /// did not know (milliseconds since the Unix epoch).
+    unknown_kid_lookup: AtomicU64,
 }
 
 impl fmt::Debug for KeyStore {
@@ -344,6 +366,9 @@ impl KeyStore {
                 inactive_since,
             }),
             rotating: Mutex::new(()),
+            synced: AtomicI64::new(0),
+            sync_lock: tokio::sync::Mutex::new(()),
+            unknown_kid_lookup: AtomicU64::new(0),
         };
         tracing::info!(dir = %dir.display(), kids = ?store.kids(), active = %store.active().kid, "token keys loaded");
         Ok(store)
@@ -374,6 +399,71 @@ impl KeyStore {
         drop(signers);
         tracing::info!(kid = %kid, "token signing key rotated");
         Ok(kid)
+    }
+
+    /// Loads the signing keys from the directory again (another node
+    /// rotated or retired one and its files were copied here): keys added
+    /// start verifying, keys gone stop, the active one is what `active`
+    /// names. The root stays the one loaded at open.
+    pub fn reload(&self) -> Result<(), KeyError> {
+        let _rotating = self.rotating.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.root.load_signers()?;
+        sort_signers(&mut all, "");
+        let active = self.root.load_active(&all)?;
+        sort_signers(&mut all, &active.kid);
+        let inactive_since = self.root.load_inactive_since(&all, &active.kid)?;
+        let kids: Vec<String> = all.iter().map(|s| s.kid.clone()).collect();
+        let mut signers = self.signers.write().unwrap_or_else(PoisonError::into_inner);
+        *signers = Signers {
+            all,
+            active,
+            inactive_since,
+        };
+        drop(signers);
+        tracing::info!(kids = ?kids, active = %self.active_kid(), "token keys reloaded");
+        Ok(())
+    }
+
+    /// The key directory.
+    pub fn dir(&self) -> &Path {
+        &self.root.dir
+    }
+
+    /// The root certificate and key as they are in the directory: whether
+    /// `files` (from [`read_files`]) hold the same root as this store.
+    pub fn same_root(&self, files: &[(String, Vec<u8>)]) -> bool {
+        files.iter().any(|(name, content)| {
+            name == ROOT_CRT && content.as_slice() == self.root.pem.as_bytes()
+        })
+    }
+
+    /// Held while this process copies keys from or to the shared database.
+    pub(crate) fn sync_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.sync_lock
+    }
+
+    /// Whether a lookup for an unknown `kid` may go to the shared database
+    /// now: none in the last `gap_ms` milliseconds (this call claims it).
+    pub(crate) fn may_look_up_unknown_kid(&self, gap_ms: u64) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = self.unknown_kid_lookup.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= gap_ms
+            && self
+                .unknown_kid_lookup
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// The shared generation these keys were last copied from (`auth/key_sync.rs`).
+    pub fn synced(&self) -> i64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Records the shared generation these keys are now a copy of.
+    pub fn set_synced(&self, generation: i64) {
+        self.synced.store(generation, Ordering::Release);
     }
 
     /// The root CA certificate, PEM: what `berth admin keys export-root`
@@ -713,6 +803,98 @@ impl Root {
     }
 }
 
+/// Whether `name` is a path the keys directory holds: the root's two files,
+/// `active`, or `signing/<kid>` with one of the three suffixes (a kid is
+/// base64url).
+fn is_key_file(name: &str) -> bool {
+    if [ROOT_KEY, ROOT_CRT, ACTIVE].contains(&name) {
+        return true;
+    }
+    let Some(file) = name
+        .strip_prefix(SIGNING_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return false;
+    };
+    [KEY_SUFFIX, CRT_SUFFIX, INACTIVE_SUFFIX]
+        .iter()
+        .any(|suffix| {
+            file.strip_suffix(suffix).is_some_and(|kid| {
+                !kid.is_empty()
+                    && kid
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        })
+}
+
+/// Every key file of the directory `dir` (see the module doc), by its path
+/// in it: what a node puts in the shared database.
+pub fn read_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, KeyError> {
+    let mut names = vec![ROOT_KEY.to_owned(), ROOT_CRT.to_owned(), ACTIVE.to_owned()];
+    let signing_dir = dir.join(SIGNING_DIR);
+    let entries = fs::read_dir(&signing_dir).map_err(|e| io("read", &signing_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io("read", &signing_dir, e))?;
+        if let Some(file) = entry.file_name().to_str() {
+            let name = format!("{SIGNING_DIR}/{file}");
+            if is_key_file(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let content = fs::read(&path).map_err(|e| io("read", &path, e))?;
+            Ok((name, content))
+        })
+        .collect()
+}
+
+/// Makes the directory `dir` hold exactly `files` (from the shared
+/// database): each written atomically (mode 0600) when it differs, signing
+/// files not among them removed. Refuses a name that is not a key file, so
+/// that nothing is written outside the directory.
+pub fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), KeyError> {
+    if let Some((name, _)) = files.iter().find(|(name, _)| !is_key_file(name)) {
+        return Err(KeyError::ForeignFile(name.clone()));
+    }
+    make_dir(dir)?;
+    let signing_dir = dir.join(SIGNING_DIR);
+    make_dir(&signing_dir)?;
+    for (name, content) in files {
+        let path = dir.join(name);
+        match fs::read(&path) {
+            Ok(old) if old == *content => continue,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io("read", &path, e)),
+        }
+        write_atomic(&path, content)?;
+    }
+    let entries = fs::read_dir(&signing_dir).map_err(|e| io("read", &signing_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io("read", &signing_dir, e))?;
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let name = format!("{SIGNING_DIR}/{file}");
+        if is_key_file(&name) && !files.iter().any(|(n, _)| *n == name) {
+            match fs::remove_file(entry.path()) {
+                // Another node on the same data directory was first.
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    return Err(io("remove", &entry.path(), e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Orders keys oldest first: by the start of their certificate (whole
 /// seconds), then the active key last among equals, then by `kid`. The same
 /// keys always come out in the same order, in memory and after a restart.
@@ -865,7 +1047,9 @@ fn read_text(path: &Path) -> Result<String, KeyError> {
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // The process id in the name: nodes sharing a data directory may copy
+    // the same key file from the shared database at once.
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

@@ -463,22 +463,10 @@ pub async fn run_refresh(r: Registry) {
     let mut tick = tokio::time::interval(REFRESH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = tokio::time::Instant::now();
-    let mut failing = false;
+    let mut outage = super::Outage::default();
     loop {
         tick.tick().await;
-        match reload(&r).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("revocation records are read again");
-            }
-            Ok(()) => {}
-            // Once per outage, not once a second.
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "cannot read revocation records; retrying every second");
-            }
-            Err(_) => {}
-        }
+        outage.note(reload(&r).await, "revocation records");
         if last_prune.elapsed() >= PRUNE_INTERVAL {
             last_prune = tokio::time::Instant::now();
             match r.revocations.store.prune_revocations(now_unix()).await {

@@ -7,6 +7,7 @@ pub mod base;
 pub mod blobs;
 pub mod catalog;
 pub mod error;
+pub mod health;
 pub mod manifests;
 pub mod referrers;
 pub mod router;

@@ -13,7 +13,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::{API_VERSION, admin, base, blobs, catalog, manifests, referrers, tags, token, uploads};
+use super::{
+    API_VERSION, admin, base, blobs, catalog, health, manifests, referrers, tags, token, uploads,
+};
 use crate::Registry;
 use crate::auth::gate;
 use crate::error::RegistryError;
@@ -61,7 +63,10 @@ pub fn router(registry: Registry) -> Router {
     let token_service = Router::new()
         .route("/token", get(token::get_token).post(token::post_token))
         .route("/token/jwks.json", get(token::get_jwks));
-    let metrics = Router::new().route("/metrics", get(get_metrics));
+    let metrics = Router::new()
+        .route("/metrics", get(get_metrics))
+        .route("/healthz", get(health::get_healthz))
+        .route("/readyz", get(health::get_readyz));
     Router::new()
         .merge(registry_api)
         .merge(metrics)

@@ -2,7 +2,7 @@
 //! (PATs) and refresh tokens, and the [`IdentityStore`] trait that keeps them.
 //!
 //! Rule of this layer: it knows no SQL and no HTTP. The SQL lives in
-//! `meta/identity_sqlite.rs`; the token service and the admin commands call
+//! `meta/identity_sql.rs`; the token service and the admin commands call
 //! the trait.
 //!
 //! # Names

@@ -13,9 +13,20 @@
 //! - every write this process makes to a repository (manifest put or delete,
 //!   tag delete, blob unlink, visibility) drops all cached entries of that
 //!   repository before it returns;
-//! - entries live at most [`TTL`], which bounds how long a write made by
-//!   *another* process sharing the database (several nodes on PostgreSQL) can
-//!   go unseen here;
+//! - when other processes write to the same database (several nodes on
+//!   PostgreSQL: [`CachedMeta::with_other_writers`]), a manifest by *tag* is
+//!   never cached: a tag moves, and a push through another node must be served
+//!   here on the next request (one indexed read). What is cached then is
+//!   addressed by digest (a manifest by digest, a blob link) or is a
+//!   repository's visibility: content under a digest never changes, it only
+//!   goes away (a delete, an unlink, a repository made private), and each of
+//!   those writes sends a change notice that every node's listener
+//!   (`meta/notify.rs`) turns into [`MetaStore::forget_cached`] within
+//!   milliseconds; a lost listener connection clears everything
+//!   ([`MetaStore::forget_all_cached`]); visibility made private also comes
+//!   with a revocation record, read by every node within 1 s;
+//! - entries live at most [`TTL`], which bounds how long a write of another
+//!   process can go unseen here should a notice be lost anyway;
 //! - the cache holds at most [`MAX_REPOSITORIES`] repositories and
 //!   [`MAX_ENTRIES_PER_REPOSITORY`] entries each; past that it is cleared.
 
@@ -72,6 +83,8 @@ struct Shard {
 pub struct CachedMeta<M> {
     inner: M,
     shards: Vec<RwLock<Shard>>,
+    /// Whether other processes write to the same database.
+    other_writers: bool,
 }
 
 impl<M: MetaStore> CachedMeta<M> {
@@ -80,7 +93,15 @@ impl<M: MetaStore> CachedMeta<M> {
         Self {
             inner,
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            other_writers: false,
         }
+    }
+
+    /// Says whether other processes write to the same database (nodes
+    /// sharing PostgreSQL): then manifests by tag are always read from it.
+    pub fn with_other_writers(mut self, other_writers: bool) -> Self {
+        self.other_writers = other_writers;
+        self
     }
 
     fn shard(&self, repository: &str) -> &RwLock<Shard> {
@@ -124,6 +145,16 @@ impl<M: MetaStore> CachedMeta<M> {
         entries.insert(key, (entry, Instant::now()));
     }
 
+    fn forget_all(&self) {
+        for shard in &self.shards {
+            let mut shard = shard
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            shard.generation += 1;
+            shard.repositories.clear();
+        }
+    }
+
     fn forget(&self, repository: &RepositoryName) {
         let mut shard = self
             .shard(repository.as_str())
@@ -140,6 +171,10 @@ fn manifest_key(reference: &TagOrDigest) -> Key {
 
 #[async_trait]
 impl<M: MetaStore> MetaStore for CachedMeta<M> {
+    async fn ready(&self) -> Result<(), MetaError> {
+        self.inner.ready().await
+    }
+
     async fn list_repositories(
         &self,
         range: NameRange<'_>,
@@ -151,6 +186,10 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
 
     fn forget_cached(&self, name: &RepositoryName) {
         self.forget(name);
+    }
+
+    fn forget_all_cached(&self) {
+        self.forget_all();
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {
@@ -261,6 +300,9 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         name: &RepositoryName,
         reference: &TagOrDigest,
     ) -> Result<Option<Manifest>, MetaError> {
+        if self.other_writers && matches!(reference, TagOrDigest::Tag(_)) {
+            return self.inner.get_manifest(name, reference).await;
+        }
         let key = manifest_key(reference);
         let generation = match self.lookup(name.as_str(), &key) {
             Ok(Entry::Manifest(manifest)) => return Ok(Some(manifest)),
@@ -373,14 +415,14 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::SqliteMeta;
+    use crate::meta::SqlMeta;
 
     fn name(s: &str) -> RepositoryName {
         RepositoryName::parse(s).unwrap()
     }
 
-    async fn store() -> CachedMeta<SqliteMeta> {
-        CachedMeta::new(SqliteMeta::in_memory().await.unwrap())
+    async fn store() -> CachedMeta<SqlMeta> {
+        CachedMeta::new(SqlMeta::in_memory().await.unwrap())
     }
 
     /// A cached link disappears with the unlink made through the cache.

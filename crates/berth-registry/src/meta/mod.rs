@@ -2,15 +2,23 @@
 //! upload sessions.
 //!
 //! Rule of this layer: all SQL lives here, and nothing here knows HTTP. The
-//! [`MetaStore`] trait is what the rest of the server sees; [`sqlite`] is the
-//! embedded default. The trait makes no SQLite-only assumption, so a PostgreSQL
-//! implementation can follow for several nodes sharing one database.
+//! [`MetaStore`] trait is what the rest of the server sees; [`sql`] implements
+//! it once over the adapter [`db`], on the embedded SQLite database (the
+//! default) or on PostgreSQL shared by several nodes; the engines differ only
+//! inside [`db`] (and in their migrations).
 
 pub mod cache;
-pub mod identity_sqlite;
-pub mod revocation_sqlite;
+#[cfg(test)]
+mod concurrent;
+pub mod db;
+pub mod identity_sql;
+pub mod keys_sql;
+pub mod notify;
+pub mod revocation_sql;
+pub mod scratch;
 pub mod snapshot;
-pub mod sqlite;
+pub mod sql;
+pub mod url;
 
 use async_trait::async_trait;
 use berth_core::digest::Digest;
@@ -19,7 +27,7 @@ use berth_core::name::RepositoryName;
 use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
-pub use sqlite::SqliteMeta;
+pub use sql::SqlMeta;
 
 /// What can go wrong in the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +228,9 @@ pub struct UploadSession {
 /// The metadata store. Every method is one transaction.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
+    /// Whether the database answers (for `/readyz`): one round trip, no table read.
+    async fn ready(&self) -> Result<(), MetaError>;
+
     /// Repository names in `range`, in byte order, at most `limit`, among
     /// those `filter` admits.
     async fn list_repositories(
@@ -387,4 +398,8 @@ pub trait MetaStore: Send + Sync + 'static {
     fn forget_cached(&self, name: &RepositoryName) {
         let _ = name;
     }
+
+    /// Drops everything a cache in front of the store holds: the notices of
+    /// other processes' writes may have been missed (a lost connection).
+    fn forget_all_cached(&self) {}
 }

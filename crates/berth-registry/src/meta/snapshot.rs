@@ -278,7 +278,7 @@ mod tests {
     use berth_core::name::RepositoryName;
 
     use super::*;
-    use crate::meta::{MetaStore, SqliteMeta, UploadLimits, UploadSession};
+    use crate::meta::{MetaStore, SqlMeta, UploadLimits, UploadSession};
 
     /// A copy taken from a database with a linked blob, an unlinked blob
     /// record and an open upload session keeps the first, drops the other
@@ -287,7 +287,7 @@ mod tests {
     async fn the_copy_names_referenced_blobs_only_and_no_upload_session() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("berth.db");
-        let meta = SqliteMeta::open(&live).await.unwrap();
+        let meta = SqlMeta::open(&live).await.unwrap();
         let repo = RepositoryName::parse("acme/app").unwrap();
         let kept = Digest::sha256_of(b"kept");
         let gone = Digest::sha256_of(b"gone");
@@ -336,14 +336,14 @@ mod tests {
     async fn a_database_open_in_a_server_is_not_free() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.db");
-        let meta = SqliteMeta::open(&path).await.unwrap();
+        let meta = SqlMeta::open(&path).await.unwrap();
         let repo = RepositoryName::parse("acme/app").unwrap();
         meta.link_blob(&repo, &Digest::sha256_of(b"x"), 1)
             .await
             .unwrap();
         assert!(dir.path().join("berth.db-wal").exists());
         assert!(!is_free(&path).await.unwrap());
-        meta.pool().close().await;
+        meta.db().sqlite().unwrap().close().await;
         assert!(is_free(&path).await.unwrap());
         assert!(!dir.path().join("berth.db-wal").exists());
         let reopened = Snapshot::open(&path).await.unwrap();

@@ -124,6 +124,21 @@ impl BlobStore for FsStore {
         }
     }
 
+    /// Both directories are there and are directories: a lost mount or a
+    /// removed data directory fails it.
+    async fn ready(&self) -> Result<(), StoreError> {
+        for dir in [&self.blobs, &self.uploads] {
+            let meta = tokio::fs::metadata(dir).await?;
+            if !meta.is_dir() {
+                return Err(StoreError::Io(io::Error::other(format!(
+                    "{} is not a directory",
+                    dir.display()
+                ))));
+            }
+        }
+        Ok(())
+    }
+
     async fn begin_upload(&self, id: &UploadId) -> Result<String, StoreError> {
         let path = self.staging_path(id.as_str())?;
         tokio::task::spawn_blocking(move || {

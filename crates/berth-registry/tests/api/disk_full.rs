@@ -140,10 +140,14 @@ async fn a_full_disk_answers_507_to_pushes_and_keeps_pulls_and_deletes_working()
     app.get("/v2/lib/doomed/manifests/v1")
         .await
         .assert_error(404, "MANIFEST_UNKNOWN");
-    assert!(
-        !reserve.exists(),
-        "the reserve was given back for the deletes"
-    );
+    // The reserve is for the database's own writes: on PostgreSQL the
+    // deletes did not need the data disk.
+    if app.database_url().is_none() {
+        assert!(
+            !reserve.exists(),
+            "the reserve was given back for the deletes"
+        );
+    }
 
     // Space returns: pushes work again within a few seconds, on their own.
     std::fs::remove_file(filler).unwrap();

@@ -93,13 +93,14 @@ fn blob_key(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
-/// A second registry over `app`'s data directory and bucket prefix, whose
-/// store and sweep the test drives directly.
+/// A second registry over `app`'s data directory (or database) and bucket
+/// prefix, whose store and sweep the test drives directly.
 async fn other_node(app: &TestApp) -> Registry {
     let mut config = Config::new("http://127.0.0.1:1".to_owned());
     config.access_control = false;
     config.blob_store = BlobStoreConfig::S3(S3Settings::for_test_dir(app.path()).unwrap());
-    Registry::open_embedded(app.path(), config).await.unwrap()
+    config.database_url = app.database_url();
+    Registry::open(app.path(), config).await.unwrap()
 }
 
 fn body(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {

@@ -1,13 +1,22 @@
 //! The harness: a real berth server on `127.0.0.1:0` over a fresh data
 //! directory, a client that checks what every `/v2` response must carry, and
 //! builders for the OCI image-spec JSON the tests push.
+//!
+//! The metadata is the embedded SQLite database, or, when
+//! `BERTH_TEST_DATABASE_URL` names a PostgreSQL cluster (`.ci/postgres`), a
+//! fresh database of the test's own on it, dropped after the test.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use berth_core::digest::Digest;
 use berth_core::media_type;
+use berth_registry::meta::scratch::ScratchDatabase;
+use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::store::S3Settings;
 use berth_registry::{BlobStoreConfig, Config, Registry};
 use reqwest::header::HeaderMap;
@@ -29,8 +38,27 @@ pub struct TestApp {
     client: reqwest::Client,
     dir: Option<TempDir>,
     dir_path: std::path::PathBuf,
+    database: Option<ScratchDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// The PostgreSQL databases of stopped servers, by data directory: a server
+/// started again on the directory finds its metadata there.
+static PARKED: Mutex<Option<HashMap<PathBuf, ScratchDatabase>>> = Mutex::new(None);
+
+/// The test database of data directory `dir`: the one a stopped server left,
+/// or a new one; `None` on SQLite.
+pub async fn database_for(dir: &std::path::Path) -> Option<ScratchDatabase> {
+    let parked = PARKED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .remove(dir);
+    match parked {
+        Some(database) => Some(database),
+        None => ScratchDatabase::from_env().await.unwrap(),
+    }
 }
 
 impl TestApp {
@@ -56,12 +84,18 @@ impl TestApp {
 
     async fn open(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
         let path = dir.path().to_owned();
-        Self::open_at(Some(dir), path, configure).await
+        let database = database_for(&path).await;
+        let url = database.as_ref().map(|d| d.url().clone());
+        Self::open_at(Some(dir), path, database, url, configure).await
     }
 
+    /// A server over `dir_path` (owning `dir` and `database` when given,
+    /// which then go with it) on the metadata at `database_url`.
     async fn open_at(
         dir: Option<TempDir>,
         dir_path: std::path::PathBuf,
+        database: Option<ScratchDatabase>,
+        database_url: Option<DatabaseUrl>,
         configure: impl FnOnce(&mut Config),
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -76,7 +110,8 @@ impl TestApp {
             config.blob_store = BlobStoreConfig::S3(s3);
         }
         configure(&mut config);
-        let registry = Registry::open_embedded(&dir_path, config).await.unwrap();
+        config.database_url = database_url;
+        let registry = Registry::open(&dir_path, config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(berth_registry::serve(listener, registry, async move {
             let _ = rx.await;
@@ -92,6 +127,7 @@ impl TestApp {
             client,
             dir,
             dir_path,
+            database,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -111,7 +147,20 @@ impl TestApp {
                 .unwrap()
                 .unwrap();
         }
-        self.dir.take().unwrap()
+        let dir = self.dir.take().unwrap();
+        if let Some(database) = self.database.take() {
+            PARKED
+                .lock()
+                .unwrap()
+                .get_or_insert_with(HashMap::new)
+                .insert(dir.path().to_owned(), database);
+        }
+        dir
+    }
+
+    /// The PostgreSQL database the server runs on; `None` on SQLite.
+    pub fn database_url(&self) -> Option<DatabaseUrl> {
+        self.database.as_ref().map(|d| d.url().clone())
     }
 
     /// The data directory the server runs on.
@@ -119,11 +168,19 @@ impl TestApp {
         self.dir_path.as_path()
     }
 
-    /// A second server over the same data directory and blob store, as
-    /// another node of a cluster: what one node records, the other reads.
+    /// A second server over the same data directory, metadata and blob
+    /// store, as another node of a cluster: what one node records, the
+    /// other reads.
     /// Dropping it stops it.
     pub async fn start_beside(&self, configure: impl FnOnce(&mut Config)) -> Self {
-        Self::open_at(None, self.dir_path.clone(), configure).await
+        Self::open_at(
+            None,
+            self.dir_path.clone(),
+            None,
+            self.database_url(),
+            configure,
+        )
+        .await
     }
 
     /// The address the server listens on.

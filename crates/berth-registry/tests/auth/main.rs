@@ -17,6 +17,10 @@
 //!   timing oracle for user names.
 //! - `proxy`: client addresses through trusted proxies, and headers ignored
 //!   from anyone else.
+//! - `cluster`: two nodes on one PostgreSQL database: shared signing keys,
+//!   a tag moved through one served by the other at once, security changes
+//!   in force on both within a second (PostgreSQL only).
+//! - `health`: `/healthz` and `/readyz`, unauthenticated; what failed named.
 //! - `revocation`: a change of rights reaches the tokens already issued.
 //! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
 //!   their repositories.
@@ -33,7 +37,9 @@
 
 mod abuse;
 mod admin_api;
+mod cluster;
 mod gate;
+mod health;
 mod jwt;
 mod mount;
 mod oracle;

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use berth_registry::Config;
 use berth_registry::identity::password::hash_password;
-use berth_registry::{Config, Registry};
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -324,9 +324,7 @@ async fn another_node(app: &TestApp) -> (String, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let config = Config::new(app.base.clone());
-    let registry = Registry::open_embedded(app.data_dir(), config)
-        .await
-        .unwrap();
+    let registry = app.open_node(config).await;
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(berth_registry::serve(listener, registry, async move {
         let _ = rx.await;

@@ -5,8 +5,8 @@
 //! and the administrator's lists, deletions and key retirement.
 
 use berth_core::token::format_rfc3339;
+use berth_registry::Config;
 use berth_registry::identity::Role;
-use berth_registry::{Config, Registry};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -944,9 +944,7 @@ async fn administrators_delete_organisations_robots_and_repositories() {
 async fn restart(app: &TestApp) -> (String, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let registry = Registry::open_embedded(app.data_dir(), Config::new(app.base.clone()))
-        .await
-        .unwrap();
+    let registry = app.open_node(Config::new(app.base.clone())).await;
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(berth_registry::serve(listener, registry, async move {
         let _ = rx.await;
@@ -1036,6 +1034,14 @@ async fn a_signing_key_is_retired_only_after_its_last_token_expired() {
             .join(format!("{old}.inactive")),
         format!("{}\n", since - LIFETIME as i64 - 61),
     )
+    .unwrap();
+    // On PostgreSQL the keys' truth is the database: store the edited file
+    // there (on SQLite the files are all there is, and this does nothing).
+    let keys = app.registry.keys.clone().unwrap();
+    berth_registry::auth::key_sync::change(&app.registry.db, &keys, |_| {
+        Ok::<_, berth_registry::auth::keys::KeyError>(())
+    })
+    .await
     .unwrap();
     let (node, _stop) = restart(&app).await;
     let admin = basic_header("admin", ADMIN_PASSWORD);

@@ -2,6 +2,10 @@
 //! service `127.0.0.1:<port>`, issuer `berth`, 300 s tokens) over a fresh data
 //! directory; principals made through the identity store; tokens asked of
 //! `/token` as a client asks; and requests carrying them.
+//!
+//! The metadata is the embedded SQLite database, or, when
+//! `BERTH_TEST_DATABASE_URL` names a PostgreSQL cluster (`.ci/postgres`), a
+//! fresh database of the test's own on it, dropped after the test.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +19,8 @@ use berth_core::name::RepositoryName;
 use berth_registry::identity::password::hash_password;
 use berth_registry::identity::secret::generate_pat;
 use berth_registry::identity::{NewPat, Organization, Role, User};
+use berth_registry::meta::scratch::ScratchDatabase;
+use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::{Config, Registry};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::HeaderMap;
@@ -42,8 +48,10 @@ pub struct TestApp {
     /// up what the HTTP API cannot: users, organisations, visibility.
     pub registry: Registry,
     client: reqwest::Client,
-    dir: TempDir,
     _shutdown: oneshot::Sender<()>,
+    // Dropped after the server is told to stop: the database last.
+    dir: TempDir,
+    database: Option<ScratchDatabase>,
 }
 
 impl TestApp {
@@ -67,7 +75,9 @@ impl TestApp {
         configure(&mut config);
         let service = config.service.clone();
         assert_eq!(service, addr.to_string());
-        let registry = Registry::open_embedded(dir.path(), config).await.unwrap();
+        let database = ScratchDatabase::from_env().await.unwrap();
+        config.database_url = database.as_ref().map(|d| d.url().clone());
+        let registry = Registry::open(dir.path(), config).await.unwrap();
         registry
             .bootstrap_admin(Some(ADMIN_PASSWORD.to_owned()))
             .await
@@ -91,8 +101,9 @@ impl TestApp {
             service,
             registry,
             client,
-            dir,
             _shutdown: tx,
+            dir,
+            database,
         }
     }
 
@@ -483,6 +494,18 @@ impl TestApp {
     /// a second node sharing the database, or the same one after a restart).
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+
+    /// The PostgreSQL database the server runs on; `None` on SQLite.
+    pub fn database_url(&self) -> Option<DatabaseUrl> {
+        self.database.as_ref().map(|d| d.url().clone())
+    }
+
+    /// Another registry on the same data: a second node sharing the
+    /// database (and the blob directory), or the same node after a restart.
+    pub async fn open_node(&self, mut config: Config) -> Registry {
+        config.database_url = self.database_url();
+        Registry::open(self.data_dir(), config).await.unwrap()
     }
 
     /// `Bearer realm="<base>/token",service="<service>"` and, when given,

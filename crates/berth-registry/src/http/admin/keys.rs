@@ -12,11 +12,12 @@ use serde_json::json;
 use super::{Admin, ApiError, json_response, no_content};
 use crate::Registry;
 use crate::auth::jwt::LEEWAY_SECS;
-use crate::auth::keys::RetireError;
+use crate::auth::key_sync;
+use crate::auth::keys::{KeyStore, RetireError};
 use crate::clock::now_unix;
 use crate::http::router::AppState;
 
-pub(super) fn key_store(r: &Registry) -> Result<Arc<crate::auth::keys::KeyStore>, ApiError> {
+pub(super) fn key_store(r: &Registry) -> Result<Arc<KeyStore>, ApiError> {
     r.keys.clone().ok_or_else(|| {
         ApiError::conflict(
             "UNSUPPORTED",
@@ -78,12 +79,12 @@ pub(super) async fn retire_key(
     let keys = key_store(&app.registry)?;
     let unused_for = unused_for(&app.registry);
     let now = now_unix();
-    let retiring = keys.clone();
     let retired = {
         let kid = kid.clone();
-        tokio::task::spawn_blocking(move || retiring.retire(&kid, unused_for, now))
-            .await
-            .map_err(|e| ApiError::internal(&e))?
+        key_sync::change(&app.registry.db, &keys, move |keys| {
+            keys.retire(&kid, unused_for, now)
+        })
+        .await
     };
     match retired {
         Ok(()) => {}
@@ -129,10 +130,8 @@ pub(super) async fn rotate_keys(
     admin: Admin,
 ) -> Result<Response, ApiError> {
     let keys = key_store(&app.registry)?;
-    let rotating = keys.clone();
-    let kid = tokio::task::spawn_blocking(move || rotating.rotate())
+    let kid = key_sync::change(&app.registry.db, &keys, KeyStore::rotate)
         .await
-        .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))?;
     audit!(admin, "keys.rotate", kid = %kid, "admin: token signing key rotated");
     Ok(json_response(

@@ -1,24 +1,25 @@
-//! [`IdentityStore`] on the embedded SQLite database: users, organisations,
-//! memberships, robots, personal access tokens and refresh tokens.
+//! [`IdentityStore`] on the metadata database (SQLite or PostgreSQL, through
+//! `meta/db.rs`): users, organisations, memberships, robots, personal access
+//! tokens and refresh tokens.
 //!
-//! Part of `meta/`, where all SQL lives; nothing here knows HTTP. Queries use
-//! `$N` placeholders and `ON CONFLICT` / `RETURNING`, portable to PostgreSQL.
-//! Schema: `migrations/sqlite/20261127000002_identity.sql`.
+//! Part of `meta/`, where all SQL lives; nothing here knows HTTP. Each query
+//! is written once for both engines. Schema:
+//! `migrations/sqlite/20261127000002_identity.sql` and its PostgreSQL twin.
 //!
 //! The shared user/organisation namespace is checked inside the transaction
-//! that creates the name. Those transactions begin `IMMEDIATE` (SQLite takes
-//! the write lock before the check), so two concurrent creations of the same
-//! name cannot both pass it. A PostgreSQL store needs the same guarantee
-//! (e.g. an advisory lock or `SERIALIZABLE`).
+//! that creates the name, and an organisation's last owner inside the one
+//! that lowers or removes a member. Those transactions hold
+//! [`Lock::Identity`] (SQLite: the write lock, taken at `BEGIN IMMEDIATE`;
+//! PostgreSQL: an advisory lock), so two concurrent creations of the same
+//! name, or two owners leaving at once, cannot both pass the check.
 
 use crate::clock::now_unix;
 use async_trait::async_trait;
 use berth_core::scope::Actions;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 
-use super::SqliteMeta;
-use super::revocation_sqlite::record;
+use super::SqlMeta;
+use super::db::{Lock, Row, Tx, query, query_as, query_scalar};
+use super::revocation_sql::record;
 use crate::auth::revocation::RevocationTarget;
 use crate::identity::secret::ct_eq;
 use crate::identity::{
@@ -59,18 +60,18 @@ fn unless_taken(
     }
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<User, IdentityError> {
+fn user_from_row(row: &Row) -> Result<User, IdentityError> {
     Ok(User {
         id: UserId(row.try_get("u_id")?),
         name: row.try_get("u_name")?,
         password_hash: row.try_get("u_password_hash")?,
         is_admin: row.try_get("u_is_admin")?,
-        robot_of: row.try_get::<Option<i64>, _>("u_robot_of")?.map(OrgId),
+        robot_of: row.try_get::<Option<i64>>("u_robot_of")?.map(OrgId),
     })
 }
 
 /// A token row and its stored hash (compared again by the caller).
-fn pat_from_row(row: &SqliteRow) -> Result<(Pat, Vec<u8>), IdentityError> {
+fn pat_from_row(row: &Row) -> Result<(Pat, Vec<u8>), IdentityError> {
     let actions: String = row.try_get("actions")?;
     let repositories: String = row.try_get("repositories")?;
     let pat = Pat {
@@ -96,9 +97,9 @@ fn role_from_str(role: &str) -> Result<Role, IdentityError> {
 }
 
 /// Fails with `NameTaken` when a user or an organisation has `name`.
-async fn ensure_name_free(tx: &mut SqliteConnection, name: &str) -> Result<(), IdentityError> {
-    let taken: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM users WHERE name = $1 UNION ALL SELECT 1 FROM organizations WHERE name = $1",
+async fn ensure_name_free(tx: &mut Tx, name: &str) -> Result<(), IdentityError> {
+    let taken: Option<i64> = query_scalar(
+        "SELECT id FROM users WHERE name = $1 UNION ALL SELECT id FROM organizations WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut *tx)
@@ -110,11 +111,8 @@ async fn ensure_name_free(tx: &mut SqliteConnection, name: &str) -> Result<(), I
 }
 
 /// The `robot_of` of an existing user; `NotFound` when there is no such user.
-async fn user_robot_of(
-    tx: &mut SqliteConnection,
-    user: UserId,
-) -> Result<Option<i64>, IdentityError> {
-    let row: Option<Option<i64>> = sqlx::query_scalar("SELECT robot_of FROM users WHERE id = $1")
+async fn user_robot_of(tx: &mut Tx, user: UserId) -> Result<Option<i64>, IdentityError> {
+    let row: Option<Option<i64>> = query_scalar("SELECT robot_of FROM users WHERE id = $1")
         .bind(user.0)
         .fetch_optional(&mut *tx)
         .await?;
@@ -123,12 +121,8 @@ async fn user_robot_of(
 
 /// Records that every token of `user` issued so far is revoked (its rights
 /// shrank), in the caller's transaction.
-async fn revoke_subject(
-    tx: &mut SqliteConnection,
-    user: UserId,
-    keep_secs: i64,
-) -> Result<(), IdentityError> {
-    let name: Option<String> = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+async fn revoke_subject(tx: &mut Tx, user: UserId, keep_secs: i64) -> Result<(), IdentityError> {
+    let name: Option<String> = query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(user.0)
         .fetch_optional(&mut *tx)
         .await?;
@@ -139,8 +133,8 @@ async fn revoke_subject(
 }
 
 /// `NotFound` unless the organisation exists.
-async fn ensure_org(tx: &mut SqliteConnection, org: OrgId) -> Result<(), IdentityError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1")
+async fn ensure_org(tx: &mut Tx, org: OrgId) -> Result<(), IdentityError> {
+    let found: Option<i64> = query_scalar("SELECT id FROM organizations WHERE id = $1")
         .bind(org.0)
         .fetch_optional(&mut *tx)
         .await?;
@@ -151,8 +145,8 @@ async fn ensure_org(tx: &mut SqliteConnection, org: OrgId) -> Result<(), Identit
 }
 
 /// The number of repositories of namespace `name`.
-async fn count_namespace(tx: &mut SqliteConnection, name: &str) -> Result<u64, IdentityError> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE namespace = $1")
+async fn count_namespace(tx: &mut Tx, name: &str) -> Result<u64, IdentityError> {
+    let n: i64 = query_scalar("SELECT COUNT(*) FROM repositories WHERE namespace = $1")
         .bind(name)
         .fetch_one(&mut *tx)
         .await?;
@@ -168,13 +162,13 @@ async fn count_namespace(tx: &mut SqliteConnection, name: &str) -> Result<u64, I
 /// changed nothing, when the namespace holds repositories and `repositories`
 /// says to keep them.
 async fn take_namespace(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     name: &str,
     repositories: OwnedRepositories,
     keep_secs: i64,
 ) -> Result<Option<(Vec<String>, Vec<String>)>, IdentityError> {
     let owned: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM repositories WHERE namespace = $1 ORDER BY name")
+        query_scalar("SELECT name FROM repositories WHERE namespace = $1 ORDER BY name")
             .bind(name)
             .fetch_all(&mut *tx)
             .await?;
@@ -184,7 +178,7 @@ async fn take_namespace(
     // Upload sessions name their repository; those of the namespace go
     // with it, and the caller discards their staged bytes.
     let in_namespace = "repository = $1 OR substr(repository, 1, length($1) + 1) = $1 || '/'";
-    let staging: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    let staging: Vec<String> = query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT staging FROM uploads WHERE {in_namespace}"
     )))
     .bind(name)
@@ -200,24 +194,25 @@ async fn take_namespace(
         "manifests",
         "repository_blobs",
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE {of_namespace}"
         )))
         .bind(name)
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM uploads WHERE {in_namespace}"
     )))
     .bind(name)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM repositories WHERE namespace = $1")
+    query("DELETE FROM repositories WHERE namespace = $1")
         .bind(name)
         .execute(&mut *tx)
         .await?;
     for repository in &owned {
+        tx.notify_changed(repository).await?;
         record(
             tx,
             &RevocationTarget::Repository(repository.clone()),
@@ -230,12 +225,8 @@ async fn take_namespace(
 
 /// Refuses (`LastOwner`) when `user` is the only owner of `org`: the change
 /// about to lower or remove it would leave the organisation unmanaged.
-async fn ensure_not_last_owner(
-    tx: &mut SqliteConnection,
-    org: OrgId,
-    user: UserId,
-) -> Result<(), IdentityError> {
-    let owners: Vec<i64> = sqlx::query_scalar(
+async fn ensure_not_last_owner(tx: &mut Tx, org: OrgId, user: UserId) -> Result<(), IdentityError> {
+    let owners: Vec<i64> = query_scalar(
         "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' LIMIT 2",
     )
     .bind(org.0)
@@ -244,7 +235,7 @@ async fn ensure_not_last_owner(
     if owners != [user.0] {
         return Ok(());
     }
-    let names: (Option<String>, Option<String>) = sqlx::query_as(
+    let names: (Option<String>, Option<String>) = query_as(
         "SELECT (SELECT name FROM organizations WHERE id = $1),
                 (SELECT name FROM users WHERE id = $2)",
     )
@@ -260,13 +251,13 @@ async fn ensure_not_last_owner(
 
 /// Inserts a user (or robot) whose name was checked free in this transaction.
 async fn insert_user(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     name: &str,
     password_hash: Option<&str>,
     is_admin: bool,
     robot_of: Option<OrgId>,
 ) -> Result<User, IdentityError> {
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = query_scalar(
         "INSERT INTO users (name, password_hash, is_admin, robot_of, created_at)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -288,10 +279,10 @@ async fn insert_user(
 }
 
 #[async_trait]
-impl IdentityStore for SqliteMeta {
+impl IdentityStore for SqlMeta {
     async fn count_users(&self) -> Result<u64, IdentityError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(self.pool())
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(self.db())
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -303,7 +294,7 @@ impl IdentityStore for SqliteMeta {
         is_admin: bool,
     ) -> Result<User, IdentityError> {
         validate_name(name)?;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write(&[Lock::Identity]).await?;
         ensure_name_free(&mut tx, name).await?;
         let user = insert_user(&mut tx, name, password_hash, is_admin, None).await?;
         tx.commit().await?;
@@ -311,25 +302,25 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn user_by_name(&self, name: &str) -> Result<Option<User>, IdentityError> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT ",
             user_cols!(),
             " FROM users u WHERE u.name = $1"
         ))
         .bind(name)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.db())
         .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, IdentityError> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT ",
             user_cols!(),
             " FROM users u WHERE u.id = $1"
         ))
         .bind(id.0)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.db())
         .await?;
         row.as_ref().map(user_from_row).transpose()
     }
@@ -339,10 +330,13 @@ impl IdentityStore for SqliteMeta {
         name: &str,
         repositories: OwnedRepositories,
     ) -> Result<Option<DeletedUser>, IdentityError> {
-        let mut tx = self.pool().begin().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+        let mut tx = self
+            .db()
+            .begin_write(&[Lock::Identity, Lock::Namespace(name)])
+            .await?;
+        let id: Option<i64> = query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         let Some(id) = id else {
             return Ok(None);
@@ -361,7 +355,7 @@ impl IdentityStore for SqliteMeta {
             "DELETE FROM refresh_tokens WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",
         ] {
-            sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+            query(statement).bind(id).execute(&mut tx).await?;
         }
         // Its tokens end here (everyone's on its repositories ended with
         // them): a later user of the same name starts afresh.
@@ -376,11 +370,11 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn set_password(&self, name: &str, hash: &str) -> Result<(), IdentityError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.db().begin_write(&[]).await?;
         let robot_of: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT robot_of FROM users WHERE name = $1")
+            query_scalar("SELECT robot_of FROM users WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
         match robot_of {
             None => return Err(IdentityError::NotFound(format!("user `{name}`"))),
@@ -392,19 +386,17 @@ impl IdentityStore for SqliteMeta {
             }
             Some(None) => {}
         }
-        sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
+        query("UPDATE users SET password_hash = $2 WHERE name = $1")
             .bind(name)
             .bind(hash)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // Logins made with the old password end with it: its refresh tokens,
         // and the registry tokens issued from them or from the password.
-        sqlx::query(
-            "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)",
-        )
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        query("DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut tx)
+            .await?;
         let target = RevocationTarget::Logins(name.to_owned());
         record(&mut tx, &target, self.revocation_keep_secs).await?;
         tx.commit().await?;
@@ -417,14 +409,14 @@ impl IdentityStore for SqliteMeta {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<UserEntry>, IdentityError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT u.name, u.is_admin, o.name AS robot_of FROM users u
                LEFT JOIN organizations o ON o.id = u.robot_of
               WHERE u.name > $1 ORDER BY u.name LIMIT $2",
         )
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?;
         rows.iter()
             .map(|row| {
@@ -442,13 +434,12 @@ impl IdentityStore for SqliteMeta {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Organization>, IdentityError> {
-        let rows = sqlx::query(
-            "SELECT id, name FROM organizations WHERE name > $1 ORDER BY name LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            query("SELECT id, name FROM organizations WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(self.db())
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(Organization {
@@ -465,14 +456,14 @@ impl IdentityStore for SqliteMeta {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, Role)>, IdentityError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT u.name, m.role FROM memberships m JOIN users u ON u.id = m.user_id
               WHERE m.org_id = $1 AND u.name > $2 ORDER BY u.name LIMIT $3",
         )
         .bind(org.0)
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?;
         rows.iter()
             .map(|row| {
@@ -488,13 +479,13 @@ impl IdentityStore for SqliteMeta {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, IdentityError> {
-        Ok(sqlx::query_scalar(
+        Ok(query_scalar(
             "SELECT name FROM users WHERE robot_of = $1 AND name > $2 ORDER BY name LIMIT $3",
         )
         .bind(org.0)
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?)
     }
 
@@ -503,10 +494,13 @@ impl IdentityStore for SqliteMeta {
         name: &str,
         repositories: OwnedRepositories,
     ) -> Result<Option<DeletedOrg>, IdentityError> {
-        let mut tx = self.pool().begin().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
+        let mut tx = self
+            .db()
+            .begin_write(&[Lock::Identity, Lock::Namespace(name)])
+            .await?;
+        let id: Option<i64> = query_scalar("SELECT id FROM organizations WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         let Some(id) = id else {
             return Ok(None);
@@ -519,17 +513,17 @@ impl IdentityStore for SqliteMeta {
                 count: count_namespace(&mut tx, name).await?,
             });
         };
-        let members: Vec<String> = sqlx::query_scalar(
+        let members: Vec<String> = query_scalar(
             "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
               WHERE m.org_id = $1 ORDER BY u.name",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         let robots: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM users WHERE robot_of = $1 ORDER BY name")
+            query_scalar("SELECT name FROM users WHERE robot_of = $1 ORDER BY name")
                 .bind(id)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut tx)
                 .await?;
         let of_robots = "user_id IN (SELECT id FROM users WHERE robot_of = $1)";
         for statement in [
@@ -540,9 +534,9 @@ impl IdentityStore for SqliteMeta {
             "DELETE FROM memberships WHERE org_id = $1".to_owned(),
             "DELETE FROM organizations WHERE id = $1".to_owned(),
         ] {
-            sqlx::query(sqlx::AssertSqlSafe(statement))
+            query(sqlx::AssertSqlSafe(statement))
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         // Tokens its members and robots hold may grant rights in its
@@ -564,26 +558,26 @@ impl IdentityStore for SqliteMeta {
 
     async fn create_org(&self, name: &str, owner: UserId) -> Result<Organization, IdentityError> {
         validate_name(name)?;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write(&[Lock::Identity]).await?;
         if user_robot_of(&mut tx, owner).await?.is_some() {
             return Err(IdentityError::Robot(
                 "a robot account cannot own an organisation; name a person as owner".to_owned(),
             ));
         }
         ensure_name_free(&mut tx, name).await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = query_scalar(
             "INSERT INTO organizations (name, created_at) VALUES ($1, $2) RETURNING id",
         )
         .bind(name)
         .bind(now_unix())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .map_err(unless_taken(|| IdentityError::NameTaken(name.to_owned())))?;
-        sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
+        query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(owner.0)
             .bind(Role::Owner.as_str())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(Organization {
@@ -593,9 +587,9 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn org_by_name(&self, name: &str) -> Result<Option<Organization>, IdentityError> {
-        let row = sqlx::query("SELECT id, name FROM organizations WHERE name = $1")
+        let row = query("SELECT id, name FROM organizations WHERE name = $1")
             .bind(name)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.db())
             .await?;
         row.map(|row| {
             Ok(Organization {
@@ -607,9 +601,9 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn org_by_id(&self, id: OrgId) -> Result<Option<Organization>, IdentityError> {
-        let row = sqlx::query("SELECT id, name FROM organizations WHERE id = $1")
+        let row = query("SELECT id, name FROM organizations WHERE id = $1")
             .bind(id.0)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.db())
             .await?;
         row.map(|row| {
             Ok(Organization {
@@ -622,7 +616,7 @@ impl IdentityStore for SqliteMeta {
 
     async fn set_member(&self, org: OrgId, user: UserId, role: Role) -> Result<(), IdentityError> {
         // IMMEDIATE: the last-owner check and the change see one state.
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write(&[Lock::Identity]).await?;
         ensure_org(&mut tx, org).await?;
         if user_robot_of(&mut tx, user).await?.is_some() {
             return Err(IdentityError::Robot(
@@ -632,10 +626,10 @@ impl IdentityStore for SqliteMeta {
             ));
         }
         let before: Option<String> =
-            sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
                 .bind(org.0)
                 .bind(user.0)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
         // A lower role takes rights away from the tokens issued before.
         let before = before.as_deref().map(role_from_str).transpose()?;
@@ -643,14 +637,14 @@ impl IdentityStore for SqliteMeta {
         if before == Some(Role::Owner) && role != Role::Owner {
             ensure_not_last_owner(&mut tx, org, user).await?;
         }
-        sqlx::query(
+        query(
             "INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
         )
         .bind(org.0)
         .bind(user.0)
         .bind(role.as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if lowered {
             revoke_subject(&mut tx, user, self.revocation_keep_secs).await?;
@@ -664,14 +658,14 @@ impl IdentityStore for SqliteMeta {
 
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<bool, IdentityError> {
         // IMMEDIATE: the last-owner check and the change see one state.
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write(&[Lock::Identity]).await?;
         ensure_not_last_owner(&mut tx, org, user).await?;
-        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+        let done = query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org.0)
             .bind(user.0)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let removed = done.rows_affected() > 0;
+        let removed = done > 0;
         if removed {
             revoke_subject(&mut tx, user, self.revocation_keep_secs).await?;
         }
@@ -683,13 +677,13 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn memberships(&self, user: UserId) -> Result<Vec<(Organization, Role)>, IdentityError> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT o.id, o.name, m.role FROM memberships m
                JOIN organizations o ON o.id = m.org_id
               WHERE m.user_id = $1 ORDER BY o.name",
         )
         .bind(user.0)
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?;
         rows.iter()
             .map(|row| {
@@ -706,13 +700,13 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn namespace_owner(&self, name: &str) -> Result<Option<NamespaceOwner>, IdentityError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT 'user' AS kind, id FROM users WHERE name = $1
              UNION ALL
              SELECT 'org' AS kind, id FROM organizations WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.db())
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -728,7 +722,7 @@ impl IdentityStore for SqliteMeta {
 
     async fn create_robot(&self, org: OrgId, name: &str) -> Result<User, IdentityError> {
         validate_name(name)?;
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write(&[Lock::Identity]).await?;
         ensure_org(&mut tx, org).await?;
         ensure_name_free(&mut tx, name).await?;
         let robot = insert_user(&mut tx, name, None, false, Some(org)).await?;
@@ -746,18 +740,18 @@ impl IdentityStore for SqliteMeta {
         }
         let repositories = serde_json::to_string(&new.repositories)
             .map_err(|e| IdentityError::InvalidPat(e.to_string()))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.db().begin_write(&[]).await?;
         user_robot_of(&mut tx, new.user).await?;
         // A revoked token gives its name up to the new one.
-        sqlx::query(
+        query(
             "DELETE FROM personal_access_tokens
               WHERE user_id = $1 AND name = $2 AND revoked_at IS NOT NULL",
         )
         .bind(new.user.0)
         .bind(&new.name)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = query_scalar(
             "INSERT INTO personal_access_tokens
                  (user_id, name, secret_hash, actions, repositories, expires_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -769,7 +763,7 @@ impl IdentityStore for SqliteMeta {
         .bind(&repositories)
         .bind(new.expires_at)
         .bind(created_at)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         // (user_id, name) or secret_hash; a 256-bit secret never repeats.
         .map_err(unless_taken(|| {
@@ -789,7 +783,7 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn pat_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(Pat, User)>, IdentityError> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT ",
             pat_cols!(),
             ", ",
@@ -798,7 +792,7 @@ impl IdentityStore for SqliteMeta {
               WHERE p.secret_hash = $1 AND p.revoked_at IS NULL"
         ))
         .bind(&hash[..])
-        .fetch_optional(self.pool())
+        .fetch_optional(self.db())
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -811,27 +805,27 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn pat_by_id(&self, id: i64) -> Result<Option<Pat>, IdentityError> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT ",
             pat_cols!(),
             " FROM personal_access_tokens p WHERE p.id = $1 AND p.revoked_at IS NULL"
         ))
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.db())
         .await?;
         row.map(|row| pat_from_row(&row).map(|(pat, _)| pat))
             .transpose()
     }
 
     async fn list_pats(&self, user: UserId) -> Result<Vec<Pat>, IdentityError> {
-        let rows = sqlx::query(concat!(
+        let rows = query(concat!(
             "SELECT ",
             pat_cols!(),
             " FROM personal_access_tokens p
               WHERE p.user_id = $1 AND p.revoked_at IS NULL ORDER BY p.name"
         ))
         .bind(user.0)
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?;
         rows.iter()
             .map(|row| pat_from_row(row).map(|(pat, _)| pat))
@@ -839,15 +833,15 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn revoke_pat(&self, user: UserId, name: &str) -> Result<bool, IdentityError> {
-        let mut tx = self.pool().begin().await?;
-        let revoked: Option<i64> = sqlx::query_scalar(
+        let mut tx = self.db().begin_write(&[]).await?;
+        let revoked: Option<i64> = query_scalar(
             "UPDATE personal_access_tokens SET revoked_at = $3
               WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL RETURNING id",
         )
         .bind(user.0)
         .bind(name)
         .bind(now_unix())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(id) = revoked else {
             return Ok(false);
@@ -864,13 +858,13 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn touch_pat(&self, id: i64, now: i64) -> Result<(), IdentityError> {
-        sqlx::query(
+        query(
             "UPDATE personal_access_tokens SET last_used_at = $2
               WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
         )
         .bind(id)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.db())
         .await?;
         Ok(())
     }
@@ -882,9 +876,9 @@ impl IdentityStore for SqliteMeta {
         expires_at: i64,
     ) -> Result<RefreshToken, IdentityError> {
         let created_at = now_unix();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.db().begin_write(&[]).await?;
         user_robot_of(&mut tx, user).await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = query_scalar(
             "INSERT INTO refresh_tokens (user_id, secret_hash, expires_at, created_at)
              VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -892,7 +886,7 @@ impl IdentityStore for SqliteMeta {
         .bind(&hash[..])
         .bind(expires_at)
         .bind(created_at)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(RefreshToken {
@@ -907,14 +901,14 @@ impl IdentityStore for SqliteMeta {
         &self,
         hash: &[u8; 32],
     ) -> Result<Option<(RefreshToken, User)>, IdentityError> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT r.id, r.user_id, r.secret_hash, r.expires_at, r.created_at, ",
             user_cols!(),
             " FROM refresh_tokens r JOIN users u ON u.id = r.user_id
               WHERE r.secret_hash = $1 AND r.revoked_at IS NULL"
         ))
         .bind(&hash[..])
-        .fetch_optional(self.pool())
+        .fetch_optional(self.db())
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -933,15 +927,15 @@ impl IdentityStore for SqliteMeta {
     }
 
     async fn revoke_refresh_token(&self, hash: &[u8; 32]) -> Result<bool, IdentityError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE refresh_tokens SET revoked_at = $2
               WHERE secret_hash = $1 AND revoked_at IS NULL",
         )
         .bind(&hash[..])
         .bind(now_unix())
-        .execute(self.pool())
+        .execute(self.db())
         .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 }
 
@@ -952,8 +946,8 @@ mod tests {
     use super::*;
     use crate::identity::secret::{generate_pat, generate_refresh_token, hash_secret};
 
-    async fn store() -> SqliteMeta {
-        SqliteMeta::in_memory().await.unwrap()
+    async fn store() -> SqlMeta {
+        SqlMeta::in_memory().await.unwrap()
     }
 
     fn new_pat(user: UserId, name: &str, hash: [u8; 32]) -> NewPat {
@@ -1319,13 +1313,13 @@ mod tests {
         assert!(s.list_pats(bob.id).await.unwrap().is_empty());
         assert_eq!(s.refresh_token_by_hash(&[3; 32]).await.unwrap(), None);
         assert!(s.memberships(bob.id).await.unwrap().is_empty());
-        let rows: i64 = sqlx::query_scalar(
+        let rows: i64 = query_scalar(
             "SELECT (SELECT COUNT(*) FROM memberships WHERE user_id = $1)
                   + (SELECT COUNT(*) FROM personal_access_tokens WHERE user_id = $1)
                   + (SELECT COUNT(*) FROM refresh_tokens WHERE user_id = $1)",
         )
         .bind(bob.id.0)
-        .fetch_one(s.pool())
+        .fetch_one(s.db())
         .await
         .unwrap();
         assert_eq!(rows, 0);

@@ -1,13 +1,20 @@
-//! The embedded metadata store: SQLite in WAL mode, through sqlx.
+//! [`MetaStore`] on SQL: SQLite (the embedded default) or PostgreSQL (several
+//! nodes sharing one database), through the adapter in `meta/db.rs`.
 //!
-//! Queries use `$N` placeholders and `ON CONFLICT` / `RETURNING`, which both
-//! SQLite and PostgreSQL understand, so the PostgreSQL store can share them.
-//! Commits are synchronous (`synchronous=FULL`): an acknowledged push survives
-//! a crash of the process or of the machine.
+//! Every query is written once, in the SQL both engines understand; the
+//! adapter binds and decodes for the engine at hand and owns what differs
+//! (opening, migrations, how a write transaction keeps its checks true, change
+//! notices). A write transaction names what it must hold ([`Lock`]): on
+//! SQLite the one writer holds everything, on PostgreSQL the named advisory
+//! locks serialise exactly the writers that could race (two pushes to one
+//! repository, a push and the deletion of its namespace, two upload sessions
+//! counted against one cap).
+//!
+//! Commits are durable before a push is acknowledged (SQLite
+//! `synchronous=FULL`; PostgreSQL's default `synchronous_commit`).
 
 use crate::clock::now_unix;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -18,24 +25,23 @@ use berth_core::endpoint::UploadId;
 use berth_core::name::RepositoryName;
 use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 
-use super::revocation_sqlite::record;
+use super::db::{Db, Lock, Row, Tx, query, query_as, query_scalar};
+use super::revocation_sql::record;
 use super::{
     CatalogFilter, DeletedRepository, DescriptorRef, Manifest, MetaError, MetaStore, NameRange,
     NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
 };
 use crate::auth::revocation::{self, RevocationTarget};
 
-/// The token lifetime assumed until [`SqliteMeta::with_token_lifetime`] says
+/// The token lifetime assumed until [`SqlMeta::with_token_lifetime`] says
 /// otherwise (the `Config::new` default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
-/// The SQLite metadata store.
+/// The metadata store on SQL.
 #[derive(Debug, Clone)]
-pub struct SqliteMeta {
-    pool: SqlitePool,
+pub struct SqlMeta {
+    db: Db,
     new_repositories_public: bool,
     /// Incremented after each commit that wrote revocation records.
     pub(super) revocation_writes: Arc<AtomicU64>,
@@ -43,34 +49,31 @@ pub struct SqliteMeta {
     pub(super) revocation_keep_secs: i64,
 }
 
-impl SqliteMeta {
-    /// The connection pool, for the other stores on this database (identities).
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+impl SqlMeta {
+    /// The database, for the other stores on it (identities, keys) and for
+    /// what only one engine does (snapshots, change notices).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
-    /// Opens (creating if needed) the database at `path` and migrates its schema.
-    pub async fn open(path: &Path) -> Result<Self, MetaError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .after_release(|conn, _| Box::pin(release_only_outside_a_transaction(conn)))
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self {
-            pool,
+    /// A store on an open database.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
             new_repositories_public: false,
             revocation_writes: Arc::default(),
             revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
-        })
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path` and migrates its schema.
+    pub async fn open(path: &Path) -> Result<Self, MetaError> {
+        Ok(Self::new(Db::open_sqlite(path).await?))
+    }
+
+    /// Connects to the PostgreSQL database `url` and migrates its schema.
+    pub async fn open_postgres(url: &str) -> Result<Self, MetaError> {
+        Ok(Self::new(Db::open_postgres(url).await?))
     }
 
     /// Sets how long the tokens this registry issues live, which is how long
@@ -86,45 +89,28 @@ impl SqliteMeta {
         self
     }
 
-    /// An in-memory database, for tests.
+    /// An in-memory SQLite database, for tests.
     pub async fn in_memory() -> Result<Self, MetaError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        // One connection: every connection to `:memory:` is a database of its own.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self {
-            pool,
-            new_repositories_public: false,
-            revocation_writes: Arc::default(),
-            revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
-        })
+        Ok(Self::new(Db::sqlite_in_memory().await?))
     }
 }
 
-/// Whether a connection handed back may serve again (`false` closes it).
-///
-/// SQLite rolls a transaction back by itself when a write fails for a full
-/// disk (or an I/O error); the ROLLBACK sqlx then sends fails ("no transaction
-/// is active"), and sqlx keeps counting the transaction as open. Returned to
-/// the pool like that, the connection refused every `BEGIN IMMEDIATE` after
-/// ("attempted to call begin_with at non-zero transaction depth") until a
-/// restart. The ping waits for the queued rollback; a connection still
-/// counting a transaction after it is dropped, and the pool opens a new one.
-async fn release_only_outside_a_transaction(
-    conn: &mut sqlx::SqliteConnection,
-) -> Result<bool, sqlx::Error> {
-    use sqlx::Connection;
-    conn.ping().await?;
-    if conn.is_in_transaction() {
-        tracing::warn!(
-            "a database connection came back inside a transaction SQLite had ended (full disk or I/O error); replacing it"
-        );
-        return Ok(false);
+/// Commits a write to repository `name`, telling the other nodes when it
+/// changed something (`did`); returns `did`.
+async fn changed(mut tx: Tx, name: &RepositoryName, did: bool) -> Result<bool, MetaError> {
+    if did {
+        tx.notify_changed(name.as_str()).await?;
     }
-    Ok(true)
+    tx.commit().await?;
+    Ok(did)
+}
+
+/// What a write to repository `name` holds.
+fn repository_lock(name: &RepositoryName) -> Lock<'_> {
+    Lock::Repository {
+        name: name.as_str(),
+        namespace: name.namespace(),
+    }
 }
 
 /// A string above every repository name (names are ASCII below U+007F).
@@ -156,11 +142,11 @@ fn to_u64(n: i64) -> u64 {
 
 /// The id of a repository, created when missing, inside a transaction.
 async fn repository_id(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     name: &RepositoryName,
     public_if_new: bool,
 ) -> Result<i64, MetaError> {
-    sqlx::query(
+    query(
         "INSERT INTO repositories (name, namespace, public, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING",
     )
@@ -170,7 +156,7 @@ async fn repository_id(
     .bind(now_unix())
     .execute(&mut *tx)
     .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+    let id: i64 = query_scalar("SELECT id FROM repositories WHERE name = $1")
         .bind(name.as_str())
         .fetch_one(&mut *tx)
         .await?;
@@ -179,7 +165,7 @@ async fn repository_id(
 
 /// Records a blob (if new) and links it into a repository (created if new).
 async fn link_blob_in(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     name: &RepositoryName,
     digest: &Digest,
     size: u64,
@@ -187,7 +173,7 @@ async fn link_blob_in(
 ) -> Result<(), MetaError> {
     let repo = repository_id(&mut *tx, name, public_if_new).await?;
     let digest = digest.to_string();
-    sqlx::query(
+    query(
         "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (digest) DO NOTHING",
     )
@@ -196,7 +182,7 @@ async fn link_blob_in(
     .bind(now_unix())
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    query(
         "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (repository_id, digest) DO NOTHING",
     )
@@ -225,7 +211,7 @@ fn check_reference(descriptor: &DescriptorRef, size: Option<i64>) -> Result<(), 
     Ok(())
 }
 
-fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaError> {
+fn upload_from_row(row: &Row) -> Result<UploadSession, MetaError> {
     let id: String = row.try_get("id")?;
     let repository: String = row.try_get("repository")?;
     Ok(UploadSession {
@@ -242,7 +228,11 @@ fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadSession, MetaE
 }
 
 #[async_trait]
-impl MetaStore for SqliteMeta {
+impl MetaStore for SqlMeta {
+    async fn ready(&self) -> Result<(), MetaError> {
+        Ok(self.db.ping().await?)
+    }
+
     async fn list_repositories(
         &self,
         range: NameRange<'_>,
@@ -280,7 +270,7 @@ impl MetaStore for SqliteMeta {
         }
         sql.push_str(" ORDER BY name LIMIT $2");
         // Safe: the dynamic part is only fixed text and numbered placeholders.
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let mut query = query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(lower)
             .bind(i64::from(limit))
             .bind(upper);
@@ -289,18 +279,17 @@ impl MetaStore for SqliteMeta {
                 query = query.bind(namespace);
             }
         }
-        Ok(query.fetch_all(&self.pool).await?)
+        Ok(query.fetch_all(&self.db).await?)
     }
 
     async fn repository_info(
         &self,
         name: &RepositoryName,
     ) -> Result<Option<RepositoryInfo>, MetaError> {
-        let public: Option<bool> =
-            sqlx::query_scalar("SELECT public FROM repositories WHERE name = $1")
-                .bind(name.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let public: Option<bool> = query_scalar("SELECT public FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.db)
+            .await?;
         Ok(public.map(|public| RepositoryInfo { public }))
     }
 
@@ -324,31 +313,31 @@ impl MetaStore for SqliteMeta {
         }
         sql.push_str(" ORDER BY name LIMIT $2");
         // Safe: the dynamic part is only fixed text and numbered placeholders.
-        let mut query = sqlx::query_as::<_, (String, bool)>(sqlx::AssertSqlSafe(sql))
+        let mut query = query_as::<(String, bool)>(sqlx::AssertSqlSafe(sql))
             .bind(after.unwrap_or(""))
             .bind(i64::from(limit));
         for namespace in namespaces.unwrap_or_default() {
             query = query.bind(namespace);
         }
-        Ok(query.fetch_all(&self.pool).await?)
+        Ok(query.fetch_all(&self.db).await?)
     }
 
     async fn delete_repository(
         &self,
         name: &RepositoryName,
     ) -> Result<Option<DeletedRepository>, MetaError> {
-        let mut tx = self.pool.begin().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let id: Option<i64> = query_scalar("SELECT id FROM repositories WHERE name = $1")
             .bind(name.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         let Some(id) = id else {
             return Ok(None);
         };
         let staging: Vec<String> =
-            sqlx::query_scalar("SELECT staging FROM uploads WHERE repository = $1")
+            query_scalar("SELECT staging FROM uploads WHERE repository = $1")
                 .bind(name.as_str())
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut tx)
                 .await?;
         // Explicit, not left to ON DELETE CASCADE: correct even where foreign
         // keys are not enforced. Blob rows and bytes stay: other repositories
@@ -359,25 +348,26 @@ impl MetaStore for SqliteMeta {
             "manifests",
             "repository_blobs",
         ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE repository_id = $1"
             )))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
-        sqlx::query("DELETE FROM uploads WHERE repository = $1")
+        query("DELETE FROM uploads WHERE repository = $1")
             .bind(name.as_str())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("DELETE FROM repositories WHERE id = $1")
+        query("DELETE FROM repositories WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         // Everyone's tokens on it end, and a later repository of the same
         // name starts afresh.
         let target = RevocationTarget::Repository(name.as_str().to_owned());
         record(&mut tx, &target, self.revocation_keep_secs).await?;
+        tx.notify_changed(name.as_str()).await?;
         tx.commit().await?;
         self.revocations_written();
         Ok(Some(DeletedRepository { staging }))
@@ -388,18 +378,21 @@ impl MetaStore for SqliteMeta {
         name: &RepositoryName,
         public: bool,
     ) -> Result<bool, MetaError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE repositories SET public = $2 WHERE name = $1")
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let done = query("UPDATE repositories SET public = $2 WHERE name = $1")
             .bind(name.as_str())
             .bind(public)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let found = done.rows_affected() > 0;
+        let found = done > 0;
         // Tokens granted pull while it was public must not outlive the change.
         let revokes = found && !public;
         if revokes {
             let target = RevocationTarget::Repository(name.as_str().to_owned());
             record(&mut tx, &target, self.revocation_keep_secs).await?;
+        }
+        if found {
+            tx.notify_changed(name.as_str()).await?;
         }
         tx.commit().await?;
         if revokes {
@@ -409,9 +402,9 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn repository_exists(&self, name: &RepositoryName) -> Result<bool, MetaError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        let found: Option<i64> = query_scalar("SELECT id FROM repositories WHERE name = $1")
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         Ok(found.is_some())
     }
@@ -421,7 +414,7 @@ impl MetaStore for SqliteMeta {
         name: &RepositoryName,
         digest: &Digest,
     ) -> Result<Option<u64>, MetaError> {
-        let size: Option<i64> = sqlx::query_scalar(
+        let size: Option<i64> = query_scalar(
             "SELECT b.size FROM repositories r
                JOIN repository_blobs rb ON rb.repository_id = r.id
                JOIN blobs b ON b.digest = rb.digest
@@ -429,15 +422,15 @@ impl MetaStore for SqliteMeta {
         )
         .bind(name.as_str())
         .bind(digest.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         Ok(size.map(to_u64))
     }
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+        let size: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
             .bind(digest.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         Ok(size.map(to_u64))
     }
@@ -448,7 +441,7 @@ impl MetaStore for SqliteMeta {
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
         tx.commit().await?;
         Ok(())
@@ -461,27 +454,28 @@ impl MetaStore for SqliteMeta {
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
+        query("DELETE FROM uploads WHERE id = $1")
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
-        let done = sqlx::query(
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let done = query(
             "DELETE FROM repository_blobs
               WHERE digest = $2
                 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(name.as_str())
         .bind(digest.to_string())
-        .execute(&self.pool)
+        .execute(&mut tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        changed(tx, name, done > 0).await
     }
 
     async fn put_manifest(
@@ -490,31 +484,31 @@ impl MetaStore for SqliteMeta {
         new: &NewManifest,
         tag: Option<&Tag>,
     ) -> Result<(), MetaError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         let repo = repository_id(&mut tx, name, self.new_repositories_public).await?;
         for blob in &new.blobs {
-            let size: Option<i64> = sqlx::query_scalar(
+            let size: Option<i64> = query_scalar(
                 "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
                   WHERE rb.repository_id = $1 AND rb.digest = $2",
             )
             .bind(repo)
             .bind(blob.digest.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
             check_reference(blob, size)?;
         }
         for child in &new.children {
-            let size: Option<i64> = sqlx::query_scalar(
-                "SELECT length(content) FROM manifests WHERE repository_id = $1 AND digest = $2",
+            let size: Option<i64> = query_scalar(
+                "SELECT CAST(length(content) AS BIGINT) FROM manifests WHERE repository_id = $1 AND digest = $2",
             )
             .bind(repo)
             .bind(child.digest.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
             check_reference(child, size)?;
         }
         let digest = new.manifest.digest.to_string();
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO manifests
                  (repository_id, digest, media_type, content, subject, artifact_type, annotations, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -528,16 +522,16 @@ impl MetaStore for SqliteMeta {
         .bind(new.artifact_type.as_deref())
         .bind(new.annotations.as_deref())
         .bind(now_unix())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if inserted.rows_affected() > 0 {
+        if inserted > 0 {
             let children = new
                 .blobs
                 .iter()
                 .map(|d| (&d.digest, false))
                 .chain(new.children.iter().map(|d| (&d.digest, true)));
             for (child, is_manifest) in children {
-                sqlx::query(
+                query(
                     "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, is_manifest)
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
@@ -545,12 +539,12 @@ impl MetaStore for SqliteMeta {
                 .bind(&digest)
                 .bind(child.to_string())
                 .bind(is_manifest)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             }
         }
         if let Some(tag) = tag {
-            sqlx::query(
+            query(
                 "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (repository_id, name)
                  DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
@@ -559,10 +553,11 @@ impl MetaStore for SqliteMeta {
             .bind(tag.as_str())
             .bind(&digest)
             .bind(now_unix())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
-        tx.commit().await?;
+        // Other nodes drop what they cached of the repository (a tag moved).
+        changed(tx, name, true).await?;
         Ok(())
     }
 
@@ -573,18 +568,18 @@ impl MetaStore for SqliteMeta {
     ) -> Result<Option<Manifest>, MetaError> {
         let row = match reference {
             TagOrDigest::Digest(digest) => {
-                sqlx::query(
+                query(
                     "SELECT m.digest, m.media_type, m.content FROM manifests m
                        JOIN repositories r ON r.id = m.repository_id
                       WHERE r.name = $1 AND m.digest = $2",
                 )
                 .bind(name.as_str())
                 .bind(digest.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db)
                 .await?
             }
             TagOrDigest::Tag(tag) => {
-                sqlx::query(
+                query(
                     "SELECT m.digest, m.media_type, m.content FROM tags t
                        JOIN repositories r ON r.id = t.repository_id
                        JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
@@ -592,7 +587,7 @@ impl MetaStore for SqliteMeta {
                 )
                 .bind(name.as_str())
                 .bind(tag.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db)
                 .await?
             }
         };
@@ -614,29 +609,31 @@ impl MetaStore for SqliteMeta {
         digest: &Digest,
     ) -> Result<bool, MetaError> {
         // Tags and references go with it (ON DELETE CASCADE).
-        let done = sqlx::query(
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let done = query(
             "DELETE FROM manifests
               WHERE digest = $2
                 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(name.as_str())
         .bind(digest.to_string())
-        .execute(&self.pool)
+        .execute(&mut tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        changed(tx, name, done > 0).await
     }
 
     async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
-        let done = sqlx::query(
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let done = query(
             "DELETE FROM tags
               WHERE name = $2
                 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(name.as_str())
         .bind(tag.as_str())
-        .execute(&self.pool)
+        .execute(&mut tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        changed(tx, name, done > 0).await
     }
 
     async fn list_tags(
@@ -645,20 +642,20 @@ impl MetaStore for SqliteMeta {
         last: Option<&str>,
         limit: u32,
     ) -> Result<Option<Vec<String>>, MetaError> {
-        let repo: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        let repo: Option<i64> = query_scalar("SELECT id FROM repositories WHERE name = $1")
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         let Some(repo) = repo else {
             return Ok(None);
         };
-        let tags = sqlx::query_scalar(
+        let tags = query_scalar(
             "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
         )
         .bind(repo)
         .bind(last.unwrap_or(""))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         Ok(Some(tags))
     }
@@ -669,8 +666,8 @@ impl MetaStore for SqliteMeta {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT m.digest, m.media_type, length(m.content) AS size, m.artifact_type, m.annotations
+        let rows = query(
+            "SELECT m.digest, m.media_type, CAST(length(m.content) AS BIGINT) AS size, m.artifact_type, m.annotations
                FROM manifests m JOIN repositories r ON r.id = m.repository_id
               WHERE r.name = $1 AND m.subject = $2 AND ($3 IS NULL OR m.artifact_type = $3)
               ORDER BY m.digest",
@@ -678,7 +675,7 @@ impl MetaStore for SqliteMeta {
         .bind(name.as_str())
         .bind(subject.to_string())
         .bind(artifact_type)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter()
             .map(|row| {
@@ -699,9 +696,23 @@ impl MetaStore for SqliteMeta {
         s: &UploadSession,
         limits: UploadLimits,
     ) -> Result<(), MetaError> {
-        // One statement counts and inserts, so concurrent starts cannot
-        // overshoot a cap (SQLite runs it under the write lock).
-        let done = sqlx::query(
+        // One statement counts and inserts, under the locks of the owners
+        // counted (SQLite: its one writer), so concurrent starts, on this node
+        // or another, cannot overshoot a cap.
+        let repository_owner = format!("repository:{}", s.repository);
+        let subject_owner = s
+            .subject
+            .as_ref()
+            .map(|subject| format!("subject:{subject}"));
+        let mut locks = Vec::new();
+        if limits.per_repository > 0 {
+            locks.push(Lock::Uploads(&repository_owner));
+        }
+        if let Some(owner) = subject_owner.as_deref().filter(|_| limits.per_subject > 0) {
+            locks.push(Lock::Uploads(owner));
+        }
+        let mut tx = self.db.begin_write(&locks).await?;
+        let done = query(
             "INSERT INTO uploads (id, repository, subject, byte_offset, hash_state, staging, created_at, updated_at)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8
               WHERE ($9 = 0 OR (SELECT count(*) FROM uploads WHERE repository = $2) < $9)
@@ -717,18 +728,19 @@ impl MetaStore for SqliteMeta {
         .bind(s.updated_at)
         .bind(i64::from(limits.per_repository))
         .bind(i64::from(limits.per_subject))
-        .execute(&self.pool)
+        .execute(&mut tx)
         .await?;
-        if done.rows_affected() > 0 {
+        if done > 0 {
+            tx.commit().await?;
             return Ok(());
         }
         // Refused: say which cap, with the count as it is now.
         if let Some(subject) = &s.subject
             && limits.per_subject > 0
         {
-            let open: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads WHERE subject = $1")
+            let open: i64 = query_scalar("SELECT count(*) FROM uploads WHERE subject = $1")
                 .bind(subject)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut tx)
                 .await?;
             if open >= i64::from(limits.per_subject) {
                 return Err(MetaError::UploadLimit {
@@ -738,9 +750,9 @@ impl MetaStore for SqliteMeta {
                 });
             }
         }
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads WHERE repository = $1")
+        let open: i64 = query_scalar("SELECT count(*) FROM uploads WHERE repository = $1")
             .bind(s.repository.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut tx)
             .await?;
         Err(MetaError::UploadLimit {
             owner: UploadOwner::Repository(s.repository.clone()),
@@ -750,9 +762,9 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM uploads WHERE id = $1")
+        let found: Option<i64> = query_scalar("SELECT byte_offset FROM uploads WHERE id = $1")
             .bind(staging)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         Ok(found.is_some())
     }
@@ -762,10 +774,10 @@ impl MetaStore for SqliteMeta {
         name: &RepositoryName,
         id: &UploadId,
     ) -> Result<Option<UploadSession>, MetaError> {
-        let row = sqlx::query("SELECT * FROM uploads WHERE id = $1 AND repository = $2")
+        let row = query("SELECT * FROM uploads WHERE id = $1 AND repository = $2")
             .bind(id.as_str())
             .bind(name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         row.as_ref().map(upload_from_row).transpose()
     }
@@ -779,7 +791,7 @@ impl MetaStore for SqliteMeta {
         staging: Option<&str>,
         now: i64,
     ) -> Result<bool, MetaError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5,
                     staging = COALESCE($6, staging)
               WHERE id = $1 AND byte_offset = $2",
@@ -790,17 +802,17 @@ impl MetaStore for SqliteMeta {
         .bind(hash_state)
         .bind(now)
         .bind(staging)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError> {
-        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+        let done = query("DELETE FROM uploads WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     async fn stale_uploads(
@@ -809,10 +821,10 @@ impl MetaStore for SqliteMeta {
         limit: u32,
     ) -> Result<Vec<UploadSession>, MetaError> {
         let rows =
-            sqlx::query("SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
+            query("SELECT * FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2")
                 .bind(before)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.db)
                 .await?;
         rows.iter().map(upload_from_row).collect()
     }
