@@ -544,10 +544,11 @@ impl BlobStore for S3Store {
                 "S3 bucket {:?} does not exist; create it, or name another with --blob-store s3://BUCKET[/PREFIX]",
                 self.bucket
             ))),
-            e => StoreError::Io(io::Error::other(format!(
+            StoreError::Io(e) => StoreError::Io(io::Error::other(format!(
                 "{e}; check --s3-endpoint, --s3-region, --s3-path-style and the credentials \
                  in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ))),
+            e => e,
         })
     }
 

@@ -5,7 +5,8 @@
 //! 5 GiB a single `CopyObject` allows).
 //!
 //! Every signed header is sent exactly as signed; the URL lives for
-//! [`SIGNED_FOR`], long enough for the one request it is made for.
+//! [`SIGNED_FOR`], long enough for the one request it is made for. A
+//! presigned URL is a credential while it lives: errors leave it out.
 
 use std::time::{Duration, SystemTime};
 
@@ -56,7 +57,7 @@ pub async fn send(
     let response = request
         .send()
         .await
-        .map_err(|e| other(what, &e.to_string()))?;
+        .map_err(|e| other(what, &describe(e)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -67,6 +68,22 @@ pub async fn send(
     let body = response.text().await.unwrap_or_default();
     let shown: String = body.chars().take(300).collect();
     Err(other(what, &format!("S3 answered {status}: {shown}")))
+}
+
+/// A reqwest error and its causes (e.g. "connection refused"), without the
+/// URL: a presigned URL is a credential while it lives.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn other(what: &str, why: &str) -> StoreError {
@@ -132,7 +149,7 @@ pub async fn list_multipart_uploads(
         let body = response
             .text()
             .await
-            .map_err(|e| other("listing multipart uploads", &e.to_string()))?;
+            .map_err(|e| other("listing multipart uploads", &describe(e)))?;
         let page: ListMultipartUploadsResult = quick_xml::de::from_str(&body)
             .map_err(|e| other("listing multipart uploads", &e.to_string()))?;
         for entry in page.uploads {
@@ -198,7 +215,7 @@ pub async fn upload_part_copy(
     let body = response
         .text()
         .await
-        .map_err(|e| other("copying a part", &e.to_string()))?;
+        .map_err(|e| other("copying a part", &describe(e)))?;
     // S3 may answer 200 with an error document for a copy that failed late.
     let result: CopyPartResult = quick_xml::de::from_str(&body).map_err(|e| {
         let shown: String = body.chars().take(300).collect();
