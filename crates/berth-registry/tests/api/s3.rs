@@ -497,3 +497,44 @@ async fn an_interrupted_append_keeps_every_byte_received() {
     assert_eq!(store.stat(&digest).await.unwrap(), Some(blob.len() as u64));
     store.delete(&digest).await.unwrap();
 }
+
+/// Past S3's 5 GiB `CopyObject` limit the commit copies in
+/// `UploadPartCopy` ranges; with the limit lowered to 5 MiB, a 12 MiB blob
+/// goes in three ranges (5, 5 and 2 MiB) and arrives whole.
+#[tokio::test]
+async fn a_commit_past_the_copy_limit_copies_by_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut settings) = S3Settings::for_test_dir(dir.path()) else {
+        return skipped();
+    };
+    let bucket = Bucket::at(dir.path()).unwrap();
+    settings.max_copy_object = 5 * MIB as u64;
+    let store = S3Store::open(&settings).unwrap();
+    let blob = random_bytes(12 * MIB);
+    let digest = Digest::sha256_of(&blob);
+    let id = UploadId::parse("0f1e2d3c4b5a69780f1e2d3c4b5a6978").unwrap();
+    let staging = store.begin_upload(&id).await.unwrap();
+    let done = store
+        .append(
+            &staging,
+            0,
+            Digester::new(Algorithm::Sha256),
+            body(vec![Ok(Bytes::from(blob.clone()))]),
+            u64::MAX,
+            None,
+        )
+        .await
+        .unwrap();
+    store.commit(&done.staging.unwrap(), &digest).await.unwrap();
+    assert_eq!(bucket.objects().await, vec![blob_key(&digest)]);
+    assert!(bucket.multipart_uploads().await.is_empty());
+    let mut reader = store.open(&digest, None).await.unwrap();
+    let mut pulled = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut reader.stream).await {
+        pulled.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(
+        pulled == blob,
+        "the blob copied by ranges is the blob appended"
+    );
+}

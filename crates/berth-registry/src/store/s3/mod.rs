@@ -45,7 +45,7 @@ use berth_core::digest::{Digest, Digester};
 use berth_core::endpoint::UploadId;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::Signer;
@@ -230,8 +230,12 @@ impl S3Store {
             .with_connect_timeout(Duration::from_secs(5))
             .with_read_timeout(Duration::from_secs(120))
             .with_allow_http(allow_http);
+        // Every part carries its SHA-256, and the completion lists them: S3
+        // refuses to assemble a part another request replaced since its id
+        // was recorded (an ETag, an MD5, alone would accept a colliding one).
         let mut builder = AmazonS3Builder::from_env()
             .with_client_options(client)
+            .with_checksum_algorithm(Checksum::SHA256)
             .with_bucket_name(&settings.bucket)
             .with_virtual_hosted_style_request(!settings.path_style);
         if let Some(endpoint) = &settings.endpoint {

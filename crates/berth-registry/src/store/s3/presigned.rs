@@ -15,7 +15,7 @@ use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::s3_error;
 use crate::store::StoreError;
@@ -182,6 +182,18 @@ pub async fn list_multipart_uploads(
 struct CopyPartResult {
     #[serde(rename = "ETag")]
     e_tag: String,
+    #[serde(rename = "ChecksumSHA256")]
+    checksum_sha256: Option<String>,
+}
+
+/// A part's id as `object_store` completes a multipart upload with
+/// checksums: its ETag and SHA-256, in this XML form (`PartMetadata` in
+/// object_store's `client/s3.rs`; a bare ETag is read as a part without one).
+#[derive(Debug, Serialize)]
+struct PartMetadata {
+    e_tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum_sha256: Option<String>,
 }
 
 /// `UploadPartCopy`: bytes `start..=end` of `source` (a key with the
@@ -221,7 +233,14 @@ pub async fn upload_part_copy(
         let shown: String = body.chars().take(300).collect();
         other("copying a part", &format!("{e}: {shown}"))
     })?;
-    Ok(result.e_tag)
+    match result.checksum_sha256 {
+        None => Ok(result.e_tag),
+        Some(checksum) => quick_xml::se::to_string(&PartMetadata {
+            e_tag: result.e_tag,
+            checksum_sha256: Some(checksum),
+        })
+        .map_err(|e| other("copying a part", &e.to_string())),
+    }
 }
 
 #[cfg(test)]
