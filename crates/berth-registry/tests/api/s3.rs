@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use berth_core::digest::{Algorithm, Digest, Digester};
 use berth_core::endpoint::UploadId;
 use berth_registry::gc::{self, BlobCursor};
-use berth_registry::store::{BlobStore, ByteStream, S3Settings, S3Store, StoreError};
+use berth_registry::store::{Appended, BlobStore, ByteStream, S3Settings, S3Store, StoreError};
 use berth_registry::{BlobStoreConfig, Config, Registry};
 use bytes::Bytes;
 
@@ -105,6 +105,32 @@ async fn other_node(app: &TestApp) -> Registry {
 
 fn body(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {
     Box::pin(futures_util::stream::iter(chunks))
+}
+
+/// Appends `bytes`, as one chunk, to the upload at `staging` holding
+/// `offset` bytes hashed into `digester`.
+async fn append_bytes(
+    store: &dyn BlobStore,
+    staging: &str,
+    offset: u64,
+    digester: Digester,
+    bytes: &[u8],
+) -> Appended {
+    let chunks = vec![Ok(Bytes::copy_from_slice(bytes))];
+    store
+        .append(staging, offset, digester, body(chunks), u64::MAX, None)
+        .await
+        .unwrap()
+}
+
+/// A stored blob's bytes, read whole.
+async fn read_blob(store: &dyn BlobStore, digest: &Digest) -> Vec<u8> {
+    let mut reader = store.open(digest, None).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut reader.stream).await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    bytes
 }
 
 /// Regression for the 5 MiB rule: S3 refuses every part but the last under
@@ -320,18 +346,14 @@ async fn sweeps_abort_stale_and_orphaned_multipart_uploads() {
     // Bytes stored for an upload no session names.
     let id = UploadId::parse("0123456789abcdef0123456789abcdef").unwrap();
     let staging = node.blobs.begin_upload(&id).await.unwrap();
-    let stored = node
-        .blobs
-        .append(
-            &staging,
-            0,
-            Digester::new(Algorithm::Sha256),
-            body(vec![Ok(Bytes::from(random_bytes(9 * MIB)))]),
-            u64::MAX,
-            None,
-        )
-        .await
-        .unwrap();
+    let stored = append_bytes(
+        &*node.blobs,
+        &staging,
+        0,
+        Digester::new(Algorithm::Sha256),
+        &random_bytes(9 * MIB),
+    )
+    .await;
     assert_eq!(stored.offset, 9 * MIB as u64);
     assert_eq!(bucket.multipart_uploads().await.len(), 1);
     let future = SystemTime::now() + Duration::from_secs(3600);
@@ -400,29 +422,23 @@ async fn a_commit_repeated_after_a_crash_finds_its_bytes() {
     let digest = Digest::sha256_of(&blob);
     let id = UploadId::parse("fedcba9876543210fedcba9876543210").unwrap();
     let staging = store.begin_upload(&id).await.unwrap();
-    let first = store
-        .append(
-            &staging,
-            0,
-            Digester::new(Algorithm::Sha256),
-            body(vec![Ok(Bytes::copy_from_slice(&blob[..12 * MIB]))]),
-            u64::MAX,
-            None,
-        )
-        .await
-        .unwrap();
+    let first = append_bytes(
+        &store,
+        &staging,
+        0,
+        Digester::new(Algorithm::Sha256),
+        &blob[..12 * MIB],
+    )
+    .await;
     let staging = first.staging.unwrap();
-    let done = store
-        .append(
-            &staging,
-            first.offset,
-            first.digester,
-            body(vec![Ok(Bytes::copy_from_slice(&blob[12 * MIB..]))]),
-            u64::MAX,
-            None,
-        )
-        .await
-        .unwrap();
+    let done = append_bytes(
+        &store,
+        &staging,
+        first.offset,
+        first.digester,
+        &blob[12 * MIB..],
+    )
+    .await;
     assert_eq!(done.digester.finalize(), digest);
     let staging = done.staging.unwrap();
 
@@ -442,11 +458,7 @@ async fn a_commit_repeated_after_a_crash_finds_its_bytes() {
     // And again, as after a crash before the session was closed.
     store.commit(&staging, &digest).await.unwrap();
     assert_eq!(store.stat(&digest).await.unwrap(), Some(blob.len() as u64));
-    let mut reader = store.open(&digest, None).await.unwrap();
-    let mut pulled = Vec::new();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut reader.stream).await {
-        pulled.extend_from_slice(&chunk.unwrap());
-    }
+    let pulled = read_blob(&store, &digest).await;
     assert!(pulled == blob, "the committed blob is the bytes appended");
 }
 
@@ -480,17 +492,14 @@ async fn an_interrupted_append_keeps_every_byte_received() {
     };
     assert_eq!(progress.offset, 10 * MIB as u64);
     let staging = progress.staging.clone().unwrap();
-    let done = store
-        .append(
-            &staging,
-            progress.offset,
-            progress.digester.clone(),
-            body(vec![Ok(Bytes::copy_from_slice(&blob[10 * MIB..]))]),
-            u64::MAX,
-            None,
-        )
-        .await
-        .unwrap();
+    let done = append_bytes(
+        &store,
+        &staging,
+        progress.offset,
+        progress.digester.clone(),
+        &blob[10 * MIB..],
+    )
+    .await;
     let digest = Digest::sha256_of(&blob);
     assert_eq!(done.digester.finalize(), digest);
     store.commit(&done.staging.unwrap(), &digest).await.unwrap();
@@ -514,25 +523,11 @@ async fn a_commit_past_the_copy_limit_copies_by_ranges() {
     let digest = Digest::sha256_of(&blob);
     let id = UploadId::parse("0f1e2d3c4b5a69780f1e2d3c4b5a6978").unwrap();
     let staging = store.begin_upload(&id).await.unwrap();
-    let done = store
-        .append(
-            &staging,
-            0,
-            Digester::new(Algorithm::Sha256),
-            body(vec![Ok(Bytes::from(blob.clone()))]),
-            u64::MAX,
-            None,
-        )
-        .await
-        .unwrap();
+    let done = append_bytes(&store, &staging, 0, Digester::new(Algorithm::Sha256), &blob).await;
     store.commit(&done.staging.unwrap(), &digest).await.unwrap();
     assert_eq!(bucket.objects().await, vec![blob_key(&digest)]);
     assert!(bucket.multipart_uploads().await.is_empty());
-    let mut reader = store.open(&digest, None).await.unwrap();
-    let mut pulled = Vec::new();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut reader.stream).await {
-        pulled.extend_from_slice(&chunk.unwrap());
-    }
+    let pulled = read_blob(&store, &digest).await;
     assert!(
         pulled == blob,
         "the blob copied by ranges is the blob appended"
