@@ -6,7 +6,7 @@
 #   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
 #   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
 #   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog |
-#                                       catalog-pg | image | uploads | copy (not recorded)
+#                                       catalog-pg | image | uploads | copy | s3 (not recorded)
 #
 # Everything it starts it stops (trap on EXIT), and it stops nothing else.
 set -euo pipefail
@@ -30,7 +30,9 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 image (skopeo push and pull of a ~50 MB multi-layer image),
                 uploads (server RSS during 100 concurrent 10 MiB uploads),
                 copy (`berth copy` and `skopeo copy` of a 1 GiB image
-                between two berth instances)
+                between two berth instances),
+                s3 (push and pull of a 1 GiB blob with both registries
+                storing blobs in S3: one moto server, a bucket each)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -55,8 +57,8 @@ while (($#)); do
     shift
 done
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust|s3) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust|s3" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -220,12 +222,19 @@ start_server() { # kind (berth|distribution) name [auth]
         scheme=https
         berth_tls=(--tls-cert "$SERVER_TLS/server.crt" --tls-key "$SERVER_TLS/server.key")
     fi
+    # SERVER_S3=<moto endpoint>: blobs in S3 (bucket berth-bench or
+    # distribution-bench), the metadata (berth's) on the data directory.
+    local berth_s3=()
+    if [[ -n ${SERVER_S3:-} ]]; then
+        berth_s3=(--blob-store s3://berth-bench/blobs --s3-endpoint "$SERVER_S3"
+            --s3-region us-east-1 --s3-path-style true)
+    fi
     if [[ $kind == berth && -n $auth ]]; then
         "${SERVER_PREFIX[@]}" env RUST_LOG=warn BERTH_ADMIN_PASSWORD="$AUTH_PW" "$BERTH" serve \
             --listen "127.0.0.1:$port" --data-dir "$dir/data" "${BERTH_DB[@]}" >"$dir/log" 2>&1 &
     elif [[ $kind == berth ]]; then
         "${SERVER_PREFIX[@]}" env RUST_LOG=warn "$BERTH" serve --listen "127.0.0.1:$port" \
-            --data-dir "$dir/data" "${BERTH_OPEN[@]}" "${berth_tls[@]}" "${BERTH_DB[@]}" >"$dir/log" 2>&1 &
+            --data-dir "$dir/data" "${BERTH_OPEN[@]}" "${berth_tls[@]}" "${BERTH_DB[@]}" "${berth_s3[@]}" >"$dir/log" 2>&1 &
     else
         cat >"$dir/config.yml" <<EOF
 version: 0.1
@@ -234,8 +243,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: $dir/data
+$(distribution_storage "$dir")
   delete:
     enabled: true
   cache:
@@ -275,6 +283,31 @@ EOF
 }
 
 stop_server() { stop_pid "${PID[$1]}" "$1"; }
+
+# distribution's storage driver: its filesystem under DIR, or with SERVER_S3
+# the S3 driver on the moto server (its own bucket, path-style as it does
+# for any regionendpoint, 10 MiB parts as by default, pulls through the
+# registry instead of redirects, as berth streams them by default).
+distribution_storage() { # dir
+    if [[ -z ${SERVER_S3:-} ]]; then
+        printf '  filesystem:\n    rootdirectory: %s\n' "$1/data"
+        return
+    fi
+    cat <<EOF
+  s3:
+    accesskey: moto
+    secretkey: moto
+    region: us-east-1
+    regionendpoint: $SERVER_S3
+    bucket: distribution-bench
+    rootdirectory: /registry
+    secure: false
+    v4auth: true
+    chunksize: 10485760
+  redirect:
+    disable: true
+EOF
+}
 
 mb() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / 1024:.2f}")' "$1"; }  # kB -> MiB
 
@@ -640,6 +673,61 @@ section_transfer() {
         record rss.hwm "RSS high-water mark (VmHWM) after all transfers (MiB)" "$reg" "$(mb "$RSS_HWM")"
         stop_server "xfer-$reg"
     done
+    rm -f "$TMP/blob"
+}
+
+# ---------------------------------------------------------------- 3b. s3
+# One moto server (`.ci/s3`'s, from .venv) on loopback, a bucket per
+# registry; credentials moto's dummies, in the environment as berth reads them.
+start_moto() { # -> SERVER_S3
+    local port i log=$TMP/moto.log
+    "$ROOT/.venv/bin/python" -c 'import moto.server' 2>/dev/null || bash "$ROOT/.ci/install-deps" >&2
+    port=$(free_port)
+    "$ROOT/.venv/bin/python" -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    PID[moto]=$!
+    track "${PID[moto]}"
+    SERVER_S3=http://127.0.0.1:$port
+    for ((i = 0; i < 100; i++)); do
+        curl -fsS -o /dev/null "$SERVER_S3/moto-api/" 2>/dev/null && break
+        sleep 0.1
+    done
+    curl -fsS -o /dev/null -X PUT "$SERVER_S3/berth-bench"
+    curl -fsS -o /dev/null -X PUT "$SERVER_S3/distribution-bench"
+    export AWS_ACCESS_KEY_ID=moto AWS_SECRET_ACCESS_KEY=moto
+}
+
+section_s3() {
+    local size_label reg name r
+    size_label=$( ((BLOB_MIB >= 1024)) && echo "$((BLOB_MIB / 1024)) GiB" || echo "$BLOB_MIB MiB")
+    log "== s3: push and pull of a $size_label blob with blobs in S3 (moto), server RSS"
+    start_moto
+    # The AWS SDK of distribution refuses to start when AWS_CA_BUNDLE names
+    # a bundle (as some environments set it): moto is plain HTTP anyway.
+    local prefix=("${SERVER_PREFIX[@]}")
+    SERVER_PREFIX=(env -u AWS_CA_BUNDLE)
+    for reg in berth distribution; do IDLE_RSS=0 start_server "$reg" "s3-$reg"; done
+    SERVER_PREFIX=("${prefix[@]}")
+    head -c "${BLOB_MIB}M" /dev/urandom >"$TMP/blob"
+    BLOB_BYTES=$(stat -c %s "$TMP/blob")
+    for ((r = 1; r <= RUNS; r++)); do
+        head -c 64 /dev/urandom | dd of="$TMP/blob" bs=64 count=1 conv=notrunc status=none
+        DIGEST=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
+        for reg in berth distribution; do
+            name=s3-$reg
+            measured "S3 push $size_label $reg #$r" with_rss "${PID[$name]}" push_blob "${URL[$name]}" bench/s3-r$r
+            record s3.push.secs "S3: push $size_label, POST + PUT (s)" "$reg" "$PUSH_SECS"
+            record s3.rss.push "S3: RSS peak during push (MiB)" "$reg" "$(mb "$RSS_PEAK")"
+        done
+        for reg in berth distribution; do
+            name=s3-$reg
+            measured "S3 pull $size_label $reg #$r" with_rss "${PID[$name]}" pull_blob "${URL[$name]}" bench/s3-r$r
+            record s3.pull.secs "S3: pull $size_label (s)" "$reg" "$PULL_SECS"
+            record s3.rss.pull "S3: RSS peak during pull (MiB)" "$reg" "$(mb "$RSS_PEAK")"
+        done
+    done
+    for reg in berth distribution; do stop_server "s3-$reg"; done
+    stop_pid "${PID[moto]}" moto
+    unset SERVER_S3
     rm -f "$TMP/blob"
 }
 
@@ -1054,6 +1142,7 @@ main() {
     want tls && section_tls
     want auth && section_auth
     want transfer && section_transfer
+    want s3 && section_s3
     want catalog && section_catalog
     want catalog-pg && section_catalog_pg
     want image && section_image

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::server::proxy::TrustedProxies;
 use berth_registry::server::tls::CertStore;
-use berth_registry::{Config, Registry};
+use berth_registry::store::S3Settings;
+use berth_registry::{BlobStoreConfig, Config, Registry};
 use clap::Args;
 use serde::Deserialize;
 
@@ -60,7 +61,8 @@ pub struct ServeArgs {
     /// token_lifetime_secs, new_repositories_public, insecure_http,
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
     /// max_connections, tls_cert, tls_key, max_uploads_per_user,
-    /// max_uploads_per_repository, disk_reserve_bytes, trusted_proxies).
+    /// max_uploads_per_repository, disk_reserve_bytes, trusted_proxies,
+    /// blob_store, s3_endpoint, s3_region, s3_path_style, s3_redirect).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -196,6 +198,42 @@ pub struct ServeArgs {
     /// URLs always come from --public-url. Example: 10.0.0.0/8,127.0.0.1
     #[arg(long, env = "BERTH_TRUSTED_PROXIES", value_name = "CIDR,...")]
     trusted_proxies: Option<String>,
+
+    /// Where blobs are kept: `fs` (under --data-dir) or an S3 bucket,
+    /// `s3://BUCKET[/PREFIX]` [default: fs].
+    ///
+    /// With S3, several berth nodes can share the bucket (uploads resume on
+    /// any node). Credentials come from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (or the instance's
+    /// role); the region from --s3-region or AWS_REGION. The metadata
+    /// database stays under --data-dir.
+    #[arg(long, env = "BERTH_BLOB_STORE", value_name = "fs|s3://BUCKET[/PREFIX]")]
+    blob_store: Option<String>,
+
+    /// URL of an S3-compatible service (MinIO, Ceph, moto, ...) [default:
+    /// AWS's endpoint for the region]. `http://` is allowed.
+    #[arg(long, env = "BERTH_S3_ENDPOINT", value_name = "URL")]
+    s3_endpoint: Option<String>,
+
+    /// Region S3 requests are signed for [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "BERTH_S3_REGION", value_name = "REGION")]
+    s3_region: Option<String>,
+
+    /// Path-style S3 URLs (ENDPOINT/BUCKET/KEY), as most S3-compatible
+    /// services need, instead of BUCKET.ENDPOINT/KEY [default: false].
+    #[arg(long, env = "BERTH_S3_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    s3_path_style: Option<bool>,
+
+    /// Answer blob downloads with a redirect (307) to a presigned S3 URL
+    /// valid for 5 minutes, instead of streaming them through berth
+    /// [default: false].
+    ///
+    /// Clients then fetch layers from S3 directly; they must reach the
+    /// bucket's endpoint. No client credential goes to S3: the URL carries
+    /// its own signature, and clients drop `Authorization` on a redirect to
+    /// another host.
+    #[arg(long, env = "BERTH_S3_REDIRECT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    s3_redirect: Option<bool>,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -226,6 +264,11 @@ struct FileConfig {
     max_uploads_per_repository: Option<u32>,
     disk_reserve_bytes: Option<u64>,
     trusted_proxies: Option<String>,
+    blob_store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_redirect: Option<bool>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -241,6 +284,8 @@ struct Settings {
     max_connections: Option<usize>,
     /// The certificate and key, read and checked.
     tls: Option<Arc<CertStore>>,
+    /// Said at start: S3 settings ignored for the filesystem store.
+    store_note: Option<String>,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -350,6 +395,14 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         config.trusted_proxies =
             TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     }
+    let (store, store_note) = blob_store(
+        args.blob_store.or(file.blob_store),
+        args.s3_endpoint.or(file.s3_endpoint),
+        args.s3_region.or(file.s3_region),
+        args.s3_path_style.or(file.s3_path_style),
+        args.s3_redirect.or(file.s3_redirect),
+    )?;
+    config.blob_store = store;
     let max_connections = args.max_connections.or(file.max_connections);
     if max_connections == Some(0) {
         bail!("--max-connections must be at least 1");
@@ -389,7 +442,52 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         service_given,
         max_connections,
         tls,
+        store_note,
     })
+}
+
+/// The blob store named by `--blob-store` and the `--s3-*` settings, and a
+/// note to print when S3 settings were given for the filesystem store (they
+/// are ignored rather than refused, so that one config file can carry a
+/// cluster's S3 settings while a node runs on its disk).
+fn blob_store(
+    store: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    redirect: Option<bool>,
+) -> anyhow::Result<(BlobStoreConfig, Option<String>)> {
+    let store = store.filter(|s| s != "fs");
+    let Some(url) = store else {
+        let given: Vec<&str> = [
+            ("s3_endpoint", endpoint.is_some()),
+            ("s3_region", region.is_some()),
+            ("s3_path_style", path_style.is_some()),
+            ("s3_redirect", redirect.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        let note = (!given.is_empty()).then(|| {
+            format!(
+                "{} ignored: blobs are on the filesystem; set blob_store (--blob-store) to s3://BUCKET[/PREFIX] to use S3",
+                given.join(", ")
+            )
+        });
+        return Ok((BlobStoreConfig::DataDir, note));
+    };
+    let mut settings =
+        S3Settings::from_url(&url).map_err(|e| anyhow::anyhow!("--blob-store: {e}"))?;
+    if let Some(endpoint) = endpoint {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            bail!("--s3-endpoint {endpoint:?} must start with http:// or https://");
+        }
+        settings.endpoint = Some(endpoint);
+    }
+    settings.region = region;
+    settings.path_style = path_style.unwrap_or(false);
+    settings.redirect = redirect.unwrap_or(false);
+    Ok((BlobStoreConfig::S3(settings), None))
 }
 
 /// Runs `berth serve` to completion.
@@ -442,15 +540,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         config.public_url = derived.public_url;
     }
     let public_url = config.public_url.clone();
+    let what = match &config.blob_store {
+        BlobStoreConfig::S3(s3) => format!(
+            "cannot open the data directory {} with blobs in S3 bucket {:?}",
+            settings.data_dir.display(),
+            s3.bucket
+        ),
+        BlobStoreConfig::DataDir => format!(
+            "cannot open the data directory {}",
+            settings.data_dir.display()
+        ),
+    };
     let database = config.database_url.clone();
     let registry = Registry::open(&settings.data_dir, config)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
+        .context(what)?;
     let host = public_url
         .trim_start_matches("http://")
         .trim_start_matches("https://");
@@ -464,6 +568,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     );
     eprintln!("  data:       {}", settings.data_dir.display());
+    if let BlobStoreConfig::S3(s3) = &registry.config.blob_store {
+        eprintln!(
+            "  blobs:      s3://{}/{}{}",
+            s3.bucket,
+            s3.prefix,
+            s3.endpoint
+                .as_deref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(note) = &settings.store_note {
+        eprintln!("  note:       {note}");
+    }
     if let Some(url) = &database {
         eprintln!("  metadata:   {url} (PostgreSQL, shared by every node on it)");
     }

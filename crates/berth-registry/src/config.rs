@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::meta::url::DatabaseUrl;
 use crate::server::Limits;
 use crate::server::proxy::TrustedProxies;
+use crate::store::S3Settings;
 
 /// The shortest token lifetime berth issues: clients assume 60 s when told
 /// less (Docker token spec), so less would only cause surprise expiries.
@@ -54,6 +55,18 @@ pub struct Config {
     /// under the data directory (the default), or a PostgreSQL database that
     /// several nodes share.
     pub database_url: Option<DatabaseUrl>,
+    /// Where blob bytes are kept: the data directory (the default) or S3.
+    pub blob_store: BlobStoreConfig,
+}
+
+/// Where blob bytes are kept.
+#[derive(Debug, Clone, Default)]
+pub enum BlobStoreConfig {
+    /// `<data>/blobs` and `<data>/uploads` (`store::FsStore`).
+    #[default]
+    DataDir,
+    /// An S3 bucket (`store::S3Store`), shared by every node.
+    S3(S3Settings),
 }
 
 impl Config {
@@ -86,6 +99,7 @@ impl Config {
             // Enough for SQLite to log many deletes and checkpoint (its WAL
             // checkpoints at 1,000 pages, 4 MiB) on an otherwise full disk.
             disk_reserve_bytes: 16 * 1024 * 1024,
+            blob_store: BlobStoreConfig::DataDir,
             database_url: None,
             public_url,
         }

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_core::endpoint::UploadId;
 
-pub use config::Config;
+pub use config::{BlobStoreConfig, Config};
 pub use error::RegistryError;
 
 use crate::auth::authenticate::Authenticator;
@@ -41,7 +41,7 @@ use crate::meta::cache::CachedMeta;
 use crate::meta::db::{Db, Engine};
 use crate::meta::{MetaError, MetaStore, SqlMeta};
 use crate::store::space::DiskSpace;
-use crate::store::{BlobStore, FsStore, StoreError};
+use crate::store::{BlobStore, FsStore, S3Store, StoreError};
 
 /// Everything a request handler needs: settings, the stores, and the token machinery.
 #[derive(Clone)]
@@ -94,21 +94,29 @@ pub enum OpenError {
 }
 
 impl Registry {
-    /// Opens the embedded default under `data_dir`: blobs on the filesystem,
-    /// metadata in `berth.db` (SQLite), signing keys under `keys/`, whatever
-    /// `config.database_url` says.
+    /// Opens the embedded default under `data_dir`: metadata in `berth.db`
+    /// (SQLite), signing keys under `keys/`, whatever `config.database_url`
+    /// says; blobs where `config.blob_store` says (the filesystem by default).
     pub async fn open_embedded(data_dir: &Path, mut config: Config) -> Result<Self, OpenError> {
         config.database_url = None;
         Self::open(data_dir, config).await
     }
 
-    /// Opens the registry: blobs on the filesystem under `data_dir`, and the
-    /// metadata where `config.database_url` says: the embedded SQLite
+    /// Opens the registry: blobs where `config.blob_store` says (the
+    /// filesystem under `data_dir`, or an S3 bucket, checked to answer), and
+    /// the metadata where `config.database_url` says: the embedded SQLite
     /// database `berth.db` under `data_dir` (signing keys under `keys/`), or
     /// a PostgreSQL database shared by several nodes.
     pub async fn open(data_dir: &Path, config: Config) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(StoreError::Io)?;
-        let blobs = FsStore::open(data_dir)?;
+        let blobs: Arc<dyn BlobStore> = match &config.blob_store {
+            BlobStoreConfig::DataDir => Arc::new(FsStore::open(data_dir)?),
+            BlobStoreConfig::S3(settings) => {
+                let store = S3Store::open(settings)?;
+                store.ready().await?;
+                Arc::new(store)
+            }
+        };
         let meta = match &config.database_url {
             None => SqlMeta::open(&data_dir.join(DATABASE_FILE)).await?,
             Some(url) => SqlMeta::open_postgres(url.expose()).await?,
@@ -133,7 +141,7 @@ impl Registry {
             config: Arc::new(config),
             meta: Arc::new(CachedMeta::new(meta).with_other_writers(other_writers)),
             db,
-            blobs: Arc::new(blobs),
+            blobs,
             authn: Arc::new(Authenticator::new(identity.clone())),
             identity,
             keys,

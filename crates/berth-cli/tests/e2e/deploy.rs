@@ -44,7 +44,7 @@ fn key_of(line: &str) -> Option<&str> {
     let line = line.strip_prefix("# ").unwrap_or(line);
     let (key, _) = line.split_once(" = ")?;
     key.chars()
-        .all(|c| c.is_ascii_lowercase() || c == '_')
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         .then_some(key)
 }
 

@@ -31,6 +31,7 @@ mod messages;
 mod oras;
 mod podman;
 mod resume;
+mod s3;
 mod shutdown;
 mod skopeo;
 mod tls;

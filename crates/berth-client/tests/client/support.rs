@@ -18,7 +18,8 @@ use berth_client::client::{ClientError, RegistryClient};
 use berth_client::credentials::Credential;
 use berth_core::reference::Registry;
 use berth_core::{Digest, RepositoryName, media_type};
-use berth_registry::Config;
+use berth_registry::store::S3Settings;
+use berth_registry::{BlobStoreConfig, Config};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -62,6 +63,10 @@ impl Berth {
         let addr = public;
         let base = format!("http://{addr}");
         let mut config = Config::new(base.clone());
+        // The blob store is S3 when the suite runs under `.ci/s3`.
+        if let Some(s3) = S3Settings::for_test_dir(dir.path()) {
+            config.blob_store = BlobStoreConfig::S3(s3);
+        }
         configure(&mut config);
         let database = berth_registry::meta::scratch::ScratchDatabase::from_env()
             .await

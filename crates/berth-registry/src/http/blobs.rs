@@ -27,6 +27,9 @@ pub async fn get_blob(
         .linked_blob(name, digest)
         .await?
         .ok_or_else(|| blob_unknown(name, digest))?;
+    if !head && let Some(url) = r.blobs.redirect(digest).await? {
+        return Ok(redirect_to(&url, digest));
+    }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(value) => match parse_range(value, size) {
             RangeRequest::Satisfiable(range) => Some(range),
@@ -83,6 +86,25 @@ pub async fn get_blob(
         );
     }
     Ok(response)
+}
+
+/// 307 to where the blob store serves the bytes itself (a presigned S3 URL,
+/// which carries its own short-lived signature). The spec lets a registry
+/// answer a blob GET with a redirect; clients follow it without the
+/// registry's `Authorization` (another origin), and a `Range` they send goes
+/// along to the store.
+fn redirect_to(url: &str, digest: &Digest) -> Response {
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    set_header(&mut response, header::LOCATION, url);
+    set_header(
+        &mut response,
+        super::manifests::DOCKER_CONTENT_DIGEST,
+        &digest.to_string(),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    response
 }
 
 /// distribution-spec "Deleting Blobs": unlinks the blob from this repository

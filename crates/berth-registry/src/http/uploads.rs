@@ -307,6 +307,7 @@ async fn append(
     Ok(UploadSession {
         offset: appended.offset,
         hash_state: appended.digester.save_state(),
+        staging: appended.staging.unwrap_or(session.staging),
         updated_at: now_unix(),
         ..session
     })
@@ -330,6 +331,7 @@ async fn record(
             from,
             appended.offset,
             &appended.digester.save_state(),
+            appended.staging.as_deref(),
             now_unix(),
         )
         .await?;

@@ -381,10 +381,11 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         expected_offset: u64,
         offset: u64,
         hash_state: &[u8],
+        staging: Option<&str>,
         now: i64,
     ) -> Result<bool, MetaError> {
         self.inner
-            .advance_upload(id, expected_offset, offset, hash_state, now)
+            .advance_upload(id, expected_offset, offset, hash_state, staging, now)
             .await
     }
 

@@ -241,7 +241,7 @@ async fn concurrent_session_advances_from_one_offset_let_exactly_one_win() {
         let offset = 100 + i as u64;
         let state = offset.to_be_bytes().to_vec();
         let advanced = node
-            .advance_upload(&upload_id(0), 0, offset, &state, 1)
+            .advance_upload(&upload_id(0), 0, offset, &state, None, 1)
             .await
             .unwrap();
         advanced.then_some(offset)

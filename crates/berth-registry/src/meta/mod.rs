@@ -358,13 +358,15 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Option<UploadSession>, MetaError>;
 
     /// Advances a session from `expected_offset` to `offset` with its new hash
-    /// state; `false` when another request moved it first (the caller answers 416).
+    /// state, and its new staging location when the blob store moved it;
+    /// `false` when another request moved it first (the caller answers 416).
     async fn advance_upload(
         &self,
         id: &UploadId,
         expected_offset: u64,
         offset: u64,
         hash_state: &[u8],
+        staging: Option<&str>,
         now: i64,
     ) -> Result<bool, MetaError>;
 
@@ -381,7 +383,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Forgets an upload session; `false` when it was already gone.
     async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError>;
 
-    /// Whether an upload session writes to staging location `staging`.
+    /// Whether the upload session a staging location belongs to is open:
+    /// blob stores name staging locations by session id when they list them
+    /// (`BlobStore::list_staging`).
     async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError>;
 
     /// Sessions not touched since `before` (unix seconds), oldest first, at most `limit`.

@@ -762,7 +762,7 @@ impl MetaStore for SqlMeta {
     }
 
     async fn staging_in_use(&self, staging: &str) -> Result<bool, MetaError> {
-        let found: Option<i64> = query_scalar("SELECT byte_offset FROM uploads WHERE staging = $1")
+        let found: Option<i64> = query_scalar("SELECT byte_offset FROM uploads WHERE id = $1")
             .bind(staging)
             .fetch_optional(&self.db)
             .await?;
@@ -788,10 +788,12 @@ impl MetaStore for SqlMeta {
         expected_offset: u64,
         offset: u64,
         hash_state: &[u8],
+        staging: Option<&str>,
         now: i64,
     ) -> Result<bool, MetaError> {
         let done = query(
-            "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5
+            "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5,
+                    staging = COALESCE($6, staging)
               WHERE id = $1 AND byte_offset = $2",
         )
         .bind(id.as_str())
@@ -799,6 +801,7 @@ impl MetaStore for SqlMeta {
         .bind(to_i64(offset))
         .bind(hash_state)
         .bind(now)
+        .bind(staging)
         .execute(&self.db)
         .await?;
         Ok(done > 0)

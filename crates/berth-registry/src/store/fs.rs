@@ -224,16 +224,11 @@ impl BlobStore for FsStore {
         let appended = Appended {
             offset: written?,
             digester,
+            staging: None,
         };
-        match failure {
-            // Every chunk received went to both threads: the file and the
-            // hash agree, and the writer made them durable.
-            Some(cause) => Err(StoreError::Interrupted {
-                progress: Box::new(appended),
-                cause,
-            }),
-            None => Ok(appended),
-        }
+        // Every chunk received went to both threads: the file and the hash
+        // agree, and the writer made them durable.
+        appended.or_interrupted(failure)
     }
 
     async fn commit(&self, staging: &str, digest: &Digest) -> Result<(), StoreError> {
@@ -438,7 +433,7 @@ fn list_blobs(
 }
 
 /// What the async side of an append sends its two threads.
-enum Piece {
+pub(super) enum Piece {
     /// Bytes of the body, in order.
     Chunk(Bytes),
     /// A checkpoint between two chunks, numbered from 1.
@@ -527,7 +522,11 @@ impl CheckpointPairing {
                     pending = None;
                     if offset > last {
                         last = offset;
-                        let _ = out.send(Appended { offset, digester });
+                        let _ = out.send(Appended {
+                            offset,
+                            digester,
+                            staging: None,
+                        });
                     }
                 }
             }
@@ -548,7 +547,7 @@ impl CheckpointPairing {
 }
 
 /// The hashing thread of an append: every chunk, and its state at each mark.
-fn hash_chunks(
+pub(super) fn hash_chunks(
     mut digester: Digester,
     mut rx: mpsc::Receiver<Piece>,
     states: Option<mpsc::UnboundedSender<(u64, Digester)>>,

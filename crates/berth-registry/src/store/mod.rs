@@ -12,9 +12,17 @@
 //! recorded, a blob committed but not yet recorded): the sweep (`gc`) lists
 //! those with [`BlobStore::list_staging`] and [`BlobStore::list_blobs`] and
 //! removes the ones old enough that no request can still be writing them.
+//!
+//! Two stores: [`FsStore`] (the data directory, the embedded default) and
+//! [`S3Store`] (an S3 bucket, for several nodes). An upload's staging
+//! location is a name the store hands out and the metadata store records
+//! with the session's offset and hash state; a store whose staging moves as
+//! bytes arrive (S3: multipart part ids and a tail object) returns the new
+//! name with each [`Appended`], recorded in the same step as the offset.
 
 pub mod fs;
 pub mod mirror;
+pub mod s3;
 pub mod space;
 
 use std::io;
@@ -28,6 +36,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use fs::FsStore;
+pub use s3::{S3Settings, S3Store};
 
 /// A stream of body chunks, as a request delivers them.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -113,6 +122,25 @@ pub struct Appended {
     pub offset: u64,
     /// The hash state after the append.
     pub digester: Digester,
+    /// The staging location's new name, when the append changed it (S3:
+    /// the parts uploaded and the tail object); `None` when it is unchanged.
+    /// Recorded with the offset, it names exactly the bytes up to it.
+    pub staging: Option<String>,
+}
+
+impl Appended {
+    /// How an append ends: with `self`, or, when the body failed with
+    /// `failure`, with [`StoreError::Interrupted`] carrying `self` (what
+    /// was stored, durable, before the failure).
+    pub fn or_interrupted(self, failure: Option<io::Error>) -> Result<Self, StoreError> {
+        match failure {
+            Some(cause) => Err(StoreError::Interrupted {
+                progress: Box::new(self),
+                cause,
+            }),
+            None => Ok(self),
+        }
+    }
 }
 
 /// The blob store.
@@ -134,6 +162,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`): cheap, touches no blob.
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// A short-lived URL the client may fetch a stored blob from directly
+    /// (an HTTP redirect), when the store is set to hand those out; `None`
+    /// when the registry streams the blob itself.
+    async fn redirect(&self, digest: &Digest) -> Result<Option<String>, StoreError> {
+        let _ = digest;
+        Ok(None)
     }
 
     /// Creates an empty staging location for an upload; returns its name.
@@ -168,7 +204,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Discards a staging location. Missing ones are not an error.
     async fn abort(&self, staging: &str) -> Result<(), StoreError>;
 
-    /// Up to `limit` staging locations, each with when it was last written.
+    /// Up to `limit` staging locations, each with when it was last written,
+    /// named by the id of the upload session they belong to (what
+    /// `MetaStore::staging_in_use` looks up); [`BlobStore::abort`] takes
+    /// such a name as well as a session's recorded staging.
     async fn list_staging(&self, limit: usize) -> Result<Vec<(String, SystemTime)>, StoreError>;
 
     /// Up to `limit` stored blobs whose digests sort (as text) after `after`,

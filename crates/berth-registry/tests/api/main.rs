@@ -24,6 +24,7 @@ mod leftovers;
 mod manifests;
 mod referrers;
 mod resume;
+mod s3;
 mod support;
 mod tags;
 mod tls;

@@ -16,7 +16,9 @@ use std::time::Duration;
 use berth_core::digest::Digest;
 use berth_core::media_type;
 use berth_registry::meta::scratch::ScratchDatabase;
-use berth_registry::{Config, Registry};
+use berth_registry::meta::url::DatabaseUrl;
+use berth_registry::store::S3Settings;
+use berth_registry::{BlobStoreConfig, Config, Registry};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -35,6 +37,7 @@ pub struct TestApp {
     addr: SocketAddr,
     client: reqwest::Client,
     dir: Option<TempDir>,
+    dir_path: std::path::PathBuf,
     database: Option<ScratchDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -80,6 +83,21 @@ impl TestApp {
     }
 
     async fn open(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
+        let path = dir.path().to_owned();
+        let database = database_for(&path).await;
+        let url = database.as_ref().map(|d| d.url().clone());
+        Self::open_at(Some(dir), path, database, url, configure).await
+    }
+
+    /// A server over `dir_path` (owning `dir` and `database` when given,
+    /// which then go with it) on the metadata at `database_url`.
+    async fn open_at(
+        dir: Option<TempDir>,
+        dir_path: std::path::PathBuf,
+        database: Option<ScratchDatabase>,
+        database_url: Option<DatabaseUrl>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
@@ -87,10 +105,13 @@ impl TestApp {
         // This suite tests the data plane: an open registry. Access control
         // has its own suite (tests/auth).
         config.access_control = false;
+        // The blob store is S3 when the suite runs under `.ci/s3`.
+        if let Some(s3) = S3Settings::for_test_dir(&dir_path) {
+            config.blob_store = BlobStoreConfig::S3(s3);
+        }
         configure(&mut config);
-        let database = database_for(dir.path()).await;
-        config.database_url = database.as_ref().map(|d| d.url().clone());
-        let registry = Registry::open(dir.path(), config).await.unwrap();
+        config.database_url = database_url;
+        let registry = Registry::open(&dir_path, config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(berth_registry::serve(listener, registry, async move {
             let _ = rx.await;
@@ -104,7 +125,8 @@ impl TestApp {
             base,
             addr,
             client,
-            dir: Some(dir),
+            dir,
+            dir_path,
             database,
             shutdown: Some(tx),
             server: Some(server),
@@ -137,8 +159,28 @@ impl TestApp {
     }
 
     /// The PostgreSQL database the server runs on; `None` on SQLite.
-    pub fn database_url(&self) -> Option<berth_registry::meta::url::DatabaseUrl> {
+    pub fn database_url(&self) -> Option<DatabaseUrl> {
         self.database.as_ref().map(|d| d.url().clone())
+    }
+
+    /// The data directory the server runs on.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir_path.as_path()
+    }
+
+    /// A second server over the same data directory, metadata and blob
+    /// store, as another node of a cluster: what one node records, the
+    /// other reads.
+    /// Dropping it stops it.
+    pub async fn start_beside(&self, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::open_at(
+            None,
+            self.dir_path.clone(),
+            None,
+            self.database_url(),
+            configure,
+        )
+        .await
     }
 
     /// The address the server listens on.
@@ -319,6 +361,11 @@ impl TestApp {
         resp.check_api_version(std::panic::Location::caller());
         resp
     }
+}
+
+/// Whether the suite runs with its blobs on S3 (under `.ci/s3`).
+pub fn blobs_on_s3() -> bool {
+    std::env::var_os("BERTH_TEST_S3_ENDPOINT").is_some()
 }
 
 /// A manifest pushed by [`TestApp::push_image`].

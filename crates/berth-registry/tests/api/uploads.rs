@@ -618,8 +618,12 @@ async fn stale_upload_sessions_expire_with_their_staging_files() {
     let resp = app.patch_chunk(&location, 0, b"some bytes").await;
     assert_eq!(resp.status, 202);
     let dir = app.stop().await;
-    let staging = dir.path().join("uploads");
-    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 1);
+    // On S3 the staging objects are checked by `s3::sweeps_abort_*`.
+    let on_fs = !crate::support::blobs_on_s3();
+    if on_fs {
+        let staging = dir.path().join("uploads");
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 1);
+    }
 
     // Sessions are stamped in whole seconds: let one pass.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -638,13 +642,15 @@ async fn stale_upload_sessions_expire_with_their_staging_files() {
         .await
         .assert_error(404, "BLOB_UPLOAD_UNKNOWN");
     let dir = app.stop().await;
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("uploads"))
-            .unwrap()
-            .count(),
-        0,
-        "its staging file is removed"
-    );
+    if on_fs {
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("uploads"))
+                .unwrap()
+                .count(),
+            0,
+            "its staging file is removed"
+        );
+    }
 }
 
 /// Regression: one client opened 10,000 sessions in 74 s, each with a
