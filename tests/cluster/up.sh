@@ -21,6 +21,10 @@
 #   BERTH_CLUSTER_LOGS      their log files, in the same order
 #   BERTH_CLUSTER_PASSWORD  the administrator's password (user `admin`)
 #   BERTH_CLUSTER_DATABASE  the PostgreSQL URL the nodes share
+#   BERTH_CLUSTER_SINGLE_URL
+#                           a second haproxy frontend in front of the first
+#                           node alone (for comparisons: bench/run.sh --only
+#                           cluster)
 #
 # Options (environment):
 #   BERTH                   the berth binary (default target/debug/berth)
@@ -29,6 +33,12 @@
 #                           --data-dir for all nodes, the filesystem store
 #   BERTH_CLUSTER_NODES_N   how many nodes (default 3)
 #   RUST_LOG                the nodes' log filter (default info)
+#   BERTH_CLUSTER_SERVE_ARGS
+#                           more arguments for every `berth serve` (split at
+#                           spaces), e.g. `--access-control false`
+#   BERTH_CLUSTER_ENV_FILE  once all is up, also write the variables above to
+#                           this file as `export` lines (for a caller that
+#                           runs this script in the background)
 #
 # Everything listens on 127.0.0.1 only, on free ports.
 set -euo pipefail
@@ -37,6 +47,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 berth=${BERTH:-$root/target/debug/berth}
 blobs=${BERTH_CLUSTER_BLOBS:-shared-dir}
 n_nodes=${BERTH_CLUSTER_NODES_N:-3}
+read -r -a serve_args <<<"${BERTH_CLUSTER_SERVE_ARGS:-}"
 
 die() { echo "cluster: $*" >&2; exit 1; }
 [[ -x $berth ]] || die "no berth binary at $berth: build it (cargo build -p berth) or set BERTH"
@@ -85,6 +96,7 @@ pg_stop=$(sed -n 2p <<<"$out")
 pg_stop=${pg_stop#stop with: }
 
 lb_port=$(free_port)
+single_port=$(free_port)
 public=http://127.0.0.1:$lb_port
 password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 mkdir -p "$dir/data"
@@ -97,7 +109,7 @@ for ((i = 1; i <= n_nodes; i++)); do
     log=$dir/node-$i.log
     env RUST_LOG="${RUST_LOG:-info}" BERTH_ADMIN_PASSWORD="$password" BERTH_DATABASE_URL="$db_url" \
         "$berth" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --public-url "$public" \
-        >"$log" 2>&1 &
+        "${serve_args[@]}" >"$log" 2>&1 &
     pids+=($!) node_pids+=($!) nodes+=("http://127.0.0.1:$port") logs+=("$log")
 done
 for ((i = 0; i < n_nodes; i++)); do
@@ -136,6 +148,13 @@ EOF
     for ((i = 0; i < n_nodes; i++)); do
         echo "    server node$((i + 1)) ${nodes[i]#http://} check"
     done
+    cat <<EOF
+frontend single
+    bind 127.0.0.1:$single_port
+    default_backend first
+backend first
+    server node1 ${nodes[0]#http://}
+EOF
 } >"$dir/haproxy.cfg"
 haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
 pids+=($!)
@@ -148,6 +167,13 @@ done
 
 export BERTH_CLUSTER_URL=$public BERTH_CLUSTER_NODES="${nodes[*]}" BERTH_CLUSTER_PIDS="${node_pids[*]}"
 export BERTH_CLUSTER_LOGS="${logs[*]}" BERTH_CLUSTER_PASSWORD=$password BERTH_CLUSTER_DATABASE=$db_url
+export BERTH_CLUSTER_SINGLE_URL=http://127.0.0.1:$single_port
+if [[ -n ${BERTH_CLUSTER_ENV_FILE:-} ]]; then
+    for v in URL NODES PIDS LOGS PASSWORD DATABASE SINGLE_URL; do
+        printf 'export BERTH_CLUSTER_%s=%q\n' "$v" "$(printenv "BERTH_CLUSTER_$v")"
+    done >"$BERTH_CLUSTER_ENV_FILE.tmp"
+    mv "$BERTH_CLUSTER_ENV_FILE.tmp" "$BERTH_CLUSTER_ENV_FILE"
+fi
 
 if (($#)); then
     echo "cluster: $n_nodes nodes behind $public (PostgreSQL $db_url, blobs in $dir/data) for: $*" >&2
