@@ -246,6 +246,11 @@ def test_push_then_pull_elsewhere_1000():
 
 
 def test_revoked_pat_refused_everywhere():
+    """Both ways a PAT acts: as the password at /token, and through a token
+    already issued from it, at every node's gate."""
+    repo = "admin/pat"
+    c, config, layers = base_image(repo)
+    put_manifest(c, repo, "v1", manifest_for(*config, layers))
     admin = reg.Client(NODES[0], reg.basic(ADMIN))
     req = json.dumps({"name": "cluster-e2e", "actions": ["pull", "push"]}).encode()
     status, _, body = admin.request(
@@ -253,27 +258,37 @@ def test_revoked_pat_refused_everywhere():
         headers={"Content-Type": "application/json", "Content-Length": str(len(req))},
     )
     expect(status, 201, "create a personal access token", body)
-    pat = json.loads(body)["secret"]
-    creds = f"admin:{pat}"
-    scope = "repository:admin/pat:pull"
+    creds = f"admin:{json.loads(body)['secret']}"
+    scope = f"repository:{repo}:pull"
+    issued = token(scope, creds=creds, url=NODES[0])
     for n in NODES:
         token(scope, creds=creds, url=n)  # 200 on every node before the revocation
+        get_digest(reg.Client(n, "Bearer " + issued), repo, "v1")
     status, _, body = reg.Client(NODES[1], reg.basic(ADMIN)).request(
         "DELETE", "/api/v1/users/admin/tokens/cluster-e2e"
     )
     expect(status, 204, f"revoke on {NODES[1]}", body)
     revoked = time.time()
+    delays = []
     for n in NODES:
         token_url = reg.cmd_token_url(n, scope, quiet=True)
         u = urllib.parse.urlsplit(token_url)
-        c = reg.Client(n, reg.basic(creds))
+        at_token = reg.Client(n, reg.basic(creds))
+        at_gate = reg.Client(n, "Bearer " + issued)
         while True:
-            status, _, body = c.request("GET", f"{u.path}?{u.query}")
-            if status != 200 or time.time() - revoked > 1.0:
+            s1, _, b1 = at_token.request("GET", f"{u.path}?{u.query}")
+            s2, _, b2 = at_gate.request(
+                "GET", f"/v2/{repo}/manifests/v1", headers={"Accept": reg.OCI_MANIFEST}
+            )
+            if (s1 != 200 and s2 != 200) or time.time() - revoked > 1.0:
                 break
             time.sleep(0.02)
-        expect(status, 401, f"the revoked token on {n} {time.time() - revoked:.2f} s after", body)
-        check(time.time() - revoked <= 1.0, f"{n} refused the revoked token only after 1 s")
+        delays.append(time.time() - revoked)
+        expect(s1, 401, f"/token with the revoked PAT on {n} {delays[-1]:.2f} s after", b1)
+        expect(s2, 401, f"a token from the revoked PAT at {n}'s gate {delays[-1]:.2f} s after", b2)
+        check(delays[-1] <= 1.0, f"{n} refused the revoked token only after 1 s")
+    print("   revoked token refused by the three nodes after "
+          + ", ".join(f"{d:.3f}" for d in delays) + " s")
 
 
 def test_sigkill_node_holding_upload():
