@@ -104,6 +104,41 @@ def get_digest(c, repo, ref):
     return resp.getheader("Docker-Content-Digest")
 
 
+def start_upload(c, repo):
+    """POST a new upload session on C's node; returns its Location path."""
+    status, resp, body = c.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+    expect(status, 202, f"POST upload on {c.url}", body)
+    return c.location_path(resp)
+
+
+def send_chunk(c, loc, chunk, offset):
+    """PATCH CHUNK at OFFSET on C's node; returns the next Location path."""
+    end = offset + len(chunk) - 1
+    status, resp, body = c.request("PATCH", loc, body=chunk, headers={
+        "Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+        "Content-Range": f"{offset}-{end}"})
+    expect(status, 202, f"PATCH bytes {offset}-{end} on {c.url}", body)
+    check(resp.getheader("Range") == f"0-{end}", f"Range after PATCH on {c.url}")
+    return c.location_path(resp)
+
+
+def finish_upload(c, loc, data):
+    """PUT ?digest= (no body) on C's node: 201, then every live node serves DATA."""
+    digest = reg.digest_of(data)
+    sep = "&" if "?" in loc else "?"
+    status, _, body = c.request("PUT", f"{loc}{sep}digest={urllib.parse.quote(digest)}",
+                                headers={"Content-Length": "0"})
+    expect(status, 201, f"PUT upload on {c.url}", body)
+    return digest
+
+
+def served_everywhere(repo, digest, data, nodes):
+    for n in nodes:
+        status, _, body = bearer(n, repo).request("GET", f"/v2/{repo}/blobs/{digest}")
+        expect(status, 200, f"GET blob on {n}", body)
+        check(body == data, f"{n} serves the blob's bytes")
+
+
 def base_image(repo):
     """Pushes a config and a tiny layer to REPO through the balancer."""
     c = bearer(LB, repo)
@@ -163,42 +198,13 @@ def test_berth_client_push_pull():
 def test_chunked_upload_across_nodes():
     repo = "admin/chunked"
     data = os.urandom(3 * 100_000)
-    chunks = [data[i : i + 100_000] for i in range(0, len(data), 100_000)]
     clients = [bearer(n, repo) for n in NODES]
-    status, resp, body = clients[0].request(
-        "POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"}
-    )
-    expect(status, 202, f"POST upload on {NODES[0]}", body)
-    loc = clients[0].location_path(resp)
-    offset = 0
-    for i, chunk in enumerate(chunks):
-        c = clients[i % len(clients)]  # PATCH 1 on node 1, 2 on node 2, 3 on node 3
-        status, resp, body = c.request(
-            "PATCH",
-            loc,
-            body=chunk,
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(len(chunk)),
-                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-            },
-        )
-        expect(status, 202, f"PATCH {i + 1} on {c.url}", body)
-        offset += len(chunk)
-        check(resp.getheader("Range") == f"0-{offset - 1}", f"Range after PATCH {i + 1}")
-        loc = c.location_path(resp)
+    loc = start_upload(clients[0], repo)
+    for i, c in enumerate(clients):  # PATCH 1 on node 1, 2 on node 2, 3 on node 3
+        loc = send_chunk(c, loc, data[i * 100_000 : (i + 1) * 100_000], i * 100_000)
     status, _, body = clients[0].request("GET", loc)
     expect(status, 204, f"GET upload status on {NODES[0]}", body)
-    digest = reg.digest_of(data)
-    sep = "&" if "?" in loc else "?"
-    status, _, body = clients[0].request(
-        "PUT", f"{loc}{sep}digest={urllib.parse.quote(digest)}", headers={"Content-Length": "0"}
-    )
-    expect(status, 201, f"PUT upload on {NODES[0]}", body)
-    for c in clients:
-        status, _, body = c.request("GET", f"/v2/{repo}/blobs/{digest}")
-        expect(status, 200, f"GET blob on {c.url}", body)
-        check(body == data, f"{c.url} serves the blob's bytes")
+    served_everywhere(repo, finish_upload(clients[0], loc, data), data, NODES)
 
 
 def test_concurrent_tag_moves():
@@ -295,41 +301,17 @@ def test_sigkill_node_holding_upload():
     repo = "admin/killed"
     holder = 2  # the third node: the others stay for the rest
     data = os.urandom(200_000)
-    c = bearer(NODES[holder], repo)
-    status, resp, body = c.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
-    expect(status, 202, "POST upload", body)
-    loc = c.location_path(resp)
     half = len(data) // 2
-    status, resp, body = c.request(
-        "PATCH", loc, body=data[:half],
-        headers={"Content-Type": "application/octet-stream", "Content-Length": str(half),
-                 "Content-Range": f"0-{half - 1}"},
-    )
-    expect(status, 202, "first PATCH on the node about to die", body)
-    loc = c.location_path(resp)
+    c = bearer(NODES[holder], repo)
+    loc = send_chunk(c, start_upload(c, repo), data[:half], 0)
     os.kill(PIDS[holder], signal.SIGKILL)
     # Through the balancer from now on: haproxy takes the dead node out after
     # two failed checks 500 ms apart, and meanwhile redispatches a request
     # whose connection the dead node refuses.
     time.sleep(1.2)
     lb = bearer(LB, repo)
-    status, resp, body = lb.request(
-        "PATCH", loc, body=data[half:],
-        headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data) - half),
-                 "Content-Range": f"{half}-{len(data) - 1}"},
-    )
-    expect(status, 202, "second PATCH after the SIGKILL", body)
-    loc = lb.location_path(resp)
-    digest = reg.digest_of(data)
-    sep = "&" if "?" in loc else "?"
-    status, _, body = lb.request(
-        "PUT", f"{loc}{sep}digest={urllib.parse.quote(digest)}", headers={"Content-Length": "0"}
-    )
-    expect(status, 201, "PUT after the SIGKILL", body)
-    for n in NODES[:holder]:
-        status, _, body = bearer(n, repo).request("GET", f"/v2/{repo}/blobs/{digest}")
-        expect(status, 200, f"GET blob on {n}", body)
-        check(body == data, f"{n} serves the blob's bytes")
+    loc = send_chunk(lb, loc, data[half:], half)
+    served_everywhere(repo, finish_upload(lb, loc, data), data, NODES[:holder])
 
 
 TESTS = [
