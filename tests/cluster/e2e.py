@@ -33,6 +33,7 @@ import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.dont_write_bytecode = True  # no __pycache__ left in bench/lib
 sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
 import reg  # noqa: E402  (the harness's small registry client)
 
