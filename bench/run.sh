@@ -6,7 +6,8 @@
 #   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
 #   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
 #   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog |
-#                                       catalog-pg | image | uploads | copy | s3 (not recorded)
+#                                       catalog-pg | cluster | image | uploads | copy | s3
+#                                       (not recorded)
 #
 # Everything it starts it stops (trap on EXIT), and it stops nothing else.
 set -euo pipefail
@@ -27,6 +28,9 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 transfer (dd, push, pull, RSS), catalog,
                 catalog-pg (berth's catalog pages on PostgreSQL, a
                 throwaway cluster from .ci/postgres, at both sizes),
+                cluster (GET manifest, HEAD blob through haproxy to 3
+                berth nodes on PostgreSQL, against one of those nodes
+                directly and behind haproxy alone: tests/cluster/up.sh),
                 image (skopeo push and pull of a ~50 MB multi-layer image),
                 uploads (server RSS during 100 concurrent 10 MiB uploads),
                 copy (`berth copy` and `skopeo copy` of a 1 GiB image
@@ -57,8 +61,8 @@ while (($#)); do
     shift
 done
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust|s3) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|image|uploads|copy|robust|s3" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -166,6 +170,7 @@ setup_tools() {
     command -v python3 >/dev/null || need+=(python3)
     if want auth; then command -v htpasswd >/dev/null || need+=(apache2-utils); fi
     if want image || want copy; then command -v skopeo >/dev/null || need+=(skopeo); fi
+    if want cluster; then command -v haproxy >/dev/null || need+=(haproxy); fi
     if ((${#need[@]})); then
         local sudo=()
         ((EUID == 0)) || sudo=(sudo)
@@ -174,7 +179,7 @@ setup_tools() {
             { "${sudo[@]}" apt-get update >&2 &&
                 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >&2; }
     fi
-    if want load && [[ ! -x $OHA ]]; then
+    if { want load || want cluster; } && [[ ! -x $OHA ]]; then
         local waited=0
         while [[ ! -x $OHA ]] && pgrep -f 'cargo install.* oha' >/dev/null; do
             ((waited % 60 == 0)) && log "waiting for a running \`cargo install oha\` (${waited} s)"
@@ -833,6 +838,72 @@ section_catalog_pg() {
     stop_postgres
 }
 
+# ---------------------------------------------------------------- 4c. cluster
+# GET manifest (wrk) and HEAD blob (oha) against three berth nodes on one
+# PostgreSQL sharing one data directory, through haproxy round-robin (the
+# cluster of tests/cluster/up.sh, --access-control false), against the first
+# of those nodes directly and through a second haproxy frontend to it alone,
+# in the same run, alternating. The three share the machine's cores with the
+# load generator and haproxy: the question is what coordinating nodes costs,
+# not whether three nodes on one machine go faster.
+section_cluster() {
+    log "== cluster: GET manifest, HEAD blob: 3 nodes on PostgreSQL behind haproxy; one node directly; one node behind haproxy"
+    local envf=$TMP/cluster.env pid t layer cfg test conns r out rps p99 mean bad what tool code
+    local -A TGT LABEL
+    BERTH="$BERTH" BERTH_CLUSTER_SERVE_ARGS="${BERTH_OPEN[*]}" BERTH_CLUSTER_ENV_FILE=$envf RUST_LOG=warn \
+        bash "$ROOT/tests/cluster/up.sh" >"$TMP/cluster.log" 2>&1 &
+    pid=$!
+    track "$pid"
+    for ((t = 0; t < 900; t++)); do
+        [[ ! -s $envf ]] || break
+        alive "$pid" || { log "tests/cluster/up.sh exited; its output:"; cat "$TMP/cluster.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -s $envf ]] || { log "the cluster did not come up in 90 s:"; cat "$TMP/cluster.log" >&2; exit 1; }
+    # shellcheck disable=SC1090
+    source "$envf"
+    TGT[cluster3]=$BERTH_CLUSTER_URL LABEL[cluster3]="3 nodes on PostgreSQL via haproxy"
+    TGT[node]=${BERTH_CLUSTER_NODES%% *} LABEL[node]="1 node on PostgreSQL, direct"
+    TGT[node-haproxy]=$BERTH_CLUSTER_SINGLE_URL LABEL[node-haproxy]="1 node on PostgreSQL via haproxy"
+    read -r layer _ < <(python3 "$LIB/reg.py" push-image "$BERTH_CLUSTER_URL" bench/small v1)
+    for cfg in node node-haproxy cluster3; do
+        code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Accept: $OCI_MANIFEST" "${TGT[$cfg]}/v2/bench/small/manifests/v1")
+        [[ $code == 200 ]] || { log "cluster $cfg: GET manifest answered $code"; exit 1; }
+        code=$(curl -sS -I -o /dev/null -w '%{http_code}' "${TGT[$cfg]}/v2/bench/small/blobs/$layer")
+        [[ $code == 200 ]] || { log "cluster $cfg: HEAD blob answered $code"; exit 1; }
+        if ((WARM)); then
+            wrk -t2 -c32 -d"${WARM}s" -H "Accept: $OCI_MANIFEST" "${TGT[$cfg]}/v2/bench/small/manifests/v1" >/dev/null 2>&1
+        fi
+    done
+    for test in get head; do
+        for conns in "${CONNS[@]}"; do
+            if [[ $test == get ]]; then what="GET manifest"; else what="HEAD blob"; fi
+            for ((r = 1; r <= RUNS; r++)); do
+                for cfg in node node-haproxy cluster3; do
+                    out=$TMP/cluster-$test-$conns-$cfg-$r.out
+                    if [[ $test == get ]]; then
+                        tool=wrk
+                        measured "$what c=$conns $cfg #$r" run_wrk "$out" "$conns" "${TGT[$cfg]}/v2/bench/small/manifests/v1"
+                    else
+                        tool=oha
+                        measured "$what c=$conns $cfg #$r" run_oha_head "$out" "$conns" "${TGT[$cfg]}/v2/bench/small/blobs/$layer"
+                    fi
+                    read -r rps p99 mean bad < <(python3 "$LIB/stats.py" "$tool" "$out")
+                    record "cluster.$test.c$conns.$cfg.rps" "$what, $conns conns, ${LABEL[$cfg]} (req/s)" berth "$rps"
+                    ((bad == 0)) || warn "$what c=$conns $cfg #$r: $bad error responses or socket errors"
+                done
+            done
+            for cfg in node node-haproxy; do
+                record "cluster.$test.c$conns.ratio.$cfg" \
+                    "$what, $conns conns: 3 nodes via haproxy / ${LABEL[$cfg]}, goal >= 90 (%)" berth \
+                    "$(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.1f}")' \
+                        "$(median_of "cluster.$test.c$conns.cluster3.rps")" "$(median_of "cluster.$test.c$conns.$cfg.rps")")"
+            done
+        done
+    done
+    stop_pid "$pid" "tests/cluster/up.sh"
+}
+
 # ---------------------------------------------------------------- shared by 5.-7.
 # Runs "$@" under `procwatch.py maxrss`: TIMED_SECS (wall seconds) and
 # TIMED_RSS (the client's peak RSS in kB, exact: the kernel's ru_maxrss).
@@ -1145,6 +1216,7 @@ main() {
     want s3 && section_s3
     want catalog && section_catalog
     want catalog-pg && section_catalog_pg
+    want cluster && section_cluster
     want image && section_image
     want uploads && section_uploads
     want copy && section_copy
@@ -1202,6 +1274,12 @@ What is measured:
    4b. The same pages from berth on PostgreSQL (`--database-url`, a throwaway
    cluster from `.ci/postgres`, fsync off), at both sizes, and the ratio of
    the mean latencies at 100,000 and at 1,000 repositories (goal: <= 1.5).
+   4c. Cluster (`--only cluster`): GET manifest (wrk) and HEAD blob (oha),
+   32 and 256 connections, through haproxy round-robin to 3 berth nodes on
+   one PostgreSQL sharing one data directory (`tests/cluster/up.sh`,
+   `--access-control false`), against the first node directly and behind
+   haproxy alone, alternating in one run; the 3-node rate as % of each
+   (goal: >= 90 % of one node's). All share the machine's cores.
 5. With credentials checked, at 32 connections, 10 s each (wrk): `GET
    /v2/<name>/manifests/<tag>` on berth with access control on, sending
    `Authorization: Bearer <pull token>` (a fresh token before each run), and on
