@@ -28,9 +28,11 @@
 #
 # Options (environment):
 #   BERTH                   the berth binary (default target/debug/berth)
-#   BERTH_CLUSTER_BLOBS     where the blobs go: `shared-dir` (default, the
-#                           only one until the S3 store is on main): one
-#                           --data-dir for all nodes, the filesystem store
+#   BERTH_CLUSTER_BLOBS     where the blobs go: `shared-dir` (default): one
+#                           --data-dir for all nodes, the filesystem store;
+#                           `s3`: a throwaway S3 server (moto, .ci/s3), every
+#                           node with its own --data-dir and
+#                           --blob-store s3://berth-test/cluster
 #   BERTH_CLUSTER_NODES_N   how many nodes (default 3)
 #   RUST_LOG                the nodes' log filter (default info)
 #   BERTH_CLUSTER_SERVE_ARGS
@@ -56,8 +58,8 @@ command -v haproxy >/dev/null ||
 command -v python3 >/dev/null || die "python3 is missing: apt-get install -y python3"
 command -v curl >/dev/null || die "curl is missing: apt-get install -y curl"
 case $blobs in
-    shared-dir) ;;
-    *) die "BERTH_CLUSTER_BLOBS=$blobs: only shared-dir (one --data-dir for all nodes) is supported" ;;
+    shared-dir | s3) ;;
+    *) die "BERTH_CLUSTER_BLOBS=$blobs: shared-dir (one --data-dir for all nodes) or s3 (moto, .ci/s3)" ;;
 esac
 
 dir=$(mktemp -d /tmp/berth-cluster.XXXXXX)
@@ -101,15 +103,35 @@ public=http://127.0.0.1:$lb_port
 password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 mkdir -p "$dir/data"
 
+# The blob store: one directory, or one bucket on a moto server started here
+# (.ci/s3 prints its endpoint, then serves until it is stopped).
+blob_args=() blobs_where="$dir/data (one data directory for all nodes)"
+if [[ $blobs == s3 ]]; then
+    bash "$root/.ci/s3" >"$dir/s3.out" 2>"$dir/s3.log" &
+    pids+=($!)
+    for ((t = 0; t < 300; t++)); do
+        endpoint=$(sed -n 1p "$dir/s3.out")
+        [[ -z $endpoint ]] || break
+        kill -0 "${pids[-1]}" 2>/dev/null || { cat "$dir/s3.log" >&2; die "cannot start the S3 server (.ci/s3)"; }
+        sleep 0.1
+    done
+    [[ -n $endpoint ]] || { cat "$dir/s3.log" >&2; die "the S3 server (.ci/s3) printed no endpoint in 30 s"; }
+    export AWS_ACCESS_KEY_ID=moto AWS_SECRET_ACCESS_KEY=moto AWS_REGION=us-east-1
+    blob_args=(--blob-store s3://berth-test/cluster --s3-endpoint "$endpoint" --s3-path-style true)
+    blobs_where="s3://berth-test/cluster at $endpoint (each node's --data-dir is its own)"
+fi
+
 # The nodes, all at once (the first to reach the database creates the schema
 # and the administrator; the others wait for it).
 nodes=() logs=() node_pids=()
 for ((i = 1; i <= n_nodes; i++)); do
     port=$(free_port)
     log=$dir/node-$i.log
+    data=$dir/data
+    if [[ $blobs == s3 ]]; then data=$dir/node-$i; fi
     env RUST_LOG="${RUST_LOG:-info}" BERTH_ADMIN_PASSWORD="$password" BERTH_DATABASE_URL="$db_url" \
-        "$berth" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --public-url "$public" \
-        "${serve_args[@]}" >"$log" 2>&1 &
+        "$berth" serve --listen "127.0.0.1:$port" --data-dir "$data" --public-url "$public" \
+        "${blob_args[@]}" "${serve_args[@]}" >"$log" 2>&1 &
     pids+=($!) node_pids+=($!) nodes+=("http://127.0.0.1:$port") logs+=("$log")
 done
 for ((i = 0; i < n_nodes; i++)); do
@@ -176,7 +198,7 @@ if [[ -n ${BERTH_CLUSTER_ENV_FILE:-} ]]; then
 fi
 
 if (($#)); then
-    echo "cluster: $n_nodes nodes behind $public (PostgreSQL $db_url, blobs in $dir/data) for: $*" >&2
+    echo "cluster: $n_nodes nodes behind $public (PostgreSQL $db_url, blobs in $blobs_where) for: $*" >&2
     "$@"
     exit
 fi
@@ -187,7 +209,7 @@ nodes:              ${nodes[*]}
 node logs:          ${logs[*]}
 administrator:      admin / $password
 database:           $db_url
-blobs:              $dir/data (one data directory for all nodes)
+blobs:              $blobs_where
 haproxy config:     $dir/haproxy.cfg
 stop everything with Ctrl-C, or: kill $self
 EOF
