@@ -293,12 +293,28 @@ impl<S> Watched<S> {
         let timer = self
             .write_timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        ready!(timer.as_mut().poll(cx));
+        ready!(poll_deadline(timer, deadline, cx));
         self.conn.set_reason(CloseReason::SendTimeout);
         Poll::Ready(timed_out("the client took no response bytes in time"))
+    }
+}
+
+/// Polls `timer` towards `deadline`, moving the timer only when it must:
+/// earlier at once, later only once the timer has fired. A keep-alive
+/// connection pushes its idle deadline back with every request; resetting
+/// the timer each time would cost a timer-wheel update per request, while a
+/// timer left at an older, earlier deadline fires at most once per timeout
+/// and is then moved to the real one.
+fn poll_deadline(timer: &mut Pin<Box<Sleep>>, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    loop {
+        ready!(timer.as_mut().poll(cx));
+        if timer.deadline() >= deadline {
+            return Poll::Ready(());
+        }
+        timer.as_mut().reset(deadline);
     }
 }
 
@@ -339,10 +355,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
                 let timer = this
                     .read_timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
-                }
-                ready!(timer.as_mut().poll(cx));
+                ready!(poll_deadline(timer, deadline, cx));
                 this.conn.set_reason(reason);
                 Poll::Ready(Err(timed_out(match reason {
                     CloseReason::Idle => "the connection was idle too long",
@@ -411,6 +424,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 pub struct ProgressBody<B> {
     inner: B,
     timeout: Duration,
+    /// Since when the handler has been waiting for the next frame.
+    waiting_since: Option<Instant>,
+    /// Kept across frames (see [`poll_deadline`]).
     timer: Option<Pin<Box<Sleep>>>,
     conn: Arc<Conn>,
 }
@@ -421,6 +437,7 @@ impl<B> ProgressBody<B> {
         Self {
             inner,
             timeout,
+            waiting_since: None,
             timer: None,
             conn,
         }
@@ -447,18 +464,18 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.timer = None;
+                this.waiting_since = None;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let timeout = this.timeout;
+                let deadline = *this.waiting_since.get_or_insert_with(Instant::now) + this.timeout;
                 let timer = this
                     .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(timer.as_mut().poll(cx));
-                this.timer = None;
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                ready!(poll_deadline(timer, deadline, cx));
+                this.waiting_since = None;
                 this.conn.set_reason(CloseReason::BodyTimeout);
-                Poll::Ready(Some(Err(Box::new(BodyStalled(timeout)))))
+                Poll::Ready(Some(Err(Box::new(BodyStalled(this.timeout)))))
             }
         }
     }
