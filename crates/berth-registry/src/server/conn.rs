@@ -173,6 +173,18 @@ impl Conn {
             if self.in_flight.load(Ordering::Acquire) > 0 {
                 self.evictable_since.store(BUSY, Ordering::Release);
             }
+            // HTTP/1: the request ends inside the connection's own task,
+            // and hyper reads the socket again before it waits for the next
+            // request, which starts the idle clock; waking the task from
+            // inside itself would only poll it once more and, with the
+            // scheduler handing the wake to another worker, cost a futex
+            // call every few requests. HTTP/2 streams end in tasks of their
+            // own, so the reader is woken.
+            // (tests/api/connections.rs: a keep-alive connection is closed
+            // when idle after a response longer than the idle timeout.)
+            if !self.http2.load(Ordering::Relaxed) {
+                return;
+            }
             let waker = self
                 .read_waker
                 .lock()

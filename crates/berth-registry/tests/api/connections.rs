@@ -68,6 +68,54 @@ async fn a_keep_alive_connection_is_closed_when_idle_after_its_request() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_is_closed_when_idle_after_a_response_longer_than_the_idle_timeout()
+{
+    let app = TestApp::start_with(short_limits).await;
+    let blob = random_bytes(16 << 20);
+    let digest = app.push_blob("slow/keepalive", &blob).await;
+    let mut stream = TcpStream::connect(app.addr()).await.unwrap();
+    let request = format!(
+        "GET /v2/slow/keepalive/blobs/{digest} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        app.addr()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Taken at 64 KiB every 25 ms (about 6.4 s in all, the server busy for
+    // several seconds of it, past every clock armed before the request, and
+    // never stalled for the 1 s body timeout): no clock armed before the
+    // request may close the connection, and the idle clock that starts when
+    // the response ends must.
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let body_start = loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "closed during the response");
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    assert!(seen.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    while seen.len() < body_start + blob.len() {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let n = stream.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "closed during the response");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(&seen[body_start..], &blob[..]);
+    let (more, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(more.is_empty());
+    let closed = closed.expect("the server closes the connection idle after its response");
+    // The server's idle clock starts when it has written the last byte,
+    // while the socket buffers on both ends (megabytes on loopback) still
+    // hold part of the response: counted from the client's last byte, the
+    // close comes at most 2 s later, possibly at once.
+    assert!(
+        closed < Duration::from_secs(8),
+        "closed {closed:?} after the response; idle timeout 2 s"
+    );
+}
+
+#[tokio::test]
 async fn a_head_sent_a_byte_at_a_time_is_cut_at_the_header_timeout() {
     let app = TestApp::start_with(short_limits).await;
     let mut stream = TcpStream::connect(app.addr()).await.unwrap();
