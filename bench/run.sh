@@ -42,7 +42,11 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
   --runs N      runs per registry and metric (default 3; 1 with --quick)
   --perf DIR    record `perf record -g` of berth during its first run of
                 each load and auth measurement and of the push, into DIR
-Environment: OHA (path to oha), BENCH_TMPDIR (where the temp dir goes).
+Environment: OHA (path to oha), BENCH_TMPDIR (where the temp dir goes),
+BENCH_PROFILE (the cargo profile berth is built with: dist, the default,
+as released; release or dev for a smoke run that only checks the harness:
+CI's --quick run takes dev, the build its tests made, instead of a cold
+fat-LTO build of several minutes; never for numbers to keep).
 EOF
 }
 
@@ -60,6 +64,10 @@ while (($#)); do
     esac
     shift
 done
+if { ((RECORD)) || [[ $QUICK == 0 && -z $ONLY ]]; } && [[ ${BENCH_PROFILE:-dist} != dist ]]; then
+    echo "run.sh: only the dist build's numbers are recorded (--record, or a full run): unset BENCH_PROFILE" >&2
+    exit 2
+fi
 case $ONLY in
     ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3) ;;
     *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3" >&2; exit 2 ;;
@@ -191,9 +199,16 @@ setup_tools() {
             cargo install oha --version 1.16.0 --locked >&2
         fi
     fi
-    log "building berth: cargo build --profile dist -p berth"
-    (cd "$ROOT" && cargo build --profile dist -p berth >&2)
-    BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/dist/berth
+    local profile=${BENCH_PROFILE:-dist} profile_dir
+    case $profile in
+        dist | release) profile_dir=$profile ;;
+        dev) profile_dir=debug ;;
+        *) log "BENCH_PROFILE=$profile: give dist, release or dev"; exit 2 ;;
+    esac
+    [[ $profile == dist ]] || log "berth built with the $profile profile: a smoke run, not numbers to keep"
+    log "building berth: cargo build --profile $profile -p berth"
+    (cd "$ROOT" && cargo build --profile "$profile" -p berth >&2)
+    BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/$profile_dir/berth
     [[ -x $BERTH ]] || { log "no binary at $BERTH"; exit 1; }
     # distribution runs without auth; so does berth, where it has a switch
     # for it (its token service needs a bearer token on every request). The
