@@ -2,7 +2,7 @@
 //! (in that order of precedence), resolved before any I/O; then the server.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -288,14 +288,58 @@ struct Settings {
     store_note: Option<String>,
 }
 
+/// The TOML file at `path`.
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str::<FileConfig>(&text)
+        .with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+/// Where a registry keeps its data, as a `serve` TOML file says: what
+/// `berth migrate --config` takes from the nodes' file.
+#[derive(Debug, Default)]
+pub(crate) struct StorageSettings {
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) database_url: Option<DatabaseUrl>,
+    pub(crate) blob_store: Option<String>,
+    pub(crate) s3_endpoint: Option<String>,
+    pub(crate) s3_region: Option<String>,
+    pub(crate) s3_path_style: Option<bool>,
+}
+
+/// The storage settings of the TOML file at `path` (every other key is
+/// checked as `serve` checks it, and ignored).
+pub(crate) fn storage_settings(path: &Path) -> anyhow::Result<StorageSettings> {
+    let file = read_config(path)?;
+    Ok(StorageSettings {
+        data_dir: file.data_dir,
+        database_url: file.database_url,
+        blob_store: file.blob_store,
+        s3_endpoint: file.s3_endpoint,
+        s3_region: file.s3_region,
+        s3_path_style: file.s3_path_style,
+    })
+}
+
+/// Refuses a database URL with a password given as a flag (`--database-url`
+/// rather than `BERTH_DATABASE_URL`, which clap reads into the same value).
+pub(crate) fn refuse_password_flag(url: Option<&DatabaseUrl>) -> anyhow::Result<()> {
+    if let Some(url) = url
+        && url.has_password()
+        && std::env::var("BERTH_DATABASE_URL").ok().as_deref() != Some(url.expose())
+    {
+        bail!(
+            "--database-url {url} carries a password, which every local user could read in the \
+             process list; give the URL in BERTH_DATABASE_URL, or the password in PGPASSWORD"
+        );
+    }
+    Ok(())
+}
+
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            toml::from_str::<FileConfig>(&text)
-                .with_context(|| format!("config file {} is not valid", path.display()))?
-        }
+        Some(path) => read_config(path)?,
         None => FileConfig::default(),
     };
     let listen = args
@@ -381,15 +425,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
         config.disk_reserve_bytes = bytes;
     }
-    if let Some(url) = &args.database_url
-        && url.has_password()
-        && std::env::var("BERTH_DATABASE_URL").ok().as_deref() != Some(url.expose())
-    {
-        bail!(
-            "--database-url {url} carries a password, which every local user could read in the \
-             process list; give the URL in BERTH_DATABASE_URL, or the password in PGPASSWORD"
-        );
-    }
+    refuse_password_flag(args.database_url.as_ref())?;
     config.database_url = args.database_url.or(file.database_url);
     if let Some(list) = args.trusted_proxies.or(file.trusted_proxies) {
         config.trusted_proxies =
@@ -450,7 +486,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
 /// note to print when S3 settings were given for the filesystem store (they
 /// are ignored rather than refused, so that one config file can carry a
 /// cluster's S3 settings while a node runs on its disk).
-fn blob_store(
+pub(crate) fn blob_store(
     store: Option<String>,
     endpoint: Option<String>,
     region: Option<String>,

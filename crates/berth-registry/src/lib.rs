@@ -18,6 +18,7 @@ pub mod identity;
 pub mod manifest;
 pub mod meta;
 pub mod metrics;
+pub mod migrate;
 pub mod policy;
 pub mod server;
 pub mod store;

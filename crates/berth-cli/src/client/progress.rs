@@ -186,6 +186,18 @@ impl Display {
         }
     }
 
+    /// A line of its own (`<verb>: <line>`) about the transfer, above the
+    /// bars on a terminal; nothing when quiet.
+    pub(crate) fn note(&self, line: &str) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Bars(multi) => {
+                let _ = multi.println(format!("{}: {line}", self.verb));
+            }
+            Mode::Lines => eprintln!("{}: {line}", self.verb),
+        }
+    }
+
     /// Without a terminal: a line with the rate every interval.
     pub(crate) async fn tick_forever(&self) {
         let verb = self.verb;
