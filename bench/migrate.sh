@@ -50,20 +50,9 @@ trap cleanup EXIT
 
 # The source: an embedded registry filled by `berth push`, then stopped.
 export BERTH_USERNAME=admin BERTH_PASSWORD=bench-migrate-password
-BERTH_ADMIN_PASSWORD=$BERTH_PASSWORD RUST_LOG=warn \
-    "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/source" 2>"$work/serve.log" &
-server_pid=$!
-for _ in $(seq 100); do
-    addr=$(sed -n 's/.* listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/serve.log")
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/serve.log" >&2; exit 1; }
-for i in $(seq "$images"); do
-    head -c "$((mib * 1024 * 1024))" /dev/urandom >"$work/layer.bin"
-    "$bin" push -q "$addr/admin/image$i:1" "$work/layer.bin" >/dev/null
-done
-rm -f "$work/layer.bin"
+. "$root/bench/lib/embedded.sh"
+start_embedded "$work/source"
+push_images 1 "$images"
 kill "$server_pid"
 wait "$server_pid" 2>/dev/null || true
 server_pid=""

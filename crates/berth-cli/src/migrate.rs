@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use berth_client::copy::{BlobOutcome, CopyEvent};
+use berth_client::copy::CopyEvent;
 use berth_registry::meta::transfer::TableCount;
 use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::migrate::{
@@ -22,9 +22,11 @@ use berth_registry::{BlobStoreConfig, DATABASE_FILE};
 use clap::Args;
 use serde_json::json;
 
-use crate::client::progress::{Display, drive, plural, size};
+use crate::client::progress::{Display, ProgressArgs, blob_copy_event, drive, plural, size};
 use crate::client::{Output, json_text, print_out};
-use crate::serve::{StorageSettings, blob_store, refuse_password_flag, storage_settings};
+use crate::serve::{
+    BlobStoreArgs, StorageSettings, blob_store, refuse_password_flag, storage_settings,
+};
 
 /// Copy an embedded registry (a data directory) to PostgreSQL and/or S3.
 #[derive(Debug, Args)]
@@ -101,22 +103,8 @@ pub struct MigrateArgs {
     #[arg(long, env = "BERTH_DATABASE_URL", value_name = "URL")]
     database_url: Option<DatabaseUrl>,
 
-    /// Where the target keeps blobs: `fs` (under --data-dir) or
-    /// `s3://BUCKET[/PREFIX]` [default: fs].
-    #[arg(long, env = "BERTH_BLOB_STORE", value_name = "fs|s3://BUCKET[/PREFIX]")]
-    blob_store: Option<String>,
-
-    /// URL of an S3-compatible service [default: AWS's endpoint for the region].
-    #[arg(long, env = "BERTH_S3_ENDPOINT", value_name = "URL")]
-    s3_endpoint: Option<String>,
-
-    /// Region S3 requests are signed for [default: AWS_REGION, else us-east-1].
-    #[arg(long, env = "BERTH_S3_REGION", value_name = "REGION")]
-    s3_region: Option<String>,
-
-    /// Path-style S3 URLs (ENDPOINT/BUCKET/KEY) [default: false].
-    #[arg(long, env = "BERTH_S3_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    s3_path_style: Option<bool>,
+    #[command(flatten)]
+    store: BlobStoreArgs,
 
     /// Say what would be copied, and change nothing.
     ///
@@ -131,13 +119,8 @@ pub struct MigrateArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
 
-    /// Without a terminal, print a progress line this often (seconds).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    progress_interval: u64,
-
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
 
     /// The summary at the end: lines, or JSON.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -159,13 +142,7 @@ fn resolve(args: &MigrateArgs) -> anyhow::Result<Resolved> {
     };
     let data_dir = args.data_dir.clone().or(file.data_dir);
     let database_url = args.database_url.clone().or(file.database_url);
-    let (store, _) = blob_store(
-        args.blob_store.clone().or(file.blob_store),
-        args.s3_endpoint.clone().or(file.s3_endpoint),
-        args.s3_region.clone().or(file.s3_region),
-        args.s3_path_style.or(file.s3_path_style),
-        None,
-    )?;
+    let (store, _) = blob_store(args.store.clone().or(file.store), None)?;
     let metadata = match (&database_url, &data_dir) {
         (Some(url), _) => format!("PostgreSQL {url}"),
         (None, Some(dir)) => format!("SQLite {}", dir.join(DATABASE_FILE).display()),
@@ -194,11 +171,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         jobs: usize::from(args.jobs),
         dry_run: args.dry_run,
     };
-    let display = Display::new(
-        "migrate",
-        args.quiet,
-        Duration::from_secs(args.progress_interval.max(1)),
-    );
+    let display = args.progress.display("migrate");
     let started = Instant::now();
     let from = args.from.clone();
     let notes = display.clone();
@@ -270,19 +243,7 @@ fn as_copy_event(event: &MigrateEvent, display: &Display) -> Option<CopyEvent> {
             eprintln!("migrate: blob {digest} failed: {reason}");
             return None;
         }
-        MigrateEvent::BlobStarted { digest, size } => CopyEvent::BlobStarted {
-            digest: digest.clone(),
-            size: *size,
-        },
-        MigrateEvent::BlobProgress { digest, moved } => CopyEvent::BlobProgress {
-            digest: digest.clone(),
-            moved: *moved,
-        },
-        MigrateEvent::BlobDone { digest, size } => CopyEvent::BlobDone {
-            digest: digest.clone(),
-            size: *size,
-            outcome: BlobOutcome::Copied,
-        },
+        MigrateEvent::Blob(event) => blob_copy_event(event),
     })
 }
 

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use berth_core::digest::{Digest, Digester};
 use berth_core::endpoint::UploadId;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::auth::keys::{self, KeyError};
 use crate::config::BlobStoreConfig;
@@ -53,7 +53,7 @@ use crate::meta::keys_sql::{self, KeyFiles};
 use crate::meta::snapshot::{self, Snapshot, SnapshotCounts};
 use crate::meta::transfer::{self, IDENTITY_TABLES, Mode, TABLES, TableCount, TransferError};
 use crate::meta::url::DatabaseUrl;
-use crate::store::{BlobStore, FsStore, S3Store, StoreError};
+use crate::store::{BlobCopy, BlobStore, FsStore, S3Store, StoreError};
 use crate::{DATABASE_FILE, KEYS_DIR};
 
 /// Blob records read from the snapshot at a time.
@@ -112,27 +112,8 @@ pub enum MigrateEvent {
         /// Their total size.
         bytes_to_copy: u64,
     },
-    /// A blob's copy started.
-    BlobStarted {
-        /// The blob.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-    },
-    /// Bytes of a blob copied so far.
-    BlobProgress {
-        /// The blob.
-        digest: Digest,
-        /// Bytes copied.
-        moved: u64,
-    },
-    /// A blob is copied and verified.
-    BlobDone {
-        /// The blob.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-    },
+    /// A blob's copy progressed.
+    Blob(BlobCopy),
     /// A blob could not be copied; the run goes on with the others.
     BlobFailed {
         /// The blob.
@@ -475,15 +456,8 @@ impl Run<'_> {
             }
         }
         let pruned = claim == Claim::Ours;
-        for table in &TABLES[..IDENTITY_TABLES] {
-            self.copy_table(db, table, mode, pruned, &mut report)
-                .await?;
-        }
-        if mode == Mode::Copy {
-            transfer::continue_identities(self.snap, db)
-                .await
-                .map_err(rows("the identity sequences"))?;
-        }
+        self.copy_tables(db, &TABLES[..IDENTITY_TABLES], mode, pruned, &mut report)
+            .await?;
 
         // 6. The blobs.
         match (mode, to) {
@@ -497,36 +471,38 @@ impl Run<'_> {
         }
 
         // 7. The content; 8. the sequences.
-        for table in &TABLES[IDENTITY_TABLES..] {
-            self.copy_table(db, table, mode, pruned, &mut report)
-                .await?;
+        self.copy_tables(db, &TABLES[IDENTITY_TABLES..], mode, pruned, &mut report)
+            .await?;
+        report.complete = mode == Mode::Copy;
+        Ok(report)
+    }
+
+    /// Copies (or compares) `tables` in order, then moves the identity
+    /// sequences past what they hold (steps 5 and 7, each with 8).
+    async fn copy_tables(
+        &self,
+        db: &Db,
+        tables: &'static [transfer::Table],
+        mode: Mode,
+        pruned: bool,
+        report: &mut MigrateReport,
+    ) -> Result<(), MigrateError> {
+        for table in tables {
+            let mut count = transfer::copy_table(self.snap, db, table, mode, pruned)
+                .await
+                .map_err(rows(table.name))?;
+            count.removed = report.table(table.name).removed;
+            (self.emit)(&MigrateEvent::TableDone {
+                table: table.name,
+                count,
+            });
+            report.set(table.name, |c| *c = count);
         }
         if mode == Mode::Copy {
             transfer::continue_identities(self.snap, db)
                 .await
                 .map_err(rows("the identity sequences"))?;
-            report.complete = true;
         }
-        Ok(report)
-    }
-
-    async fn copy_table(
-        &self,
-        db: &Db,
-        table: &'static transfer::Table,
-        mode: Mode,
-        pruned: bool,
-        report: &mut MigrateReport,
-    ) -> Result<(), MigrateError> {
-        let mut count = transfer::copy_table(self.snap, db, table, mode, pruned)
-            .await
-            .map_err(rows(table.name))?;
-        count.removed = report.table(table.name).removed;
-        (self.emit)(&MigrateEvent::TableDone {
-            table: table.name,
-            count,
-        });
-        report.set(table.name, |c| *c = count);
         Ok(())
     }
 
@@ -658,15 +634,8 @@ impl Run<'_> {
         to: Option<&dyn BlobStore>,
     ) -> Result<(u64, u64, u64), MigrateError> {
         let (mut present, mut missing, mut bytes) = (0, 0, 0);
-        let mut after: Option<Digest> = None;
-        loop {
-            let page = self
-                .blobs
-                .blobs_after(after.as_ref(), PAGE)
-                .await
-                .map_err(MigrateError::Source)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
+        let mut pages = std::pin::pin!(self.blobs.blob_pages(PAGE));
+        while let Some(page) = pages.try_next().await.map_err(MigrateError::Source)? {
             let mut held = futures_util::stream::iter(page)
                 .map(|(digest, size)| async move {
                     let held = match to {
@@ -701,15 +670,8 @@ impl Run<'_> {
             to_copy,
             bytes_to_copy,
         });
-        let mut after: Option<Digest> = None;
-        loop {
-            let page = self
-                .blobs
-                .blobs_after(after.as_ref(), PAGE)
-                .await
-                .map_err(MigrateError::Source)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
+        let mut pages = std::pin::pin!(self.blobs.blob_pages(PAGE));
+        while let Some(page) = pages.try_next().await.map_err(MigrateError::Source)? {
             let mut copies = futures_util::stream::iter(page)
                 .map(|(digest, size)| {
                     let to = Arc::clone(&to);
@@ -729,7 +691,7 @@ impl Run<'_> {
                     Ok(Copied::Copied) => {
                         report.blobs_copied += 1;
                         report.bytes_copied += size;
-                        (self.emit)(&MigrateEvent::BlobDone { digest, size });
+                        (self.emit)(&MigrateEvent::Blob(BlobCopy::Done { digest, size }));
                     }
                     Err(reason) => {
                         (self.emit)(&MigrateEvent::BlobFailed {
@@ -789,25 +751,27 @@ fn no_metadata_dir() -> MigrateError {
     }
 }
 
+fn no_blob_dir() -> MigrateError {
+    MigrateError::NoTargetDir {
+        why: "the blobs stay on the filesystem",
+        what: "the blobs to S3 with --blob-store s3://BUCKET",
+    }
+}
+
 /// `source` must be a directory with a metadata database.
 fn check_source(source: &Path) -> Result<(), MigrateError> {
-    let reason = match std::fs::metadata(source) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".to_owned(),
-        Err(e) => {
-            return Err(MigrateError::Io {
-                action: "read",
-                path: source.to_owned(),
-                source: e,
-            });
-        }
-        Ok(m) if !m.is_dir() => "not a directory".to_owned(),
-        Ok(_) if !source.join(DATABASE_FILE).is_file() => format!("it has no {DATABASE_FILE}"),
-        Ok(_) => return Ok(()),
-    };
-    Err(MigrateError::NotADataDir {
+    let problem = crate::not_a_data_dir(source).map_err(|e| MigrateError::Io {
+        action: "read",
         path: source.to_owned(),
-        reason,
-    })
+        source: e,
+    })?;
+    match problem {
+        None => Ok(()),
+        Some(reason) => Err(MigrateError::NotADataDir {
+            path: source.to_owned(),
+            reason,
+        }),
+    }
 }
 
 /// The target must say where each part goes, and its SQLite database must
@@ -819,10 +783,7 @@ fn check_target(source: &Path, target: &MigrateTarget) -> Result<(), MigrateErro
             return Err(no_metadata_dir());
         }
         if matches!(target.blob_store, BlobStoreConfig::DataDir) {
-            return Err(MigrateError::NoTargetDir {
-                why: "the blobs stay on the filesystem",
-                what: "the blobs to S3 with --blob-store s3://BUCKET",
-            });
+            return Err(no_blob_dir());
         }
         return Ok(());
     };
@@ -882,10 +843,7 @@ async fn open_target_store(
             Arc::new(store)
         }
         BlobStoreConfig::DataDir => {
-            let dir = target.data_dir.as_ref().ok_or(MigrateError::NoTargetDir {
-                why: "the blobs stay on the filesystem",
-                what: "the blobs to S3 with --blob-store s3://BUCKET",
-            })?;
+            let dir = target.data_dir.as_ref().ok_or_else(no_blob_dir)?;
             if dry_run && !dir.join("blobs").is_dir() {
                 return Ok(None);
             }
@@ -965,10 +923,10 @@ async fn copy_blob(
             reader.len
         ));
     }
-    emit(&MigrateEvent::BlobStarted {
+    emit(&MigrateEvent::Blob(BlobCopy::Started {
         digest: digest.clone(),
         size,
-    });
+    }));
     let id = uuid::Uuid::new_v4().simple().to_string();
     let id = UploadId::parse(&id).map_err(|e| format!("upload id: {e}"))?;
     let staging = to
@@ -981,10 +939,10 @@ async fn copy_blob(
         reader.stream.inspect(move |chunk| {
             if let Ok(chunk) = chunk {
                 moved += chunk.len() as u64;
-                emit(&MigrateEvent::BlobProgress {
+                emit(&MigrateEvent::Blob(BlobCopy::Progress {
                     digest: digest.clone(),
                     moved,
-                });
+                }));
             }
         })
     };
