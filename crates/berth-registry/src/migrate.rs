@@ -220,10 +220,16 @@ pub enum MigrateError {
         source: MetaError,
     },
     /// Reading the snapshot failed.
-    #[error("cannot read the snapshot of the source: {0}")]
+    #[error(
+        "cannot read the snapshot of the source: {0}; use a `berth migrate` at least as new as \
+         the `berth serve` of the source"
+    )]
     Source(#[source] MetaError),
     /// The target database could not be opened or read.
-    #[error("cannot use the target database: {0}")]
+    #[error(
+        "cannot use the target database: {0}; check --database-url (or --data-dir) and that the \
+         database answers"
+    )]
     TargetDatabase(#[source] MetaError),
     /// A server runs on the target.
     #[error(
@@ -277,7 +283,10 @@ pub enum MigrateError {
         source: std::io::Error,
     },
     /// A worker task failed (a bug).
-    #[error("a migration worker failed: {0}")]
+    #[error(
+        "a migration worker failed: {0}; this is a bug: report it, then run the migration again \
+         (what was copied is kept)"
+    )]
     Worker(String),
 }
 
