@@ -43,23 +43,8 @@ cleanup() {
 trap cleanup EXIT
 
 export BERTH_USERNAME=admin BERTH_PASSWORD=bench-backup-password
-BERTH_ADMIN_PASSWORD=$BERTH_PASSWORD RUST_LOG=warn \
-    "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" 2>"$work/serve.log" &
-server_pid=$!
-for _ in $(seq 100); do
-    addr=$(sed -n 's/.* listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/serve.log")
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/serve.log" >&2; exit 1; }
-
-push_images() { # first last
-    for i in $(seq "$1" "$2"); do
-        head -c "$((mib * 1024 * 1024))" /dev/urandom >"$work/layer.bin"
-        "$bin" push -q "$addr/admin/image$i:1" "$work/layer.bin" >/dev/null
-    done
-    rm -f "$work/layer.bin"
-}
+. "$(dirname "$0")/lib/embedded.sh"
+start_embedded "$work/data"
 
 backup() { # label
     sync

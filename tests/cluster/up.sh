@@ -41,6 +41,15 @@
 #   BERTH_CLUSTER_ENV_FILE  once all is up, also write the variables above to
 #                           this file as `export` lines (for a caller that
 #                           runs this script in the background)
+#   BERTH_CLUSTER_MIGRATE_FROM
+#                           the data directory of an embedded registry (not
+#                           running): `berth migrate` copies it into the
+#                           cluster's database and blob store before the
+#                           nodes start, so they serve its users, tokens and
+#                           images (tests/cluster/migrate.py)
+#   BERTH_CLUSTER_PASSWORD  the administrator's password to report (default: a
+#                           new one, given to the first start); with
+#                           BERTH_CLUSTER_MIGRATE_FROM, the source's
 #
 # Everything listens on 127.0.0.1 only, on free ports.
 set -euo pipefail
@@ -100,7 +109,7 @@ pg_stop=${pg_stop#stop with: }
 lb_port=$(free_port)
 single_port=$(free_port)
 public=http://127.0.0.1:$lb_port
-password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+password=${BERTH_CLUSTER_PASSWORD:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')}
 mkdir -p "$dir/data"
 
 # The blob store: one directory, or one bucket on a moto server started here
@@ -119,6 +128,16 @@ if [[ $blobs == s3 ]]; then
     export AWS_ACCESS_KEY_ID=moto AWS_SECRET_ACCESS_KEY=moto AWS_REGION=us-east-1
     blob_args=(--blob-store s3://berth-test/cluster --s3-endpoint "$endpoint" --s3-path-style true)
     blobs_where="s3://berth-test/cluster at $endpoint (each node's --data-dir is its own)"
+fi
+
+# An embedded registry moved in before any node starts: a node's sweep
+# would remove blobs whose records are not copied yet, and the first node
+# on an empty database would create an administrator of its own.
+if [[ -n ${BERTH_CLUSTER_MIGRATE_FROM:-} ]]; then
+    migrate_args=(--from "$BERTH_CLUSTER_MIGRATE_FROM" --database-url "$db_url" --progress-interval 5)
+    if [[ $blobs == s3 ]]; then migrate_args+=("${blob_args[@]}"); else migrate_args+=(--data-dir "$dir/data"); fi
+    echo "cluster: berth migrate ${migrate_args[*]}" >&2
+    "$berth" migrate "${migrate_args[@]}" >&2 || die "berth migrate failed (above)"
 fi
 
 # The nodes, all at once (the first to reach the database creates the schema

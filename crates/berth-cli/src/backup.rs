@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use berth_client::copy::{BlobOutcome, CopyEvent};
+use berth_client::copy::CopyEvent;
 use berth_registry::backup::{self, BackupEvent, BackupOptions, BackupReport, OnBackupEvent};
 use clap::Args;
 use serde_json::json;
 
-use crate::client::progress::{Display, drive, plural, size};
+use crate::client::progress::{Display, ProgressArgs, blob_copy_event, drive, plural, size};
 use crate::client::{Output, json_text, print_out};
 
 /// Back up a registry's data directory while it serves.
@@ -54,13 +54,8 @@ pub struct BackupArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
 
-    /// Without a terminal, print a progress line this often (seconds).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    progress_interval: u64,
-
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
 
     /// The summary at the end: one line, or JSON.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -69,23 +64,17 @@ pub struct BackupArgs {
 
 /// Runs `berth backup`.
 pub fn run(args: BackupArgs) -> anyhow::Result<()> {
-    let display = Display::new(
-        "backup",
-        args.quiet,
-        Duration::from_secs(args.progress_interval.max(1)),
-    );
+    let display = args.progress.display("backup");
     let options = BackupOptions {
         jobs: usize::from(args.jobs),
     };
     let started = Instant::now();
-    let (quiet, data, dir) = (args.quiet, args.data_dir.clone(), args.dir.clone());
+    let (data, dir, notes) = (args.data_dir.clone(), args.dir.clone(), display.clone());
     let report = drive(&display, |on_event| async move {
         let on_backup: OnBackupEvent = {
             let (data, dir) = (data.clone(), dir.clone());
             Arc::new(move |event: &BackupEvent| {
-                if let Some(event) = as_copy_event(event, quiet, &data, &dir) {
-                    on_event(&event);
-                }
+                on_event(&as_copy_event(event, &notes, &data, &dir));
             })
         };
         backup::backup(&data, &dir, &options, Some(on_backup)).await
@@ -130,51 +119,37 @@ pub fn run(args: BackupArgs) -> anyhow::Result<()> {
 /// described in a line of its own.
 fn as_copy_event(
     event: &BackupEvent,
-    quiet: bool,
+    display: &Display,
     data: &std::path::Path,
     dir: &std::path::Path,
-) -> Option<CopyEvent> {
-    Some(match event {
+) -> CopyEvent {
+    match event {
         BackupEvent::Planned {
             counts,
             present,
             to_copy,
             bytes_to_copy,
         } => {
-            if !quiet {
-                eprintln!(
-                    "backup: snapshot of {}: {} repositor{}, {} manifest{}, {} blob{} ({}); {present} already in {}",
-                    data.display(),
-                    counts.repositories,
-                    if counts.repositories == 1 { "y" } else { "ies" },
-                    counts.manifests,
-                    plural(to_usize(counts.manifests)),
-                    counts.blobs,
-                    plural(to_usize(counts.blobs)),
-                    size(counts.blob_bytes),
-                    dir.display(),
-                );
-            }
+            display.note(&format!(
+                "snapshot of {}: {} repositor{}, {} manifest{}, {} blob{} ({}); {present} already in {}",
+                data.display(),
+                counts.repositories,
+                if counts.repositories == 1 { "y" } else { "ies" },
+                counts.manifests,
+                plural(to_usize(counts.manifests)),
+                counts.blobs,
+                plural(to_usize(counts.blobs)),
+                size(counts.blob_bytes),
+                dir.display(),
+            ));
             CopyEvent::Planned {
                 manifests: 0,
                 blobs: to_usize(*to_copy),
                 bytes: *bytes_to_copy,
             }
         }
-        BackupEvent::BlobStarted { digest, size } => CopyEvent::BlobStarted {
-            digest: digest.clone(),
-            size: *size,
-        },
-        BackupEvent::BlobProgress { digest, moved } => CopyEvent::BlobProgress {
-            digest: digest.clone(),
-            moved: *moved,
-        },
-        BackupEvent::BlobDone { digest, size } => CopyEvent::BlobDone {
-            digest: digest.clone(),
-            size: *size,
-            outcome: BlobOutcome::Copied,
-        },
-    })
+        BackupEvent::Blob(event) => blob_copy_event(event),
+    }
 }
 
 fn to_usize(n: u64) -> usize {

@@ -1,4 +1,4 @@
-//! The `berth` command line: `serve`, `backup`, `admin ...`, the account
+//! The `berth` command line: `serve`, `backup`, `migrate`, `admin ...`, the account
 //! commands (`token`, `password`, `org`, `robot`, `repo`), and the client
 //! commands.
 //!
@@ -19,6 +19,7 @@ mod api;
 mod backup;
 mod client;
 mod logging;
+mod migrate;
 mod notify;
 mod serve;
 
@@ -55,6 +56,8 @@ enum Command {
     Repo(account::repo::RepoArgs),
     /// Back up a registry's data directory while it serves (restore: `serve --data-dir`).
     Backup(backup::BackupArgs),
+    /// Copy an embedded registry (a data directory) to PostgreSQL and/or S3.
+    Migrate(migrate::MigrateArgs),
     /// Log in to a registry: check the credential, then store it.
     Login(client::login::LoginArgs),
     /// Log out of a registry: remove its stored credential.
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Robot(args) => account::robot::run(args),
         Command::Repo(args) => account::repo::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Login(args) => client::login::run(args),
         Command::Logout(args) => client::logout::run(args),
         Command::Push(args) => client::push::run(args),

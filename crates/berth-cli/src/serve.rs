@@ -2,7 +2,7 @@
 //! (in that order of precedence), resolved before any I/O; then the server.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,6 +199,25 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_TRUSTED_PROXIES", value_name = "CIDR,...")]
     trusted_proxies: Option<String>,
 
+    #[command(flatten)]
+    store: BlobStoreArgs,
+
+    /// Answer blob downloads with a redirect (307) to a presigned S3 URL
+    /// valid for 5 minutes, instead of streaming them through berth
+    /// [default: false].
+    ///
+    /// Clients then fetch layers from S3 directly; they must reach the
+    /// bucket's endpoint. No client credential goes to S3: the URL carries
+    /// its own signature, and clients drop `Authorization` on a redirect to
+    /// another host.
+    #[arg(long, env = "BERTH_S3_REDIRECT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    s3_redirect: Option<bool>,
+}
+
+/// Where blobs are kept: the flags `serve` and `migrate` share (keys of
+/// the same names in the TOML file).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct BlobStoreArgs {
     /// Where blobs are kept: `fs` (under --data-dir) or an S3 bucket,
     /// `s3://BUCKET[/PREFIX]` [default: fs].
     ///
@@ -223,17 +242,18 @@ pub struct ServeArgs {
     /// services need, instead of BUCKET.ENDPOINT/KEY [default: false].
     #[arg(long, env = "BERTH_S3_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     s3_path_style: Option<bool>,
+}
 
-    /// Answer blob downloads with a redirect (307) to a presigned S3 URL
-    /// valid for 5 minutes, instead of streaming them through berth
-    /// [default: false].
-    ///
-    /// Clients then fetch layers from S3 directly; they must reach the
-    /// bucket's endpoint. No client credential goes to S3: the URL carries
-    /// its own signature, and clients drop `Authorization` on a redirect to
-    /// another host.
-    #[arg(long, env = "BERTH_S3_REDIRECT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    s3_redirect: Option<bool>,
+impl BlobStoreArgs {
+    /// These settings, each where given, else `file`'s.
+    pub(crate) fn or(self, file: Self) -> Self {
+        Self {
+            blob_store: self.blob_store.or(file.blob_store),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            s3_region: self.s3_region.or(file.s3_region),
+            s3_path_style: self.s3_path_style.or(file.s3_path_style),
+        }
+    }
 }
 
 /// The TOML file: the same settings, all optional.
@@ -288,14 +308,57 @@ struct Settings {
     store_note: Option<String>,
 }
 
+/// The TOML file at `path`.
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str::<FileConfig>(&text)
+        .with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+/// Where a registry keeps its data, as a `serve` TOML file says: what
+/// `berth migrate --config` takes from the nodes' file.
+#[derive(Debug, Default)]
+pub(crate) struct StorageSettings {
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) database_url: Option<DatabaseUrl>,
+    pub(crate) store: BlobStoreArgs,
+}
+
+/// The storage settings of the TOML file at `path` (every other key is
+/// checked as `serve` checks it, and ignored).
+pub(crate) fn storage_settings(path: &Path) -> anyhow::Result<StorageSettings> {
+    let file = read_config(path)?;
+    Ok(StorageSettings {
+        data_dir: file.data_dir,
+        database_url: file.database_url,
+        store: BlobStoreArgs {
+            blob_store: file.blob_store,
+            s3_endpoint: file.s3_endpoint,
+            s3_region: file.s3_region,
+            s3_path_style: file.s3_path_style,
+        },
+    })
+}
+
+/// Refuses a database URL with a password given as a flag (`--database-url`
+/// rather than `BERTH_DATABASE_URL`, which clap reads into the same value).
+pub(crate) fn refuse_password_flag(url: Option<&DatabaseUrl>) -> anyhow::Result<()> {
+    if let Some(url) = url
+        && url.has_password()
+        && std::env::var("BERTH_DATABASE_URL").ok().as_deref() != Some(url.expose())
+    {
+        bail!(
+            "--database-url {url} carries a password, which every local user could read in the \
+             process list; give the URL in BERTH_DATABASE_URL, or the password in PGPASSWORD"
+        );
+    }
+    Ok(())
+}
+
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            toml::from_str::<FileConfig>(&text)
-                .with_context(|| format!("config file {} is not valid", path.display()))?
-        }
+        Some(path) => read_config(path)?,
         None => FileConfig::default(),
     };
     let listen = args
@@ -381,25 +444,20 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(bytes) = args.disk_reserve_bytes.or(file.disk_reserve_bytes) {
         config.disk_reserve_bytes = bytes;
     }
-    if let Some(url) = &args.database_url
-        && url.has_password()
-        && std::env::var("BERTH_DATABASE_URL").ok().as_deref() != Some(url.expose())
-    {
-        bail!(
-            "--database-url {url} carries a password, which every local user could read in the \
-             process list; give the URL in BERTH_DATABASE_URL, or the password in PGPASSWORD"
-        );
-    }
+    refuse_password_flag(args.database_url.as_ref())?;
     config.database_url = args.database_url.or(file.database_url);
     if let Some(list) = args.trusted_proxies.or(file.trusted_proxies) {
         config.trusted_proxies =
             TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
     }
+    let file_store = BlobStoreArgs {
+        blob_store: file.blob_store,
+        s3_endpoint: file.s3_endpoint,
+        s3_region: file.s3_region,
+        s3_path_style: file.s3_path_style,
+    };
     let (store, store_note) = blob_store(
-        args.blob_store.or(file.blob_store),
-        args.s3_endpoint.or(file.s3_endpoint),
-        args.s3_region.or(file.s3_region),
-        args.s3_path_style.or(file.s3_path_style),
+        args.store.or(file_store),
         args.s3_redirect.or(file.s3_redirect),
     )?;
     config.blob_store = store;
@@ -450,13 +508,16 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
 /// note to print when S3 settings were given for the filesystem store (they
 /// are ignored rather than refused, so that one config file can carry a
 /// cluster's S3 settings while a node runs on its disk).
-fn blob_store(
-    store: Option<String>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    path_style: Option<bool>,
+pub(crate) fn blob_store(
+    args: BlobStoreArgs,
     redirect: Option<bool>,
 ) -> anyhow::Result<(BlobStoreConfig, Option<String>)> {
+    let BlobStoreArgs {
+        blob_store: store,
+        s3_endpoint: endpoint,
+        s3_region: region,
+        s3_path_style: path_style,
+    } = args;
     let store = store.filter(|s| s != "fs");
     let Some(url) = store else {
         let given: Vec<&str> = [

@@ -35,12 +35,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_core::digest::Digest;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::meta::MetaError;
 use crate::meta::snapshot::{self, Snapshot, SnapshotCounts};
 use crate::store::mirror::{MirrorError, Mirrored};
-use crate::store::{BlobStore, FsStore, StoreError};
+use crate::store::{BlobCopy, BlobStore, FsStore, StoreError};
 use crate::{DATABASE_FILE, KEYS_DIR};
 
 /// Blobs read from the snapshot at a time.
@@ -89,27 +89,8 @@ pub enum BackupEvent {
         /// Their total size.
         bytes_to_copy: u64,
     },
-    /// A blob's copy started.
-    BlobStarted {
-        /// The blob.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-    },
-    /// Bytes of a blob copied so far.
-    BlobProgress {
-        /// The blob.
-        digest: Digest,
-        /// Bytes copied.
-        moved: u64,
-    },
-    /// A blob is copied and verified.
-    BlobDone {
-        /// The blob.
-        digest: Digest,
-        /// Its size.
-        size: u64,
-    },
+    /// A blob's copy progressed.
+    Blob(BlobCopy),
 }
 
 /// Receives [`BackupEvent`]s (from several threads at once).
@@ -316,20 +297,16 @@ pub async fn backup(
 
     // 2. The blobs: what is there already, then the copies.
     let (mut to_copy, mut bytes_to_copy) = (0, 0);
-    let mut after: Option<Digest> = None;
-    loop {
-        let page = snapshot
-            .blobs_after(after.as_ref(), PAGE)
-            .await
-            .map_err(copy_error)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        for (digest, size) in page {
-            if to.holds(&digest, size) {
-                report.blobs_present += 1;
-            } else {
-                to_copy += 1;
-                bytes_to_copy += size;
+    {
+        let mut pages = std::pin::pin!(snapshot.blob_pages(PAGE));
+        while let Some(page) = pages.try_next().await.map_err(copy_error)? {
+            for (digest, size) in page {
+                if to.holds(&digest, size) {
+                    report.blobs_present += 1;
+                } else {
+                    to_copy += 1;
+                    bytes_to_copy += size;
+                }
             }
         }
     }
@@ -340,46 +317,42 @@ pub async fn backup(
         bytes_to_copy,
     });
     let emit = Arc::new(emit);
-    let mut after: Option<Digest> = None;
-    loop {
-        let page = snapshot
-            .blobs_after(after.as_ref(), PAGE)
-            .await
-            .map_err(copy_error)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        let missing = page
-            .into_iter()
-            .filter(|(digest, size)| !to.holds(digest, *size));
-        let mut copies = futures_util::stream::iter(missing)
-            .map(|(digest, size)| {
-                let (from, to, emit) = (from.clone(), to.clone(), emit.clone());
-                tokio::task::spawn_blocking(move || {
-                    emit(BackupEvent::BlobStarted {
-                        digest: digest.clone(),
-                        size,
-                    });
-                    let how = from.copy_blob_to(&to, &digest, size, &mut |moved| {
-                        emit(BackupEvent::BlobProgress {
+    {
+        let mut pages = std::pin::pin!(snapshot.blob_pages(PAGE));
+        while let Some(page) = pages.try_next().await.map_err(copy_error)? {
+            let missing = page
+                .into_iter()
+                .filter(|(digest, size)| !to.holds(digest, *size));
+            let mut copies = futures_util::stream::iter(missing)
+                .map(|(digest, size)| {
+                    let (from, to, emit) = (from.clone(), to.clone(), emit.clone());
+                    tokio::task::spawn_blocking(move || {
+                        emit(BackupEvent::Blob(BlobCopy::Started {
                             digest: digest.clone(),
-                            moved,
-                        });
-                    })?;
-                    emit(BackupEvent::BlobDone {
-                        digest: digest.clone(),
-                        size,
-                    });
-                    Ok::<_, MirrorError>((how, size))
+                            size,
+                        }));
+                        let how = from.copy_blob_to(&to, &digest, size, &mut |moved| {
+                            emit(BackupEvent::Blob(BlobCopy::Progress {
+                                digest: digest.clone(),
+                                moved,
+                            }));
+                        })?;
+                        emit(BackupEvent::Blob(BlobCopy::Done {
+                            digest: digest.clone(),
+                            size,
+                        }));
+                        Ok::<_, MirrorError>((how, size))
+                    })
                 })
-            })
-            .buffer_unordered(options.jobs.max(1));
-        while let Some(done) = copies.next().await {
-            match done.map_err(|e| BackupError::Worker(e.to_string()))?? {
-                (Mirrored::Copied, size) => {
-                    report.blobs_copied += 1;
-                    report.bytes_copied += size;
+                .buffer_unordered(options.jobs.max(1));
+            while let Some(done) = copies.next().await {
+                match done.map_err(|e| BackupError::Worker(e.to_string()))?? {
+                    (Mirrored::Copied, size) => {
+                        report.blobs_copied += 1;
+                        report.bytes_copied += size;
+                    }
+                    (Mirrored::Present, _) => report.blobs_present += 1,
                 }
-                (Mirrored::Present, _) => report.blobs_present += 1,
             }
         }
     }
@@ -433,17 +406,13 @@ async fn check_free(db: &Path) -> Result<(), BackupError> {
 
 /// `data` must be a directory with a database file.
 fn check_data_dir(data: &Path) -> Result<(), BackupError> {
-    let reason = match fs::metadata(data) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => "no such directory".to_owned(),
-        Err(e) => return Err(io_error("read", data)(e)),
-        Ok(m) if !m.is_dir() => "not a directory".to_owned(),
-        Ok(_) if !data.join(DATABASE_FILE).is_file() => format!("it has no {DATABASE_FILE}"),
-        Ok(_) => return Ok(()),
-    };
-    Err(BackupError::NotADataDir {
-        path: data.to_owned(),
-        reason,
-    })
+    match crate::not_a_data_dir(data).map_err(io_error("read", data))? {
+        None => Ok(()),
+        Some(reason) => Err(BackupError::NotADataDir {
+            path: data.to_owned(),
+            reason,
+        }),
+    }
 }
 
 /// `dest` must be missing, empty, or a previous backup not in use; it is

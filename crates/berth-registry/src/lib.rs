@@ -18,6 +18,7 @@ pub mod identity;
 pub mod manifest;
 pub mod meta;
 pub mod metrics;
+pub mod migrate;
 pub mod policy;
 pub mod server;
 pub mod store;
@@ -200,6 +201,23 @@ impl Registry {
 pub const DATABASE_FILE: &str = "berth.db";
 /// The signing keys' directory under the data directory (`auth::keys`).
 pub const KEYS_DIR: &str = "keys";
+
+/// Why `dir` is not the data directory of an embedded registry (none, no
+/// `berth.db` in it), or `None` when it is one: what `berth backup` and
+/// `berth migrate` check their source with.
+pub fn not_a_data_dir(dir: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Some("no such directory".to_owned()))
+        }
+        Err(e) => Err(e),
+        Ok(m) if !m.is_dir() => Ok(Some("not a directory".to_owned())),
+        Ok(_) if !dir.join(DATABASE_FILE).is_file() => {
+            Ok(Some(format!("it has no {DATABASE_FILE}")))
+        }
+        Ok(_) => Ok(None),
+    }
+}
 
 /// The administrator created on first start.
 pub const ADMIN_USER: &str = "admin";

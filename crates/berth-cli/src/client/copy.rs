@@ -11,7 +11,7 @@ use berth_core::{Digest, Platform, Reference, TagOrDigest};
 use clap::Args;
 use serde_json::json;
 
-use super::progress::{Display, drive, plural, size};
+use super::progress::{ProgressArgs, drive, plural, size};
 use super::tags::parse_reference;
 use super::{Common, Output, connect, json_text, print_out};
 
@@ -77,13 +77,8 @@ pub struct CopyArgs {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: Option<u64>,
 
-    /// Without a terminal, print a progress line this often (seconds).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    progress_interval: u64,
-
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
 
     /// The summary at the end: one line, or JSON.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -114,11 +109,7 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         jobs: usize::from(args.jobs),
         upload: super::upload_options(args.chunk_size),
     };
-    let display = Display::new(
-        "copy",
-        args.quiet,
-        Duration::from_secs(args.progress_interval.max(1)),
-    );
+    let display = args.progress.display("copy");
     let started = Instant::now();
     let result = drive(&display, |on_event| async {
         copy::copy(

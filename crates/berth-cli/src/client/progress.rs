@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use berth_client::copy::{BlobOutcome, CopyEvent, OnEvent};
 use berth_core::Digest;
+use berth_registry::store::BlobCopy;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `s` after a count other than 1.
@@ -31,6 +32,30 @@ pub(crate) fn size(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The progress flags of every command that moves blobs (`copy`, `push`,
+/// `pull`, `backup`, `migrate`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ProgressArgs {
+    /// Without a terminal, print a progress line this often (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    progress_interval: u64,
+
+    /// No progress output.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+impl ProgressArgs {
+    /// The display these flags ask for, its lines starting with `verb`.
+    pub(crate) fn display(&self, verb: &'static str) -> Display {
+        Display::new(
+            verb,
+            self.quiet,
+            Duration::from_secs(self.progress_interval.max(1)),
+        )
     }
 }
 
@@ -186,6 +211,18 @@ impl Display {
         }
     }
 
+    /// A line of its own (`<verb>: <line>`) about the transfer, above the
+    /// bars on a terminal; nothing when quiet.
+    pub(crate) fn note(&self, line: &str) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Bars(multi) => {
+                let _ = multi.println(format!("{}: {line}", self.verb));
+            }
+            Mode::Lines => eprintln!("{}: {line}", self.verb),
+        }
+    }
+
     /// Without a terminal: a line with the rate every interval.
     pub(crate) async fn tick_forever(&self) {
         let verb = self.verb;
@@ -230,6 +267,25 @@ impl Display {
         for (_, bar) in state.bars.drain() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A blob copied by `backup` or `migrate`, as the display shows a copy's blob.
+pub(crate) fn blob_copy_event(event: &BlobCopy) -> CopyEvent {
+    match event {
+        BlobCopy::Started { digest, size } => CopyEvent::BlobStarted {
+            digest: digest.clone(),
+            size: *size,
+        },
+        BlobCopy::Progress { digest, moved } => CopyEvent::BlobProgress {
+            digest: digest.clone(),
+            moved: *moved,
+        },
+        BlobCopy::Done { digest, size } => CopyEvent::BlobDone {
+            digest: digest.clone(),
+            size: *size,
+            outcome: BlobOutcome::Copied,
+        },
     }
 }
 

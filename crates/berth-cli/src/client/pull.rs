@@ -4,13 +4,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use berth_client::artifact;
 use clap::Args;
 
-use super::progress::{Display, drive, plural, size};
+use super::progress::{ProgressArgs, drive, plural, size};
 use super::push::report_json;
 use super::tags::parse_reference;
 use super::{Common, Output, connect, json_text, print_out};
@@ -44,13 +43,8 @@ pub struct PullArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
 
-    /// Without a terminal, print a progress line this often (seconds).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    progress_interval: u64,
-
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
 
     /// The summary at the end: one line per file, or JSON.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -69,11 +63,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let shown = reference.to_string();
     let dir = args.dir.clone();
     let jobs = usize::from(args.jobs);
-    let display = Display::new(
-        "pull",
-        args.quiet,
-        Duration::from_secs(args.progress_interval.max(1)),
-    );
+    let display = args.progress.display("pull");
     let report = drive(&display, |on_event| async move {
         artifact::pull(client, &repo, &target, &dir, jobs, Some(on_event)).await
     })?

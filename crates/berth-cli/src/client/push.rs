@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_client::artifact::{
@@ -15,7 +14,7 @@ use berth_core::media_type::MediaType;
 use clap::Args;
 use serde_json::json;
 
-use super::progress::{Display, drive, plural, size};
+use super::progress::{ProgressArgs, drive, plural, size};
 use super::tags::parse_reference;
 use super::{Common, Output, connect, json_text, print_out};
 
@@ -66,13 +65,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: Option<u64>,
 
-    /// Without a terminal, print a progress line this often (seconds).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    progress_interval: u64,
-
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
 
     /// The summary at the end: one line, or JSON.
     #[arg(long, value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
@@ -121,11 +115,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let repo = reference.repository().clone();
     let target = reference.tag_or_digest();
     let shown = reference.to_string();
-    let display = Display::new(
-        "push",
-        args.quiet,
-        Duration::from_secs(args.progress_interval.max(1)),
-    );
+    let display = args.progress.display("push");
     let report = drive(&display, |on_event| async move {
         artifact::push(client, &repo, &target, &files, &options, Some(on_event)).await
     })?

@@ -28,6 +28,7 @@ mod inspect;
 mod interop;
 mod manifest_blob;
 mod messages;
+mod migrate;
 mod oras;
 mod podman;
 mod resume;

@@ -432,9 +432,7 @@ impl KeyStore {
     /// The root certificate and key as they are in the directory: whether
     /// `files` (from [`read_files`]) hold the same root as this store.
     pub fn same_root(&self, files: &[(String, Vec<u8>)]) -> bool {
-        files.iter().any(|(name, content)| {
-            name == ROOT_CRT && content.as_slice() == self.root.pem.as_bytes()
-        })
+        root_certificate(files) == Some(self.root.pem.as_bytes())
     }
 
     /// Held while this process copies keys from or to the shared database.
@@ -826,6 +824,16 @@ fn is_key_file(name: &str) -> bool {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
         })
+}
+
+/// The root certificate (PEM) among the key files `files` (from
+/// [`read_files`]). The root never changes after the first start: it names
+/// the registry whose tokens the keys sign.
+pub fn root_certificate(files: &[(String, Vec<u8>)]) -> Option<&[u8]> {
+    files
+        .iter()
+        .find(|(name, _)| name == ROOT_CRT)
+        .map(|(_, content)| content.as_slice())
 }
 
 /// Every key file of the directory `dir` (see the module doc), by its path

@@ -66,6 +66,19 @@ pub enum Engine {
     Postgres,
 }
 
+impl Engine {
+    /// What an `INSERT` that gives the values of an identity column
+    /// `GENERATED ALWAYS` (revocations) says between its columns and
+    /// `VALUES` (PostgreSQL refuses given values otherwise; SQLite has no
+    /// such column and no such clause).
+    pub fn overriding_identity(self) -> &'static str {
+        match self {
+            Self::Postgres => "OVERRIDING SYSTEM VALUE",
+            Self::Sqlite => "",
+        }
+    }
+}
+
 impl Db {
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Self, MetaError> {
@@ -110,6 +123,56 @@ impl Db {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self::Postgres(pool))
+    }
+
+    /// Connects to the PostgreSQL database `url` without migrating it: to
+    /// look at a database without changing it (`berth migrate --dry-run`).
+    pub async fn connect_postgres(url: &str) -> Result<Self, MetaError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self::Postgres(pool))
+    }
+
+    /// Opens the existing SQLite database at `path` read-only, without
+    /// migrating it: to look at a database without changing it.
+    pub async fn open_sqlite_read_only(path: &Path) -> Result<Self, MetaError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// Whether the table `name` exists: a database no berth has migrated
+    /// yet has none of berth's.
+    pub async fn has_table(&self, name: &str) -> Result<bool, sqlx::Error> {
+        let sql = match self.engine() {
+            Engine::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Engine::Postgres => {
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1"
+            }
+        };
+        let n: i64 = query_scalar(sql).bind(name).fetch_one(self).await?;
+        Ok(n > 0)
+    }
+
+    /// Closes every connection of the pool (waiting for those in use).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Which engine this is.
@@ -327,6 +390,51 @@ impl Tx {
             q = q.bind(*key);
         }
         q.execute(self).await.map(|_| ())
+    }
+
+    /// Makes the next id `table` hands out larger than every id it holds
+    /// and than `at_least`, after rows were inserted with their ids given
+    /// (`meta/transfer.rs`). PostgreSQL's identity sequences do not move
+    /// for given ids; SQLite's `INTEGER PRIMARY KEY` continues after the
+    /// largest id by itself, and an `AUTOINCREMENT` table (revocations)
+    /// after the largest it ever handed out, which `at_least` raises.
+    /// `table` is one of the schema's table names, never outside input.
+    pub async fn continue_identity(
+        &mut self,
+        table: &'static str,
+        at_least: i64,
+    ) -> Result<(), sqlx::Error> {
+        match self.engine() {
+            Engine::Postgres => {
+                // Safe: `table` is a fixed name of the schema.
+                query(sqlx::AssertSqlSafe(format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                     GREATEST(COALESCE((SELECT max(id) FROM {table}), 0), $1) + 1, false)"
+                )))
+                .bind(at_least)
+                .execute(self)
+                .await?;
+            }
+            // Only an AUTOINCREMENT table has a row in `sqlite_sequence`,
+            // and only once a row was inserted: a target whose source pruned
+            // every revocation record has none yet.
+            Engine::Sqlite if at_least > 0 => {
+                query(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT $1, 0 \
+                     WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = $1)",
+                )
+                .bind(table)
+                .execute(&mut *self)
+                .await?;
+                query("UPDATE sqlite_sequence SET seq = max(seq, $1) WHERE name = $2")
+                    .bind(at_least)
+                    .bind(table)
+                    .execute(self)
+                    .await?;
+            }
+            Engine::Sqlite => {}
+        }
+        Ok(())
     }
 
     /// Tells the other nodes, at commit, that `repository` changed (on

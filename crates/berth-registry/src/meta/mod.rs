@@ -18,6 +18,7 @@ pub mod revocation_sql;
 pub mod scratch;
 pub mod snapshot;
 pub mod sql;
+pub mod transfer;
 pub mod url;
 
 use async_trait::async_trait;

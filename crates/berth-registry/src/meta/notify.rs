@@ -13,8 +13,8 @@ use std::time::Duration;
 use berth_core::name::RepositoryName;
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::MetaStore;
-use super::db::CHANGES_CHANNEL;
+use super::db::{CHANGES_CHANNEL, Db, Engine, query_scalar};
+use super::{MetaError, MetaStore};
 use crate::Registry;
 
 /// How long the listener waits before it connects again after a failure.
@@ -39,6 +39,26 @@ pub async fn run_listener(r: Registry) {
         r.meta.forget_all_cached();
         tokio::time::sleep(RETRY).await;
     }
+}
+
+/// How many other sessions listen for change notices on the database of
+/// `db`: `berth serve` nodes running on it (each keeps one such connection
+/// open while it runs). 0 on SQLite. PostgreSQL shows the last statement of
+/// a session only to its own role and to monitoring roles: nodes connected
+/// as another role are not seen.
+pub async fn listening_nodes(db: &Db) -> Result<u64, MetaError> {
+    if db.engine() != Engine::Postgres {
+        return Ok(0);
+    }
+    let n: i64 = query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()
+            AND query LIKE 'LISTEN %' AND strpos(query, $1) > 0",
+    )
+    .bind(CHANGES_CHANNEL)
+    .fetch_one(db)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// One listening connection: returns when it is lost.

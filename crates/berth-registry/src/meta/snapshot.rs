@@ -24,6 +24,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use berth_core::digest::Digest;
+use futures_util::Stream;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
@@ -192,6 +193,19 @@ impl Snapshot {
             .collect()
     }
 
+    /// Every referenced blob with its size, in digest order, `page` at a
+    /// time: [`Snapshot::blobs_after`] followed to the end.
+    pub fn blob_pages(
+        &self,
+        page: u32,
+    ) -> impl Stream<Item = Result<Vec<(Digest, u64)>, MetaError>> + '_ {
+        futures_util::stream::try_unfold(None::<Digest>, move |after| async move {
+            let blobs = self.blobs_after(after.as_ref(), page).await?;
+            let next = blobs.last().map(|(digest, _)| Some(digest.clone()));
+            Ok(next.map(|next| (blobs, next)))
+        })
+    }
+
     /// Whether the snapshot references the blob `digest` (every blob record
     /// of a copy is referenced).
     pub async fn references_blob(&self, digest: &Digest) -> Result<bool, MetaError> {
@@ -320,6 +334,10 @@ mod tests {
             snapshot.blobs_after(None, 10).await.unwrap(),
             vec![(kept.clone(), 4)]
         );
+        let pages: Vec<_> = futures_util::TryStreamExt::try_collect(snapshot.blob_pages(1))
+            .await
+            .unwrap();
+        assert_eq!(pages, vec![vec![(kept.clone(), 4)]]);
         assert!(snapshot.references_blob(&kept).await.unwrap());
         assert!(!snapshot.references_blob(&gone).await.unwrap());
         snapshot.close().await.unwrap();

@@ -81,6 +81,33 @@ impl StoreError {
     }
 }
 
+/// Progress of one blob copied from one store to another, as `berth
+/// backup` and `berth migrate` report it to their caller.
+#[derive(Debug, Clone)]
+pub enum BlobCopy {
+    /// The copy started.
+    Started {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// Bytes of it copied so far.
+    Progress {
+        /// The blob.
+        digest: Digest,
+        /// Bytes copied.
+        moved: u64,
+    },
+    /// Copied and verified.
+    Done {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+}
+
 /// An inclusive byte range `start..=end` of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {

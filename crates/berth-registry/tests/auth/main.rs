@@ -24,6 +24,8 @@
 //! - `revocation`: a change of rights reaches the tokens already issued.
 //! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
 //!   their repositories.
+//! - `migrate`: `berth migrate` from an embedded registry into the suite's
+//!   backend; the target serves every tag, blob, login and token.
 //! - `self_service`: users' own tokens and passwords, organisation owners'
 //!   members, robots and visibility, decided by policy without an existence
 //!   oracle; the administrator's lists and deletions.
@@ -41,6 +43,7 @@ mod cluster;
 mod gate;
 mod health;
 mod jwt;
+mod migrate;
 mod mount;
 mod oracle;
 mod pat_limits;

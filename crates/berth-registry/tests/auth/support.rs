@@ -68,14 +68,32 @@ impl TestApp {
     /// A registry with the defaults changed by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let database = ScratchDatabase::from_env().await.unwrap();
+        let app = Self::launch(dir, database, configure).await;
+        assert_eq!(format!("http://{}", app.service), app.base);
+        app
+    }
+
+    /// A registry on the embedded SQLite database whatever
+    /// `BERTH_TEST_DATABASE_URL` says: what `berth migrate` copies from.
+    pub async fn start_embedded() -> Self {
+        Self::launch(tempfile::tempdir().unwrap(), None, |_| {}).await
+    }
+
+    /// A registry on `dir` and `database` (when given), which may hold a
+    /// registry already (a migration's target), with the defaults changed
+    /// by `configure`; `admin` is created only on a registry without users.
+    pub async fn launch(
+        dir: TempDir,
+        database: Option<ScratchDatabase>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let mut config = Config::new(base.clone());
         configure(&mut config);
         let service = config.service.clone();
-        assert_eq!(service, addr.to_string());
-        let database = ScratchDatabase::from_env().await.unwrap();
         config.database_url = database.as_ref().map(|d| d.url().clone());
         let registry = Registry::open(dir.path(), config).await.unwrap();
         registry
