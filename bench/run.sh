@@ -860,12 +860,15 @@ section_catalog_pg() {
 # of those nodes directly and through a second haproxy frontend to it alone,
 # in the same run, alternating. The three share the machine's cores with the
 # load generator and haproxy: the question is what coordinating nodes costs,
-# not whether three nodes on one machine go faster.
+# not whether three nodes on one machine go faster. Each node's PostgreSQL
+# pool is 4 connections (--database-max-connections): with PostgreSQL on
+# the same two cores, 16 per node (the default) made GET manifest slower on
+# one node and on three (BENCHMARKS.md, 2026-12-03).
 section_cluster() {
     log "== cluster: GET manifest, HEAD blob: 3 nodes on PostgreSQL behind haproxy; one node directly; one node behind haproxy"
     local envf=$TMP/cluster.env pid t layer cfg test conns r out rps p99 mean bad what tool code
     local -A TGT LABEL
-    BERTH="$BERTH" BERTH_CLUSTER_SERVE_ARGS="${BERTH_OPEN[*]}" BERTH_CLUSTER_ENV_FILE=$envf RUST_LOG=warn \
+    BERTH="$BERTH" BERTH_CLUSTER_SERVE_ARGS="${BERTH_OPEN[*]} --database-max-connections 4" BERTH_CLUSTER_ENV_FILE=$envf RUST_LOG=warn \
         bash "$ROOT/tests/cluster/up.sh" >"$TMP/cluster.log" 2>&1 &
     pid=$!
     track "$pid"

@@ -55,6 +55,11 @@ pub struct Config {
     /// under the data directory (the default), or a PostgreSQL database that
     /// several nodes share.
     pub database_url: Option<DatabaseUrl>,
+    /// Connections this node opens to PostgreSQL at most (its pool). Every
+    /// node's pool counts against the server's `max_connections` (100 by
+    /// default); on a machine whose cores PostgreSQL shares, fewer are
+    /// faster (BENCHMARKS.md, cluster). Unused with SQLite.
+    pub database_max_connections: u32,
     /// Where blob bytes are kept: the data directory (the default) or S3.
     pub blob_store: BlobStoreConfig,
 }
@@ -101,6 +106,7 @@ impl Config {
             disk_reserve_bytes: 16 * 1024 * 1024,
             blob_store: BlobStoreConfig::DataDir,
             database_url: None,
+            database_max_connections: crate::meta::db::PG_MAX_CONNECTIONS,
             public_url,
         }
     }

@@ -120,7 +120,9 @@ impl Registry {
         };
         let meta = match &config.database_url {
             None => SqlMeta::open(&data_dir.join(DATABASE_FILE)).await?,
-            Some(url) => SqlMeta::open_postgres(url.expose()).await?,
+            Some(url) => {
+                SqlMeta::open_postgres_with(url.expose(), config.database_max_connections).await?
+            }
         };
         let meta = meta
             .with_new_repositories_public(config.new_repositories_public)

@@ -125,6 +125,31 @@ fn serve_on_a_port_in_use_is_one_line() {
     );
 }
 
+/// A PostgreSQL pool of no connection is refused before anything starts,
+/// saying what the least is.
+#[test]
+fn a_database_pool_of_zero_connections_is_refused_in_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let cli = Cli::new(home.path());
+    let data = tempfile::tempdir().unwrap();
+    let line = one_line(
+        &cli,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data.path().display().to_string(),
+            "--database-max-connections",
+            "0",
+        ],
+    );
+    assert_eq!(
+        line.trim_end(),
+        "berth: database_max_connections must be at least 1 (a node needs a connection to PostgreSQL)"
+    );
+}
+
 /// The first start prints commands that work for the administrator it just
 /// created: log in, then push into the administrator's own namespace.
 #[test]

@@ -45,8 +45,9 @@ use super::MetaError;
 /// The PostgreSQL channel on which writes name the repository they changed.
 pub const CHANGES_CHANNEL: &str = "berth_changes";
 
-/// Connections a PostgreSQL pool opens at most (per node).
-const PG_MAX_CONNECTIONS: u32 = 16;
+/// Connections a node's PostgreSQL pool opens at most, unless configured
+/// (`Config::database_max_connections`).
+pub const PG_MAX_CONNECTIONS: u32 = 16;
 
 /// The metadata database: a connection pool of one engine.
 #[derive(Debug, Clone)]
@@ -115,9 +116,15 @@ impl Db {
     /// migrates it. Several nodes may start at once: the migrator holds an
     /// advisory lock while it runs.
     pub async fn open_postgres(url: &str) -> Result<Self, MetaError> {
+        Self::open_postgres_with(url, PG_MAX_CONNECTIONS).await
+    }
+
+    /// [`Db::open_postgres`] with a pool of at most `max_connections`
+    /// connections (at least one).
+    pub async fn open_postgres_with(url: &str, max_connections: u32) -> Result<Self, MetaError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(PG_MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;

@@ -76,6 +76,13 @@ impl SqlMeta {
         Ok(Self::new(Db::open_postgres(url).await?))
     }
 
+    /// [`SqlMeta::open_postgres`] with a pool of at most `max_connections`.
+    pub async fn open_postgres_with(url: &str, max_connections: u32) -> Result<Self, MetaError> {
+        Ok(Self::new(
+            Db::open_postgres_with(url, max_connections).await?,
+        ))
+    }
+
     /// Sets how long the tokens this registry issues live, which is how long
     /// a revocation record must be kept.
     pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
