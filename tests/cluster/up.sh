@@ -116,6 +116,9 @@ mkdir -p "$dir/data"
 # (.ci/s3 prints its endpoint, then serves until it is stopped).
 blob_args=() blobs_where="$dir/data (one data directory for all nodes)"
 if [[ $blobs == s3 ]]; then
+    # The file exists before the server's shell opens it: the loop below
+    # may read it first.
+    : >"$dir/s3.out"
     bash "$root/.ci/s3" >"$dir/s3.out" 2>"$dir/s3.log" &
     pids+=($!)
     for ((t = 0; t < 300; t++)); do
