@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use berth_client::copy::CopyEvent;
 use berth_registry::backup::{self, BackupEvent, BackupOptions, BackupReport, OnBackupEvent};
+use berth_registry::meta::snapshot::SnapshotCounts;
 use clap::Args;
 use serde_json::json;
 
-use crate::client::progress::{Display, ProgressArgs, blob_copy_event, drive, plural, size};
+use crate::client::progress::{
+    Display, ProgressArgs, blob_copy_event, drive, plural, size, to_usize,
+};
 use crate::client::{Output, json_text, print_out};
 
 /// Back up a registry's data directory while it serves.
@@ -131,14 +134,9 @@ fn as_copy_event(
             bytes_to_copy,
         } => {
             display.note(&format!(
-                "snapshot of {}: {} repositor{}, {} manifest{}, {} blob{} ({}); {present} already in {}",
+                "snapshot of {}: {} ({}); {present} already in {}",
                 data.display(),
-                counts.repositories,
-                if counts.repositories == 1 { "y" } else { "ies" },
-                counts.manifests,
-                plural(to_usize(counts.manifests)),
-                counts.blobs,
-                plural(to_usize(counts.blobs)),
+                content(counts),
                 size(counts.blob_bytes),
                 dir.display(),
             ));
@@ -152,8 +150,17 @@ fn as_copy_event(
     }
 }
 
-fn to_usize(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
+/// `20 repositories, 40 manifests, 60 blobs`: what a snapshot holds.
+fn content(counts: &SnapshotCounts) -> String {
+    format!(
+        "{} repositor{}, {} manifest{}, {} blob{}",
+        counts.repositories,
+        if counts.repositories == 1 { "y" } else { "ies" },
+        counts.manifests,
+        plural(to_usize(counts.manifests)),
+        counts.blobs,
+        plural(to_usize(counts.blobs)),
+    )
 }
 
 /// `20 repositories, 40 manifests, 60 blobs: 20 copied (1.0 GiB), 40 already
@@ -183,13 +190,8 @@ fn summary(report: &BackupReport, elapsed: Duration) -> String {
     }
     let rate = report.bytes_copied as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
     format!(
-        "{} repositor{}, {} manifest{}, {} blob{}: {blobs}; {}; {:.1} s, {rate:.1} MB/s",
-        counts.repositories,
-        if counts.repositories == 1 { "y" } else { "ies" },
-        counts.manifests,
-        plural(to_usize(counts.manifests)),
-        counts.blobs,
-        plural(to_usize(counts.blobs)),
+        "{}: {blobs}; {}; {:.1} s, {rate:.1} MB/s",
+        content(counts),
         notes.join("; "),
         elapsed.as_secs_f64(),
     )
@@ -197,7 +199,6 @@ fn summary(report: &BackupReport, elapsed: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use berth_registry::meta::snapshot::SnapshotCounts;
 
     use super::*;
 

@@ -22,7 +22,9 @@ use berth_registry::{BlobStoreConfig, DATABASE_FILE};
 use clap::Args;
 use serde_json::json;
 
-use crate::client::progress::{Display, ProgressArgs, blob_copy_event, drive, plural, size};
+use crate::client::progress::{
+    Display, ProgressArgs, blob_copy_event, drive, plural, size, to_usize,
+};
 use crate::client::{Output, json_text, print_out};
 use crate::serve::{
     BlobStoreArgs, StorageSettings, blob_store, refuse_password_flag, storage_settings,
@@ -253,10 +255,6 @@ fn rows_line(count: &TableCount) -> String {
         "{} copied, {} already there, {} updated, {} removed",
         count.copied, count.present, count.updated, count.removed
     )
-}
-
-fn to_usize(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn keys_word(keys: KeysOutcome, dry_run: bool) -> &'static str {

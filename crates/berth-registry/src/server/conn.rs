@@ -286,7 +286,13 @@ impl<S> Watched<S> {
         }
     }
 
+    /// Keeps the reader's waker for [`Conn::end`], which wakes it on HTTP/2
+    /// only: an HTTP/1 read takes no lock for it. (HTTP/2 is known from the
+    /// first request, which begins in this task before its next read.)
     fn remember_waker(&self, cx: &Context<'_>) {
+        if !self.conn.http2.load(Ordering::Relaxed) {
+            return;
+        }
         let mut slot = self
             .conn
             .read_waker
