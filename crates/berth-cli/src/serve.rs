@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_registry::config::GcConfig;
+use berth_registry::gc::retention::{Policy, PolicyText};
 use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::server::proxy::TrustedProxies;
 use berth_registry::server::tls::CertStore;
@@ -71,7 +73,10 @@ pub struct ServeArgs {
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
     /// max_connections, tls_cert, tls_key, max_uploads_per_user,
     /// max_uploads_per_repository, disk_reserve_bytes, trusted_proxies,
-    /// blob_store, s3_endpoint, s3_region, s3_path_style, s3_redirect).
+    /// blob_store, s3_endpoint, s3_region, s3_path_style, s3_redirect,
+    /// gc_delay_secs, gc_untagged_delay_secs, gc_keep_untagged,
+    /// gc_keep_referrers, gc_interval_secs), and `[[retention]]` tables: the
+    /// retention policies (deploy/berth.toml and the README show them).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -221,6 +226,35 @@ pub struct ServeArgs {
     /// another host.
     #[arg(long, env = "BERTH_S3_REDIRECT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     s3_redirect: Option<bool>,
+
+    /// Seconds a blob stays unreferenced before the garbage collector
+    /// reclaims it [default: 86400].
+    ///
+    /// A push uploads its layers before the manifest naming them, and a
+    /// client that found a blob present may push a manifest naming it
+    /// later: both must fit in the delay. 0 is for tests.
+    #[arg(long, env = "BERTH_GC_DELAY_SECS", value_name = "SECS")]
+    gc_delay_secs: Option<u64>,
+
+    /// Seconds a manifest stays untagged (and unreferenced: no index, no
+    /// artifact naming it) before it is collected [default: 86400].
+    #[arg(long, env = "BERTH_GC_UNTAGGED_DELAY_SECS", value_name = "SECS")]
+    gc_untagged_delay_secs: Option<u64>,
+
+    /// Keep untagged manifests: only tags removed by hand or by a retention
+    /// policy, and blobs, are then reclaimed [default: false].
+    #[arg(long, env = "BERTH_GC_KEEP_UNTAGGED", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    gc_keep_untagged: Option<bool>,
+
+    /// Keep referrers (signatures, SBOMs) whose subject manifest is gone
+    /// [default: false: they go with it].
+    #[arg(long, env = "BERTH_GC_KEEP_REFERRERS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    gc_keep_referrers: Option<bool>,
+
+    /// Seconds between garbage collections (decimals allowed, e.g. 0.5); 0
+    /// collects only on demand (`berth admin gc run`) [default: 600].
+    #[arg(long, env = "BERTH_GC_INTERVAL_SECS", value_name = "SECS")]
+    gc_interval_secs: Option<f64>,
 }
 
 /// Where blobs are kept: the flags `serve` and `migrate` share (keys of
@@ -299,6 +333,14 @@ struct FileConfig {
     s3_region: Option<String>,
     s3_path_style: Option<bool>,
     s3_redirect: Option<bool>,
+    gc_delay_secs: Option<u64>,
+    gc_untagged_delay_secs: Option<u64>,
+    gc_keep_untagged: Option<bool>,
+    gc_keep_referrers: Option<bool>,
+    gc_interval_secs: Option<f64>,
+    /// Retention policies (`[[retention]]`), the first matching a repository governing it.
+    #[serde(default)]
+    retention: Vec<PolicyText>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -316,6 +358,39 @@ struct Settings {
     tls: Option<Arc<CertStore>>,
     /// Said at start: S3 settings ignored for the filesystem store.
     store_note: Option<String>,
+}
+
+/// The garbage collector's settings: flags, else the file's keys.
+fn gc_config(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<GcConfig> {
+    let mut gc = GcConfig::default();
+    if let Some(secs) = args.gc_delay_secs.or(file.gc_delay_secs) {
+        gc.delay = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.gc_untagged_delay_secs.or(file.gc_untagged_delay_secs) {
+        gc.untagged_delay = Some(Duration::from_secs(secs));
+    }
+    if args.gc_keep_untagged.or(file.gc_keep_untagged) == Some(true) {
+        gc.untagged_delay = None;
+    }
+    if let Some(keep) = args.gc_keep_referrers.or(file.gc_keep_referrers) {
+        gc.keep_referrers = keep;
+    }
+    if let Some(secs) = args.gc_interval_secs.or(file.gc_interval_secs) {
+        gc.interval = match secs {
+            0.0 => None,
+            s if s.is_finite() && s >= 0.01 => Some(Duration::from_secs_f64(s)),
+            s => bail!(
+                "gc interval {s} s: give 0 (on demand only) or at least 0.01 seconds, e.g. 600"
+            ),
+        };
+    }
+    gc.retention = file
+        .retention
+        .iter()
+        .map(Policy::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(gc)
 }
 
 /// The TOML file at `path`.
@@ -371,6 +446,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         Some(path) => read_config(path)?,
         None => FileConfig::default(),
     };
+    let gc = gc_config(&args, &file)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -467,6 +543,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         }
         config.database_max_connections = n;
     }
+    config.gc = gc;
     if let Some(list) = args.trusted_proxies.or(file.trusted_proxies) {
         config.trusted_proxies =
             TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;

@@ -62,6 +62,41 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Where blob bytes are kept: the data directory (the default) or S3.
     pub blob_store: BlobStoreConfig,
+    /// The garbage collector: delays, schedule, retention policies.
+    pub gc: GcConfig,
+}
+
+/// The garbage collector's settings (`gc/`).
+#[derive(Debug, Clone)]
+pub struct GcConfig {
+    /// How long a blob (or a repository's link to one) stays unreferenced
+    /// before it is reclaimed: a push uploads its blobs before the manifest
+    /// that names them, and a client may `HEAD` a blob and push a manifest
+    /// naming it later. Default 24 h; 0 for tests.
+    pub delay: Duration,
+    /// How long a manifest stays untagged (and unreferenced) before it is
+    /// collected; `None` keeps untagged manifests. Default 24 h.
+    pub untagged_delay: Option<Duration>,
+    /// Whether a referrer (a signature, an SBOM) stays when its subject
+    /// goes; by default it goes with it.
+    pub keep_referrers: bool,
+    /// How often the collector runs on its own; `None`: only on demand
+    /// (`berth admin gc run`, `POST /api/v1/gc`). Default 10 minutes.
+    pub interval: Option<Duration>,
+    /// Retention policies, the first matching a repository governing it.
+    pub retention: Vec<crate::gc::retention::Policy>,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_secs(24 * 60 * 60),
+            untagged_delay: Some(Duration::from_secs(24 * 60 * 60)),
+            keep_referrers: false,
+            interval: Some(Duration::from_secs(10 * 60)),
+            retention: Vec::new(),
+        }
+    }
 }
 
 /// Where blob bytes are kept.
@@ -107,6 +142,7 @@ impl Config {
             blob_store: BlobStoreConfig::DataDir,
             database_url: None,
             database_max_connections: crate::meta::db::PG_MAX_CONNECTIONS,
+            gc: GcConfig::default(),
             public_url,
         }
     }

@@ -22,6 +22,7 @@ pub mod migrate;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -72,6 +73,8 @@ pub struct Registry {
     pub disk: Arc<DiskSpace>,
     /// Counters served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The garbage collector's state on this node (pull times, the running collection).
+    pub gc: Arc<gc::collector::GcState>,
 }
 
 /// The set of upload sessions being written to, shared by the handlers.
@@ -153,6 +156,7 @@ impl Registry {
             busy_uploads: BusyUploads::default(),
             disk,
             metrics: Arc::default(),
+            gc: Arc::default(),
         })
     }
 
@@ -244,11 +248,21 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(gc::run_sweep(registry.clone()));
+    let collector = tokio::spawn(gc::collector::run_schedule(registry.clone()));
+    let pull_times = tokio::spawn(gc::pulls::run_flush(registry.clone()));
     let revocation_refresh = tokio::spawn(auth::revocation::run_refresh(registry.clone()));
     let change_listener = tokio::spawn(meta::notify::run_listener(registry.clone()));
     let key_refresh = tokio::spawn(auth::key_sync::run_refresh(registry.clone()));
+    let last_flush = registry.clone();
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
+    collector.abort();
+    pull_times.abort();
+    // Pulls noted since the last write are not lost with the process.
+    let sql = meta::gc_sql::GcSql::new(last_flush.db.clone());
+    if let Err(e) = last_flush.gc.pulls.flush(&sql, clock::now_unix()).await {
+        tracing::warn!(error = %e, "writing pull times at shutdown failed");
+    }
     revocation_refresh.abort();
     change_listener.abort();
     key_refresh.abort();

@@ -139,7 +139,40 @@ pub struct Metrics {
     connections_open: AtomicU64,
     connections_closed: [AtomicU64; CloseReason::ALL.len()],
     connections_refused: AtomicU64,
+    gc: GcMetrics,
 }
+
+/// The garbage collector's counters (`gc/collector.rs`).
+#[derive(Debug, Default)]
+struct GcMetrics {
+    runs: AtomicU64,
+    failed_runs: AtomicU64,
+    /// Removed, by kind: tags (retention), manifests, links, blob records, bytes.
+    removed: [AtomicU64; 5],
+    bytes_reclaimed: AtomicU64,
+    queue_length: AtomicU64,
+    last_duration_micros: AtomicU64,
+    duration_micros_total: AtomicU64,
+}
+
+/// What one collection removed, for [`Metrics::record_gc`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcCounts {
+    /// Tags removed by retention policies.
+    pub tags: u64,
+    /// Manifests collected.
+    pub manifests: u64,
+    /// Repository links to blobs removed.
+    pub links: u64,
+    /// Blob records removed.
+    pub blobs: u64,
+    /// Blobs whose bytes were deleted.
+    pub bytes_objects: u64,
+    /// Bytes deleted.
+    pub bytes: u64,
+}
+
+const GC_KINDS: [&str; 5] = ["tag", "manifest", "link", "blob", "bytes"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -154,11 +187,39 @@ impl Default for Metrics {
             connections_open: AtomicU64::new(0),
             connections_closed: Default::default(),
             connections_refused: AtomicU64::new(0),
+            gc: GcMetrics::default(),
         }
     }
 }
 
 impl Metrics {
+    /// Records one collection (`ok`: it ran to its end), what it removed,
+    /// how long it took and the review queue it left.
+    pub fn record_gc(&self, ok: bool, counts: GcCounts, elapsed: Duration, queue_length: u64) {
+        let gc = &self.gc;
+        gc.runs.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            gc.failed_runs.fetch_add(1, Ordering::Relaxed);
+        }
+        let removed = [
+            counts.tags,
+            counts.manifests,
+            counts.links,
+            counts.blobs,
+            counts.bytes_objects,
+        ];
+        for (counter, n) in gc.removed.iter().zip(removed) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        gc.bytes_reclaimed
+            .fetch_add(counts.bytes, Ordering::Relaxed);
+        gc.queue_length.store(queue_length, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        gc.last_duration_micros.store(micros, Ordering::Relaxed);
+        gc.duration_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+    }
+
     /// Records one answered request.
     pub fn record(&self, route: Route, method: &str, status: u16, elapsed: Duration) {
         let r = route.index();
@@ -308,6 +369,48 @@ impl Metrics {
             out,
             "berth_connections_refused_total {}",
             load(&self.connections_refused)
+        );
+        let gc = &self.gc;
+        out.push_str("# HELP berth_gc_runs_total Garbage collections run by this node (dry runs not counted).\n");
+        out.push_str("# TYPE berth_gc_runs_total counter\n");
+        let _ = writeln!(out, "berth_gc_runs_total {}", load(&gc.runs));
+        out.push_str("# HELP berth_gc_failed_runs_total Garbage collections that stopped on an error (the next run continues).\n");
+        out.push_str("# TYPE berth_gc_failed_runs_total counter\n");
+        let _ = writeln!(out, "berth_gc_failed_runs_total {}", load(&gc.failed_runs));
+        out.push_str("# HELP berth_gc_removed_total Objects removed by the garbage collector, by kind (tag: by a retention policy; bytes: blobs whose bytes were deleted).\n");
+        out.push_str("# TYPE berth_gc_removed_total counter\n");
+        for (kind, counter) in GC_KINDS.iter().zip(&gc.removed) {
+            let _ = writeln!(
+                out,
+                "berth_gc_removed_total{{kind=\"{kind}\"}} {}",
+                load(counter)
+            );
+        }
+        out.push_str(
+            "# HELP berth_gc_reclaimed_bytes_total Blob bytes deleted by the garbage collector.\n",
+        );
+        out.push_str("# TYPE berth_gc_reclaimed_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "berth_gc_reclaimed_bytes_total {}",
+            load(&gc.bytes_reclaimed)
+        );
+        out.push_str("# HELP berth_gc_queue_length Rows in the review queue after the last collection, due or not.\n");
+        out.push_str("# TYPE berth_gc_queue_length gauge\n");
+        let _ = writeln!(out, "berth_gc_queue_length {}", load(&gc.queue_length));
+        out.push_str("# HELP berth_gc_last_duration_seconds How long the last collection took.\n");
+        out.push_str("# TYPE berth_gc_last_duration_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "berth_gc_last_duration_seconds {}",
+            load(&gc.last_duration_micros) as f64 / 1e6
+        );
+        out.push_str("# HELP berth_gc_duration_seconds_total Time spent collecting.\n");
+        out.push_str("# TYPE berth_gc_duration_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "berth_gc_duration_seconds_total {}",
+            load(&gc.duration_micros_total) as f64 / 1e6
         );
         out
     }

@@ -1,5 +1,5 @@
 //! `berth admin ...`: users, organisations, robots, tokens, repository
-//! visibility and signing keys, through the registry's admin API
+//! visibility, signing keys, garbage collection, usage and quotas, through the registry's admin API
 //! (`/api/v1/`, see `berth-registry/src/http/admin/`).
 //!
 //! Every command logs in at `--registry` as `BERTH_USERNAME` with
@@ -12,6 +12,7 @@ mod keys;
 pub(crate) mod org;
 pub(crate) mod repo;
 mod robot;
+mod storage;
 pub(crate) mod token;
 mod user;
 
@@ -71,6 +72,27 @@ enum AdminCommand {
     /// Rotate the token signing keys and export the root certificate.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run the garbage collector now, or see what it would remove.
+    #[command(subcommand)]
+    Gc(storage::GcCommand),
+    /// Show the bytes each namespace and repository holds, with quotas.
+    #[command(after_help = "\
+Examples:
+  berth admin usage
+  berth admin usage acme --output json
+
+A namespace counts each distinct blob once, however many of its repositories
+link it; manifests are not counted.")]
+    Usage {
+        /// Only this namespace (and its repositories).
+        namespace: Option<String>,
+        /// `text` or `json`.
+        #[arg(long, value_enum, default_value = "text")]
+        output: token::Output,
+    },
+    /// Set, remove and list namespace quotas.
+    #[command(subcommand)]
+    Quota(storage::QuotaCommand),
 }
 
 /// Runs `berth admin ...`.
@@ -84,6 +106,11 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Token(command) => token::run(&api, command),
         AdminCommand::Repo(command) => repo::run(&api, command),
         AdminCommand::Keys(command) => keys::run(&api, command),
+        AdminCommand::Gc(command) => storage::run_gc(&api, command),
+        AdminCommand::Usage { namespace, output } => {
+            storage::run_usage(&api, namespace.as_deref(), output)
+        }
+        AdminCommand::Quota(command) => storage::run_quota(&api, command),
     }
 }
 

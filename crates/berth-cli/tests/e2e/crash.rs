@@ -67,7 +67,12 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
     // acknowledged may go.
     let blobs_before = aged_files(&data.path().join("blobs"));
     let staging_before = aged_files(&data.path().join("uploads"));
-    let server = Server::start_with(data.path(), &["--access-control", "false"]);
+    // Files no record names are reclaimed once as old as the collector's
+    // delay: an hour here, less than the files' two.
+    let server = Server::start_with(
+        data.path(),
+        &["--access-control", "false", "--gc-delay-secs", "3600"],
+    );
     // Then every file left is named by metadata: a staging file is a live
     // session of one of the pushers' repositories, a blob file a blob linked
     // in one of them.

@@ -117,7 +117,9 @@ fn the_example_config_names_every_setting_and_starts_a_server() {
             Some(_) if key_of(line) == Some("database_url") => test_database
                 .as_ref()
                 .map(|url| format!("database_url = {url:?}\n")),
-            Some(rest) if key_of(line).is_some() => Some(format!("{rest}\n")),
+            Some(rest) if key_of(line).is_some() || rest.starts_with("[[") => {
+                Some(format!("{rest}\n"))
+            }
             _ => Some(format!("{line}\n")),
         })
         .collect();

@@ -15,7 +15,13 @@
 //!   where the last sweep stopped, so a large store costs little each minute.
 //! - The disk reserve (`store::space`) is written again once space returns.
 //!
-//! (Unreferenced blobs come later; a DELETE only unlinks.)
+//! What nothing references any more (blobs, links, untagged manifests, tags
+//! retention policies expire) is the collector's (`collector.rs`), which this
+//! sweep does not touch.
+
+pub mod collector;
+pub mod pulls;
+pub mod retention;
 
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +29,7 @@ use berth_core::digest::Digest;
 
 use crate::Registry;
 use crate::error::RegistryError;
+use crate::meta::gc_sql::GcSql;
 
 /// How often the sweep runs; also the least age of a file the reconciliation removes.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -92,13 +99,32 @@ pub async fn reconcile(
     for (digest, modified) in blobs {
         if modified < before
             && r.meta.blob_size(&digest).await?.is_none()
-            && r.blobs.remove_blob_unless_newer(&digest, before).await?
+            && remove_unrecorded(r, &digest, before).await?
         {
             tracing::debug!(%digest, "removed a blob file no blob record names");
             done.blob_files += 1;
         }
     }
     Ok(done)
+}
+
+/// Removes a blob file no record names, unless written since `before`:
+/// checked and removed while the digest is locked, so that an upload
+/// recording the blob meanwhile (which checks its bytes under the same lock)
+/// either comes first and keeps them or finds them gone and says so.
+async fn remove_unrecorded(
+    r: &Registry,
+    digest: &Digest,
+    before: SystemTime,
+) -> Result<bool, RegistryError> {
+    let sql = GcSql::new(r.db.clone());
+    let mut tx = sql.begin_blob(digest).await?;
+    if GcSql::blob_recorded_in(&mut tx, digest).await? {
+        return Ok(false);
+    }
+    let removed = r.blobs.remove_blob_unless_newer(digest, before).await?;
+    tx.commit().await.map_err(crate::meta::MetaError::from)?;
+    Ok(removed)
 }
 
 /// One sweep: expiry, reconciliation, the disk reserve.
@@ -111,8 +137,12 @@ async fn sweep(r: &Registry, cursor: &mut BlobCursor) {
             tracing::warn!(error = %e, "upload expiry sweep failed; retrying next interval")
         }
     }
+    // What a crash left is reclaimed once as old as the collector's delay
+    // (and never younger than one interval, which no upload in progress
+    // leaves its bytes unrecorded for).
+    let age = r.config.gc.delay.max(SWEEP_INTERVAL);
     let before = SystemTime::now()
-        .checked_sub(SWEEP_INTERVAL)
+        .checked_sub(age)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     match reconcile(r, before, cursor, BLOB_BATCH).await {
         Ok(Reconciled {

@@ -102,6 +102,9 @@ impl IntoResponse for RegistryError {
                     ),
                 );
             }
+            RegistryError::Meta(e @ MetaError::BytesGone(_)) => {
+                (ErrorCode::BlobUploadUnknown, e.to_string(), None)
+            }
             RegistryError::Meta(MetaError::Database(e)) => {
                 tracing::error!(error = %e, "metadata database failed");
                 return unavailable();

@@ -45,6 +45,12 @@ pub async fn get_manifest(
             ),
         ));
     }
+    if !head {
+        // For retention policies' pull rules: noted in memory, written at
+        // most once a minute per manifest.
+        r.gc.pulls
+            .note(name, &manifest.digest, crate::clock::now_unix());
+    }
     let len = manifest.content.len();
     let mut response = if head {
         Response::new(Body::empty())

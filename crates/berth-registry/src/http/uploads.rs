@@ -50,8 +50,11 @@ pub async fn start_upload(
         from: Some(from),
     }) = mount
         && let Some(size) = r.meta.linked_blob(from, digest).await?
+        && crate::usage::check_quota(r, name, Some(digest), size)
+            .await
+            .is_ok()
+        && r.meta.mount_blob(name, digest).await?.is_some()
     {
-        r.meta.link_blob(name, digest, size).await?;
         return Ok(blob_created(r, name, digest));
     }
     let session = new_session(r, name, subject).await?;
@@ -252,6 +255,16 @@ async fn append(
     limit: u64,
     exact: Option<u64>,
 ) -> Result<UploadSession, RegistryError> {
+    if let Some(length) = exact {
+        // The size is known before a byte is stored: refused now, not after.
+        crate::usage::check_quota(
+            r,
+            &session.repository,
+            None,
+            session.offset.saturating_add(length),
+        )
+        .await?;
+    }
     let digester = Digester::restore_state(&session.hash_state)
         .map_err(|e| RegistryError::Meta(crate::meta::MetaError::Corrupt(e.to_string())))?;
     let (checkpoints, mut checkpoint_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -368,6 +381,13 @@ async fn finish(
             ),
         ));
     }
+    // A body streamed without a length is counted here, before the blob
+    // is linked; the upload is discarded when it does not fit.
+    if let Err(e) = crate::usage::check_quota(r, name, Some(digest), session.offset).await {
+        r.blobs.abort(&session.staging).await?;
+        r.meta.delete_upload(&session.id).await?;
+        return Err(e);
+    }
     match r.blobs.commit(&session.staging, digest).await {
         Ok(()) => {}
         // The staging file is gone and no blob holds the bytes: a crash or a
@@ -377,8 +397,15 @@ async fn finish(
     }
     // Linking the blob and closing the session is one transaction, so a crash
     // leaves either an open session or a linked blob, never half of each.
+    let present = Box::pin(async {
+        r.blobs
+            .stat(digest)
+            .await
+            .map(|size| size.is_some())
+            .map_err(|e| e.to_string())
+    });
     r.meta
-        .finish_upload(&session.id, name, digest, session.offset)
+        .finish_upload(&session.id, name, digest, session.offset, present)
         .await?;
     Ok(blob_created(r, name, digest))
 }

@@ -42,8 +42,8 @@ use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
 use super::{
-    CatalogFilter, DeletedRepository, Manifest, MetaError, MetaStore, NameRange, NewManifest,
-    Referrer, RepositoryInfo, UploadLimits, UploadSession,
+    BytesPresent, CatalogFilter, DeletedRepository, Manifest, MetaError, MetaStore, NameRange,
+    NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadSession,
 };
 
 /// The longest a cached answer is served.
@@ -278,6 +278,14 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         self.inner.link_blob(name, digest, size).await
     }
 
+    async fn mount_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError> {
+        self.inner.mount_blob(name, digest).await
+    }
+
     async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
         let done = self.inner.unlink_blob(name, digest).await;
         self.forget(name);
@@ -395,8 +403,11 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         name: &RepositoryName,
         digest: &Digest,
         size: u64,
+        present: BytesPresent<'_>,
     ) -> Result<(), MetaError> {
-        self.inner.finish_upload(id, name, digest, size).await
+        self.inner
+            .finish_upload(id, name, digest, size, present)
+            .await
     }
 
     async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError> {

@@ -143,9 +143,15 @@ async fn concurrent_upload_completions_link_the_blob_once() {
     race(&nodes, |node, i| {
         let (repo, blob) = (repo.clone(), blob.clone());
         async move {
-            node.finish_upload(&upload_id(i), &repo, &blob, 10)
-                .await
-                .unwrap();
+            node.finish_upload(
+                &upload_id(i),
+                &repo,
+                &blob,
+                10,
+                Box::pin(async { Ok(true) }),
+            )
+            .await
+            .unwrap();
         }
     })
     .await;

@@ -78,6 +78,16 @@ impl Engine {
             Self::Sqlite => "",
         }
     }
+
+    /// What a `SELECT` of rows to claim ends with, so that two claimers take
+    /// different rows instead of waiting on each other (PostgreSQL's `FOR
+    /// UPDATE SKIP LOCKED`; SQLite's one writer claims alone).
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Postgres => "FOR UPDATE SKIP LOCKED",
+            Self::Sqlite => "",
+        }
+    }
 }
 
 impl Db {
@@ -277,6 +287,10 @@ pub enum Lock<'a> {
         /// Its first path component.
         namespace: &'a str,
     },
+    /// One blob's record and bytes (a digest): a record is written only
+    /// while its bytes are checked present, and bytes are removed only while
+    /// no record names them (gc/).
+    Blob(&'a str),
     /// The open upload sessions of one owner (`repository:<name>`,
     /// `subject:<name>`), counted against a cap.
     Uploads(&'a str),
@@ -294,9 +308,10 @@ impl Lock<'_> {
             Self::Identity => 0,
             Self::Namespace(_) => 1,
             Self::Repository { .. } => 2,
-            Self::Uploads(_) => 3,
-            Self::Keys => 4,
-            Self::Revocations => 5,
+            Self::Blob(_) => 3,
+            Self::Uploads(_) => 4,
+            Self::Keys => 5,
+            Self::Revocations => 6,
         }
     }
 
@@ -309,6 +324,7 @@ impl Lock<'_> {
                 (lock_key("namespace", namespace), true),
                 (lock_key("repository", name), false),
             ],
+            Self::Blob(digest) => vec![(lock_key("blob", digest), false)],
             Self::Uploads(owner) => vec![(lock_key("uploads", owner), false)],
             Self::Keys => vec![(lock_key("keys", ""), false)],
             Self::Revocations => vec![(lock_key("revocations", ""), false)],

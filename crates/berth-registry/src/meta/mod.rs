@@ -11,6 +11,7 @@ pub mod cache;
 #[cfg(test)]
 mod concurrent;
 pub mod db;
+pub mod gc_sql;
 pub mod identity_sql;
 pub mod keys_sql;
 pub mod notify;
@@ -64,6 +65,15 @@ pub enum MetaError {
         /// The cap.
         limit: u32,
     },
+    /// The bytes of a blob being recorded are gone: the collector removed
+    /// them after the upload stored them and before it finished.
+    #[error(
+        "the bytes of {0} were reclaimed by the garbage collector while the upload finished; upload the blob again"
+    )]
+    BytesGone(Digest),
+    /// Checking that a blob's bytes are stored failed.
+    #[error("checking the stored bytes of a blob failed: {0}")]
+    BytesCheck(String),
     /// A stored value no longer parses (the database was edited by hand, or is corrupt).
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
@@ -85,6 +95,12 @@ impl MetaError {
         }
     }
 }
+
+/// Whether a blob's bytes are stored: awaited by [`MetaStore::finish_upload`]
+/// while it holds the blob's digest, so that the collector cannot remove the
+/// bytes between the check and the blob's record (`meta/gc_sql.rs`).
+pub type BytesPresent<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
 
 /// A manifest as stored: the exact bytes pushed and what berth read from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,13 +302,24 @@ pub trait MetaStore: Send + Sync + 'static {
     /// The size of a blob in the store, whatever repository holds it.
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, MetaError>;
 
-    /// Records a blob (if new) and links it into the repository (created if new).
+    /// Records a blob (if new) and links it into the repository (created if
+    /// new): for bytes the caller placed itself (tests, tools); uploads use
+    /// [`MetaStore::finish_upload`], mounts [`MetaStore::mount_blob`].
     async fn link_blob(
         &self,
         name: &RepositoryName,
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError>;
+
+    /// Links a blob already recorded into the repository (a cross-repository
+    /// mount); its size, or `None` when no record names it any more (the
+    /// collector took it: the client uploads it instead).
+    async fn mount_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError>;
 
     /// Removes a blob's link from a repository; `false` when it was not linked.
     async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError>;
@@ -372,13 +399,15 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<bool, MetaError>;
 
     /// Closes an upload session and links its blob (recorded if new) into the
-    /// repository, in one transaction.
+    /// repository, in one transaction, once `present` says the bytes are
+    /// stored ([`MetaError::BytesGone`] otherwise).
     async fn finish_upload(
         &self,
         id: &UploadId,
         name: &RepositoryName,
         digest: &Digest,
         size: u64,
+        present: BytesPresent<'_>,
     ) -> Result<(), MetaError>;
 
     /// Forgets an upload session; `false` when it was already gone.

@@ -27,10 +27,11 @@ use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
 use super::db::{Db, Lock, Row, Tx, query, query_as, query_scalar};
+use super::gc_sql::{self, Kind};
 use super::revocation_sql::record;
 use super::{
-    CatalogFilter, DeletedRepository, DescriptorRef, Manifest, MetaError, MetaStore, NameRange,
-    NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
+    BytesPresent, CatalogFilter, DeletedRepository, DescriptorRef, Manifest, MetaError, MetaStore,
+    NameRange, NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
 };
 use crate::auth::revocation::{self, RevocationTarget};
 
@@ -170,7 +171,16 @@ async fn repository_id(
     Ok(id)
 }
 
-/// Records a blob (if new) and links it into a repository (created if new).
+/// What a write that links blob `digest` into repository `name` holds: the
+/// repository, and the digest (the collector removes bytes only while no
+/// record names them, holding it too).
+fn link_locks<'a>(name: &'a RepositoryName, digest: &'a str) -> [Lock<'a>; 2] {
+    [repository_lock(name), Lock::Blob(digest)]
+}
+
+/// Records a blob (if new) and links it into a repository (created if new);
+/// the link is queued for review: a blob no manifest of the repository names
+/// within the delay goes.
 async fn link_blob_in(
     tx: &mut Tx,
     name: &RepositoryName,
@@ -180,6 +190,7 @@ async fn link_blob_in(
 ) -> Result<(), MetaError> {
     let repo = repository_id(&mut *tx, name, public_if_new).await?;
     let digest = digest.to_string();
+    gc_sql::queue(&mut *tx, Kind::Link, repo, &digest, now_unix(), 0).await?;
     query(
         "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (digest) DO NOTHING",
@@ -346,6 +357,8 @@ impl MetaStore for SqlMeta {
                 .bind(name.as_str())
                 .fetch_all(&mut tx)
                 .await?;
+        // Its blobs may have lost their last link.
+        gc_sql::queue_repository_blobs(&mut tx, id, now_unix()).await?;
         // Explicit, not left to ON DELETE CASCADE: correct even where foreign
         // keys are not enforced. Blob rows and bytes stay: other repositories
         // may link them.
@@ -448,10 +461,31 @@ impl MetaStore for SqlMeta {
         digest: &Digest,
         size: u64,
     ) -> Result<(), MetaError> {
-        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let digest_text = digest.to_string();
+        let mut tx = self.db.begin_write(&link_locks(name, &digest_text)).await?;
         link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn mount_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, MetaError> {
+        let digest_text = digest.to_string();
+        let mut tx = self.db.begin_write(&link_locks(name, &digest_text)).await?;
+        // A record under the digest's lock: its bytes are stored.
+        let size: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(&digest_text)
+            .fetch_optional(&mut tx)
+            .await?;
+        let Some(size) = size.map(to_u64) else {
+            return Ok(None);
+        };
+        link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
+        tx.commit().await?;
+        Ok(Some(size))
     }
 
     async fn finish_upload(
@@ -460,8 +494,15 @@ impl MetaStore for SqlMeta {
         name: &RepositoryName,
         digest: &Digest,
         size: u64,
+        present: BytesPresent<'_>,
     ) -> Result<(), MetaError> {
-        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let digest_text = digest.to_string();
+        let mut tx = self.db.begin_write(&link_locks(name, &digest_text)).await?;
+        // Checked while the digest is locked: the collector cannot remove
+        // the bytes between this check and the record.
+        if !present.await.map_err(MetaError::BytesCheck)? {
+            return Err(MetaError::BytesGone(digest.clone()));
+        }
         link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
         query("DELETE FROM uploads WHERE id = $1")
             .bind(id.as_str())
@@ -472,16 +513,20 @@ impl MetaStore for SqlMeta {
     }
 
     async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
-        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let digest_text = digest.to_string();
+        let mut tx = self.db.begin_write(&link_locks(name, &digest_text)).await?;
         let done = query(
             "DELETE FROM repository_blobs
               WHERE digest = $2
                 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(name.as_str())
-        .bind(digest.to_string())
+        .bind(&digest_text)
         .execute(&mut tx)
         .await?;
+        if done > 0 {
+            gc_sql::queue(&mut tx, Kind::Blob, 0, &digest_text, now_unix(), 0).await?;
+        }
         changed(tx, name, done > 0).await
     }
 
@@ -550,7 +595,19 @@ impl MetaStore for SqlMeta {
                 .await?;
             }
         }
+        let now = now_unix();
         if let Some(tag) = tag {
+            // The manifest the tag leaves may be left untagged.
+            let before: Option<String> = query_scalar(
+                "SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2",
+            )
+            .bind(repo)
+            .bind(tag.as_str())
+            .fetch_optional(&mut tx)
+            .await?;
+            if let Some(before) = before.filter(|before| *before != digest) {
+                gc_sql::queue(&mut tx, Kind::Manifest, repo, &before, now, 0).await?;
+            }
             query(
                 "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (repository_id, name)
@@ -559,9 +616,12 @@ impl MetaStore for SqlMeta {
             .bind(repo)
             .bind(tag.as_str())
             .bind(&digest)
-            .bind(now_unix())
+            .bind(now)
             .execute(&mut tx)
             .await?;
+        } else {
+            // Pushed by digest: untagged until a tag or an index names it.
+            gc_sql::queue(&mut tx, Kind::Manifest, repo, &digest, now, 0).await?;
         }
         // Other nodes drop what they cached of the repository (a tag moved).
         changed(tx, name, true).await?;
@@ -615,32 +675,63 @@ impl MetaStore for SqlMeta {
         name: &RepositoryName,
         digest: &Digest,
     ) -> Result<bool, MetaError> {
-        // Tags and references go with it (ON DELETE CASCADE).
         let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
-        let done = query(
-            "DELETE FROM manifests
-              WHERE digest = $2
-                AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
-        )
-        .bind(name.as_str())
-        .bind(digest.to_string())
-        .execute(&mut tx)
-        .await?;
-        changed(tx, name, done > 0).await
+        let repo: Option<i64> = query_scalar("SELECT id FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut tx)
+            .await?;
+        let Some(repo) = repo else {
+            return Ok(false);
+        };
+        let digest = digest.to_string();
+        // What it names and its referrers may have lost their last reference.
+        gc_sql::queue_references(&mut tx, repo, &digest, now_unix()).await?;
+        // Explicit, not left to ON DELETE CASCADE: correct even where foreign
+        // keys are not enforced.
+        for statement in [
+            "DELETE FROM tags WHERE repository_id = $1 AND manifest_digest = $2",
+            "DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2",
+        ] {
+            query(statement)
+                .bind(repo)
+                .bind(&digest)
+                .execute(&mut tx)
+                .await?;
+        }
+        let done = query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repo)
+            .bind(&digest)
+            .execute(&mut tx)
+            .await?;
+        if done == 0 {
+            // Nothing was there: nothing queued either.
+            return Ok(false);
+        }
+        changed(tx, name, true).await
     }
 
     async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
         let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
-        let done = query(
-            "DELETE FROM tags
-              WHERE name = $2
-                AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        let row: Option<(i64, String)> = query_as(
+            "SELECT t.repository_id, t.manifest_digest FROM tags t
+               JOIN repositories r ON r.id = t.repository_id
+              WHERE r.name = $1 AND t.name = $2",
         )
         .bind(name.as_str())
         .bind(tag.as_str())
-        .execute(&mut tx)
+        .fetch_optional(&mut tx)
         .await?;
-        changed(tx, name, done > 0).await
+        let Some((repo, digest)) = row else {
+            return Ok(false);
+        };
+        query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
+            .bind(repo)
+            .bind(tag.as_str())
+            .execute(&mut tx)
+            .await?;
+        // Its manifest may be left untagged.
+        gc_sql::queue(&mut tx, Kind::Manifest, repo, &digest, now_unix(), 0).await?;
+        changed(tx, name, true).await
     }
 
     async fn list_tags(

@@ -72,6 +72,11 @@
 //! | `POST` | `/api/v1/orgs` | `{"name", "owner"}` | 201 org |
 //! | `DELETE` | `/api/v1/orgs/{org}[?delete_repositories=true]` | | 204; 409 `OWNS_REPOSITORIES` |
 //! | `DELETE` | `/api/v1/repositories?repository=NAME` | | 204 |
+//! | `POST` | `/api/v1/gc[?dry_run=true]` | | 200 the collection's report (`gc::collector::Report`) |
+//! | `GET` | `/api/v1/usage[?namespace=NS]` | | 200 `{"stored", "namespaces": [{"namespace", "bytes", "blobs", "quota"}], "repositories": [{"repository", "bytes", "blobs"}], "gc_queue_length"}` |
+//! | `GET` | `/api/v1/quotas` | | 200 `{"quotas": [{"namespace", "bytes"}]}` |
+//! | `PUT` | `/api/v1/quotas/{namespace}` | `{"bytes"}` | 200 `{"namespace", "bytes", "used"}` |
+//! | `DELETE` | `/api/v1/quotas/{namespace}` | | 204; 404 |
 //! | `GET` | `/api/v1/keys` | | 200 `{"active", "kids", "keys", "root_pem"}` |
 //! | `POST` | `/api/v1/keys/rotate` | | 200 `{"kid", "kids"}` |
 //! | `DELETE` | `/api/v1/keys/{kid}` | | 204; 409 `KEY_ACTIVE`, `KEY_IN_USE` (saying when it becomes possible) |
@@ -146,6 +151,13 @@ pub fn routes() -> Router<AppState> {
             get(list_repositories).delete(delete_repository),
         )
         .route("/api/v1/repositories/visibility", put(set_visibility))
+        .route("/api/v1/gc", post(run_gc))
+        .route("/api/v1/usage", get(get_usage))
+        .route("/api/v1/quotas", get(list_quotas))
+        .route(
+            "/api/v1/quotas/{namespace}",
+            put(set_quota).delete(remove_quota),
+        )
         .route("/api/v1/keys", get(get_keys))
         .route("/api/v1/keys/rotate", post(rotate_keys))
         .route("/api/v1/keys/{kid}", delete(retire_key))
@@ -812,6 +824,7 @@ mod account;
 mod keys;
 mod orgs;
 mod repos;
+mod storage;
 mod tokens;
 mod users;
 
@@ -822,6 +835,7 @@ use self::orgs::{
     remove_member, set_member,
 };
 use self::repos::{delete_repository, list_repositories, set_visibility};
+use self::storage::{get_usage, list_quotas, remove_quota, run_gc, set_quota};
 use self::tokens::{
     create_own_token, create_token, list_own_tokens, list_tokens, revoke_own_token, revoke_token,
 };

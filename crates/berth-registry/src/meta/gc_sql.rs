@@ -1,0 +1,911 @@
+//! The collector's queries (`gc/collector.rs`): the review queue, the check
+//! and removal of each reviewed row, the facts retention policies read, pull
+//! times, and usage with namespace quotas. One SQL text per query for both
+//! engines, through `meta/db.rs`.
+//!
+//! How nothing referenced is ever lost:
+//! - every write that can take away something's last reference queues it
+//!   (`gc_reviews`, the schema's comment has the kinds) in its own
+//!   transaction, so a crash cannot lose a candidate;
+//! - a review runs in one write transaction holding the locks the writers
+//!   that could add a reference hold (the repository for links and
+//!   manifests; the blob's digest for blob records and bytes), checks again
+//!   that nothing refers to the row, removes it and queues what it referred to;
+//! - bytes go last, in their own review, while the digest is locked and no
+//!   blob record names it; an upload records its blob only while the same
+//!   lock is held and its bytes are checked present (`meta/sql.rs`
+//!   `finish_upload`), so a blob record never names bytes that are gone.
+
+use berth_core::digest::Digest;
+use berth_core::name::RepositoryName;
+
+use super::MetaError;
+use super::db::{Db, Engine, Executor, Lock, Tx, query, query_as, query_scalar};
+
+/// What a review row is about (`gc_reviews.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A repository's link to a blob.
+    Link,
+    /// A manifest of a repository.
+    Manifest,
+    /// A blob record.
+    Blob,
+    /// A blob's bytes whose record is gone.
+    Bytes,
+}
+
+impl Kind {
+    /// The name stored in `gc_reviews.kind` and shown in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::Manifest => "manifest",
+            Self::Blob => "blob",
+            Self::Bytes => "bytes",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, MetaError> {
+        match s {
+            "link" => Ok(Self::Link),
+            "manifest" => Ok(Self::Manifest),
+            "blob" => Ok(Self::Blob),
+            "bytes" => Ok(Self::Bytes),
+            other => Err(MetaError::Corrupt(format!(
+                "gc_reviews holds an unknown kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// How long a row waits in the queue before it is reviewed, and what the
+/// review keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delays {
+    /// Seconds a blob link or blob record stays unreferenced before it goes.
+    pub blobs: i64,
+    /// Seconds a manifest stays untagged and unreferenced before it goes;
+    /// `None` keeps untagged manifests.
+    pub untagged: Option<i64>,
+    /// Whether a referrer whose subject is gone stays (otherwise it goes
+    /// with its subject, after the untagged delay).
+    pub keep_referrers: bool,
+}
+
+impl Delays {
+    /// Whether a row of `kind` queued at `queued_at` is due at `now`.
+    fn is_due(&self, kind: Kind, queued_at: i64, now: i64) -> bool {
+        match kind {
+            Kind::Link | Kind::Blob => queued_at <= now.saturating_sub(self.blobs),
+            Kind::Manifest => self
+                .untagged
+                .is_some_and(|delay| queued_at <= now.saturating_sub(delay)),
+            Kind::Bytes => true,
+        }
+    }
+
+    /// The latest `queued_at` due for links and blobs, and for manifests.
+    fn due_bounds(&self, now: i64) -> (i64, i64) {
+        let untagged = self
+            .untagged
+            .map_or(i64::MIN, |delay| now.saturating_sub(delay));
+        (now.saturating_sub(self.blobs), untagged)
+    }
+}
+
+/// One row of the review queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// What it is about.
+    pub kind: Kind,
+    /// Its repository (0 for blobs and bytes).
+    pub repository_id: i64,
+    /// The digest of the blob or manifest.
+    pub digest: String,
+    /// Since when it may be unreferenced (unix seconds).
+    pub queued_at: i64,
+    /// The claim this collector holds on it (0: none, a dry run).
+    pub claim: i64,
+}
+
+/// What a review removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// What it was.
+    pub kind: Kind,
+    /// Its repository's name, for links and manifests.
+    pub repository: Option<String>,
+    /// The digest.
+    pub digest: String,
+    /// Bytes: the blob's size (links, blob records, bytes) or the
+    /// manifest's length.
+    pub bytes: u64,
+}
+
+/// How a review ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The row was gone, or queued again since it was claimed: nothing done.
+    Skipped,
+    /// Something still refers to it: the row is dropped, the object stays.
+    Kept,
+    /// Removed (for [`Kind::Bytes`]: the caller removes the bytes before it
+    /// commits, while the digest is locked).
+    Removed(Removed),
+}
+
+/// A tag as retention policies see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagFacts {
+    /// The tag.
+    pub name: String,
+    /// The manifest it points at.
+    pub digest: String,
+    /// When it was last pushed (moved to its manifest), unix seconds.
+    pub pushed_at: i64,
+    /// When its manifest was last pulled, unix seconds; `None`: never seen.
+    pub pulled_at: Option<i64>,
+}
+
+/// Bytes held by a repository or a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The repository or namespace.
+    pub name: String,
+    /// Bytes of the distinct blobs it links.
+    pub bytes: u64,
+    /// How many distinct blobs.
+    pub blobs: u64,
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Queues `digest` (of `kind`, in repository `repository_id`, 0 for blobs)
+/// as unreferenced since `now`; a row already queued starts waiting again
+/// and loses its claim (a review in progress leaves it for the next).
+pub(super) async fn queue(
+    tx: &mut Tx,
+    kind: Kind,
+    repository_id: i64,
+    digest: &str,
+    now: i64,
+    size: u64,
+) -> Result<(), sqlx::Error> {
+    query(
+        "INSERT INTO gc_reviews (kind, repository_id, digest, queued_at, size)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (kind, repository_id, digest)
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, size = excluded.size",
+    )
+    .bind(kind.as_str())
+    .bind(repository_id)
+    .bind(digest)
+    .bind(now)
+    .bind(to_i64(size))
+    .execute(tx)
+    .await
+    .map(|_| ())
+}
+
+/// Queues what manifest `digest` of repository `repository_id` refers to
+/// (its blob links, its index children) and its referrers: about to lose it.
+pub(super) async fn queue_references(
+    tx: &mut Tx,
+    repository_id: i64,
+    digest: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    query(
+        "INSERT INTO gc_reviews (kind, repository_id, digest, queued_at)
+         SELECT CASE WHEN is_manifest THEN 'manifest' ELSE 'link' END, repository_id, child_digest, $3
+           FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2
+          ORDER BY 1, 3
+         ON CONFLICT (kind, repository_id, digest)
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0",
+    )
+    .bind(repository_id)
+    .bind(digest)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    query(
+        "INSERT INTO gc_reviews (kind, repository_id, digest, queued_at)
+         SELECT 'manifest', repository_id, digest, $3
+           FROM manifests WHERE repository_id = $1 AND subject = $2
+          ORDER BY digest
+         ON CONFLICT (kind, repository_id, digest)
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0",
+    )
+    .bind(repository_id)
+    .bind(digest)
+    .bind(now)
+    .execute(tx)
+    .await
+    .map(|_| ())
+}
+
+/// Queues every blob repository `repository_id` links (its deletion takes
+/// the links away) and drops the rows of its links and manifests.
+pub(super) async fn queue_repository_blobs(
+    tx: &mut Tx,
+    repository_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    query(
+        "INSERT INTO gc_reviews (kind, repository_id, digest, queued_at)
+         SELECT 'blob', 0, digest, $2 FROM repository_blobs WHERE repository_id = $1
+          ORDER BY digest
+         ON CONFLICT (kind, repository_id, digest)
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0",
+    )
+    .bind(repository_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    query("DELETE FROM gc_reviews WHERE repository_id = $1")
+        .bind(repository_id)
+        .execute(tx)
+        .await
+        .map(|_| ())
+}
+
+/// The collector's view of the metadata database.
+#[derive(Debug, Clone)]
+pub struct GcSql {
+    db: Db,
+}
+
+impl GcSql {
+    /// On an open database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Claims up to `limit` rows due at `now` that no other collector holds,
+    /// until `claim_until`, oldest first.
+    pub async fn claim(
+        &self,
+        now: i64,
+        delays: &Delays,
+        claim_until: i64,
+        limit: u32,
+    ) -> Result<Vec<Review>, MetaError> {
+        let (blobs_due, manifests_due) = delays.due_bounds(now);
+        let sql = format!(
+            "UPDATE gc_reviews SET claimed_until = $1
+              WHERE (kind, repository_id, digest) IN (
+                    SELECT kind, repository_id, digest FROM gc_reviews
+                     WHERE claimed_until < $2
+                       AND ((kind IN ('link', 'blob') AND queued_at <= $3)
+                            OR (kind = 'manifest' AND queued_at <= $4)
+                            OR kind = 'bytes')
+                     ORDER BY queued_at LIMIT $5 {})
+             RETURNING kind, repository_id, digest, queued_at",
+            self.db.engine().skip_locked()
+        );
+        let mut tx = self.db.begin_write(&[]).await?;
+        // Safe: the dynamic part is a fixed clause of the engine.
+        let rows: Vec<(String, i64, String, i64)> = query_as(sqlx::AssertSqlSafe(sql))
+            .bind(claim_until)
+            .bind(now)
+            .bind(blobs_due)
+            .bind(manifests_due)
+            .bind(i64::from(limit))
+            .fetch_all(&mut tx)
+            .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(|(kind, repository_id, digest, queued_at)| {
+                Ok(Review {
+                    kind: Kind::parse(&kind)?,
+                    repository_id,
+                    digest,
+                    queued_at,
+                    claim: claim_until,
+                })
+            })
+            .collect::<Result<Vec<_>, MetaError>>()?;
+        // RETURNING gives no order: links and manifests of a repository
+        // together, oldest first.
+        claimed.sort_by(|a, b| {
+            (a.queued_at, a.kind, a.repository_id, &a.digest).cmp(&(
+                b.queued_at,
+                b.kind,
+                b.repository_id,
+                &b.digest,
+            ))
+        });
+        Ok(claimed)
+    }
+
+    /// Up to `limit` rows due at `now`, oldest first, read in `tx` without
+    /// claiming them (a dry run, which rolls back).
+    pub async fn due_in(
+        tx: &mut Tx,
+        now: i64,
+        delays: &Delays,
+        limit: u32,
+    ) -> Result<Vec<Review>, MetaError> {
+        let (blobs_due, manifests_due) = delays.due_bounds(now);
+        let rows: Vec<(String, i64, String, i64)> = query_as(
+            "SELECT kind, repository_id, digest, queued_at FROM gc_reviews
+              WHERE (kind IN ('link', 'blob') AND queued_at <= $1)
+                 OR (kind = 'manifest' AND queued_at <= $2)
+                 OR kind = 'bytes'
+              ORDER BY queued_at, kind, repository_id, digest LIMIT $3",
+        )
+        .bind(blobs_due)
+        .bind(manifests_due)
+        .bind(i64::from(limit))
+        .fetch_all(tx)
+        .await?;
+        rows.into_iter()
+            .map(|(kind, repository_id, digest, queued_at)| {
+                Ok(Review {
+                    kind: Kind::parse(&kind)?,
+                    repository_id,
+                    digest,
+                    queued_at,
+                    claim: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// The repository a row of a link or manifest belongs to (`None`: it
+    /// was deleted since).
+    pub async fn repository_name<'c>(
+        on: impl Executor<'c>,
+        id: i64,
+    ) -> Result<Option<RepositoryName>, MetaError> {
+        let name: Option<String> = query_scalar("SELECT name FROM repositories WHERE id = $1")
+            .bind(id)
+            .fetch_optional(on)
+            .await?;
+        name.map(|n| RepositoryName::parse(&n).map_err(|e| MetaError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// Begins the transaction a review of `item` runs in, holding what the
+    /// writers that could add a reference to it hold: the repository (links
+    /// and manifests; `repository` is its name, `None` when it is gone) and
+    /// the digest (links, blob records, bytes).
+    pub async fn begin_review(
+        &self,
+        item: &Review,
+        repository: Option<&RepositoryName>,
+    ) -> Result<Tx, MetaError> {
+        let mut locks = Vec::new();
+        if let Some(name) = repository {
+            locks.push(Lock::Repository {
+                name: name.as_str(),
+                namespace: name.namespace(),
+            });
+        }
+        if item.kind != Kind::Manifest {
+            locks.push(Lock::Blob(&item.digest));
+        }
+        Ok(self.db.begin_write(&locks).await?)
+    }
+
+    /// Begins a transaction holding every write back (SQLite) or none
+    /// (PostgreSQL, whose waits it gives up after a few seconds rather than
+    /// hold a push): a dry run, which runs the real reviews and rolls back.
+    pub async fn begin_dry_run(&self) -> Result<Tx, MetaError> {
+        let mut tx = self.db.begin_write(&[]).await?;
+        if tx.engine() == Engine::Postgres {
+            query("SET LOCAL lock_timeout = '5s'")
+                .execute(&mut tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Begins a transaction holding repository `name` (a retention removal).
+    pub async fn begin_repository(&self, name: &RepositoryName) -> Result<Tx, MetaError> {
+        Ok(self
+            .db
+            .begin_write(&[Lock::Repository {
+                name: name.as_str(),
+                namespace: name.namespace(),
+            }])
+            .await?)
+    }
+
+    /// Begins a transaction holding `digest`: the removal of bytes no record
+    /// names (the reconciliation of what a crash left).
+    pub async fn begin_blob(&self, digest: &Digest) -> Result<Tx, MetaError> {
+        Ok(self
+            .db
+            .begin_write(&[Lock::Blob(&digest.to_string())])
+            .await?)
+    }
+
+    /// Whether a blob record names `digest`, read in `tx`.
+    pub async fn blob_recorded_in(tx: &mut Tx, digest: &Digest) -> Result<bool, MetaError> {
+        let found: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(tx)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Reviews `item` in `tx` (from [`GcSql::begin_review`], or a dry run's):
+    /// the row as it is now, then whether anything refers to it; removes it
+    /// when nothing does and queues what it referred to. The row is dropped
+    /// unless it was queued again since it was claimed.
+    pub async fn review_in(
+        tx: &mut Tx,
+        item: &Review,
+        repository: Option<&RepositoryName>,
+        now: i64,
+        delays: &Delays,
+    ) -> Result<Decision, MetaError> {
+        let row: Option<(i64, i64)> = query_as(
+            "SELECT queued_at, claimed_until FROM gc_reviews
+              WHERE kind = $1 AND repository_id = $2 AND digest = $3",
+        )
+        .bind(item.kind.as_str())
+        .bind(item.repository_id)
+        .bind(&item.digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((queued_at, claimed_until)) = row else {
+            return Ok(Decision::Skipped);
+        };
+        // Queued again since the claim (its claim reset): the next pass
+        // reviews it with its new time.
+        if item.claim != 0 && claimed_until != item.claim {
+            return Ok(Decision::Skipped);
+        }
+        if !delays.is_due(item.kind, queued_at, now) {
+            return Ok(Decision::Skipped);
+        }
+        let decision = match (item.kind, repository) {
+            (Kind::Link, Some(name)) => review_link(tx, item, name).await?,
+            (Kind::Manifest, Some(name)) => review_manifest(tx, item, name, now, delays).await?,
+            // The repository is gone, and its links and manifests with it.
+            (Kind::Link | Kind::Manifest, None) => Decision::Kept,
+            (Kind::Blob, _) => review_blob(tx, &item.digest, now).await?,
+            (Kind::Bytes, _) => review_bytes(tx, &item.digest).await?,
+        };
+        query(
+            "DELETE FROM gc_reviews
+              WHERE kind = $1 AND repository_id = $2 AND digest = $3
+                AND queued_at = $4 AND claimed_until = $5",
+        )
+        .bind(item.kind.as_str())
+        .bind(item.repository_id)
+        .bind(&item.digest)
+        .bind(queued_at)
+        .bind(claimed_until)
+        .execute(tx)
+        .await?;
+        Ok(decision)
+    }
+
+    /// Rows in the queue, due or not.
+    pub async fn queue_length(&self) -> Result<u64, MetaError> {
+        let n: i64 = query_scalar("SELECT count(*) FROM gc_reviews")
+            .fetch_one(&self.db)
+            .await?;
+        Ok(to_u64(n))
+    }
+
+    /// Repositories after `after` in byte order, at most `limit`: (id, name).
+    pub async fn repositories(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, MetaError> {
+        Ok(
+            query_as("SELECT id, name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.db)
+                .await?,
+        )
+    }
+
+    /// The tags of a repository with their push and pull times.
+    pub async fn tag_facts(&self, repository_id: i64) -> Result<Vec<TagFacts>, MetaError> {
+        let rows: Vec<(String, String, i64, Option<i64>)> = query_as(
+            "SELECT t.name, t.manifest_digest, t.updated_at, m.pulled_at
+               FROM tags t JOIN manifests m
+                 ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+              WHERE t.repository_id = $1 ORDER BY t.name",
+        )
+        .bind(repository_id)
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, digest, pushed_at, pulled_at)| TagFacts {
+                name,
+                digest,
+                pushed_at,
+                pulled_at,
+            })
+            .collect())
+    }
+
+    /// The bytes of an image: the manifest, the blobs it names, and for an
+    /// index its children and their blobs (each distinct blob once).
+    pub async fn image_bytes(&self, repository_id: i64, digest: &str) -> Result<u64, MetaError> {
+        let bytes: i64 = query_scalar(
+            "SELECT CAST(
+                 COALESCE((SELECT sum(length(m.content)) FROM manifests m
+                            WHERE m.repository_id = $1
+                              AND (m.digest = $2 OR m.digest IN (
+                                   SELECT child_digest FROM manifest_references
+                                    WHERE repository_id = $1 AND manifest_digest = $2 AND is_manifest))), 0)
+               + COALESCE((SELECT sum(b.size) FROM blobs b WHERE b.digest IN (
+                     SELECT r.child_digest FROM manifest_references r
+                      WHERE r.repository_id = $1 AND NOT r.is_manifest
+                        AND (r.manifest_digest = $2 OR r.manifest_digest IN (
+                             SELECT child_digest FROM manifest_references
+                              WHERE repository_id = $1 AND manifest_digest = $2 AND is_manifest)))), 0)
+             AS BIGINT)",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .fetch_one(&self.db)
+        .await?;
+        Ok(to_u64(bytes))
+    }
+
+    /// Removes tag `tag` of repository `repository_id` in `tx` if it still
+    /// points at `digest` since `pushed_at` (a push meanwhile keeps it), and
+    /// queues the manifest; whether it was removed.
+    pub async fn remove_tag_in(
+        tx: &mut Tx,
+        repository_id: i64,
+        tag: &TagFacts,
+        now: i64,
+    ) -> Result<bool, MetaError> {
+        let done = query(
+            "DELETE FROM tags
+              WHERE repository_id = $1 AND name = $2 AND manifest_digest = $3 AND updated_at = $4",
+        )
+        .bind(repository_id)
+        .bind(&tag.name)
+        .bind(&tag.digest)
+        .bind(tag.pushed_at)
+        .execute(&mut *tx)
+        .await?;
+        if done == 0 {
+            return Ok(false);
+        }
+        queue(tx, Kind::Manifest, repository_id, &tag.digest, now, 0).await?;
+        Ok(true)
+    }
+
+    /// Records pull times: (repository, manifest digest, unix seconds); a
+    /// later time already recorded stays.
+    pub async fn record_pulls(&self, pulls: &[(String, String, i64)]) -> Result<(), MetaError> {
+        if pulls.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write(&[]).await?;
+        for (repository, digest, at) in pulls {
+            query(
+                "UPDATE manifests SET pulled_at = $3
+                  WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
+                    AND digest = $2 AND (pulled_at IS NULL OR pulled_at < $3)",
+            )
+            .bind(repository)
+            .bind(digest)
+            .bind(*at)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bytes of the distinct blobs the repositories of `namespace` link.
+    pub async fn namespace_usage(&self, namespace: &str) -> Result<u64, MetaError> {
+        let bytes: i64 = query_scalar(
+            "SELECT CAST(COALESCE(sum(b.size), 0) AS BIGINT) FROM blobs b
+              WHERE b.digest IN (SELECT rb.digest FROM repository_blobs rb
+                                   JOIN repositories r ON r.id = rb.repository_id
+                                  WHERE r.namespace = $1)",
+        )
+        .bind(namespace)
+        .fetch_one(&self.db)
+        .await?;
+        Ok(to_u64(bytes))
+    }
+
+    /// Whether a repository of `namespace` links `digest`.
+    pub async fn namespace_links(
+        &self,
+        namespace: &str,
+        digest: &Digest,
+    ) -> Result<bool, MetaError> {
+        let found: Option<i64> = query_scalar(
+            "SELECT rb.repository_id FROM repository_blobs rb
+               JOIN repositories r ON r.id = rb.repository_id
+              WHERE r.namespace = $1 AND rb.digest = $2 LIMIT 1",
+        )
+        .bind(namespace)
+        .bind(digest.to_string())
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Usage of every namespace holding blobs, in byte order.
+    pub async fn usage_by_namespace(&self) -> Result<Vec<Usage>, MetaError> {
+        let rows: Vec<(String, i64, i64)> = query_as(
+            "SELECT ns, CAST(sum(size) AS BIGINT), count(*) FROM (
+                 SELECT DISTINCT r.namespace AS ns, b.digest, b.size
+                   FROM repositories r
+                   JOIN repository_blobs rb ON rb.repository_id = r.id
+                   JOIN blobs b ON b.digest = rb.digest) u
+              GROUP BY ns ORDER BY ns",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, bytes, blobs)| Usage {
+                name,
+                bytes: to_u64(bytes),
+                blobs: to_u64(blobs),
+            })
+            .collect())
+    }
+
+    /// Usage of every repository (of `namespace` when given), in byte order.
+    pub async fn usage_by_repository(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Usage>, MetaError> {
+        let rows: Vec<(String, i64, i64)> = query_as(
+            "SELECT r.name, CAST(COALESCE(sum(b.size), 0) AS BIGINT), count(b.digest)
+               FROM repositories r
+               LEFT JOIN repository_blobs rb ON rb.repository_id = r.id
+               LEFT JOIN blobs b ON b.digest = rb.digest
+              WHERE $1 IS NULL OR r.namespace = $1
+              GROUP BY r.name ORDER BY r.name",
+        )
+        .bind(namespace)
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, bytes, blobs)| Usage {
+                name,
+                bytes: to_u64(bytes),
+                blobs: to_u64(blobs),
+            })
+            .collect())
+    }
+
+    /// Every blob record: (count, bytes).
+    pub async fn stored(&self) -> Result<(u64, u64), MetaError> {
+        let (count, bytes): (i64, i64) =
+            query_as("SELECT count(*), CAST(COALESCE(sum(size), 0) AS BIGINT) FROM blobs")
+                .fetch_one(&self.db)
+                .await?;
+        Ok((to_u64(count), to_u64(bytes)))
+    }
+
+    /// The quota of `namespace`, in bytes.
+    pub async fn quota(&self, namespace: &str) -> Result<Option<u64>, MetaError> {
+        let bytes: Option<i64> =
+            query_scalar("SELECT bytes FROM namespace_quotas WHERE namespace = $1")
+                .bind(namespace)
+                .fetch_optional(&self.db)
+                .await?;
+        Ok(bytes.map(to_u64))
+    }
+
+    /// Every quota, by namespace in byte order.
+    pub async fn quotas(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        let rows: Vec<(String, i64)> =
+            query_as("SELECT namespace, bytes FROM namespace_quotas ORDER BY namespace")
+                .fetch_all(&self.db)
+                .await?;
+        Ok(rows.into_iter().map(|(n, b)| (n, to_u64(b))).collect())
+    }
+
+    /// Sets the quota of `namespace`.
+    pub async fn set_quota(&self, namespace: &str, bytes: u64) -> Result<(), MetaError> {
+        query(
+            "INSERT INTO namespace_quotas (namespace, bytes) VALUES ($1, $2)
+             ON CONFLICT (namespace) DO UPDATE SET bytes = excluded.bytes",
+        )
+        .bind(namespace)
+        .bind(to_i64(bytes))
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the quota of `namespace`; whether it had one.
+    pub async fn remove_quota(&self, namespace: &str) -> Result<bool, MetaError> {
+        let done = query("DELETE FROM namespace_quotas WHERE namespace = $1")
+            .bind(namespace)
+            .execute(&self.db)
+            .await?;
+        Ok(done > 0)
+    }
+}
+
+/// A link: kept while a manifest of the repository names the blob.
+async fn review_link(
+    tx: &mut Tx,
+    item: &Review,
+    name: &RepositoryName,
+) -> Result<Decision, MetaError> {
+    let referenced: Option<i64> = query_scalar(
+        "SELECT repository_id FROM manifest_references
+          WHERE repository_id = $1 AND child_digest = $2 AND NOT is_manifest LIMIT 1",
+    )
+    .bind(item.repository_id)
+    .bind(&item.digest)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if referenced.is_some() {
+        return Ok(Decision::Kept);
+    }
+    let size: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
+        .bind(&item.digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let done = query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
+        .bind(item.repository_id)
+        .bind(&item.digest)
+        .execute(&mut *tx)
+        .await?;
+    if done == 0 {
+        return Ok(Decision::Kept);
+    }
+    // The blob may have lost its last link: it has been unreferenced here
+    // for the delay already, so its own review is due at once.
+    queue(tx, Kind::Blob, 0, &item.digest, item.queued_at, 0).await?;
+    tx.notify_changed(name.as_str()).await?;
+    Ok(Decision::Removed(Removed {
+        kind: Kind::Link,
+        repository: Some(name.to_string()),
+        digest: item.digest.clone(),
+        bytes: size.map_or(0, to_u64),
+    }))
+}
+
+/// A manifest: kept while tagged, an index child, a referrer of a manifest
+/// that is there (or of any, with `keep_referrers`), or the subject of a
+/// tagged artifact or index child.
+async fn review_manifest(
+    tx: &mut Tx,
+    item: &Review,
+    name: &RepositoryName,
+    now: i64,
+    delays: &Delays,
+) -> Result<Decision, MetaError> {
+    let repo = item.repository_id;
+    let digest = item.digest.as_str();
+    let row: Option<(Option<String>, i64)> = query_as(
+        "SELECT subject, CAST(length(content) AS BIGINT) FROM manifests
+          WHERE repository_id = $1 AND digest = $2",
+    )
+    .bind(repo)
+    .bind(digest)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((subject, length)) = row else {
+        return Ok(Decision::Kept);
+    };
+    let kept: Option<i64> = query_scalar(
+        "SELECT CAST(1 AS BIGINT) WHERE EXISTS (SELECT 1 FROM tags WHERE repository_id = $1 AND manifest_digest = $2)
+            OR EXISTS (SELECT 1 FROM manifest_references
+                        WHERE repository_id = $1 AND child_digest = $2 AND is_manifest)
+            OR EXISTS (SELECT 1 FROM manifests a
+                        WHERE a.repository_id = $1 AND a.subject = $2
+                          AND (EXISTS (SELECT 1 FROM tags t
+                                        WHERE t.repository_id = $1 AND t.manifest_digest = a.digest)
+                               OR EXISTS (SELECT 1 FROM manifest_references c
+                                           WHERE c.repository_id = $1 AND c.child_digest = a.digest
+                                             AND c.is_manifest)))",
+    )
+    .bind(repo)
+    .bind(digest)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if kept.is_some() {
+        return Ok(Decision::Kept);
+    }
+    if let Some(subject) = subject {
+        let subject_there: Option<i64> = query_scalar(
+            "SELECT repository_id FROM manifests WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repo)
+        .bind(&subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if subject_there.is_some() || delays.keep_referrers {
+            return Ok(Decision::Kept);
+        }
+    }
+    queue_references(tx, repo, digest, now).await?;
+    for statement in [
+        "DELETE FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2",
+        "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2",
+    ] {
+        query(statement)
+            .bind(repo)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.notify_changed(name.as_str()).await?;
+    Ok(Decision::Removed(Removed {
+        kind: Kind::Manifest,
+        repository: Some(name.to_string()),
+        digest: digest.to_owned(),
+        bytes: to_u64(length),
+    }))
+}
+
+/// A blob record: kept while a repository links it; its bytes are queued.
+async fn review_blob(tx: &mut Tx, digest: &str, now: i64) -> Result<Decision, MetaError> {
+    let linked: Option<i64> =
+        query_scalar("SELECT repository_id FROM repository_blobs WHERE digest = $1 LIMIT 1")
+            .bind(digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if linked.is_some() {
+        return Ok(Decision::Kept);
+    }
+    let size: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(size) = size else {
+        return Ok(Decision::Kept);
+    };
+    query("DELETE FROM blobs WHERE digest = $1")
+        .bind(digest)
+        .execute(&mut *tx)
+        .await?;
+    queue(tx, Kind::Bytes, 0, digest, now, to_u64(size)).await?;
+    Ok(Decision::Removed(Removed {
+        kind: Kind::Blob,
+        repository: None,
+        digest: digest.to_owned(),
+        bytes: to_u64(size),
+    }))
+}
+
+/// Bytes: removed unless a blob record names them again.
+async fn review_bytes(tx: &mut Tx, digest: &str) -> Result<Decision, MetaError> {
+    let recorded: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if recorded.is_some() {
+        return Ok(Decision::Kept);
+    }
+    let size: Option<i64> = query_scalar(
+        "SELECT size FROM gc_reviews WHERE kind = 'bytes' AND repository_id = 0 AND digest = $1",
+    )
+    .bind(digest)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(Decision::Removed(Removed {
+        kind: Kind::Bytes,
+        repository: None,
+        digest: digest.to_owned(),
+        bytes: size.map_or(0, to_u64),
+    }))
+}
