@@ -198,7 +198,7 @@ pub fn run_usage(api: &Api, namespace: Option<&str>, output: Output) -> anyhow::
     }
     out.push_str(&columns(&rows));
     out.push_str(&format!(
-        "\nstored: {} in {} blobs (a blob shared by namespaces counts in each); {} rows in the gc review queue\n",
+        "\nstored: {} in {} blobs (each once); {} rows in the garbage collector's review queue\n",
         size(&usage["stored"]["bytes"]),
         usage["stored"]["blobs"].as_u64().unwrap_or(0),
         usage["gc_queue_length"].as_u64().unwrap_or(0),

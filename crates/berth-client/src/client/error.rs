@@ -56,7 +56,9 @@ pub enum ClientError {
     },
 
     /// Authenticated but not allowed.
-    #[error("{what}: denied ({message}); the account lacks the permission")]
+    #[error(
+        "{what}: denied ({message}); the account lacks the permission, or the registry's message names what else refuses it (such as a quota)"
+    )]
     Denied {
         /// The operation and its target.
         what: String,
