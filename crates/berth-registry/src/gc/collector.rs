@@ -22,6 +22,7 @@
 //! waits at most a few seconds for a row a push holds, then stops with an
 //! error rather than hold the push.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use berth_core::digest::Digest;
@@ -38,7 +39,9 @@ use crate::meta::gc_sql::{Decision, Delays, GcSql, Kind, Removed, Review, TagFac
 use crate::metrics::GcCounts;
 
 /// Rows claimed at a time.
-const BATCH: u32 = 500;
+const BATCH: u32 = 512;
+/// Rows reviewed in one transaction.
+const CHUNK: usize = 64;
 /// How long a claim holds other collectors off a row (a collector that dies
 /// leaves its rows to the others after this).
 const CLAIM_SECS: i64 = 300;
@@ -326,52 +329,85 @@ async fn review_queue(
         if claimed.is_empty() {
             return Ok(());
         }
-        for item in &claimed {
-            match review_one(r, sql, item, delays).await {
-                Ok(decision) => report.record(decision),
-                Err(e) => {
-                    tracing::warn!(
-                        kind = item.kind.as_str(),
-                        digest = %item.digest,
-                        error = %e,
-                        "gc: review failed; a later collection retries it"
-                    );
-                    report
-                        .errors
-                        .push(format!("{} {}: {e}", item.kind.as_str(), item.digest));
+        for chunk in claimed.chunks(CHUNK) {
+            match review_chunk(r, sql, chunk, delays).await {
+                Ok(decisions) => decisions.into_iter().for_each(|d| report.record(d)),
+                // One review failed and rolled its chunk back: each again on
+                // its own, so that only the failing one waits for a later run.
+                Err(_) => {
+                    for item in chunk {
+                        match review_chunk(r, sql, std::slice::from_ref(item), delays).await {
+                            Ok(decisions) => {
+                                decisions.into_iter().for_each(|d| report.record(d));
+                            }
+                            Err(e) => {
+                                tracing::warn!(
+                                    kind = item.kind.as_str(),
+                                    digest = %item.digest,
+                                    error = %e,
+                                    "gc: review failed; a later collection retries it"
+                                );
+                                report.errors.push(format!(
+                                    "{} {}: {e}",
+                                    item.kind.as_str(),
+                                    item.digest
+                                ));
+                            }
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// Reviews one claimed row in its own transaction; bytes are deleted before
-/// it commits, while the digest is locked.
-async fn review_one(
+/// Reviews claimed rows in one transaction holding what each review needs
+/// (one commit, one disk flush, for the lot); bytes are deleted before it
+/// commits, while their digests are locked. A failure rolls the lot back.
+async fn review_chunk(
     r: &Registry,
     sql: &GcSql,
-    item: &Review,
+    items: &[Review],
     delays: &Delays,
-) -> Result<Decision, RegistryError> {
-    let repository = match item.kind {
-        Kind::Link | Kind::Manifest => GcSql::repository_name(&r.db, item.repository_id).await?,
+) -> Result<Vec<Decision>, RegistryError> {
+    let mut repositories: HashMap<i64, Option<RepositoryName>> = HashMap::new();
+    for item in items {
+        if matches!(item.kind, Kind::Link | Kind::Manifest)
+            && !repositories.contains_key(&item.repository_id)
+        {
+            let name = GcSql::repository_name(&r.db, item.repository_id).await?;
+            repositories.insert(item.repository_id, name);
+        }
+    }
+    let named = |item: &Review| match item.kind {
+        Kind::Link | Kind::Manifest => repositories.get(&item.repository_id).cloned().flatten(),
         Kind::Blob | Kind::Bytes => None,
     };
-    let mut tx = sql.begin_review(item, repository.as_ref()).await?;
-    let decision = GcSql::review_in(&mut tx, item, repository.as_ref(), now_unix(), delays).await?;
-    if let Decision::Removed(removed) = &decision
-        && removed.kind == Kind::Bytes
-    {
-        let digest =
-            Digest::parse(&removed.digest).map_err(|e| MetaError::Corrupt(e.to_string()))?;
-        // A failure rolls the review back: the row stays for the next run.
-        r.blobs.delete(&digest).await?;
+    let reviews: Vec<(&Review, Option<RepositoryName>)> =
+        items.iter().map(|item| (item, named(item))).collect();
+    let mut tx = sql.begin_reviews(&reviews).await?;
+    let mut decisions = Vec::with_capacity(items.len());
+    let mut changed = Vec::new();
+    for (item, repository) in &reviews {
+        let decision =
+            GcSql::review_in(&mut tx, item, repository.as_ref(), now_unix(), delays).await?;
+        if let Decision::Removed(removed) = &decision {
+            if removed.kind == Kind::Bytes {
+                let digest = Digest::parse(&removed.digest)
+                    .map_err(|e| MetaError::Corrupt(e.to_string()))?;
+                r.blobs.delete(&digest).await?;
+            }
+            if let Some(name) = repository {
+                changed.push(name.clone());
+            }
+        }
+        decisions.push(decision);
     }
     tx.commit().await.map_err(MetaError::from)?;
-    if let (Decision::Removed(_), Some(name)) = (&decision, &repository) {
+    for name in &changed {
         r.meta.forget_cached(name);
     }
-    Ok(decision)
+    Ok(decisions)
 }
 
 /// The dry run: retention and every due review in one transaction, rolled back.

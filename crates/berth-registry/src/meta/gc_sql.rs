@@ -374,24 +374,25 @@ impl GcSql {
             .transpose()
     }
 
-    /// Begins the transaction a review of `item` runs in, holding what the
-    /// writers that could add a reference to it hold: the repository (links
-    /// and manifests; `repository` is its name, `None` when it is gone) and
-    /// the digest (links, blob records, bytes).
-    pub async fn begin_review(
+    /// Begins the transaction reviews of `items` run in, holding what the
+    /// writers that could add a reference to them hold: the repository (links
+    /// and manifests; with its name, `None` when it is gone) and the digest
+    /// (links, blob records, bytes); taken in one order, like every writer's.
+    pub async fn begin_reviews(
         &self,
-        item: &Review,
-        repository: Option<&RepositoryName>,
+        items: &[(&Review, Option<RepositoryName>)],
     ) -> Result<Tx, MetaError> {
         let mut locks = Vec::new();
-        if let Some(name) = repository {
-            locks.push(Lock::Repository {
-                name: name.as_str(),
-                namespace: name.namespace(),
-            });
-        }
-        if item.kind != Kind::Manifest {
-            locks.push(Lock::Blob(&item.digest));
+        for (item, repository) in items {
+            if let Some(name) = repository {
+                locks.push(Lock::Repository {
+                    name: name.as_str(),
+                    namespace: name.namespace(),
+                });
+            }
+            if item.kind != Kind::Manifest {
+                locks.push(Lock::Blob(&item.digest));
+            }
         }
         Ok(self.db.begin_write(&locks).await?)
     }
@@ -908,4 +909,204 @@ async fn review_bytes(tx: &mut Tx, digest: &str) -> Result<Decision, MetaError> 
         digest: digest.to_owned(),
         bytes: size.map_or(0, to_u64),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_core::endpoint::UploadId;
+
+    use super::*;
+    use crate::meta::scratch::ScratchDatabase;
+    use crate::meta::{MetaStore, SqlMeta, UploadLimits, UploadSession};
+
+    /// A store on the scratch PostgreSQL database when there is one, else
+    /// on an SQLite file (the database handle is kept for the test's life).
+    async fn store() -> (Option<ScratchDatabase>, tempfile::TempDir, SqlMeta) {
+        let dir = tempfile::tempdir().unwrap();
+        let database = ScratchDatabase::from_env().await.unwrap();
+        let meta = match &database {
+            Some(d) => SqlMeta::open_postgres(d.url().expose()).await.unwrap(),
+            None => SqlMeta::open(&dir.path().join("berth.db")).await.unwrap(),
+        };
+        (database, dir, meta)
+    }
+
+    fn name(s: &str) -> RepositoryName {
+        RepositoryName::parse(s).unwrap()
+    }
+
+    const DELAYS: Delays = Delays {
+        blobs: 0,
+        untagged: Some(0),
+        keep_referrers: false,
+    };
+
+    async fn queued(meta: &SqlMeta) -> Vec<(String, i64, String, i64)> {
+        query_as("SELECT kind, repository_id, digest, claimed_until FROM gc_reviews ORDER BY kind, digest")
+            .fetch_all(meta.db())
+            .await
+            .unwrap()
+    }
+
+    /// Two collectors claiming at once take different rows, and a row
+    /// claimed is not claimed again until its claim lapses.
+    #[tokio::test]
+    async fn claims_do_not_overlap_and_lapse() {
+        let (_database, _dir, meta) = store().await;
+        let repo = name("a/b");
+        for i in 0..10u8 {
+            meta.link_blob(&repo, &Digest::sha256_of(&[i]), 1)
+                .await
+                .unwrap();
+        }
+        let sql = GcSql::new(meta.db().clone());
+        let now = crate::clock::now_unix();
+        let (first, second) = tokio::join!(
+            sql.claim(now, &DELAYS, now + 300, 6),
+            sql.claim(now, &DELAYS, now + 300, 6)
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.len() + second.len(), 10, "{first:?} {second:?}");
+        assert!(first.iter().all(|a| !second.contains(a)));
+        assert!(
+            sql.claim(now, &DELAYS, now + 300, 6)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Five minutes on, a crashed collector's claims lapse.
+        assert_eq!(
+            sql.claim(now + 301, &DELAYS, now + 601, 20)
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
+    }
+
+    /// A row queued again while its review was pending (another unlink of
+    /// the blob, say) is left for the next review, not dropped with the
+    /// decision made on the older state.
+    #[tokio::test]
+    async fn a_row_queued_again_after_its_claim_outlives_the_review() {
+        let (_database, _dir, meta) = store().await;
+        let repo = name("a/b");
+        let digest = Digest::sha256_of(b"x");
+        meta.link_blob(&repo, &digest, 1).await.unwrap();
+        let sql = GcSql::new(meta.db().clone());
+        let now = crate::clock::now_unix();
+        let claimed = sql.claim(now, &DELAYS, now + 300, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Queued again: linked once more.
+        meta.link_blob(&repo, &digest, 1).await.unwrap();
+        let item = &claimed[0];
+        let mut tx = sql
+            .begin_reviews(&[(item, Some(repo.clone()))])
+            .await
+            .unwrap();
+        let decision = GcSql::review_in(&mut tx, item, Some(&repo), now, &DELAYS)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(decision, Decision::Skipped);
+        assert_eq!(meta.linked_blob(&repo, &digest).await.unwrap(), Some(1));
+        assert_eq!(
+            queued(&meta).await.len(),
+            1,
+            "the row waits for the next review"
+        );
+    }
+
+    /// An upload whose bytes the collector removed after they were stored
+    /// is refused at its close, and nothing is recorded: no blob record ever
+    /// names bytes that are gone.
+    #[tokio::test]
+    async fn an_upload_whose_bytes_are_gone_records_nothing() {
+        let (_database, _dir, meta) = store().await;
+        let repo = name("a/b");
+        let id = UploadId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let session = UploadSession {
+            id: id.clone(),
+            repository: repo.clone(),
+            subject: None,
+            offset: 0,
+            hash_state: Vec::new(),
+            staging: id.as_str().to_owned(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        meta.create_upload(&session, UploadLimits::default())
+            .await
+            .unwrap();
+        let digest = Digest::sha256_of(b"gone");
+        let result = meta
+            .finish_upload(&id, &repo, &digest, 4, Box::pin(async { Ok(false) }))
+            .await;
+        assert!(
+            matches!(&result, Err(MetaError::BytesGone(d)) if *d == digest),
+            "{result:?}"
+        );
+        assert_eq!(meta.blob_size(&digest).await.unwrap(), None);
+        assert!(meta.get_upload(&repo, &id).await.unwrap().is_some());
+        let said = MetaError::BytesGone(digest.clone()).to_string();
+        assert_eq!(
+            said,
+            format!(
+                "the bytes of {digest} were reclaimed by the garbage collector while the upload finished; upload the blob again"
+            )
+        );
+    }
+
+    /// Unlinked everywhere, a blob goes in three reviews: its link (no
+    /// manifest names it), its record (no repository links it), its bytes;
+    /// a blob linked elsewhere keeps its record.
+    #[tokio::test]
+    async fn an_unreferenced_blob_goes_link_then_record_then_bytes() {
+        let (_database, _dir, meta) = store().await;
+        let (a, b) = (name("a/one"), name("a/two"));
+        let shared = Digest::sha256_of(b"shared");
+        let alone = Digest::sha256_of(b"alone");
+        meta.link_blob(&a, &shared, 6).await.unwrap();
+        meta.link_blob(&b, &shared, 6).await.unwrap();
+        meta.link_blob(&a, &alone, 5).await.unwrap();
+        let sql = GcSql::new(meta.db().clone());
+        let mut removed = Vec::new();
+        loop {
+            let now = crate::clock::now_unix();
+            let claimed = sql.claim(now, &DELAYS, now + 300, 100).await.unwrap();
+            if claimed.is_empty() {
+                break;
+            }
+            for item in &claimed {
+                let repository = GcSql::repository_name(meta.db(), item.repository_id)
+                    .await
+                    .unwrap();
+                let mut tx = sql
+                    .begin_reviews(&[(item, repository.clone())])
+                    .await
+                    .unwrap();
+                if let Decision::Removed(r) =
+                    GcSql::review_in(&mut tx, item, repository.as_ref(), now, &DELAYS)
+                        .await
+                        .unwrap()
+                {
+                    removed.push((r.kind, r.digest, r.bytes));
+                }
+                tx.commit().await.unwrap();
+            }
+        }
+        removed.sort();
+        let mut expected = vec![
+            (Kind::Link, shared.to_string(), 6),
+            (Kind::Link, shared.to_string(), 6),
+            (Kind::Link, alone.to_string(), 5),
+            (Kind::Blob, shared.to_string(), 6),
+            (Kind::Blob, alone.to_string(), 5),
+            (Kind::Bytes, shared.to_string(), 6),
+            (Kind::Bytes, alone.to_string(), 5),
+        ];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(queued(&meta).await.is_empty());
+    }
 }

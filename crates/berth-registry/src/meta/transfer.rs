@@ -100,7 +100,7 @@ use Role::{Fixed, Key, State};
 
 /// The tables in the order they are copied: each after the tables its
 /// foreign keys name (and pruned in the reverse order).
-pub const TABLES: [Table; 12] = [
+pub const TABLES: [Table; 14] = [
     Table {
         name: "organizations",
         columns: &[
@@ -210,6 +210,7 @@ pub const TABLES: [Table; 12] = [
             col("artifact_type", OptText, Fixed),
             col("annotations", OptText, Fixed),
             col("created_at", Int, State),
+            col("pulled_at", OptInt, State),
         ],
         identity: false,
     },
@@ -230,6 +231,25 @@ pub const TABLES: [Table; 12] = [
             col("name", Text, Key),
             col("manifest_digest", Text, State),
             col("updated_at", Int, State),
+        ],
+        identity: false,
+    },
+    Table {
+        name: "namespace_quotas",
+        columns: &[col("namespace", Text, Key), col("bytes", Int, State)],
+        identity: false,
+    },
+    // The collector's queue goes along: what the source had left
+    // unreferenced is reviewed on the target too.
+    Table {
+        name: "gc_reviews",
+        columns: &[
+            col("kind", Text, Key),
+            col("repository_id", Int, Key),
+            col("digest", Text, Key),
+            col("queued_at", Int, State),
+            col("claimed_until", Int, State),
+            col("size", Int, State),
         ],
         identity: false,
     },
