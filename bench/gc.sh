@@ -95,7 +95,7 @@ rm -f "$work/stop"
 python3 "$lib/procwatch.py" rss "$pid" "$work/stop" "$work/rss" &
 watch_pid=$!
 gc_start=$(date +%s.%N)
-(python3 "$lib/reg.py" api "$url" POST /api/v1/gc "" --basic "admin:$pw" >"$work/report.json"; date +%s.%N >"$work/gc-end") &
+(curl -sS --fail-with-body --max-time 3600 -X POST -u "admin:$pw" "$url/api/v1/gc" >"$work/report.json"; date +%s.%N >"$work/gc-end") &
 gc_pid=$!
 sleep 0.2
 load_start=$(date +%s.%N)

@@ -9,7 +9,7 @@ CREATE TABLE gc_reviews (
     size           BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, repository_id, digest)
 );
-CREATE INDEX gc_reviews_by_queued_at ON gc_reviews (queued_at);
+CREATE INDEX gc_reviews_by_kind ON gc_reviews (kind, queued_at);
 
 ALTER TABLE manifests ADD COLUMN pulled_at BIGINT;
 

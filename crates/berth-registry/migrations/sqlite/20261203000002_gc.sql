@@ -27,7 +27,8 @@ CREATE TABLE gc_reviews (
     size           BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, repository_id, digest)
 );
-CREATE INDEX gc_reviews_by_queued_at ON gc_reviews (queued_at);
+-- The collector claims the oldest rows of one kind at a time.
+CREATE INDEX gc_reviews_by_kind ON gc_reviews (kind, queued_at);
 
 -- When a manifest was last pulled (GET), written at most once a minute per
 -- manifest (gc/pulls.rs); NULL: never since this column exists.

@@ -57,15 +57,53 @@ pub async fn start_upload(
     {
         return Ok(blob_created(r, name, digest));
     }
-    let session = new_session(r, name, subject).await?;
     let Some(digest) = query_param(query, "digest") else {
+        let session = new_session(r, name, subject).await?;
         return Ok(session_response(r, &session, StatusCode::ACCEPTED));
     };
+    // Everything the request can be refused for before a session exists:
+    // the client of a monolithic push gets no `Location` to cancel one.
     let digest = parse_digest_param(&digest)?;
-    let limit = declared_length(headers)?.unwrap_or(u64::MAX);
-    let _busy = UploadLock::acquire(r, &session.id).await?;
-    let session = append(r, session, body, limit, declared_length(headers)?).await?;
-    finish(r, name, session, &digest).await
+    let declared = declared_length(headers)?;
+    if let Some(length) = declared {
+        crate::usage::check_quota(r, name, Some(&digest), length).await?;
+    }
+    let session = new_session(r, name, subject).await?;
+    let id = session.id.clone();
+    let _busy = UploadLock::acquire(r, &id).await?;
+    let pushed = async {
+        let session = append(
+            r,
+            session,
+            body,
+            declared.unwrap_or(u64::MAX),
+            declared,
+            Some(&digest),
+        )
+        .await?;
+        finish(r, name, session, &digest).await
+    }
+    .await;
+    if pushed.is_err() {
+        // Nobody can resume it: its bytes and its place under the caps go.
+        discard_session(r, name, &id).await;
+    }
+    pushed
+}
+
+/// Removes an upload session and its bytes, if still there (a monolithic
+/// push that failed); a failure here is logged, the sweep expires it later.
+async fn discard_session(r: &Registry, name: &RepositoryName, id: &UploadId) {
+    let removed = async {
+        if let Some(session) = r.meta.get_upload(name, id).await? {
+            r.blobs.abort(&session.staging).await?;
+            r.meta.delete_upload(id).await?;
+        }
+        Ok::<(), RegistryError>(())
+    };
+    if let Err(e) = removed.await {
+        tracing::warn!(upload = %id, error = %e, "removing a failed monolithic upload's session failed; it expires with the upload TTL");
+    }
 }
 
 /// end-13: `GET <location>`: 204 with the bytes received so far in `Range`.
@@ -94,7 +132,7 @@ pub async fn patch_upload(
     let _busy = UploadLock::acquire(r, id).await?;
     let session = find_session(r, name, id).await?;
     let exact = chunk_length(&session, headers)?;
-    let session = append(r, session, body, exact.unwrap_or(u64::MAX), exact).await?;
+    let session = append(r, session, body, exact.unwrap_or(u64::MAX), exact, None).await?;
     Ok(session_response(r, &session, StatusCode::ACCEPTED))
 }
 
@@ -123,7 +161,15 @@ pub async fn put_upload(
     let empty = http_body::Body::size_hint(&body).exact() == Some(0);
     if length != Some(0) && !empty {
         let exact = chunk_length(&session, headers)?;
-        session = append(r, session, body, exact.unwrap_or(u64::MAX), exact).await?;
+        session = append(
+            r,
+            session,
+            body,
+            exact.unwrap_or(u64::MAX),
+            exact,
+            Some(&digest),
+        )
+        .await?;
     }
     finish(r, name, session, &digest).await
 }
@@ -254,13 +300,15 @@ async fn append(
     body: Body,
     limit: u64,
     exact: Option<u64>,
+    digest: Option<&Digest>,
 ) -> Result<UploadSession, RegistryError> {
     if let Some(length) = exact {
-        // The size is known before a byte is stored: refused now, not after.
+        // The size is known before a byte is stored: refused now, not after
+        // (a blob the namespace holds already, when the digest is known, adds nothing).
         crate::usage::check_quota(
             r,
             &session.repository,
-            None,
+            digest,
             session.offset.saturating_add(length),
         )
         .await?;

@@ -52,8 +52,9 @@ pub const PG_MAX_CONNECTIONS: u32 = 16;
 /// The metadata database: a connection pool of one engine.
 #[derive(Debug, Clone)]
 pub enum Db {
-    /// The embedded default: one file under the data directory.
-    Sqlite(SqlitePool),
+    /// The embedded default: one file under the data directory, and the
+    /// queue its writers take turns in.
+    Sqlite(SqlitePool, WriterQueue),
     /// A PostgreSQL database, shared by every node.
     Postgres(PgPool),
 }
@@ -107,7 +108,7 @@ impl Db {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self::Sqlite(pool))
+        Ok(Self::Sqlite(pool, WriterQueue::default()))
     }
 
     /// An in-memory SQLite database, for tests.
@@ -119,7 +120,7 @@ impl Db {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self::Sqlite(pool))
+        Ok(Self::Sqlite(pool, WriterQueue::default()))
     }
 
     /// Connects to the PostgreSQL database `url` (`postgres://...`) and
@@ -166,7 +167,7 @@ impl Db {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        Ok(Self::Sqlite(pool))
+        Ok(Self::Sqlite(pool, WriterQueue::default()))
     }
 
     /// Whether the table `name` exists: a database no berth has migrated
@@ -187,7 +188,7 @@ impl Db {
     /// Closes every connection of the pool (waiting for those in use).
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
+            Self::Sqlite(pool, _) => pool.close().await,
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -195,7 +196,7 @@ impl Db {
     /// Which engine this is.
     pub fn engine(&self) -> Engine {
         match self {
-            Self::Sqlite(_) => Engine::Sqlite,
+            Self::Sqlite(..) => Engine::Sqlite,
             Self::Postgres(_) => Engine::Postgres,
         }
     }
@@ -203,7 +204,7 @@ impl Db {
     /// The SQLite pool, for what only SQLite does (`meta/snapshot.rs`).
     pub fn sqlite(&self) -> Option<&SqlitePool> {
         match self {
-            Self::Sqlite(pool) => Some(pool),
+            Self::Sqlite(pool, _) => Some(pool),
             Self::Postgres(_) => None,
         }
     }
@@ -211,7 +212,7 @@ impl Db {
     /// The PostgreSQL pool, for what only PostgreSQL does (`meta/notify.rs`).
     pub fn postgres(&self) -> Option<&PgPool> {
         match self {
-            Self::Sqlite(_) => None,
+            Self::Sqlite(..) => None,
             Self::Postgres(pool) => Some(pool),
         }
     }
@@ -219,7 +220,7 @@ impl Db {
     /// Begins a transaction that only reads, or writes rows no check depends on.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Self::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?, None),
             Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -228,12 +229,40 @@ impl Db {
     /// holding `locks` until it ends (see the module doc).
     pub async fn begin_write(&self, locks: &[Lock<'_>]) -> Result<Tx, sqlx::Error> {
         match self {
-            Self::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Self::Sqlite(pool, queue) => {
+                // In turn, first come first served: SQLite's own wait for
+                // its write lock polls with growing sleeps, so that a writer
+                // that comes back at once (the collector's next batch) could
+                // take the lock again and again before a waiting push wakes.
+                let turn = queue.0.clone().acquire_owned().await.map_err(|_| {
+                    sqlx::Error::Protocol("the database's writer queue is closed".into())
+                })?;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx::Sqlite(tx, Some(turn)))
+            }
             Self::Postgres(pool) => {
                 let mut tx = Tx::Postgres(pool.begin().await?);
                 tx.lock_all(locks).await?;
                 Ok(tx)
             }
+        }
+    }
+
+    /// A turn in the writer queue for one statement run outside a
+    /// transaction, held until dropped (SQLite; `None` on PostgreSQL, whose
+    /// writers do not queue).
+    pub async fn write_turn(
+        &self,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, sqlx::Error> {
+        match self {
+            Self::Sqlite(_, queue) => queue
+                .0
+                .clone()
+                .acquire_owned()
+                .await
+                .map(Some)
+                .map_err(|_| sqlx::Error::Protocol("the database's writer queue is closed".into())),
+            Self::Postgres(_) => Ok(None),
         }
     }
 
@@ -346,10 +375,26 @@ fn lock_key(kind: &str, name: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// The order in which a process's SQLite writers take the database's one
+/// write lock: a fair (FIFO) queue of one, held by a write transaction
+/// ([`Db::begin_write`]) until it ends.
+#[derive(Debug, Clone)]
+pub struct WriterQueue(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for WriterQueue {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(1)))
+    }
+}
+
 /// An open transaction; dropped without [`Tx::commit`], it rolls back.
 pub enum Tx {
-    /// On SQLite.
-    Sqlite(Transaction<'static, Sqlite>),
+    /// On SQLite, with its turn in the writer queue when it writes (given
+    /// back after the transaction ends: the fields drop in this order).
+    Sqlite(
+        Transaction<'static, Sqlite>,
+        Option<tokio::sync::OwnedSemaphorePermit>,
+    ),
     /// On PostgreSQL.
     Postgres(Transaction<'static, Postgres>),
 }
@@ -358,7 +403,7 @@ impl Tx {
     /// Commits.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(tx) => tx.commit().await,
+            Self::Sqlite(tx, _turn) => tx.commit().await,
             Self::Postgres(tx) => tx.commit().await,
         }
     }
@@ -366,7 +411,7 @@ impl Tx {
     /// Which engine this runs on.
     pub fn engine(&self) -> Engine {
         match self {
-            Self::Sqlite(_) => Engine::Sqlite,
+            Self::Sqlite(..) => Engine::Sqlite,
             Self::Postgres(_) => Engine::Postgres,
         }
     }
@@ -606,7 +651,7 @@ pub trait Executor<'c>: Send {
 impl<'c> Executor<'c> for &'c Db {
     fn target(self) -> Target<'c> {
         match self {
-            Db::Sqlite(pool) => Target::SqlitePool(pool),
+            Db::Sqlite(pool, _) => Target::SqlitePool(pool),
             Db::Postgres(pool) => Target::PostgresPool(pool),
         }
     }
@@ -615,7 +660,7 @@ impl<'c> Executor<'c> for &'c Db {
 impl<'c> Executor<'c> for &'c mut Tx {
     fn target(self) -> Target<'c> {
         match self {
-            Tx::Sqlite(tx) => Target::Sqlite(&mut *tx),
+            Tx::Sqlite(tx, _) => Target::Sqlite(&mut *tx),
             Tx::Postgres(tx) => Target::Postgres(&mut *tx),
         }
     }

@@ -74,14 +74,13 @@ pub struct Delays {
 }
 
 impl Delays {
-    /// Whether a row of `kind` queued at `queued_at` is due at `now`.
-    fn is_due(&self, kind: Kind, queued_at: i64, now: i64) -> bool {
+    /// The latest `queued_at` of a row of `kind` due at `now`.
+    fn due_bound(&self, kind: Kind, now: i64) -> i64 {
+        let (blobs, manifests) = self.due_bounds(now);
         match kind {
-            Kind::Link | Kind::Blob => queued_at <= now.saturating_sub(self.blobs),
-            Kind::Manifest => self
-                .untagged
-                .is_some_and(|delay| queued_at <= now.saturating_sub(delay)),
-            Kind::Bytes => true,
+            Kind::Link | Kind::Blob => blobs,
+            Kind::Manifest => manifests,
+            Kind::Bytes => i64::MAX,
         }
     }
 
@@ -269,7 +268,9 @@ impl GcSql {
     }
 
     /// Claims up to `limit` rows due at `now` that no other collector holds,
-    /// until `claim_until`, oldest first.
+    /// until `claim_until`, oldest first, of one kind: manifests first, then
+    /// links, blob records and bytes, the order in which a removal queues
+    /// the next (so one collection carries an image through to its bytes).
     pub async fn claim(
         &self,
         now: i64,
@@ -278,56 +279,64 @@ impl GcSql {
         limit: u32,
     ) -> Result<Vec<Review>, MetaError> {
         let (blobs_due, manifests_due) = delays.due_bounds(now);
+        // One range of the index (kind, queued_at) per kind.
         let sql = format!(
             "UPDATE gc_reviews SET claimed_until = $1
               WHERE (kind, repository_id, digest) IN (
                     SELECT kind, repository_id, digest FROM gc_reviews
-                     WHERE claimed_until < $2
-                       AND ((kind IN ('link', 'blob') AND queued_at <= $3)
-                            OR (kind = 'manifest' AND queued_at <= $4)
-                            OR kind = 'bytes')
+                     WHERE kind = $2 AND queued_at <= $3 AND claimed_until < $4
                      ORDER BY queued_at LIMIT $5 {})
              RETURNING kind, repository_id, digest, queued_at",
             self.db.engine().skip_locked()
         );
-        let mut tx = self.db.begin_write(&[]).await?;
-        // Safe: the dynamic part is a fixed clause of the engine.
-        let rows: Vec<(String, i64, String, i64)> = query_as(sqlx::AssertSqlSafe(sql))
-            .bind(claim_until)
-            .bind(now)
-            .bind(blobs_due)
-            .bind(manifests_due)
-            .bind(i64::from(limit))
-            .fetch_all(&mut tx)
-            .await?;
-        tx.commit().await?;
-        let mut claimed = rows
-            .into_iter()
-            .map(|(kind, repository_id, digest, queued_at)| {
-                Ok(Review {
-                    kind: Kind::parse(&kind)?,
-                    repository_id,
-                    digest,
-                    queued_at,
-                    claim: claim_until,
+        for (kind, due) in [
+            (Kind::Manifest, manifests_due),
+            (Kind::Link, blobs_due),
+            (Kind::Blob, blobs_due),
+            (Kind::Bytes, i64::MAX),
+        ] {
+            let mut tx = self.db.begin_write(&[]).await?;
+            // Safe: the dynamic part is a fixed clause of the engine.
+            let rows: Vec<(String, i64, String, i64)> = query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(claim_until)
+                .bind(kind.as_str())
+                .bind(due)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut tx)
+                .await?;
+            tx.commit().await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let mut claimed = rows
+                .into_iter()
+                .map(|(kind, repository_id, digest, queued_at)| {
+                    Ok(Review {
+                        kind: Kind::parse(&kind)?,
+                        repository_id,
+                        digest,
+                        queued_at,
+                        claim: claim_until,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, MetaError>>()?;
-        // RETURNING gives no order: links and manifests of a repository
-        // together, oldest first.
-        claimed.sort_by(|a, b| {
-            (a.queued_at, a.kind, a.repository_id, &a.digest).cmp(&(
-                b.queued_at,
-                b.kind,
-                b.repository_id,
-                &b.digest,
-            ))
-        });
-        Ok(claimed)
+                .collect::<Result<Vec<_>, MetaError>>()?;
+            // RETURNING gives no order: a repository's rows together.
+            claimed.sort_by(|a, b| {
+                (a.repository_id, a.queued_at, &a.digest).cmp(&(
+                    b.repository_id,
+                    b.queued_at,
+                    &b.digest,
+                ))
+            });
+            return Ok(claimed);
+        }
+        Ok(Vec::new())
     }
 
-    /// Up to `limit` rows due at `now`, oldest first, read in `tx` without
-    /// claiming them (a dry run, which rolls back).
+    /// Up to `limit` rows due at `now`, of one kind in the order of
+    /// [`GcSql::claim`], oldest first, read in `tx` without claiming them (a
+    /// dry run, which rolls back).
     pub async fn due_in(
         tx: &mut Tx,
         now: i64,
@@ -335,29 +344,36 @@ impl GcSql {
         limit: u32,
     ) -> Result<Vec<Review>, MetaError> {
         let (blobs_due, manifests_due) = delays.due_bounds(now);
-        let rows: Vec<(String, i64, String, i64)> = query_as(
-            "SELECT kind, repository_id, digest, queued_at FROM gc_reviews
-              WHERE (kind IN ('link', 'blob') AND queued_at <= $1)
-                 OR (kind = 'manifest' AND queued_at <= $2)
-                 OR kind = 'bytes'
-              ORDER BY queued_at, kind, repository_id, digest LIMIT $3",
-        )
-        .bind(blobs_due)
-        .bind(manifests_due)
-        .bind(i64::from(limit))
-        .fetch_all(tx)
-        .await?;
-        rows.into_iter()
-            .map(|(kind, repository_id, digest, queued_at)| {
-                Ok(Review {
-                    kind: Kind::parse(&kind)?,
-                    repository_id,
-                    digest,
-                    queued_at,
-                    claim: 0,
-                })
-            })
-            .collect()
+        for (kind, due) in [
+            (Kind::Manifest, manifests_due),
+            (Kind::Link, blobs_due),
+            (Kind::Blob, blobs_due),
+            (Kind::Bytes, i64::MAX),
+        ] {
+            let rows: Vec<(i64, String, i64)> = query_as(
+                "SELECT repository_id, digest, queued_at FROM gc_reviews
+                  WHERE kind = $1 AND queued_at <= $2
+                  ORDER BY queued_at, repository_id, digest LIMIT $3",
+            )
+            .bind(kind.as_str())
+            .bind(due)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            if !rows.is_empty() {
+                return Ok(rows
+                    .into_iter()
+                    .map(|(repository_id, digest, queued_at)| Review {
+                        kind,
+                        repository_id,
+                        digest,
+                        queued_at,
+                        claim: 0,
+                    })
+                    .collect());
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// The repository a row of a link or manifest belongs to (`None`: it
@@ -450,47 +466,33 @@ impl GcSql {
         now: i64,
         delays: &Delays,
     ) -> Result<Decision, MetaError> {
-        let row: Option<(i64, i64)> = query_as(
-            "SELECT queued_at, claimed_until FROM gc_reviews
-              WHERE kind = $1 AND repository_id = $2 AND digest = $3",
+        // The row goes first, and only as claimed and due: gone (another
+        // collector), queued again since the claim (its claim reset), or
+        // not due, it is left for a later review.
+        let size: Option<i64> = query_scalar(
+            "DELETE FROM gc_reviews
+              WHERE kind = $1 AND repository_id = $2 AND digest = $3
+                AND queued_at <= $4 AND ($5 = 0 OR claimed_until = $5)
+             RETURNING size",
         )
         .bind(item.kind.as_str())
         .bind(item.repository_id)
         .bind(&item.digest)
+        .bind(delays.due_bound(item.kind, now))
+        .bind(item.claim)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((queued_at, claimed_until)) = row else {
+        let Some(size) = size else {
             return Ok(Decision::Skipped);
         };
-        // Queued again since the claim (its claim reset): the next pass
-        // reviews it with its new time.
-        if item.claim != 0 && claimed_until != item.claim {
-            return Ok(Decision::Skipped);
-        }
-        if !delays.is_due(item.kind, queued_at, now) {
-            return Ok(Decision::Skipped);
-        }
-        let decision = match (item.kind, repository) {
+        Ok(match (item.kind, repository) {
             (Kind::Link, Some(name)) => review_link(tx, item, name).await?,
             (Kind::Manifest, Some(name)) => review_manifest(tx, item, name, now, delays).await?,
             // The repository is gone, and its links and manifests with it.
             (Kind::Link | Kind::Manifest, None) => Decision::Kept,
             (Kind::Blob, _) => review_blob(tx, &item.digest, now).await?,
-            (Kind::Bytes, _) => review_bytes(tx, &item.digest).await?,
-        };
-        query(
-            "DELETE FROM gc_reviews
-              WHERE kind = $1 AND repository_id = $2 AND digest = $3
-                AND queued_at = $4 AND claimed_until = $5",
-        )
-        .bind(item.kind.as_str())
-        .bind(item.repository_id)
-        .bind(&item.digest)
-        .bind(queued_at)
-        .bind(claimed_until)
-        .execute(tx)
-        .await?;
-        Ok(decision)
+            (Kind::Bytes, _) => review_bytes(tx, &item.digest, to_u64(size)).await?,
+        })
     }
 
     /// Rows in the queue, due or not.
@@ -749,29 +751,23 @@ async fn review_link(
     item: &Review,
     name: &RepositoryName,
 ) -> Result<Decision, MetaError> {
-    let referenced: Option<i64> = query_scalar(
-        "SELECT repository_id FROM manifest_references
-          WHERE repository_id = $1 AND child_digest = $2 AND NOT is_manifest LIMIT 1",
+    // Removed only if no manifest of the repository names it; with the
+    // blob's size, for the report.
+    let removed: Option<Option<i64>> = query_scalar(
+        "DELETE FROM repository_blobs
+          WHERE repository_id = $1 AND digest = $2
+            AND NOT EXISTS (SELECT 1 FROM manifest_references r
+                             WHERE r.repository_id = $1 AND r.child_digest = $2
+                               AND NOT r.is_manifest)
+         RETURNING (SELECT b.size FROM blobs b WHERE b.digest = $2)",
     )
     .bind(item.repository_id)
     .bind(&item.digest)
     .fetch_optional(&mut *tx)
     .await?;
-    if referenced.is_some() {
+    let Some(size) = removed else {
         return Ok(Decision::Kept);
-    }
-    let size: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
-        .bind(&item.digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let done = query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
-        .bind(item.repository_id)
-        .bind(&item.digest)
-        .execute(&mut *tx)
-        .await?;
-    if done == 0 {
-        return Ok(Decision::Kept);
-    }
+    };
     // The blob may have lost its last link: it has been unreferenced here
     // for the delay already, so its own review is due at once.
     queue(tx, Kind::Blob, 0, &item.digest, item.queued_at, 0).await?;
@@ -834,7 +830,15 @@ async fn review_manifest(
         .bind(&subject)
         .fetch_optional(&mut *tx)
         .await?;
-        if subject_there.is_some() || delays.keep_referrers {
+        if subject_there.is_some() {
+            // A referrer of a manifest that is there stays. That manifest
+            // may have been kept only by this one (the untagged subject of
+            // an artifact that just lost its tag): its own review decides,
+            // and takes this one with it if it goes.
+            queue(tx, Kind::Manifest, repo, &subject, now, 0).await?;
+            return Ok(Decision::Kept);
+        }
+        if delays.keep_referrers {
             return Ok(Decision::Kept);
         }
     }
@@ -860,25 +864,19 @@ async fn review_manifest(
 
 /// A blob record: kept while a repository links it; its bytes are queued.
 async fn review_blob(tx: &mut Tx, digest: &str, now: i64) -> Result<Decision, MetaError> {
-    let linked: Option<i64> =
-        query_scalar("SELECT repository_id FROM repository_blobs WHERE digest = $1 LIMIT 1")
-            .bind(digest)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if linked.is_some() {
-        return Ok(Decision::Kept);
-    }
-    let size: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
+    // Removed only if no repository links it.
+    let size: Option<i64> = query_scalar(
+        "DELETE FROM blobs
+          WHERE digest = $1
+            AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = $1)
+         RETURNING size",
+    )
+    .bind(digest)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(size) = size else {
         return Ok(Decision::Kept);
     };
-    query("DELETE FROM blobs WHERE digest = $1")
-        .bind(digest)
-        .execute(&mut *tx)
-        .await?;
     queue(tx, Kind::Bytes, 0, digest, now, to_u64(size)).await?;
     Ok(Decision::Removed(Removed {
         kind: Kind::Blob,
@@ -888,8 +886,8 @@ async fn review_blob(tx: &mut Tx, digest: &str, now: i64) -> Result<Decision, Me
     }))
 }
 
-/// Bytes: removed unless a blob record names them again.
-async fn review_bytes(tx: &mut Tx, digest: &str) -> Result<Decision, MetaError> {
+/// Bytes (`size` of them): removed unless a blob record names them again.
+async fn review_bytes(tx: &mut Tx, digest: &str, size: u64) -> Result<Decision, MetaError> {
     let recorded: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
         .bind(digest)
         .fetch_optional(&mut *tx)
@@ -897,17 +895,11 @@ async fn review_bytes(tx: &mut Tx, digest: &str) -> Result<Decision, MetaError> 
     if recorded.is_some() {
         return Ok(Decision::Kept);
     }
-    let size: Option<i64> = query_scalar(
-        "SELECT size FROM gc_reviews WHERE kind = 'bytes' AND repository_id = 0 AND digest = $1",
-    )
-    .bind(digest)
-    .fetch_optional(&mut *tx)
-    .await?;
     Ok(Decision::Removed(Removed {
         kind: Kind::Bytes,
         repository: None,
         digest: digest.to_owned(),
-        bytes: size.map_or(0, to_u64),
+        bytes: size,
     }))
 }
 

@@ -889,6 +889,7 @@ impl MetaStore for SqlMeta {
         staging: Option<&str>,
         now: i64,
     ) -> Result<bool, MetaError> {
+        let _turn = self.db.write_turn().await?;
         let done = query(
             "UPDATE uploads SET byte_offset = $3, hash_state = $4, updated_at = $5,
                     staging = COALESCE($6, staging)
@@ -906,6 +907,7 @@ impl MetaStore for SqlMeta {
     }
 
     async fn delete_upload(&self, id: &UploadId) -> Result<bool, MetaError> {
+        let _turn = self.db.write_turn().await?;
         let done = query("DELETE FROM uploads WHERE id = $1")
             .bind(id.as_str())
             .execute(&self.db)

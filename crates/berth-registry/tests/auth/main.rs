@@ -24,6 +24,10 @@
 //! - `revocation`: a change of rights reaches the tokens already issued.
 //! - `admin_api`: JSON only, no foreign `Origin`, users deleted only with
 //!   their repositories.
+//! - `gc`: the garbage collector (unreferenced blobs, untagged manifests,
+//!   index children, referrers, shared blobs), retention policies, dry runs,
+//!   namespace usage and quotas, and their metrics; blobs in S3 under
+//!   `.ci/s3`.
 //! - `migrate`: `berth migrate` from an embedded registry into the suite's
 //!   backend; the target serves every tag, blob, login and token.
 //! - `self_service`: users' own tokens and passwords, organisation owners'
@@ -41,6 +45,7 @@ mod abuse;
 mod admin_api;
 mod cluster;
 mod gate;
+mod gc;
 mod health;
 mod jwt;
 mod migrate;

@@ -5,7 +5,10 @@
 //!
 //! The metadata is the embedded SQLite database, or, when
 //! `BERTH_TEST_DATABASE_URL` names a PostgreSQL cluster (`.ci/postgres`), a
-//! fresh database of the test's own on it, dropped after the test.
+//! fresh database of the test's own on it, dropped after the test. The blobs
+//! are in the data directory; a test that opts in
+//! ([`TestApp::start_with_s3_if_set`]) has them in S3 when
+//! `BERTH_TEST_S3_ENDPOINT` names a server (`.ci/s3`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +24,8 @@ use berth_registry::identity::secret::generate_pat;
 use berth_registry::identity::{NewPat, Organization, Role, User};
 use berth_registry::meta::scratch::ScratchDatabase;
 use berth_registry::meta::url::DatabaseUrl;
-use berth_registry::{Config, Registry};
+use berth_registry::store::S3Settings;
+use berth_registry::{BlobStoreConfig, Config, Registry};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
@@ -72,6 +76,21 @@ impl TestApp {
         let app = Self::launch(dir, database, configure).await;
         assert_eq!(format!("http://{}", app.service), app.base);
         app
+    }
+
+    /// [`Self::start_with`], with the blobs in S3 when the suite runs under
+    /// `.ci/s3` (`BERTH_TEST_S3_ENDPOINT`), under a prefix of this test's own.
+    pub async fn start_with_s3_if_set(configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = S3Settings::for_test_dir(dir.path());
+        let database = ScratchDatabase::from_env().await.unwrap();
+        Self::launch(dir, database, |config| {
+            if let Some(s3) = s3 {
+                config.blob_store = BlobStoreConfig::S3(s3);
+            }
+            configure(config);
+        })
+        .await
     }
 
     /// A registry on the embedded SQLite database whatever
@@ -512,6 +531,29 @@ impl TestApp {
     /// a second node sharing the database, or the same one after a restart).
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+
+    /// Whether the blob store holds the bytes of `digest`, as the store
+    /// answers; on the filesystem, its file under `<data>/blobs/` must agree.
+    pub async fn blob_stored(&self, digest: &Digest) -> bool {
+        let stored = self.registry.blobs.stat(digest).await.unwrap().is_some();
+        if matches!(self.registry.config.blob_store, BlobStoreConfig::DataDir) {
+            let hex = digest.hex();
+            let file = self
+                .dir
+                .path()
+                .join("blobs")
+                .join(digest.algorithm().as_str())
+                .join(&hex[..2])
+                .join(hex);
+            assert_eq!(
+                file.exists(),
+                stored,
+                "{} and the store agree",
+                file.display()
+            );
+        }
+        stored
     }
 
     /// The PostgreSQL database the server runs on; `None` on SQLite.
