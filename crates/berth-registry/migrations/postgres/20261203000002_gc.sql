@@ -6,6 +6,7 @@ CREATE TABLE gc_reviews (
     digest         TEXT    COLLATE "C" NOT NULL,
     queued_at      BIGINT  NOT NULL,
     claimed_until  BIGINT  NOT NULL DEFAULT 0,
+    claimed_by     BIGINT  NOT NULL DEFAULT 0,
     size           BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, repository_id, digest)
 );

@@ -16,14 +16,16 @@
 --              links it;
 --   'bytes'    a blob's bytes whose record is gone (repository_id 0, `size`
 --              the bytes to reclaim): removed unless a record came back.
--- claimed_until: a collector processing the row (another node skips it
--- until then; a crashed one's claim lapses).
+-- claimed_until, claimed_by: a collector processing the row, until when and
+-- under which claim (another node skips it until then; a crashed one's claim
+-- lapses; queueing the row again clears both).
 CREATE TABLE gc_reviews (
     kind           TEXT    NOT NULL,
     repository_id  BIGINT  NOT NULL,
     digest         TEXT    NOT NULL,
     queued_at      BIGINT  NOT NULL,
     claimed_until  BIGINT  NOT NULL DEFAULT 0,
+    claimed_by     BIGINT  NOT NULL DEFAULT 0,
     size           BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, repository_id, digest)
 );

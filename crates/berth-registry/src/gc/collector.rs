@@ -10,9 +10,9 @@
 //!    points where it pointed when the policy read it;
 //! 3. reviews the queue (`meta/gc_sql.rs`): rows due are claimed a batch at
 //!    a time (`SKIP LOCKED` on PostgreSQL, so nodes share the work), each
-//!    reviewed in its own transaction that checks again that nothing refers
-//!    to it, removes it, and queues what it referred to, until no row is
-//!    due. Bytes are deleted last, while their digest is locked and no record
+//!    batch reviewed in one transaction holding the writers' locks, which
+//!    checks again that nothing refers to each row, removes it, and queues
+//!    what it referred to, until no row is due. Bytes are deleted last, while their digest is locked and no record
 //!    names them, and their transaction commits only after the deletion
 //!    succeeded: a crash anywhere leaves a row the next collection finishes.
 //!
@@ -38,10 +38,8 @@ use crate::meta::MetaError;
 use crate::meta::gc_sql::{Decision, Delays, GcSql, Kind, Removed, Review, TagFacts};
 use crate::metrics::GcCounts;
 
-/// Rows claimed at a time.
-const BATCH: u32 = 512;
-/// Rows reviewed in one transaction.
-const CHUNK: usize = 64;
+/// Rows claimed, and reviewed in one transaction, at a time.
+const BATCH: u32 = 128;
 /// How long a claim holds other collectors off a row (a collector that dies
 /// leaves its rows to the others after this).
 const CLAIM_SECS: i64 = 300;
@@ -329,30 +327,28 @@ async fn review_queue(
         if claimed.is_empty() {
             return Ok(());
         }
-        for chunk in claimed.chunks(CHUNK) {
-            match review_chunk(r, sql, chunk, delays).await {
-                Ok(decisions) => decisions.into_iter().for_each(|d| report.record(d)),
-                // One review failed and rolled its chunk back: each again on
-                // its own, so that only the failing one waits for a later run.
-                Err(_) => {
-                    for item in chunk {
-                        match review_chunk(r, sql, std::slice::from_ref(item), delays).await {
-                            Ok(decisions) => {
-                                decisions.into_iter().for_each(|d| report.record(d));
-                            }
-                            Err(e) => {
-                                tracing::warn!(
-                                    kind = item.kind.as_str(),
-                                    digest = %item.digest,
-                                    error = %e,
-                                    "gc: review failed; a later collection retries it"
-                                );
-                                report.errors.push(format!(
-                                    "{} {}: {e}",
-                                    item.kind.as_str(),
-                                    item.digest
-                                ));
-                            }
+        let items = with_names(&r.db, claimed).await?;
+        match review_claimed(r, sql, &items, delays).await {
+            Ok(decisions) => decisions.into_iter().for_each(|d| report.record(d)),
+            // The batch rolled back: each row again on its own, so that only
+            // the failing one waits (its claim lapses) for a later run.
+            Err(_) => {
+                for item in &items {
+                    match review_claimed(r, sql, std::slice::from_ref(item), delays).await {
+                        Ok(decisions) => decisions.into_iter().for_each(|d| report.record(d)),
+                        Err(e) => {
+                            let (item, _) = item;
+                            tracing::warn!(
+                                kind = item.kind.as_str(),
+                                digest = %item.digest,
+                                error = %e,
+                                "gc: review failed; a later collection retries it"
+                            );
+                            report.errors.push(format!(
+                                "{} {}: {e}",
+                                item.kind.as_str(),
+                                item.digest
+                            ));
                         }
                     }
                 }
@@ -361,51 +357,65 @@ async fn review_queue(
     }
 }
 
-/// Reviews claimed rows in one transaction holding what each review needs
+/// The claimed rows with their repositories' names (links and manifests;
+/// `None` for a repository deleted since).
+async fn with_names(
+    on: &crate::meta::db::Db,
+    claimed: Vec<Review>,
+) -> Result<Vec<(Review, Option<RepositoryName>)>, RegistryError> {
+    let mut names: HashMap<i64, Option<RepositoryName>> = HashMap::new();
+    let mut items = Vec::with_capacity(claimed.len());
+    for item in claimed {
+        let name = match item.kind {
+            Kind::Link | Kind::Manifest => match names.get(&item.repository_id) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = GcSql::repository_name(on, item.repository_id).await?;
+                    names.insert(item.repository_id, name.clone());
+                    name
+                }
+            },
+            Kind::Blob | Kind::Bytes => None,
+        };
+        items.push((item, name));
+    }
+    Ok(items)
+}
+
+/// Reviews claimed rows in one transaction holding what their reviews need
 /// (one commit, one disk flush, for the lot); bytes are deleted before it
 /// commits, while their digests are locked. A failure rolls the lot back.
-async fn review_chunk(
+async fn review_claimed(
     r: &Registry,
     sql: &GcSql,
-    items: &[Review],
+    items: &[(Review, Option<RepositoryName>)],
     delays: &Delays,
 ) -> Result<Vec<Decision>, RegistryError> {
-    let mut repositories: HashMap<i64, Option<RepositoryName>> = HashMap::new();
-    for item in items {
-        if matches!(item.kind, Kind::Link | Kind::Manifest)
-            && !repositories.contains_key(&item.repository_id)
+    let locked: Vec<(&Review, Option<RepositoryName>)> = items
+        .iter()
+        .map(|(item, name)| (item, name.clone()))
+        .collect();
+    let mut tx = sql.begin_reviews(&locked).await?;
+    let decisions = GcSql::review_batch(&mut tx, items, now_unix(), delays).await?;
+    for decision in &decisions {
+        if let Decision::Removed(removed) = decision
+            && removed.kind == Kind::Bytes
         {
-            let name = GcSql::repository_name(&r.db, item.repository_id).await?;
-            repositories.insert(item.repository_id, name);
+            let digest =
+                Digest::parse(&removed.digest).map_err(|e| MetaError::Corrupt(e.to_string()))?;
+            r.blobs.delete(&digest).await?;
         }
-    }
-    let named = |item: &Review| match item.kind {
-        Kind::Link | Kind::Manifest => repositories.get(&item.repository_id).cloned().flatten(),
-        Kind::Blob | Kind::Bytes => None,
-    };
-    let reviews: Vec<(&Review, Option<RepositoryName>)> =
-        items.iter().map(|item| (item, named(item))).collect();
-    let mut tx = sql.begin_reviews(&reviews).await?;
-    let mut decisions = Vec::with_capacity(items.len());
-    let mut changed = Vec::new();
-    for (item, repository) in &reviews {
-        let decision =
-            GcSql::review_in(&mut tx, item, repository.as_ref(), now_unix(), delays).await?;
-        if let Decision::Removed(removed) = &decision {
-            if removed.kind == Kind::Bytes {
-                let digest = Digest::parse(&removed.digest)
-                    .map_err(|e| MetaError::Corrupt(e.to_string()))?;
-                r.blobs.delete(&digest).await?;
-            }
-            if let Some(name) = repository {
-                changed.push(name.clone());
-            }
-        }
-        decisions.push(decision);
     }
     tx.commit().await.map_err(MetaError::from)?;
-    for name in &changed {
-        r.meta.forget_cached(name);
+    for decision in &decisions {
+        if let Decision::Removed(Removed {
+            repository: Some(name),
+            ..
+        }) = decision
+            && let Ok(name) = RepositoryName::parse(name)
+        {
+            r.meta.forget_cached(&name);
+        }
     }
     Ok(decisions)
 }
@@ -425,19 +435,22 @@ async fn dry_run_in_one_transaction(
         }
     }
     loop {
-        let due = GcSql::due_in(&mut tx, now, delays, BATCH).await?;
-        if due.is_empty() {
+        let claimed =
+            GcSql::claim_in(&mut tx, now, delays, now.saturating_add(CLAIM_SECS), BATCH).await?;
+        if claimed.is_empty() {
             break;
         }
-        for item in &due {
-            let repository = match item.kind {
+        let mut items = Vec::with_capacity(claimed.len());
+        for item in claimed {
+            let name = match item.kind {
                 Kind::Link | Kind::Manifest => {
                     GcSql::repository_name(&mut tx, item.repository_id).await?
                 }
                 Kind::Blob | Kind::Bytes => None,
             };
-            let decision =
-                GcSql::review_in(&mut tx, item, repository.as_ref(), now, delays).await?;
+            items.push((item, name));
+        }
+        for decision in GcSql::review_batch(&mut tx, &items, now, delays).await? {
             report.record(decision);
         }
     }

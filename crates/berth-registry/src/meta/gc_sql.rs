@@ -45,18 +45,6 @@ impl Kind {
             Self::Bytes => "bytes",
         }
     }
-
-    fn parse(s: &str) -> Result<Self, MetaError> {
-        match s {
-            "link" => Ok(Self::Link),
-            "manifest" => Ok(Self::Manifest),
-            "blob" => Ok(Self::Blob),
-            "bytes" => Ok(Self::Bytes),
-            other => Err(MetaError::Corrupt(format!(
-                "gc_reviews holds an unknown kind {other:?}"
-            ))),
-        }
-    }
 }
 
 /// How long a row waits in the queue before it is reviewed, and what the
@@ -104,7 +92,8 @@ pub struct Review {
     pub digest: String,
     /// Since when it may be unreferenced (unix seconds).
     pub queued_at: i64,
-    /// The claim this collector holds on it (0: none, a dry run).
+    /// The claim it was taken under (`gc_reviews.claimed_by`): a token of
+    /// one claim, so that the batch reviews find its rows and no other.
     pub claim: i64,
 }
 
@@ -181,7 +170,8 @@ pub(super) async fn queue(
         "INSERT INTO gc_reviews (kind, repository_id, digest, queued_at, size)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (kind, repository_id, digest)
-         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, size = excluded.size",
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, claimed_by = 0,
+                       size = excluded.size",
     )
     .bind(kind.as_str())
     .bind(repository_id)
@@ -191,6 +181,51 @@ pub(super) async fn queue(
     .execute(tx)
     .await
     .map(|_| ())
+}
+
+/// Queues `rows` of `kind` (repository id, digest, since when, size) in one
+/// statement, in key order (two writers queueing the same rows never wait on
+/// each other in a circle).
+async fn queue_many(
+    tx: &mut Tx,
+    kind: Kind,
+    rows: &[(i64, &str, i64, u64)],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut rows = rows.to_vec();
+    rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+    let values = (0..rows.len())
+        .map(|i| {
+            let n = i * 4;
+            format!("($1, ${}, ${}, ${}, ${})", n + 2, n + 3, n + 4, n + 5)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Safe: the dynamic part is only numbered placeholders.
+    let mut q = query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO gc_reviews (kind, repository_id, digest, queued_at, size) VALUES {values}
+         ON CONFLICT (kind, repository_id, digest)
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, claimed_by = 0,
+                       size = excluded.size"
+    )))
+    .bind(kind.as_str());
+    for (repository_id, digest, queued_at, size) in rows {
+        q = q
+            .bind(repository_id)
+            .bind(digest.to_owned())
+            .bind(queued_at)
+            .bind(to_i64(size));
+    }
+    q.execute(tx).await.map(|_| ())
+}
+
+/// A token for one claim: random, never 0 (the value of an unclaimed row).
+fn claim_token() -> i64 {
+    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+    i64::from_ne_bytes(high.to_ne_bytes()) | 1
 }
 
 /// Queues what manifest `digest` of repository `repository_id` refers to
@@ -207,7 +242,7 @@ pub(super) async fn queue_references(
            FROM manifest_references WHERE repository_id = $1 AND manifest_digest = $2
           ORDER BY 1, 3
          ON CONFLICT (kind, repository_id, digest)
-         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0",
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, claimed_by = 0",
     )
     .bind(repository_id)
     .bind(digest)
@@ -220,7 +255,7 @@ pub(super) async fn queue_references(
            FROM manifests WHERE repository_id = $1 AND subject = $2
           ORDER BY digest
          ON CONFLICT (kind, repository_id, digest)
-         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0",
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, claimed_by = 0",
     )
     .bind(repository_id)
     .bind(digest)
@@ -242,7 +277,7 @@ pub(super) async fn queue_repository_blobs(
          SELECT 'blob', 0, digest, $2 FROM repository_blobs WHERE repository_id = $1
           ORDER BY digest
          ON CONFLICT (kind, repository_id, digest)
-         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0",
+         DO UPDATE SET queued_at = excluded.queued_at, claimed_until = 0, claimed_by = 0",
     )
     .bind(repository_id)
     .bind(now)
@@ -268,9 +303,8 @@ impl GcSql {
     }
 
     /// Claims up to `limit` rows due at `now` that no other collector holds,
-    /// until `claim_until`, oldest first, of one kind: manifests first, then
-    /// links, blob records and bytes, the order in which a removal queues
-    /// the next (so one collection carries an image through to its bytes).
+    /// until `claim_until`, in a transaction of its own (see
+    /// [`GcSql::claim_in`]).
     pub async fn claim(
         &self,
         now: i64,
@@ -278,16 +312,36 @@ impl GcSql {
         claim_until: i64,
         limit: u32,
     ) -> Result<Vec<Review>, MetaError> {
+        let mut tx = self.db.begin_write(&[]).await?;
+        let claimed = Self::claim_in(&mut tx, now, delays, claim_until, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Claims in `tx` up to `limit` rows due at `now` that no other
+    /// collector holds (or whose claim lapsed), until `claim_until`, under a
+    /// new token; oldest first and of one kind: manifests first, then links,
+    /// blob records and bytes, the order in which a removal queues the next
+    /// (so one collection carries an image through to its bytes). A dry run
+    /// claims in its own transaction, rolled back with it.
+    pub async fn claim_in(
+        tx: &mut Tx,
+        now: i64,
+        delays: &Delays,
+        claim_until: i64,
+        limit: u32,
+    ) -> Result<Vec<Review>, MetaError> {
         let (blobs_due, manifests_due) = delays.due_bounds(now);
+        let token = claim_token();
         // One range of the index (kind, queued_at) per kind.
         let sql = format!(
-            "UPDATE gc_reviews SET claimed_until = $1
+            "UPDATE gc_reviews SET claimed_until = $1, claimed_by = $6
               WHERE (kind, repository_id, digest) IN (
                     SELECT kind, repository_id, digest FROM gc_reviews
                      WHERE kind = $2 AND queued_at <= $3 AND claimed_until < $4
                      ORDER BY queued_at LIMIT $5 {})
-             RETURNING kind, repository_id, digest, queued_at",
-            self.db.engine().skip_locked()
+             RETURNING repository_id, digest, queued_at",
+            tx.engine().skip_locked()
         );
         for (kind, due) in [
             (Kind::Manifest, manifests_due),
@@ -295,85 +349,181 @@ impl GcSql {
             (Kind::Blob, blobs_due),
             (Kind::Bytes, i64::MAX),
         ] {
-            let mut tx = self.db.begin_write(&[]).await?;
             // Safe: the dynamic part is a fixed clause of the engine.
-            let rows: Vec<(String, i64, String, i64)> = query_as(sqlx::AssertSqlSafe(sql.clone()))
+            let rows: Vec<(i64, String, i64)> = query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(claim_until)
                 .bind(kind.as_str())
                 .bind(due)
                 .bind(now)
                 .bind(i64::from(limit))
-                .fetch_all(&mut tx)
+                .bind(token)
+                .fetch_all(&mut *tx)
                 .await?;
-            tx.commit().await?;
             if rows.is_empty() {
                 continue;
             }
-            let mut claimed = rows
+            let mut claimed: Vec<Review> = rows
                 .into_iter()
-                .map(|(kind, repository_id, digest, queued_at)| {
-                    Ok(Review {
-                        kind: Kind::parse(&kind)?,
-                        repository_id,
-                        digest,
-                        queued_at,
-                        claim: claim_until,
-                    })
+                .map(|(repository_id, digest, queued_at)| Review {
+                    kind,
+                    repository_id,
+                    digest,
+                    queued_at,
+                    claim: token,
                 })
-                .collect::<Result<Vec<_>, MetaError>>()?;
+                .collect();
             // RETURNING gives no order: a repository's rows together.
-            claimed.sort_by(|a, b| {
-                (a.repository_id, a.queued_at, &a.digest).cmp(&(
-                    b.repository_id,
-                    b.queued_at,
-                    &b.digest,
-                ))
-            });
+            claimed.sort_by(|a, b| (a.repository_id, &a.digest).cmp(&(b.repository_id, &b.digest)));
             return Ok(claimed);
         }
         Ok(Vec::new())
     }
 
-    /// Up to `limit` rows due at `now`, of one kind in the order of
-    /// [`GcSql::claim`], oldest first, read in `tx` without claiming them (a
-    /// dry run, which rolls back).
-    pub async fn due_in(
+    /// Reviews a claimed batch (`items`, one kind, one claim) in `tx` (from
+    /// [`GcSql::begin_reviews`], or a dry run's): links, blob records and
+    /// bytes each in a few statements for the whole batch, manifests one by
+    /// one ([`GcSql::review_in`]). Every row of the claim still claimed and
+    /// due is dropped from the queue; what it referred to is queued.
+    pub async fn review_batch(
         tx: &mut Tx,
+        items: &[(Review, Option<RepositoryName>)],
         now: i64,
         delays: &Delays,
-        limit: u32,
-    ) -> Result<Vec<Review>, MetaError> {
-        let (blobs_due, manifests_due) = delays.due_bounds(now);
-        for (kind, due) in [
-            (Kind::Manifest, manifests_due),
-            (Kind::Link, blobs_due),
-            (Kind::Blob, blobs_due),
-            (Kind::Bytes, i64::MAX),
-        ] {
-            let rows: Vec<(i64, String, i64)> = query_as(
-                "SELECT repository_id, digest, queued_at FROM gc_reviews
-                  WHERE kind = $1 AND queued_at <= $2
-                  ORDER BY queued_at, repository_id, digest LIMIT $3",
-            )
-            .bind(kind.as_str())
-            .bind(due)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await?;
-            if !rows.is_empty() {
-                return Ok(rows
-                    .into_iter()
-                    .map(|(repository_id, digest, queued_at)| Review {
+    ) -> Result<Vec<Decision>, MetaError> {
+        let Some((first, _)) = items.first() else {
+            return Ok(Vec::new());
+        };
+        let (kind, token) = (first.kind, first.claim);
+        let due = delays.due_bound(kind, now);
+        let mut decisions = Vec::with_capacity(items.len());
+        match kind {
+            Kind::Manifest => {
+                for (item, repository) in items {
+                    decisions
+                        .push(Self::review_in(tx, item, repository.as_ref(), now, delays).await?);
+                }
+                return Ok(decisions);
+            }
+            Kind::Link => {
+                // Links no manifest of their repository names; with their
+                // blob's size, for the report.
+                let removed: Vec<(i64, String, Option<i64>)> = query_as(
+                    "DELETE FROM repository_blobs
+                      WHERE (repository_id, digest) IN (
+                            SELECT q.repository_id, q.digest FROM gc_reviews q
+                             WHERE q.claimed_by = $1 AND q.kind = 'link' AND q.queued_at <= $2
+                               AND NOT EXISTS (SELECT 1 FROM manifest_references r
+                                                WHERE r.repository_id = q.repository_id
+                                                  AND r.child_digest = q.digest
+                                                  AND NOT r.is_manifest))
+                     RETURNING repository_id, digest,
+                               (SELECT b.size FROM blobs b WHERE b.digest = repository_blobs.digest)",
+                )
+                .bind(token)
+                .bind(due)
+                .fetch_all(&mut *tx)
+                .await?;
+                // Their blobs may have lost their last link: unreferenced
+                // here for the delay already, their reviews are due at once.
+                let blob_due = delays.due_bound(Kind::Blob, now);
+                let blobs: Vec<(i64, &str, i64, u64)> = removed
+                    .iter()
+                    .map(|(_, digest, _)| (0, digest.as_str(), blob_due, 0))
+                    .collect();
+                queue_many(tx, Kind::Blob, &blobs).await?;
+                let name_of = |id: i64| {
+                    items
+                        .iter()
+                        .find(|(item, _)| item.repository_id == id)
+                        .and_then(|(_, name)| name.clone())
+                };
+                let mut changed: Vec<String> = Vec::new();
+                for (repository_id, digest, size) in removed {
+                    let repository = name_of(repository_id).map(|n| n.to_string());
+                    if let Some(name) = &repository
+                        && !changed.contains(name)
+                    {
+                        changed.push(name.clone());
+                    }
+                    decisions.push(Decision::Removed(Removed {
                         kind,
-                        repository_id,
+                        repository,
                         digest,
-                        queued_at,
-                        claim: 0,
-                    })
-                    .collect());
+                        bytes: size.map_or(0, to_u64),
+                    }));
+                }
+                for name in changed {
+                    tx.notify_changed(&name).await?;
+                }
+            }
+            Kind::Blob => {
+                // Blob records no repository links.
+                let removed: Vec<(String, i64)> = query_as(
+                    "DELETE FROM blobs
+                      WHERE digest IN (
+                            SELECT q.digest FROM gc_reviews q
+                             WHERE q.claimed_by = $1 AND q.kind = 'blob' AND q.queued_at <= $2
+                               AND NOT EXISTS (SELECT 1 FROM repository_blobs rb
+                                                WHERE rb.digest = q.digest))
+                     RETURNING digest, size",
+                )
+                .bind(token)
+                .bind(due)
+                .fetch_all(&mut *tx)
+                .await?;
+                let bytes: Vec<(i64, &str, i64, u64)> = removed
+                    .iter()
+                    .map(|(digest, size)| (0, digest.as_str(), now, to_u64(*size)))
+                    .collect();
+                queue_many(tx, Kind::Bytes, &bytes).await?;
+                for (digest, size) in removed {
+                    decisions.push(Decision::Removed(Removed {
+                        kind,
+                        repository: None,
+                        digest,
+                        bytes: to_u64(size),
+                    }));
+                }
+            }
+            Kind::Bytes => {
+                // Bytes no record names (again): the caller deletes them
+                // before this transaction commits.
+                let removed: Vec<(String, i64)> = query_as(
+                    "DELETE FROM gc_reviews
+                      WHERE claimed_by = $1 AND kind = 'bytes'
+                        AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = gc_reviews.digest)
+                     RETURNING digest, size",
+                )
+                .bind(token)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (digest, size) in removed {
+                    decisions.push(Decision::Removed(Removed {
+                        kind,
+                        repository: None,
+                        digest,
+                        bytes: to_u64(size),
+                    }));
+                }
             }
         }
-        Ok(Vec::new())
+        // The rest of the claim, reviewed: kept.
+        let dropped =
+            query("DELETE FROM gc_reviews WHERE claimed_by = $1 AND kind = $2 AND queued_at <= $3")
+                .bind(token)
+                .bind(kind.as_str())
+                .bind(due)
+                .execute(&mut *tx)
+                .await?;
+        let removed_rows = if kind == Kind::Bytes {
+            0
+        } else {
+            decisions.len() as u64
+        };
+        for _ in removed_rows..dropped {
+            decisions.push(Decision::Kept);
+        }
+        Ok(decisions)
     }
 
     /// The repository a row of a link or manifest belongs to (`None`: it
@@ -472,7 +622,7 @@ impl GcSql {
         let size: Option<i64> = query_scalar(
             "DELETE FROM gc_reviews
               WHERE kind = $1 AND repository_id = $2 AND digest = $3
-                AND queued_at <= $4 AND ($5 = 0 OR claimed_until = $5)
+                AND queued_at <= $4 AND claimed_by = $5
              RETURNING size",
         )
         .bind(item.kind.as_str())

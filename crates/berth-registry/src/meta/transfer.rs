@@ -249,6 +249,7 @@ pub const TABLES: [Table; 14] = [
             col("digest", Text, Key),
             col("queued_at", Int, State),
             col("claimed_until", Int, State),
+            col("claimed_by", Int, State),
             col("size", Int, State),
         ],
         identity: false,
