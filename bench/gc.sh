@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench/gc.sh: the garbage collector at scale, on the embedded default
 # (SQLite and the filesystem): ROWS blob records of which GARBAGE are named by
-# no manifest and queued past their delay; one collection on demand, its time
-# and the server's peak RSS; GET manifest and push throughput while it runs,
-# against the same without a collection, in the same run. Prints numbers;
-# never asserts thresholds.
+# no manifest and queued past their delay; one collection on demand with no
+# other load, its time and the server's peak RSS; then as much garbage again,
+# and GET manifest and push throughput while a collection runs, against the
+# same without one, in the same run. Prints numbers; never asserts thresholds.
 #
 #   bash bench/gc.sh [--bin PATH] [--rows N] [--garbage M] [--secs S] [--record]
 #
@@ -13,6 +13,10 @@
 #   --garbage M   of them unreferenced (default 100000)
 #   --secs S      seconds of each load measurement (default 5)
 #   --record      append the results to BENCHMARKS.md
+#
+# GC_BENCH_OUT=FILE: also write "<collection s> <reviews/s> <idle RSS MiB>
+# <peak RSS MiB> <GET % of without> <push % of without>" there (bench/run.sh
+# --only gc).
 #
 # Loads: oha, 32 connections, GET of a manifest by tag with a pull token;
 # 16 connections of monolithic blob pushes (POST ?digest=, 4 KiB, the same
@@ -65,6 +69,23 @@ stop
 read -r filled _ fill_secs < <(python3 "$lib/gc_fill.py" "$work/data" "$rows" "$garbage")
 log "filled $filled records in $fill_secs s"
 start
+
+# 1. The collection alone: its time and the server's peak RSS.
+log "collecting with no other load"
+read -r idle_rss _ < <(python3 "$lib/procwatch.py" status "$pid")
+rm -f "$work/stop"
+python3 "$lib/procwatch.py" rss "$pid" "$work/stop" "$work/rss-alone" &
+watch_pid=$!
+alone_start=$(date +%s.%N)
+curl -sS --fail-with-body --max-time 3600 -X POST -u "admin:$pw" "$url/api/v1/gc" >"$work/report-alone.json"
+alone_end=$(date +%s.%N)
+touch "$work/stop"; wait "$watch_pid" || true
+read -r alone_peak _ < "$work/rss-alone"
+
+# 2. As much garbage again, then the loads without and during a collection.
+stop
+python3 "$lib/gc_fill.py" "$work/data" 0 "$garbage" --more 1 >/dev/null
+start
 token=$(python3 "$lib/reg.py" token "$url" "repository:bench/load:pull,push" --basic "admin:$pw")
 python3 "$lib/reg.py" push-image "$url" bench/load v1 --auth "Bearer $token" >/dev/null
 head -c 4096 /dev/urandom >"$work/blob"
@@ -88,7 +109,6 @@ bad() { python3 "$lib/stats.py" oha "$1" | cut -d' ' -f4; }
 log "without a collection: GET manifest, then push, ${secs} s each"
 get_load "$work/get-base.json"
 push_load "$work/push-base.json"
-read -r idle_rss _ < <(python3 "$lib/procwatch.py" status "$pid")
 
 log "collecting: POST /api/v1/gc, with the loads run meanwhile"
 rm -f "$work/stop"
@@ -105,27 +125,32 @@ push_load "$work/push-gc.json"
 push_end=$(date +%s.%N)
 wait "$gc_pid"; gc_pid=""
 touch "$work/stop"; wait "$watch_pid" || true
-read -r peak_rss hwm < "$work/rss"
+read -r _ _ < "$work/rss"
 gc_end=$(cat "$work/gc-end")
 
-python3 - "$work" "$gc_start" "$gc_end" "$load_start" "$get_end" "$push_end" "$idle_rss" "$peak_rss" \
+python3 - "$work" "$gc_start" "$gc_end" "$load_start" "$get_end" "$push_end" "$idle_rss" "$alone_peak" \
     "$rows" "$garbage" "$(rps "$work/get-base.json")" "$(rps "$work/get-gc.json")" \
     "$(rps "$work/push-base.json")" "$(rps "$work/push-gc.json")" \
-    "$(bad "$work/get-gc.json")" "$(bad "$work/push-gc.json")" >"$work/table.md" <<'PY'
+    "$(bad "$work/get-gc.json")" "$(bad "$work/push-gc.json")" "$alone_start" "$alone_end" >"$work/table.md" <<'PY'
 import json, sys
 (work, gc_start, gc_end, load_start, get_end, push_end, idle, peak, rows, garbage,
- get_base, get_gc, push_base, push_gc, get_bad, push_bad) = sys.argv[1:]
+ get_base, get_gc, push_base, push_gc, get_bad, push_bad, alone_start, alone_end) = sys.argv[1:]
 gc_start, gc_end, load_start, get_end, push_end = map(float, (gc_start, gc_end, load_start, get_end, push_end))
+def reviews(r):
+    return sum(r[k]["count"] for k in ("links", "blobs", "reclaimed", "manifests")) + r["kept"]
+alone = json.load(open(f"{work}/report-alone.json"))
 report = json.load(open(f"{work}/report.json"))
 def covered(a, b):
     return max(0.0, min(b, gc_end) - max(a, gc_start)) / (b - a)
-secs = gc_end - gc_start
-reviews = sum(report[k]["count"] for k in ("links", "blobs", "reclaimed", "manifests")) + report["kept"]
+secs = float(alone_end) - float(alone_start)
+loaded = gc_end - gc_start
 print(f"| blob records / unreferenced | {int(rows):,} / {int(garbage):,} |")
-print(f"| collection: wall time | {secs:.1f} s ({reviews / secs:,.0f} reviews/s) |")
-print(f"| removed: links, blob records, bytes | {report['links']['count']:,}, {report['blobs']['count']:,}, "
-      f"{report['reclaimed']['count']:,} ({report['reclaimed']['bytes']:,} bytes) |")
+print(f"| collection alone: wall time | {secs:.1f} s ({reviews(alone) / secs:,.0f} reviews/s) |")
+print(f"| removed: links, blob records, bytes | {alone['links']['count']:,}, {alone['blobs']['count']:,}, "
+      f"{alone['reclaimed']['count']:,} ({alone['reclaimed']['bytes']:,} bytes) |")
 print(f"| server RSS: idle before / peak during | {int(idle) / 1024:.1f} MiB / {int(peak) / 1024:.1f} MiB |")
+print(f"| collection under the loads below: wall time | {loaded:.1f} s ({reviews(report) / loaded:,.0f} reviews/s; "
+      f"the collector rests 3x each batch's time while requests are answered) |")
 print(f"| GET manifest req/s: without / during (ratio) | {float(get_base):,.0f} / {float(get_gc):,.0f} "
       f"({float(get_gc) / float(get_base):.1%}; collection covered {covered(load_start, get_end):.0%} of the window) |")
 print(f"| blob push req/s: without / during (ratio) | {float(push_base):,.0f} / {float(push_gc):,.0f} "
@@ -134,6 +159,20 @@ if int(get_bad) or int(push_bad):
     print(f"| error responses during the collection | GET {get_bad}, push {push_bad} |")
 PY
 cat "$work/table.md"
+# For bench/run.sh: the raw figures, one line.
+if [ -n "${GC_BENCH_OUT:-}" ]; then
+    python3 - "$work/report-alone.json" "$alone_start" "$alone_end" "$idle_rss" "$alone_peak" \
+        "$(rps "$work/get-base.json")" "$(rps "$work/get-gc.json")" \
+        "$(rps "$work/push-base.json")" "$(rps "$work/push-gc.json")" >"$GC_BENCH_OUT" <<'PY'
+import json, sys
+report, start, end, idle, peak, gb, gg, pb, pg = sys.argv[1:]
+r = json.load(open(report))
+reviews = sum(r[k]["count"] for k in ("links", "blobs", "reclaimed", "manifests")) + r["kept"]
+secs = float(end) - float(start)
+print(f"{secs:.1f} {reviews / secs:.0f} {int(idle) / 1024:.1f} {int(peak) / 1024:.1f} "
+      f"{100 * float(gg) / float(gb):.1f} {100 * float(pg) / float(pb):.1f}")
+PY
+fi
 if [ "$record" = 1 ]; then
     {
         printf '\n### Garbage collection (%s, %s)\n\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git -C "$root" rev-parse --short HEAD)"

@@ -6,7 +6,7 @@
 #   bash bench/run.sh                   full run (3 runs each, 1 GiB blob, 100k repos)
 #   bash bench/run.sh --quick           CI smoke run (< 2 min), not recorded
 #   bash bench/run.sh --only catalog    one section: load | auth | transfer | catalog |
-#                                       catalog-pg | cluster | image | uploads | copy | s3
+#                                       catalog-pg | cluster | image | uploads | copy | s3 | gc
 #                                       (not recorded)
 #
 # Everything it starts it stops (trap on EXIT), and it stops nothing else.
@@ -36,7 +36,11 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 copy (`berth copy` and `skopeo copy` of a 1 GiB image
                 between two berth instances),
                 s3 (push and pull of a 1 GiB blob with both registries
-                storing blobs in S3: one moto server, a bucket each)
+                storing blobs in S3: one moto server, a bucket each),
+                gc (berth's garbage collector: 100,000 unreferenced among
+                1,000,000 blob records, its time and peak RSS, GET manifest
+                and push throughput during it against without: bench/gc.sh;
+                distribution collects offline only)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -69,8 +73,8 @@ if { ((RECORD)) || [[ $QUICK == 0 && -z $ONLY ]]; } && [[ ${BENCH_PROFILE:-dist}
     exit 2
 fi
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -1213,6 +1217,26 @@ section_robust() {
     done
 }
 
+# ---------------------------------------------------------------- gc
+# The garbage collector at scale (bench/gc.sh, which prints its own table
+# too): berth only, distribution's `registry garbage-collect` needing the
+# registry stopped or read-only.
+section_gc() {
+    local rows=1000000 garbage=100000 out secs rate idle peak get push
+    if ((QUICK)); then rows=20000 garbage=2000; fi
+    log "== gc: one collection of $garbage unreferenced among $rows blob records, with load"
+    out=$TMP/gc.out
+    GC_BENCH_OUT=$out measured "gc collection" bash "$ROOT/bench/gc.sh" --bin "$BERTH" \
+        --rows "$rows" --garbage "$garbage" --secs "$DUR" >&2
+    read -r secs rate idle peak get push <"$out"
+    record gc.secs "gc: collect $(commas "$garbage") unreferenced among $(commas "$rows") blob records (s)" berth "$secs"
+    record gc.rate "gc: reviews per second (links, records, bytes)" berth "$rate"
+    record gc.rss "gc: server peak RSS during the collection (MiB; idle before: $idle)" berth "$peak"
+    record gc.get "gc: GET manifest req/s during the collection, % of without" berth "$get"
+    record gc.push "gc: blob push req/s during the collection, % of without" berth "$push"
+    note gc.secs x distribution "offline only (registry garbage-collect, stopped or read-only)"
+}
+
 # ---------------------------------------------------------------- main
 main() {
     local rev dirty cpu cmd when elapsed measuring oha_v table
@@ -1239,6 +1263,7 @@ main() {
     want uploads && section_uploads
     want copy && section_copy
     want robust && section_robust
+    want gc && section_gc
 
     when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')

@@ -193,6 +193,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Requests answered so far, all routes: whether the server is serving
+    /// (the collector gives way while it is).
+    pub fn requests_answered(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Records one collection (`ok`: it ran to its end), what it removed,
     /// how long it took and the review queue it left.
     pub fn record_gc(&self, ok: bool, counts: GcCounts, elapsed: Duration, queue_length: u64) {

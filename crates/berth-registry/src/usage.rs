@@ -52,9 +52,17 @@ pub async fn check_quota(
     ))
 }
 
-/// A byte count for people: `1.5 GiB`, `512 B` (the exact count in brackets
-/// above 1 KiB).
+/// A byte count for people: `1.5 GiB (1610612736 bytes)`, `512 B` (the
+/// exact count in brackets above 1 KiB).
 pub fn human_bytes(n: u64) -> String {
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    format!("{} ({n} bytes)", short_bytes(n))
+}
+
+/// A byte count in binary units, one decimal: `1.5 GiB`, `512 B` (tables).
+pub fn short_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -65,7 +73,7 @@ pub fn human_bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.1} {} ({n} bytes)", UNITS[unit])
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]

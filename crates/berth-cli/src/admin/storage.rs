@@ -89,17 +89,7 @@ fn size(value: &Value) -> String {
 
 /// Bytes in binary units: `1.5 GiB`.
 fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    berth_registry::usage::short_bytes(n)
 }
 
 fn gc_summary(report: &Value) -> String {

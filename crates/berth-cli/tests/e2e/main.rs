@@ -24,6 +24,7 @@ mod crash;
 mod credentials;
 mod delete;
 mod deploy;
+mod gc;
 mod inspect;
 mod interop;
 mod manifest_blob;

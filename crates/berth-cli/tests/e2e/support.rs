@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use berth_core::digest::Digest;
@@ -26,6 +26,8 @@ pub struct Server {
     pub addr: String,
     /// `http` or `https`.
     pub scheme: String,
+    /// The lines it wrote to stderr (its log at `warn`), as they came.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -71,6 +73,8 @@ impl Server {
             .expect("berth binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -80,6 +84,7 @@ impl Server {
                     }
                 } else if !line.starts_with("  ") {
                     eprintln!("[berth] {line}");
+                    kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                 }
             }
         });
@@ -91,7 +96,13 @@ impl Server {
             child,
             addr: addr.to_owned(),
             scheme: scheme.to_owned(),
+            log,
         }
+    }
+
+    /// The lines the server wrote to stderr so far, but its start banner.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A bearer token for `admin` with `scope` (space-separated scopes).

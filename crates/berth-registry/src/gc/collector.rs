@@ -39,10 +39,19 @@ use crate::meta::gc_sql::{Decision, Delays, GcSql, Kind, Removed, Review, TagFac
 use crate::metrics::GcCounts;
 
 /// Rows claimed, and reviewed in one transaction, at a time.
-const BATCH: u32 = 128;
-/// How long a claim holds other collectors off a row (a collector that dies
-/// leaves its rows to the others after this).
-const CLAIM_SECS: i64 = 300;
+const BATCH: u32 = 64;
+/// While requests are being answered, the collector rests this many times
+/// as long as each batch took: it works at most a quarter of the time, and
+/// pushes (which on SQLite wait for its transactions) and pulls (which share
+/// the cores) keep most of the server. Idle, it goes at full speed.
+const REST_FACTOR: u32 = 3;
+/// How long a claim holds other collectors off a row: a batch is reviewed
+/// within a second or so of its claim, and a collector that dies (kill -9,
+/// a node lost) leaves its rows to the others, or to itself restarted, after
+/// this. A batch slower than this is at worst reviewed by another collector
+/// too: each review finds the rows by its own claim's token, so only one of
+/// them acts.
+const CLAIM_SECS: i64 = 10;
 /// Entries a report lists per section (the counts and bytes cover all).
 pub const LISTED: usize = 1000;
 /// A collection stops after this long (or this many failed reviews); the
@@ -320,6 +329,8 @@ async fn review_queue(
             report.incomplete = true;
             return Ok(());
         }
+        let answered = r.metrics.requests_answered();
+        let batch_started = Instant::now();
         let now = now_unix();
         let claimed = sql
             .claim(now, delays, now.saturating_add(CLAIM_SECS), BATCH)
@@ -354,7 +365,24 @@ async fn review_queue(
                 }
             }
         }
+        let rest = rest_after(&r.metrics, answered, batch_started);
+        if !rest.is_zero() {
+            tokio::time::sleep(rest).await;
+        }
     }
+}
+
+/// How long to rest after a batch begun at `batch_started`, when the server
+/// had answered `answered` requests: none if it answered none meanwhile.
+fn rest_after(
+    metrics: &crate::metrics::Metrics,
+    answered: u64,
+    batch_started: Instant,
+) -> Duration {
+    if metrics.requests_answered() == answered {
+        return Duration::ZERO;
+    }
+    batch_started.elapsed() * REST_FACTOR
 }
 
 /// The claimed rows with their repositories' names (links and manifests;

@@ -440,7 +440,10 @@ async fn finish(
         Ok(()) => {}
         // The staging file is gone and no blob holds the bytes: a crash or a
         // concurrent close got here first and nothing can be recovered.
-        Err(StoreError::NotFound) => return Err(upload_unknown(&session.id)),
+        Err(StoreError::NotFound) => {
+            r.meta.delete_upload(&session.id).await?;
+            return Err(upload_unknown(&session.id));
+        }
         Err(e) => return Err(e.into()),
     }
     // Linking the blob and closing the session is one transaction, so a crash
@@ -452,10 +455,20 @@ async fn finish(
             .map(|size| size.is_some())
             .map_err(|e| e.to_string())
     });
-    r.meta
+    match r
+        .meta
         .finish_upload(&session.id, name, digest, session.offset, present)
-        .await?;
-    Ok(blob_created(r, name, digest))
+        .await
+    {
+        Ok(()) => Ok(blob_created(r, name, digest)),
+        // The collector reclaimed the bytes the commit placed: the staging
+        // is spent, so the session ends and the client uploads again.
+        Err(e @ MetaError::BytesGone(_)) => {
+            r.meta.delete_upload(&session.id).await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Hashes a staging file again with another algorithm (a client closing a

@@ -147,6 +147,17 @@ pub struct Usage {
     pub blobs: u64,
 }
 
+impl Usage {
+    /// (name, bytes, blobs) as the usage queries select them.
+    fn from_row((name, bytes, blobs): (String, i64, i64)) -> Self {
+        Self {
+            name,
+            bytes: to_u64(bytes),
+            blobs: to_u64(blobs),
+        }
+    }
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -808,14 +819,7 @@ impl GcSql {
         )
         .fetch_all(&self.db)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, bytes, blobs)| Usage {
-                name,
-                bytes: to_u64(bytes),
-                blobs: to_u64(blobs),
-            })
-            .collect())
+        Ok(rows.into_iter().map(Usage::from_row).collect())
     }
 
     /// Usage of every repository (of `namespace` when given), in byte order.
@@ -834,14 +838,7 @@ impl GcSql {
         .bind(namespace)
         .fetch_all(&self.db)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, bytes, blobs)| Usage {
-                name,
-                bytes: to_u64(bytes),
-                blobs: to_u64(blobs),
-            })
-            .collect())
+        Ok(rows.into_iter().map(Usage::from_row).collect())
     }
 
     /// Every blob record: (count, bytes).
