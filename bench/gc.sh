@@ -175,7 +175,7 @@ PY
 fi
 if [ "$record" = 1 ]; then
     {
-        printf '\n### Garbage collection (%s, %s)\n\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git -C "$root" rev-parse --short HEAD)"
+        printf '\n## %s, the garbage collector (bench/gc.sh, berth %s)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git -C "$root" rev-parse --short HEAD)"
         printf 'Command: `bash bench/gc.sh --bin %s --rows %s --garbage %s --secs %s --record` (%s cores)\n\n' \
             "$bin" "$rows" "$garbage" "$secs" "$(nproc)"
         printf '| measure | value |\n|---|---|\n'
