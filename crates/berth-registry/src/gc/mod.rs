@@ -73,17 +73,19 @@ pub struct Reconciled {
 #[derive(Debug, Default, Clone)]
 pub struct BlobCursor(Option<Digest>);
 
-/// Removes staging files and (up to `blob_batch`, from `cursor` on) blob files
-/// that no metadata names and that were last written before `before`.
+/// Removes staging files no upload session names, last written before
+/// `staging_before`, and (up to `blob_batch`, from `cursor` on) blob files no
+/// record names, last written before `blobs_before`.
 pub async fn reconcile(
     r: &Registry,
-    before: SystemTime,
+    staging_before: SystemTime,
+    blobs_before: SystemTime,
     cursor: &mut BlobCursor,
     blob_batch: usize,
 ) -> Result<Reconciled, RegistryError> {
     let mut done = Reconciled::default();
     for (staging, modified) in r.blobs.list_staging(STAGING_BATCH).await? {
-        if modified < before && !r.meta.staging_in_use(&staging).await? {
+        if modified < staging_before && !r.meta.staging_in_use(&staging).await? {
             r.blobs.abort(&staging).await?;
             tracing::debug!(staging, "removed a staging file no upload session names");
             done.staging_files += 1;
@@ -97,9 +99,9 @@ pub async fn reconcile(
         blobs.last().map(|(digest, _)| digest.clone())
     };
     for (digest, modified) in blobs {
-        if modified < before
+        if modified < blobs_before
             && r.meta.blob_size(&digest).await?.is_none()
-            && remove_unrecorded(r, &digest, before).await?
+            && remove_unrecorded(r, &digest, blobs_before).await?
         {
             tracing::debug!(%digest, "removed a blob file no blob record names");
             done.blob_files += 1;
@@ -137,14 +139,16 @@ async fn sweep(r: &Registry, cursor: &mut BlobCursor) {
             tracing::warn!(error = %e, "upload expiry sweep failed; retrying next interval")
         }
     }
-    // What a crash left is reclaimed once as old as the collector's delay
-    // (and never younger than one interval, which no upload in progress
-    // leaves its bytes unrecorded for).
-    let age = r.config.gc.delay.max(SWEEP_INTERVAL);
-    let before = SystemTime::now()
-        .checked_sub(age)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    match reconcile(r, before, cursor, BLOB_BATCH).await {
+    // Staging files are recorded within milliseconds of their creation: one
+    // interval is old enough. Blob files no record names are reclaimed once
+    // as old as the collector's delay (and never younger than one interval).
+    let ago = |age: Duration| {
+        SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    };
+    let blobs_age = r.config.gc.delay.max(SWEEP_INTERVAL);
+    match reconcile(r, ago(SWEEP_INTERVAL), ago(blobs_age), cursor, BLOB_BATCH).await {
         Ok(Reconciled {
             staging_files: 0,
             blob_files: 0,

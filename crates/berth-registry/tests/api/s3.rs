@@ -357,7 +357,7 @@ async fn sweeps_abort_stale_and_orphaned_multipart_uploads() {
     assert_eq!(stored.offset, 9 * MIB as u64);
     assert_eq!(bucket.multipart_uploads().await.len(), 1);
     let future = SystemTime::now() + Duration::from_secs(3600);
-    let swept = gc::reconcile(&node, future, &mut BlobCursor::default(), 100)
+    let swept = gc::reconcile(&node, future, future, &mut BlobCursor::default(), 100)
         .await
         .unwrap();
     assert_eq!(swept.staging_files, 1);
