@@ -181,11 +181,23 @@ impl S3 {
             if let Some(token) = &token {
                 query.push(("continuation-token", token.clone()));
             }
-            let r = http
-                .get(format!("{}/{}", self.endpoint, self.bucket))
-                .query(&query)
-                .send()
-                .map_err(|e| format!("listing S3: {e}"))?;
+            // moto answers a listing 500 now and then while the collectors
+            // delete objects beside it (its in-memory bucket changing under
+            // the listing): asked again, it answers.
+            let mut attempts = 0;
+            let r = loop {
+                let r = http
+                    .get(format!("{}/{}", self.endpoint, self.bucket))
+                    .query(&query)
+                    .send()
+                    .map_err(|e| format!("listing S3: {e}"))?;
+                attempts += 1;
+                if r.status().is_server_error() && attempts < 5 {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    continue;
+                }
+                break r;
+            };
             if r.status() != 200 {
                 return Err(load::unexpected("listing S3", r));
             }
