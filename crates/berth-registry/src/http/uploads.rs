@@ -61,13 +61,11 @@ pub async fn start_upload(
         let session = new_session(r, name, subject).await?;
         return Ok(session_response(r, &session, StatusCode::ACCEPTED));
     };
-    // Everything the request can be refused for before a session exists:
-    // the client of a monolithic push gets no `Location` to cancel one.
+    // The request's own faults before a session exists; any refusal after
+    // (a quota, a digest mismatch) discards the session below: the client
+    // of a monolithic push gets no `Location` to cancel one.
     let digest = parse_digest_param(&digest)?;
     let declared = declared_length(headers)?;
-    if let Some(length) = declared {
-        crate::usage::check_quota(r, name, Some(&digest), length).await?;
-    }
     let session = new_session(r, name, subject).await?;
     let id = session.id.clone();
     let _busy = UploadLock::acquire(r, &id).await?;

@@ -393,7 +393,7 @@ impl GcSql {
     /// Reviews a claimed batch (`items`, one kind, one claim) in `tx` (from
     /// [`GcSql::begin_reviews`], or a dry run's): links, blob records and
     /// bytes each in a few statements for the whole batch, manifests one by
-    /// one ([`GcSql::review_in`]). Every row of the claim still claimed and
+    /// one (`review_manifest_row`). Every row of the claim still claimed and
     /// due is dropped from the queue; what it referred to is queued.
     pub async fn review_batch(
         tx: &mut Tx,
@@ -410,8 +410,9 @@ impl GcSql {
         match kind {
             Kind::Manifest => {
                 for (item, repository) in items {
-                    decisions
-                        .push(Self::review_in(tx, item, repository.as_ref(), now, delays).await?);
+                    decisions.push(
+                        review_manifest_row(tx, item, repository.as_ref(), now, delays).await?,
+                    );
                 }
                 return Ok(decisions);
             }
@@ -614,46 +615,6 @@ impl GcSql {
             .fetch_optional(tx)
             .await?;
         Ok(found.is_some())
-    }
-
-    /// Reviews `item` in `tx` (from [`GcSql::begin_review`], or a dry run's):
-    /// the row as it is now, then whether anything refers to it; removes it
-    /// when nothing does and queues what it referred to. The row is dropped
-    /// unless it was queued again since it was claimed.
-    pub async fn review_in(
-        tx: &mut Tx,
-        item: &Review,
-        repository: Option<&RepositoryName>,
-        now: i64,
-        delays: &Delays,
-    ) -> Result<Decision, MetaError> {
-        // The row goes first, and only as claimed and due: gone (another
-        // collector), queued again since the claim (its claim reset), or
-        // not due, it is left for a later review.
-        let size: Option<i64> = query_scalar(
-            "DELETE FROM gc_reviews
-              WHERE kind = $1 AND repository_id = $2 AND digest = $3
-                AND queued_at <= $4 AND claimed_by = $5
-             RETURNING size",
-        )
-        .bind(item.kind.as_str())
-        .bind(item.repository_id)
-        .bind(&item.digest)
-        .bind(delays.due_bound(item.kind, now))
-        .bind(item.claim)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(size) = size else {
-            return Ok(Decision::Skipped);
-        };
-        Ok(match (item.kind, repository) {
-            (Kind::Link, Some(name)) => review_link(tx, item, name).await?,
-            (Kind::Manifest, Some(name)) => review_manifest(tx, item, name, now, delays).await?,
-            // The repository is gone, and its links and manifests with it.
-            (Kind::Link | Kind::Manifest, None) => Decision::Kept,
-            (Kind::Blob, _) => review_blob(tx, &item.digest, now).await?,
-            (Kind::Bytes, _) => review_bytes(tx, &item.digest, to_u64(size)).await?,
-        })
     }
 
     /// Rows in the queue, due or not.
@@ -892,39 +853,36 @@ impl GcSql {
     }
 }
 
-/// A link: kept while a manifest of the repository names the blob.
-async fn review_link(
+/// Reviews one claimed manifest row: the row goes first, and only as
+/// claimed and due (gone, queued again since the claim, or not due, it is
+/// left for a later review), then the manifest by [`review_manifest`].
+async fn review_manifest_row(
     tx: &mut Tx,
     item: &Review,
-    name: &RepositoryName,
+    repository: Option<&RepositoryName>,
+    now: i64,
+    delays: &Delays,
 ) -> Result<Decision, MetaError> {
-    // Removed only if no manifest of the repository names it; with the
-    // blob's size, for the report.
-    let removed: Option<Option<i64>> = query_scalar(
-        "DELETE FROM repository_blobs
-          WHERE repository_id = $1 AND digest = $2
-            AND NOT EXISTS (SELECT 1 FROM manifest_references r
-                             WHERE r.repository_id = $1 AND r.child_digest = $2
-                               AND NOT r.is_manifest)
-         RETURNING (SELECT b.size FROM blobs b WHERE b.digest = $2)",
+    let taken = query(
+        "DELETE FROM gc_reviews
+          WHERE kind = $1 AND repository_id = $2 AND digest = $3
+            AND queued_at <= $4 AND claimed_by = $5",
     )
+    .bind(Kind::Manifest.as_str())
     .bind(item.repository_id)
     .bind(&item.digest)
-    .fetch_optional(&mut *tx)
+    .bind(delays.due_bound(Kind::Manifest, now))
+    .bind(item.claim)
+    .execute(&mut *tx)
     .await?;
-    let Some(size) = removed else {
-        return Ok(Decision::Kept);
-    };
-    // The blob may have lost its last link: it has been unreferenced here
-    // for the delay already, so its own review is due at once.
-    queue(tx, Kind::Blob, 0, &item.digest, item.queued_at, 0).await?;
-    tx.notify_changed(name.as_str()).await?;
-    Ok(Decision::Removed(Removed {
-        kind: Kind::Link,
-        repository: Some(name.to_string()),
-        digest: item.digest.clone(),
-        bytes: size.map_or(0, to_u64),
-    }))
+    if taken == 0 {
+        return Ok(Decision::Skipped);
+    }
+    match repository {
+        Some(name) => review_manifest(tx, item, name, now, delays).await,
+        // The repository is gone, and its manifests with it.
+        None => Ok(Decision::Kept),
+    }
 }
 
 /// A manifest: kept while tagged, an index child, a referrer of a manifest
@@ -1006,47 +964,6 @@ async fn review_manifest(
         repository: Some(name.to_string()),
         digest: digest.to_owned(),
         bytes: to_u64(length),
-    }))
-}
-
-/// A blob record: kept while a repository links it; its bytes are queued.
-async fn review_blob(tx: &mut Tx, digest: &str, now: i64) -> Result<Decision, MetaError> {
-    // Removed only if no repository links it.
-    let size: Option<i64> = query_scalar(
-        "DELETE FROM blobs
-          WHERE digest = $1
-            AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = $1)
-         RETURNING size",
-    )
-    .bind(digest)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(size) = size else {
-        return Ok(Decision::Kept);
-    };
-    queue(tx, Kind::Bytes, 0, digest, now, to_u64(size)).await?;
-    Ok(Decision::Removed(Removed {
-        kind: Kind::Blob,
-        repository: None,
-        digest: digest.to_owned(),
-        bytes: to_u64(size),
-    }))
-}
-
-/// Bytes (`size` of them): removed unless a blob record names them again.
-async fn review_bytes(tx: &mut Tx, digest: &str, size: u64) -> Result<Decision, MetaError> {
-    let recorded: Option<i64> = query_scalar("SELECT size FROM blobs WHERE digest = $1")
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if recorded.is_some() {
-        return Ok(Decision::Kept);
-    }
-    Ok(Decision::Removed(Removed {
-        kind: Kind::Bytes,
-        repository: None,
-        digest: digest.to_owned(),
-        bytes: size,
     }))
 }
 
@@ -1143,11 +1060,16 @@ mod tests {
             .begin_reviews(&[(item, Some(repo.clone()))])
             .await
             .unwrap();
-        let decision = GcSql::review_in(&mut tx, item, Some(&repo), now, &DELAYS)
-            .await
-            .unwrap();
+        let decisions =
+            GcSql::review_batch(&mut tx, &[(item.clone(), Some(repo.clone()))], now, &DELAYS)
+                .await
+                .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(decision, Decision::Skipped);
+        assert_eq!(
+            decisions,
+            [],
+            "nothing reviewed: the row is no longer this claim's"
+        );
         assert_eq!(meta.linked_blob(&repo, &digest).await.unwrap(), Some(1));
         assert_eq!(
             queued(&meta).await.len(),
@@ -1216,23 +1138,24 @@ mod tests {
             if claimed.is_empty() {
                 break;
             }
-            for item in &claimed {
+            let mut items = Vec::new();
+            for item in claimed {
                 let repository = GcSql::repository_name(meta.db(), item.repository_id)
                     .await
                     .unwrap();
-                let mut tx = sql
-                    .begin_reviews(&[(item, repository.clone())])
-                    .await
-                    .unwrap();
-                if let Decision::Removed(r) =
-                    GcSql::review_in(&mut tx, item, repository.as_ref(), now, &DELAYS)
-                        .await
-                        .unwrap()
-                {
+                items.push((item, repository));
+            }
+            let locked: Vec<_> = items.iter().map(|(i, n)| (i, n.clone())).collect();
+            let mut tx = sql.begin_reviews(&locked).await.unwrap();
+            for decision in GcSql::review_batch(&mut tx, &items, now, &DELAYS)
+                .await
+                .unwrap()
+            {
+                if let Decision::Removed(r) = decision {
                     removed.push((r.kind, r.digest, r.bytes));
                 }
-                tx.commit().await.unwrap();
             }
+            tx.commit().await.unwrap();
         }
         removed.sort();
         let mut expected = vec![
