@@ -210,9 +210,11 @@ setup_tools() {
         *) log "BENCH_PROFILE=$profile: give dist, release or dev"; exit 2 ;;
     esac
     [[ $profile == dist ]] || log "berth built with the $profile profile: a smoke run, not numbers to keep"
-    log "building berth: cargo build --profile $profile -p berth"
-    (cd "$ROOT" && cargo build --profile "$profile" -p berth >&2)
+    log "building berth: cargo build --profile $profile -p berth -p berth-test-issuer"
+    (cd "$ROOT" && cargo build --profile "$profile" -p berth -p berth-test-issuer >&2)
     BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/$profile_dir/berth
+    # The auth section's OpenID Connect issuer (workload identity), on loopback.
+    ISSUER=${CARGO_TARGET_DIR:-$ROOT/target}/$profile_dir/berth-test-issuer
     [[ -x $BERTH ]] || { log "no binary at $BERTH"; exit 1; }
     # distribution runs without auth; so does berth, where it has a switch
     # for it (its token service needs a bearer token on every request). The
@@ -532,13 +534,26 @@ check_token_url() { # what url [header...]
 
 section_auth() {
     log "== auth: GET manifest with credentials (berth Bearer, distribution htpasswd Basic); berth token issuance"
-    local reg name tok_url pat basic_admin basic_pat out rps p99 mean bad r test what key
+    local reg name tok_url pat basic_admin basic_pat basic_oidc issuer_url out rps p99 mean bad r test what key
     local -a hdr=()
     declare -A MAN HDR
     AUTH_PW=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
     AUTH_REPO=admin/small   # on berth, admin owns the admin/ namespace
     basic_admin="Authorization: Basic $(printf '%s' "admin:$AUTH_PW" | base64 -w0)"
-    for reg in berth distribution; do start_server "$reg" "auth-$reg" auth; done
+    # Workload identity: a GitHub Actions-shaped ID token of repository
+    # admin/small for audience berth-bench, from an issuer on loopback whose
+    # keys berth fetches once and caches (the exchanges measured below).
+    "$ISSUER" --audience berth-bench --claims-repository "$AUTH_REPO" \
+        --token-out "$TMP/id-token" >"$TMP/issuer.out" 2>&1 &
+    track $!
+    PID[auth-issuer]=$!
+    for _ in $(seq 100); do [[ -s $TMP/issuer.out && -s $TMP/id-token ]] && break; sleep 0.1; done
+    issuer_url=$(head -1 "$TMP/issuer.out")
+    [[ $issuer_url == http://127.0.0.1:* ]] || { log "the test issuer did not start: $(cat "$TMP/issuer.out")"; exit 1; }
+    basic_oidc="Authorization: Basic $(printf '%s' "oidc:$(cat "$TMP/id-token")" | base64 -w0)"
+    BERTH_OIDC_ISSUERS="github=$issuer_url" BERTH_OIDC_ALLOW_LOOPBACK_ISSUERS=true \
+        start_server berth auth-berth auth
+    start_server distribution auth-distribution auth
 
     name=auth-berth
     MAN[berth]=${URL[$name]}/v2/$AUTH_REPO/manifests/v1
@@ -556,6 +571,10 @@ section_auth() {
     expect_code "berth: GET manifest with a pull token" 200 "${MAN[berth]}" "Accept: $OCI_MANIFEST" "${HDR[berth]}"
     check_token_url "berth: anonymous token" "$tok_url"
     check_token_url "berth: token for a personal access token" "$tok_url" "$basic_pat"
+    python3 "$LIB/reg.py" api "${URL[$name]}" POST /api/v1/trust/admin \
+        "{\"name\": \"bench\", \"issuer\": \"$issuer_url\", \"audience\": \"berth-bench\", \"claims\": {\"repository\": \"$AUTH_REPO\", \"ref\": \"refs/heads/*\"}, \"repositories\": [\"$AUTH_REPO\"]}" \
+        --basic "admin:$AUTH_PW" >/dev/null
+    check_token_url "berth: token for a workload's ID token" "$tok_url" "$basic_oidc"
 
     name=auth-distribution
     MAN[distribution]=${URL[$name]}/v2/$AUTH_REPO/manifests/v1
@@ -570,6 +589,7 @@ section_auth() {
         done
         wrk -t2 -c"$AUTH_CONNS" -d"${WARM}s" "$tok_url" >/dev/null 2>&1
         wrk -t2 -c"$AUTH_CONNS" -d"${WARM}s" -H "$basic_pat" "$tok_url" >/dev/null 2>&1
+        wrk -t2 -c"$AUTH_CONNS" -d"${WARM}s" -H "$basic_oidc" "$tok_url" >/dev/null 2>&1
     fi
 
     what="GET manifest with credentials (berth: Bearer token, distribution: htpasswd Basic), $AUTH_CONNS conns"
@@ -592,15 +612,18 @@ section_auth() {
         done
     done
 
-    # berth only; the two kinds of token request alternate.
+    # berth only; the three kinds of token request alternate.
     for ((r = 1; r <= RUNS; r++)); do
-        for test in anon pat; do
+        for test in anon pat oidc; do
             if [[ $test == anon ]]; then
                 what="token issuance (GET /token), anonymous, public repository, $AUTH_CONNS conns"
                 hdr=()
-            else
+            elif [[ $test == pat ]]; then
                 what="token issuance (GET /token), personal access token as Basic password, $AUTH_CONNS conns"
                 hdr=("$basic_pat")
+            else
+                what="token exchange (GET /token), workload ID token (RS256, keys cached) as Basic oidc password, $AUTH_CONNS conns"
+                hdr=("$basic_oidc")
             fi
             key=token.$test.c$AUTH_CONNS
             out=$TMP/token-$test-$r.out
@@ -615,6 +638,7 @@ section_auth() {
         done
     done
     for reg in berth distribution; do stop_server "auth-$reg"; done
+    stop_server auth-issuer
 }
 
 # ---------------------------------------------------------------- 3. transfer

@@ -1,5 +1,5 @@
 //! The `berth` command line: `serve`, `backup`, `migrate`, `admin ...`, the account
-//! commands (`token`, `password`, `org`, `robot`, `repo`), and the client
+//! commands (`token`, `password`, `org`, `robot`, `repo`, `trust`), and the client
 //! commands.
 //!
 //! Exit codes: 0 on success, 1 on any error (the message says what was wrong
@@ -54,6 +54,8 @@ enum Command {
     Robot(account::robot::RobotArgs),
     /// List your repositories and set their visibility.
     Repo(account::repo::RepoArgs),
+    /// Let CI jobs log in with their OIDC ID token: trust rules per namespace.
+    Trust(account::trust::TrustArgs),
     /// Back up a registry's data directory while it serves (restore: `serve --data-dir`).
     Backup(backup::BackupArgs),
     /// Copy an embedded registry (a data directory) to PostgreSQL and/or S3.
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Org(args) => account::org::run(args),
         Command::Robot(args) => account::robot::run(args),
         Command::Repo(args) => account::repo::run(args),
+        Command::Trust(args) => account::trust::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Login(args) => client::login::run(args),

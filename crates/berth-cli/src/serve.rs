@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth_registry::config::GcConfig;
+use berth_registry::config::{GcConfig, OidcConfig};
 use berth_registry::gc::retention::{Policy, PolicyText};
 use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::server::proxy::TrustedProxies;
 use berth_registry::server::tls::CertStore;
 use berth_registry::store::S3Settings;
+use berth_registry::trust::OidcIssuer;
 use berth_registry::{BlobStoreConfig, Config, Registry};
 use clap::Args;
 use serde::Deserialize;
@@ -75,7 +76,9 @@ pub struct ServeArgs {
     /// max_uploads_per_repository, disk_reserve_bytes, trusted_proxies,
     /// blob_store, s3_endpoint, s3_region, s3_path_style, s3_redirect,
     /// gc_delay_secs, gc_untagged_delay_secs, gc_keep_untagged,
-    /// gc_keep_referrers, gc_interval_secs), and `[[retention]]` tables: the
+    /// gc_keep_referrers, gc_interval_secs, oidc_issuer (a list),
+    /// oidc_allow_loopback_issuers, oidc_max_token_age_secs,
+    /// oidc_jwks_refresh_secs), and `[[retention]]` tables: the
     /// retention policies (deploy/berth.toml and the README show them).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -255,6 +258,40 @@ pub struct ServeArgs {
     /// collects only on demand (`berth admin gc run`) [default: 600].
     #[arg(long, env = "BERTH_GC_INTERVAL_SECS", value_name = "SECS")]
     gc_interval_secs: Option<f64>,
+
+    /// An OpenID Connect issuer whose ID tokens trust rules may accept
+    /// (workload identity: `berth trust add`), as `[KIND=]URL`; repeat for
+    /// several [default: github=https://token.actions.githubusercontent.com
+    /// and gitlab=https://gitlab.com].
+    ///
+    /// KIND is `github` (GitHub Actions, or GitHub Enterprise Server's
+    /// `https://HOST/_services/token`), `gitlab` (a self-managed GitLab's
+    /// URL) or `generic`: rules of a known kind have their claim names
+    /// checked. Giving any replaces the defaults; `none` trusts no issuer.
+    /// The issuer's keys are fetched from its discovery document when its
+    /// first token arrives. Comma-separated in BERTH_OIDC_ISSUERS.
+    #[arg(
+        long = "oidc-issuer",
+        env = "BERTH_OIDC_ISSUERS",
+        value_name = "[KIND=]URL",
+        value_delimiter = ','
+    )]
+    oidc_issuers: Vec<String>,
+
+    /// Allow `http://` issuers on loopback addresses (tests only: an
+    /// issuer's keys must otherwise come over TLS) [default: false].
+    #[arg(long, env = "BERTH_OIDC_ALLOW_LOOPBACK_ISSUERS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    oidc_allow_loopback_issuers: Option<bool>,
+
+    /// Seconds after its `iat` an ID token stops being accepted, whatever
+    /// its `exp` [default: 3600].
+    #[arg(long, env = "BERTH_OIDC_MAX_TOKEN_AGE_SECS", value_name = "SECS")]
+    oidc_max_token_age_secs: Option<u64>,
+
+    /// Least seconds between two fetches of an issuer's keys caused by a
+    /// token signed with a key berth does not hold [default: 60].
+    #[arg(long, env = "BERTH_OIDC_JWKS_REFRESH_SECS", value_name = "SECS")]
+    oidc_jwks_refresh_secs: Option<u64>,
 }
 
 /// Where blobs are kept: the flags `serve` and `migrate` share (keys of
@@ -338,6 +375,10 @@ struct FileConfig {
     gc_keep_untagged: Option<bool>,
     gc_keep_referrers: Option<bool>,
     gc_interval_secs: Option<f64>,
+    oidc_issuer: Option<Vec<String>>,
+    oidc_allow_loopback_issuers: Option<bool>,
+    oidc_max_token_age_secs: Option<u64>,
+    oidc_jwks_refresh_secs: Option<u64>,
     /// Retention policies (`[[retention]]`), the first matching a repository governing it.
     #[serde(default)]
     retention: Vec<PolicyText>,
@@ -391,6 +432,46 @@ fn gc_config(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<GcConfig> {
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(gc)
+}
+
+/// Workload identity's settings: flags, else the file's keys.
+fn oidc_config(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<OidcConfig> {
+    let mut oidc = OidcConfig::default();
+    if let Some(allow) = args
+        .oidc_allow_loopback_issuers
+        .or(file.oidc_allow_loopback_issuers)
+    {
+        oidc.allow_loopback = allow;
+    }
+    let issuers = if args.oidc_issuers.is_empty() {
+        file.oidc_issuer.clone()
+    } else {
+        Some(args.oidc_issuers.clone())
+    };
+    if let Some(issuers) = issuers {
+        oidc.issuers = issuers
+            .iter()
+            .map(|i| i.trim())
+            .filter(|i| !i.is_empty() && *i != "none")
+            .map(|i| {
+                OidcIssuer::parse(i, oidc.allow_loopback)
+                    .map_err(|e| anyhow::anyhow!("--oidc-issuer: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(secs) = args
+        .oidc_max_token_age_secs
+        .or(file.oidc_max_token_age_secs)
+    {
+        if secs == 0 {
+            bail!("--oidc-max-token-age-secs 0 would refuse every ID token: give e.g. 3600");
+        }
+        oidc.max_token_age = Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.oidc_jwks_refresh_secs.or(file.oidc_jwks_refresh_secs) {
+        oidc.jwks_refresh = Duration::from_secs(secs);
+    }
+    Ok(oidc)
 }
 
 /// The TOML file at `path`.
@@ -447,6 +528,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         None => FileConfig::default(),
     };
     let gc = gc_config(&args, &file)?;
+    let oidc = oidc_config(&args, &file)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -544,6 +626,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         config.database_max_connections = n;
     }
     config.gc = gc;
+    config.oidc = oidc;
     if let Some(list) = args.trusted_proxies.or(file.trusted_proxies) {
         config.trusted_proxies =
             TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;

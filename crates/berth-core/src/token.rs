@@ -25,7 +25,9 @@ mod request;
 mod rfc3339;
 
 pub use claims::{AccessEntry, Audience, Claims};
-pub use request::{Grant, TokenRequest};
+pub use request::{
+    ACCESS_TOKEN_TYPE, Grant, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TokenRequest,
+};
 pub use rfc3339::{format_rfc3339, parse_rfc3339};
 
 /// The shortest lifetime the token specification allows, and what clients

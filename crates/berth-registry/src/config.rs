@@ -64,6 +64,37 @@ pub struct Config {
     pub blob_store: BlobStoreConfig,
     /// The garbage collector: delays, schedule, retention policies.
     pub gc: GcConfig,
+    /// Workload identity: the OpenID Connect issuers whose ID tokens trust
+    /// rules may accept, and how they are verified (`trust/`).
+    pub oidc: OidcConfig,
+}
+
+/// Workload identity's settings (`trust/`).
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuers trust rules may name; tokens of no other issuer are
+    /// looked at (their keys are never fetched). Default: GitHub Actions and
+    /// gitlab.com.
+    pub issuers: Vec<crate::trust::OidcIssuer>,
+    /// Whether `http://` issuers on a loopback address are allowed (tests);
+    /// otherwise every issuer is `https://`.
+    pub allow_loopback: bool,
+    /// An ID token issued (`iat`) longer ago is refused, whatever its `exp`.
+    pub max_token_age: Duration,
+    /// The least time between two fetches of an issuer's keys caused by an
+    /// unknown `kid` (a token signed by a key the cache does not hold).
+    pub jwks_refresh: Duration,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuers: crate::trust::OidcIssuer::defaults(),
+            allow_loopback: false,
+            max_token_age: Duration::from_secs(60 * 60),
+            jwks_refresh: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The garbage collector's settings (`gc/`).
@@ -143,6 +174,7 @@ impl Config {
             database_url: None,
             database_max_connections: crate::meta::db::PG_MAX_CONNECTIONS,
             gc: GcConfig::default(),
+            oidc: OidcConfig::default(),
             public_url,
         }
     }

@@ -22,6 +22,7 @@ pub mod migrate;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod trust;
 pub mod usage;
 
 use std::collections::HashSet;
@@ -143,12 +144,13 @@ impl Registry {
         let db = meta.db().clone();
         let other_writers = db.engine() == Engine::Postgres;
         let disk = Arc::new(DiskSpace::open(data_dir, config.disk_reserve_bytes));
+        let authn = Arc::new(Authenticator::new(identity.clone(), &config.oidc));
         Ok(Self {
             config: Arc::new(config),
             meta: Arc::new(CachedMeta::new(meta).with_other_writers(other_writers)),
             db,
             blobs,
-            authn: Arc::new(Authenticator::new(identity.clone())),
+            authn,
             identity,
             keys,
             tokens,

@@ -1,6 +1,6 @@
 //! The account commands: `berth token`, `berth password`, `berth org
-//! member`, `berth robot`, `berth repo`: what a user does for themselves
-//! through the registry's API (`/api/v1/`, see
+//! member`, `berth robot`, `berth repo`, `berth trust`: what a user does for
+//! themselves through the registry's API (`/api/v1/`, see
 //! `berth-registry/src/http/admin/`), and what an organisation owner does for
 //! the organisation. The registry's policy decides; these commands word its
 //! answers. Administrators use them for anyone, and `berth admin ...` for
@@ -18,6 +18,7 @@ pub mod password;
 pub mod repo;
 pub mod robot;
 pub mod token;
+pub mod trust;
 
 use clap::{Args, ValueEnum};
 use serde_json::Value;

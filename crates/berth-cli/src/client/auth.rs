@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use anyhow::Context;
-use berth_client::auth::{Event, ExpirySource, Observer, Operation, Reply, Request};
+use berth_client::auth::{Event, ExpirySource, OIDC_USERNAME, Observer, Operation, Reply, Request};
 use berth_client::client::RegistryClient;
 use berth_client::credentials::{Credential, CredentialStore};
 use berth_core::reference::Registry;
@@ -125,6 +125,9 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
     match (&credential, store.source(&key)) {
         (Some(c), Some(source)) => {
             let who = match c {
+                Credential::Basic { username, .. } if username == OIDC_USERNAME => {
+                    format!("user {username}, a CI job's ID token as the password")
+                }
                 Credential::Basic { username, .. } => format!("user {username}, password"),
                 Credential::IdentityToken(_) => "an identity (refresh) token".to_owned(),
             };

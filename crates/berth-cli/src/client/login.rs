@@ -11,6 +11,11 @@
 //! config.json), so that docker, podman and skopeo use it too. The account
 //! and admin commands use either: the API takes a refresh token as a bearer
 //! token.
+//!
+//! `--oidc` logs a CI job in with its OpenID Connect ID token instead
+//! (`login/oidc.rs`).
+
+mod oidc;
 
 use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,6 +35,7 @@ Examples:
   berth login registry.example.com -u alice              # prompts for the password
   printf '%s\\n' \"$TOKEN\" | berth login ghcr.io -u alice --password-stdin
   berth login registry.example.com -u admin --store-password   # for docker, podman, skopeo
+  berth login --oidc registry.example.com                # in a CI job: its ID token
 
 The password is checked first: berth asks the registry's token service for a
 token with it, and stores nothing when it is refused. Then, where the registry
@@ -53,6 +59,21 @@ the `auths` of $DOCKER_CONFIG/config.json (mode 0600), which docker, podman and
 skopeo all read. So: for docker, podman or skopeo to pull with this login, use
 --store-password (or log in with them). The password is never taken from a
 flag.
+
+In a CI job, --oidc logs in with the job's OpenID Connect ID token (workload
+identity: no secret to store in the CI), where a trust rule of the registry
+accepts it (`berth trust add`). The ID token comes from, in order:
+--id-token-file FILE; the variable BERTH_ID_TOKEN (GitLab CI: `id_tokens:
+BERTH_ID_TOKEN: aud: registry.example.com`); GitHub Actions' ID token request
+(ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN, set for a job
+with `permissions: id-token: write`), asked for the audience --audience, by
+default the registry's service name. berth trades it at the registry's token
+service (the RFC 8693 token exchange), shows who the registry says the job is
+and until when, and stores the ID token as the password of the user `oidc`
+where docker keeps passwords, as `docker login -u oidc -p \"$ID_TOKEN\"`
+does: berth, docker, podman and skopeo then use it. ID tokens live minutes:
+log in again when one expires. The ID token is never printed, nor in the -v
+trace.
 
 Exit codes: 0 success, 1 failure (the message says what to do), 2 usage error.")]
 pub struct LoginArgs {
@@ -83,6 +104,34 @@ pub struct LoginArgs {
     #[arg(long)]
     store_password: bool,
 
+    /// Log in as a CI job, with its OpenID Connect ID token.
+    ///
+    /// The ID token comes from --id-token-file, else BERTH_ID_TOKEN (GitLab
+    /// CI's `id_tokens:`), else GitHub Actions' ID token request (the job
+    /// needs `permissions: id-token: write`). The registry's token service
+    /// checks it against its trust rules (`berth trust`); it is then stored
+    /// as the password of the user `oidc`, where docker, podman and skopeo
+    /// read it too.
+    #[arg(long, conflicts_with_all = ["username", "password_stdin"])]
+    oidc: bool,
+
+    /// Read the ID token from FILE (with --oidc).
+    ///
+    /// White space around it is dropped. It is sent only to the registry's
+    /// token service.
+    #[arg(long, value_name = "FILE", requires = "oidc")]
+    id_token_file: Option<std::path::PathBuf>,
+
+    /// The audience to ask GitHub Actions' ID token for (with --oidc)
+    /// [default: the registry's service name].
+    ///
+    /// The `aud` the registry's trust rule expects: by default the `service`
+    /// of the registry's Bearer challenge (for berth, its host[:port]). An ID
+    /// token from a file or BERTH_ID_TOKEN carries the audience it was made
+    /// for.
+    #[arg(long, value_name = "AUD", requires = "oidc")]
+    audience: Option<String>,
+
     #[command(flatten)]
     common: Common,
 }
@@ -91,6 +140,14 @@ pub struct LoginArgs {
 pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     // Resolved before any I/O: a bad registry fails before a prompt.
     let registry = parse_registry(&args.registry)?;
+    if args.oidc {
+        return oidc::run(
+            &registry,
+            args.id_token_file.as_deref(),
+            args.audience.as_deref(),
+            &args.common,
+        );
+    }
     let key = registry.credential_key();
     let interactive = std::io::stdin().is_terminal();
     let username = match args.username {

@@ -222,6 +222,7 @@ pub fn grant(kind: GrantKind) -> &'static str {
         GrantKind::Basic => "HTTP Basic with the credential",
         GrantKind::RefreshToken => "OAuth2 refresh-token grant with the identity token",
         GrantKind::Password => "OAuth2 password grant with the credential",
+        GrantKind::TokenExchange => "RFC 8693 token exchange of the workload's ID token",
     }
 }
 

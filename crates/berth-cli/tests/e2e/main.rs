@@ -30,6 +30,7 @@ mod interop;
 mod manifest_blob;
 mod messages;
 mod migrate;
+mod oidc;
 mod oras;
 mod podman;
 mod resume;

@@ -168,6 +168,88 @@ pub enum AuthError {
         registry: String,
     },
 
+    /// The token service refused the ID token stored as the password of the
+    /// user `oidc` (401): it expired (CI ID tokens live minutes), or no trust
+    /// rule accepts it any more.
+    #[error(
+        "the token service {realm} refused the ID token used for {registry} as the password of \
+         `oidc` ({message}); get a fresh one: run `berth login --oidc {registry}` again in the \
+         job"
+    )]
+    StoredIdTokenRefused {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The service's message, or the status.
+        message: String,
+    },
+
+    /// A workload identity login needs a token service, and `GET /v2/`
+    /// answered without a Bearer challenge.
+    #[error(
+        "the registry {registry} names no token service (GET /v2/ answered without a Bearer \
+         challenge), so there is nowhere to exchange an ID token; workload identity needs a \
+         registry with a token service, such as berth"
+    )]
+    NoTokenService {
+        /// The registry.
+        registry: String,
+    },
+
+    /// The token service refused the ID token in an RFC 8693 token exchange
+    /// (a 400 `invalid_grant` or `invalid_request`, a 401 or a 403).
+    #[error(
+        "the token service {realm} of {registry} refused the ID token (HTTP {status} {error}: \
+         {description})"
+    )]
+    IdTokenRefused {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth2 `error` code (or the OCI error code).
+        error: String,
+        /// The service's `error_description` (or the OCI message), verbatim.
+        description: String,
+    },
+
+    /// The token service has no RFC 8693 token exchange (404, 405, or a 400
+    /// `unsupported_grant_type`).
+    #[error(
+        "the token service {realm} of {registry} does not take the RFC 8693 token exchange \
+         (HTTP {status}); this registry does not offer workload identity logins (berth does)"
+    )]
+    TokenExchangeUnsupported {
+        /// The realm.
+        realm: String,
+        /// The registry.
+        registry: String,
+        /// The HTTP status.
+        status: u16,
+    },
+
+    /// The text given as an ID token is not a JWT.
+    #[error(
+        "it is not a JWT ({reason}); an OpenID Connect ID token is three base64url parts joined by dots"
+    )]
+    NotAJwt {
+        /// Why (never quotes the text).
+        reason: &'static str,
+    },
+
+    /// The CI's ID token endpoint (GitHub Actions' `ACTIONS_ID_TOKEN_REQUEST_URL`)
+    /// refused or gave no token.
+    #[error("cannot get an ID token from {url}: {reason}")]
+    IdTokenRequest {
+        /// The endpoint, without its query.
+        url: String,
+        /// Why: the status and the endpoint's message, or what the answer lacked.
+        reason: String,
+    },
+
     /// Any other failure of the token service.
     #[error(
         "the token service {realm} failed for {registry} (HTTP {status}: {message}); try again later"

@@ -15,7 +15,9 @@
 //!    password grant when configured, or the OAuth2 refresh-token grant for
 //!    an identity token; `transport.rs` states the fallbacks) and live in the
 //!    [`TokenCache`], one fetch in flight per key, refreshed ahead of expiry.
-//! 5. Re-authentication is bounded: one retry per request, and only when the
+//! 5. A CI job's OpenID Connect ID token is a password of the user `oidc`,
+//!    once the RFC 8693 exchange has checked it (`workload.rs` states the flow).
+//! 6. Re-authentication is bounded: one retry per request, and only when the
 //!    token changed. A delete whose `delete` grant is refused retries once
 //!    asking `*` (Quay).
 //!
@@ -27,6 +29,7 @@ mod error;
 mod scopes;
 mod trace;
 mod transport;
+mod workload;
 
 pub use cache::{
     CacheKey, CachedToken, Clock, ExpirySource, ManualClock, Need, SystemClock, TokenCache,
@@ -38,4 +41,8 @@ pub use trace::{AuthorizationKind, Event, GrantKind, Observer};
 pub use transport::{
     Body, ByteStream, Failure, NETWORK_RETRIES, OpenStream, Reply, Request, Transport,
     TransportOptions,
+};
+pub use workload::{
+    ACTIONS_TOKEN_VAR, ACTIONS_URL_VAR, ActionsTokenRequest, Exchanged, IdToken, OIDC_USERNAME,
+    TokenService, exchange_form,
 };

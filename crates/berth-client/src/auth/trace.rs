@@ -38,6 +38,8 @@ pub enum GrantKind {
     RefreshToken,
     /// `POST` with the OAuth2 password grant.
     Password,
+    /// `POST` with an RFC 8693 token exchange of an ID token.
+    TokenExchange,
 }
 
 /// One step of the transport.

@@ -33,6 +33,9 @@
 //!   `POST` anyway; berth's `GET` takes passwords and personal access tokens
 //!   only): it would hand a long-lived secret to an endpoint that cannot use
 //!   it. The error says to log in again instead.
+//! - a CI job's ID token, the password of the user `oidc`: as a password;
+//!   refused (401), the error says to log in again with a fresh one, since
+//!   ID tokens live minutes (`workload.rs`).
 //!
 //! [`Transport::offline_token`] asks for a refresh token (`GET` with
 //! `offline_token=true`, as `docker login` does) for `berth login` to store.
@@ -62,16 +65,17 @@ use super::cache::{CacheKey, CachedToken, Need, TokenCache, jwt_payload};
 use super::error::AuthError;
 use super::scopes::{DeleteAction, Operation, relevant_hint, request_scopes};
 use super::trace::{AuthorizationKind, Event, GrantKind, Observer};
+use super::workload::OIDC_USERNAME;
 use crate::credentials::Credential;
 
 /// The most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 10;
 /// The most bytes of an error body read (enough for any OCI error body).
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(super) const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The most bytes of a token response read.
-const MAX_TOKEN_BODY: usize = 1024 * 1024;
+pub(super) const MAX_TOKEN_BODY: usize = 1024 * 1024;
 /// The `client_id` sent to token services.
-const CLIENT_ID: &str = "berth";
+pub(super) const CLIENT_ID: &str = "berth";
 
 /// How to reach a registry.
 #[derive(Debug, Clone, Default)]
@@ -272,7 +276,7 @@ enum Known {
 
 /// Authorization sent with a request.
 #[derive(Clone, PartialEq, Eq)]
-enum Sent {
+pub(super) enum Sent {
     Basic(HeaderValue),
     Bearer(String),
 }
@@ -476,7 +480,7 @@ impl Transport {
         Ok(true)
     }
 
-    fn emit(&self, event: impl FnOnce() -> Event) {
+    pub(super) fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(observer) = &self.observer {
             observer.emit(&event());
         }
@@ -551,7 +555,7 @@ impl Transport {
         }
     }
 
-    fn challenges(&self, headers: &HeaderMap) -> Result<Challenges, AuthError> {
+    pub(super) fn challenges(&self, headers: &HeaderMap) -> Result<Challenges, AuthError> {
         let values: Vec<&str> = headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
@@ -674,7 +678,7 @@ impl Transport {
             .await
     }
 
-    fn realm_url(&self, realm: &str) -> Result<Url, AuthError> {
+    pub(super) fn realm_url(&self, realm: &str) -> Result<Url, AuthError> {
         let url = self.base.join(realm).map_err(|e| AuthError::Url {
             url: realm.to_owned(),
             reason: e.to_string(),
@@ -799,6 +803,7 @@ impl Transport {
         let kind = match grant {
             Grant::RefreshToken { .. } => GrantKind::RefreshToken,
             Grant::Password { .. } => GrantKind::Password,
+            Grant::IdToken { .. } => GrantKind::TokenExchange,
         };
         self.emit(|| Event::TokenRequest {
             realm: shown(url),
@@ -913,6 +918,17 @@ impl Transport {
         let message = failure.message();
         let (realm, registry) = (realm.to_owned(), self.registry.to_string());
         Err(match status.as_u16() {
+            // `docker login -u oidc -p "$ID_TOKEN"`, or `berth login --oidc`:
+            // the password is a CI job's ID token, which lives minutes.
+            401 if matches!(&self.credential, Some(Credential::Basic { username, .. })
+                if username == OIDC_USERNAME) =>
+            {
+                AuthError::StoredIdTokenRefused {
+                    realm,
+                    registry,
+                    message,
+                }
+            }
             401 => AuthError::BadCredentials {
                 realm,
                 registry,
@@ -935,7 +951,7 @@ impl Transport {
 
     /// Sends one request, following redirects (at most [`MAX_REDIRECTS`]) and
     /// dropping `auth` for good once a redirect leaves the first origin.
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         request: &Request,
         auth: Option<&Sent>,
@@ -1061,7 +1077,7 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
 }
 
 /// A URL without its query (which may hold a pre-signed storage signature).
-fn shown(url: &Url) -> String {
+pub(super) fn shown(url: &Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
     url.set_fragment(None);
@@ -1069,7 +1085,10 @@ fn shown(url: &Url) -> String {
 }
 
 /// Reads at most `limit` bytes of a body.
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Bytes, AuthError> {
+pub(super) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, AuthError> {
     let url = shown(response.url());
     let mut out = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|source| AuthError::Http {

@@ -20,6 +20,9 @@
 //! - `push_quirks`: fixture registries with upload quirks (a proxy's body
 //!   limit with `OCI-Chunk-Min-Length`, stateful relative `Location`s, a
 //!   refused digest, a 405 to a blob `DELETE`).
+//! - `workload`: a CI job's ID token (berth-test-issuer) exchanged at berth
+//!   (RFC 8693), then used as the password of `oidc` as registry tokens
+//!   expire, until its trust rule is removed.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -37,3 +40,4 @@ mod quirks;
 mod resume;
 mod support;
 mod tls;
+mod workload;

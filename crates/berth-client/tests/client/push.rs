@@ -15,7 +15,9 @@ use berth_core::{Digest, TagOrDigest, media_type};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::support::{Berth, admin, descriptor, image_manifest, random_bytes, recording, repo};
+use crate::support::{
+    Berth, admin, descriptor, image_manifest, random_bytes, recording, repo, user_password,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -233,4 +235,128 @@ async fn a_long_chunked_upload_refreshes_its_token_ahead_of_expiry() {
     let back = berth.client(Some(admin()));
     let bytes = back.get_blob(&name, &blob.digest).await.unwrap();
     assert_eq!(bytes.bytes().await.unwrap(), data);
+}
+
+/// A CI job's push with its ID token (workload identity): the credential is
+/// Basic `oidc:<ID token>`, and each registry token that would not last
+/// through the next chunk is exchanged again from the same ID token (still
+/// valid: the registry checks it against its own clock), with no 401 on the
+/// way. The push lasts twice the registry token's lifetime.
+#[tokio::test]
+async fn a_long_push_with_an_id_token_exchanges_it_again_as_tokens_expire() {
+    use berth_registry::trust::rule::{NewRule, RuleBody};
+    use berth_registry::trust::{IssuerKind, OidcIssuer};
+
+    let issuer = berth_test_issuer::Issuer::start().await;
+    let trusted = OidcIssuer {
+        kind: IssuerKind::Github,
+        url: issuer.url().to_owned(),
+    };
+    let issuers = vec![trusted];
+    let configured = issuers.clone();
+    let berth = Berth::start_with(move |c| {
+        c.token_lifetime = Duration::from_secs(60);
+        c.oidc.issuers = configured;
+        c.oidc.allow_loopback = true;
+    })
+    .await;
+    let service = berth.registry.config.service.clone();
+    let body: RuleBody = serde_json::from_value(serde_json::json!({
+        "name": "release",
+        "issuer": issuer.url(),
+        "claims": {"repository": "admin/app", "ref": "refs/heads/main"},
+        "repositories": ["admin/app"],
+    }))
+    .unwrap();
+    let rule = NewRule::parse("admin", body, &issuers, &service).unwrap();
+    berth
+        .registry
+        .identity
+        .create_trust_rule(&rule, "admin")
+        .await
+        .unwrap();
+    let id_token = issuer.mint(issuer.github_claims("admin/app", "refs/heads/main", &service));
+
+    let start = SystemTime::now();
+    let clock = Arc::new(ManualClock::new(start));
+    let (recorded, events) = recording();
+    let options = TransportOptions {
+        cache: Some(Arc::new(TokenCache::with_clock(clock.clone()))),
+        ..recorded
+    };
+    let client = berth.client_with(Some(user_password("oidc", &id_token)), options);
+    let name = repo("admin/app");
+    let chunk = 300_000;
+    let data = random_bytes(6 * chunk, 5);
+    let blob = slow_blob(&data, chunk, clock.clone());
+    let upload = UploadOptions {
+        monolithic: false,
+        chunk_size: chunk as u64,
+        assumed_rate: 10_000,
+        resume_dir: None,
+    };
+    let issued = berth.tokens_issued();
+
+    let pushed = client.push_blob(&name, &blob, &upload, None).await;
+    assert_eq!(pushed.unwrap(), Pushed::Chunked { chunks: 6 });
+    assert_eq!(
+        clock.now().duration_since(start).unwrap(),
+        Duration::from_secs(120)
+    );
+    let events = events.lock().unwrap().clone();
+    let exchanges = events
+        .iter()
+        .filter(|e| matches!(e, Event::TokenRequest { .. }))
+        .count();
+    assert!(
+        exchanges > 1,
+        "120 s of 60 s tokens: exchanged again ({exchanges})"
+    );
+    assert_eq!(berth.tokens_issued(), issued + exchanges as u64);
+    let refused: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Response { status: 401, .. }))
+        .skip(1) // the first request's challenge
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "a 401 after the first token: {refused:?}"
+    );
+
+    // What was pushed is there; outside the rule's repositories the
+    // workload may not push.
+    let back = berth.client(Some(admin()));
+    let bytes = back.get_blob(&name, &blob.digest).await.unwrap();
+    assert_eq!(bytes.bytes().await.unwrap(), data);
+    let elsewhere = berth.client(Some(user_password("oidc", &id_token)));
+    let small = random_bytes(1000, 6);
+    let other = BlobUpload {
+        digest: Digest::sha256_of(&small),
+        size: small.len() as u64,
+        open: {
+            let small = small.clone();
+            Arc::new(move |_| {
+                let small = small.clone();
+                Box::pin(async move {
+                    let stream: ByteStream =
+                        Box::pin(futures_util::stream::iter([Ok::<_, std::io::Error>(small)]));
+                    Ok(stream)
+                })
+            })
+        },
+        mount_from: None,
+    };
+    let refused = elsewhere
+        .push_blob(
+            &repo("admin/other"),
+            &other,
+            &UploadOptions::default(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("trust rules grant"),
+        "the refusal names what the rules grant: {refused}"
+    );
 }

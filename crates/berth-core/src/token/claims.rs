@@ -3,7 +3,7 @@
 //! ```text
 //! claims := {"iss", "sub"?, "aud": string | [string], "exp", "nbf"?, "iat"?, "jti"?,
 //!            "access"?: [{"type", "name", "actions": [string]}],
-//!            "berth_pat"?: integer, "berth_gen"?: integer}
+//!            "berth_pat"?: integer, "berth_gen"?: integer, "berth_trust"?: [integer]}
 //! ```
 //!
 //! `exp`, `nbf` and `iat` are JSON integers (CNCF distribution rejects floats).
@@ -84,6 +84,12 @@ pub struct Claims {
     /// a later revocation. Other verifiers ignore it.
     #[serde(rename = "berth_gen", skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// berth's own claim: the trust rules a workload's ID token was
+    /// exchanged through (their ids), so that the issuing registry knows what
+    /// they grant and refuses the token once one is removed. Other verifiers
+    /// ignore it.
+    #[serde(rename = "berth_trust", default, skip_serializing_if = "Vec::is_empty")]
+    pub trust: Vec<i64>,
 }
 
 /// The claims as found, before [`Claims`]' checks.
@@ -103,6 +109,8 @@ struct RawClaims {
     access: Vec<AccessEntry>,
     berth_pat: Option<i64>,
     berth_gen: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    berth_trust: Vec<i64>,
 }
 
 /// The reason for refusing claims without `exp`.
@@ -124,6 +132,7 @@ impl TryFrom<RawClaims> for Claims {
             access: raw.access,
             pat: raw.berth_pat,
             generation: raw.berth_gen,
+            trust: raw.berth_trust,
         })
     }
 }
@@ -317,20 +326,27 @@ mod tests {
         (
             (any::<String>(), any::<String>(), aud, any::<i64>()),
             (opt(), opt(), proptest::option::of(any::<String>()), opt()),
-            (proptest::collection::vec(entry, 0..3), opt()),
+            (
+                proptest::collection::vec(entry, 0..3),
+                opt(),
+                proptest::collection::vec(any::<i64>(), 0..3),
+            ),
         )
             .prop_map(
-                |((iss, sub, aud, exp), (nbf, iat, jti, pat), (access, generation))| Claims {
-                    iss,
-                    sub,
-                    aud,
-                    exp,
-                    nbf,
-                    iat,
-                    jti,
-                    access,
-                    pat,
-                    generation,
+                |((iss, sub, aud, exp), (nbf, iat, jti, pat), (access, generation, trust))| {
+                    Claims {
+                        iss,
+                        sub,
+                        aud,
+                        exp,
+                        nbf,
+                        iat,
+                        jti,
+                        access,
+                        pat,
+                        generation,
+                        trust,
+                    }
                 },
             )
     }
@@ -350,7 +366,7 @@ mod tests {
             let claims = Claims {
                 iss: "i".into(), sub: String::new(), aud: Audience::One("s".into()), exp: 1,
                 nbf: None, iat: None, jti: None, access: Claims::access_from_scopes(&scopes),
-                pat: None, generation: None,
+                pat: None, generation: None, trust: Vec::new(),
             };
             prop_assert_eq!(claims.scopes(), scopes);
         }

@@ -9,8 +9,14 @@
 //! GET  /token?service=S&scope=SCOPE[&scope=SCOPE...][&offline_token=true][&client_id=C][&account=A]
 //! POST /token
 //!      grant_type=password&username=U&password=P | grant_type=refresh_token&refresh_token=R
+//!      | grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=JWT
+//!        &subject_token_type=urn:ietf:params:oauth:token-type:id_token
 //!      [&service=S][&client_id=C][&scope=SCOPE( SCOPE)*][&access_type=offline]
 //! ```
+//!
+//! The token exchange (RFC 8693, section 2.1) trades a workload's OpenID
+//! Connect ID token for a registry token; `subject_token_type` is the ID
+//! token type, or the plain JWT type (section 3), which names the same thing.
 //!
 //! A `scope` value may itself hold several space-separated scopes (see
 //! [`crate::scope`]). Passwords and refresh tokens never appear in `Debug`
@@ -37,7 +43,22 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'*');
 
 /// Form parameters whose values are secrets, redacted from error messages.
-const SECRET_PARAMS: [&str; 4] = ["password", "refresh_token", "access_token", "client_secret"];
+const SECRET_PARAMS: [&str; 5] = [
+    "password",
+    "refresh_token",
+    "access_token",
+    "client_secret",
+    "subject_token",
+];
+
+/// RFC 8693's `grant_type` for a token exchange.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693's token type of an OpenID Connect ID token.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// RFC 8693's token type of a JWT (an ID token is one).
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// RFC 8693's token type of the access token a token exchange issues.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The credentials of an OAuth2 token request (`POST /token`).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -54,6 +75,12 @@ pub enum Grant {
         /// The secret; redacted from `Debug`.
         refresh_token: String,
     },
+    /// RFC 8693 token exchange of an OpenID Connect ID token (a CI job's
+    /// workload identity) for a registry token.
+    IdToken {
+        /// The ID token (a JWT); redacted from `Debug`.
+        id_token: String,
+    },
 }
 
 impl fmt::Debug for Grant {
@@ -67,6 +94,10 @@ impl fmt::Debug for Grant {
             Self::RefreshToken { .. } => f
                 .debug_struct("RefreshToken")
                 .field("refresh_token", &Redacted)
+                .finish(),
+            Self::IdToken { .. } => f
+                .debug_struct("IdToken")
+                .field("id_token", &Redacted)
                 .finish(),
         }
     }
@@ -120,10 +151,13 @@ impl TokenRequest {
     /// Parses the form body of an OAuth2 `POST /token`.
     ///
     /// `grant_type` is required: `password` needs `username` and `password`,
-    /// `refresh_token` needs `refresh_token`. Unknown parameters are ignored.
+    /// `refresh_token` needs `refresh_token`, a token exchange needs
+    /// `subject_token` and an ID token (or JWT) `subject_token_type`.
+    /// Unknown parameters are ignored.
     pub fn from_form(body: &str) -> Result<Self, ParseError> {
         let mut request = Self::default();
         let (mut grant_type, mut username, mut password, mut refresh) = (None, None, None, None);
+        let (mut subject_token, mut subject_token_type) = (None, None);
         let mut grant_param = None;
         let mut scopes = Vec::new();
         for param in form_params(body)? {
@@ -135,6 +169,8 @@ impl TokenRequest {
                 "username" => set_once(&mut username, body, &param)?,
                 "password" => set_once(&mut password, body, &param)?,
                 "refresh_token" => set_once(&mut refresh, body, &param)?,
+                "subject_token" => set_once(&mut subject_token, body, &param)?,
+                "subject_token_type" => set_once(&mut subject_token_type, body, &param)?,
                 "service" => set_once(&mut request.service, body, &param)?,
                 "client_id" => set_once(&mut request.client_id, body, &param)?,
                 "access_type" => request.offline = param.value == "offline",
@@ -165,6 +201,9 @@ impl TokenRequest {
                     "`grant_type=refresh_token` needs a `refresh_token` parameter",
                 ));
             }
+            (Some(TOKEN_EXCHANGE_GRANT), ..) => {
+                exchanged_token(body, subject_token, subject_token_type.as_deref())?
+            }
             (Some(other), ..) => {
                 let at = grant_param.as_ref().map_or(0, |p| p.start);
                 let value_at = grant_param.as_ref().map_or(0, |p| p.value_at);
@@ -173,7 +212,8 @@ impl TokenRequest {
                     at,
                     value_at,
                     format!(
-                        "unsupported grant_type `{}`: use `password` or `refresh_token`",
+                        "unsupported grant_type `{}`: use `password`, `refresh_token` or \
+                         `{TOKEN_EXCHANGE_GRANT}`",
                         excerpt(other)
                     ),
                 ));
@@ -183,7 +223,8 @@ impl TokenRequest {
                     body,
                     body.len(),
                     0,
-                    "`grant_type` is required: use `password` or `refresh_token`",
+                    "`grant_type` is required: use `password`, `refresh_token` or \
+                     `urn:ietf:params:oauth:grant-type:token-exchange`",
                 ));
             }
         };
@@ -223,6 +264,11 @@ impl TokenRequest {
                 params.push(("grant_type", "refresh_token".to_owned()));
                 params.push(("refresh_token", refresh_token.clone()));
             }
+            Some(Grant::IdToken { id_token }) => {
+                params.push(("grant_type", TOKEN_EXCHANGE_GRANT.to_owned()));
+                params.push(("subject_token", id_token.clone()));
+                params.push(("subject_token_type", ID_TOKEN_TYPE.to_owned()));
+            }
             None => {}
         }
         params.extend(self.service.iter().map(|s| ("service", s.clone())));
@@ -234,6 +280,41 @@ impl TokenRequest {
             params.push(("access_type", "offline".to_owned()));
         }
         encode_params(&params)
+    }
+}
+
+/// The grant of a token exchange: the subject token, which must be an ID
+/// token (or a JWT, the type RFC 8693 also allows for one).
+fn exchanged_token(
+    body: &str,
+    subject_token: Option<String>,
+    subject_token_type: Option<&str>,
+) -> Result<Grant, ParseError> {
+    let Some(id_token) = subject_token.filter(|t| !t.is_empty()) else {
+        return Err(request_err(
+            body,
+            body.len(),
+            0,
+            "a token exchange needs a `subject_token` parameter: the workload's OpenID Connect ID token",
+        ));
+    };
+    match subject_token_type {
+        Some(ID_TOKEN_TYPE | JWT_TOKEN_TYPE) => Ok(Grant::IdToken { id_token }),
+        Some(other) => Err(request_err(
+            body,
+            body.len(),
+            0,
+            format!(
+                "unsupported subject_token_type `{}`: use `{ID_TOKEN_TYPE}` (or `{JWT_TOKEN_TYPE}`)",
+                excerpt(other)
+            ),
+        )),
+        None => Err(request_err(
+            body,
+            body.len(),
+            0,
+            format!("a token exchange needs `subject_token_type={ID_TOKEN_TYPE}`"),
+        )),
     }
 }
 
@@ -490,12 +571,13 @@ mod tests {
             (
                 "grant_type=client_credentials",
                 11,
-                "unsupported grant_type `client_credentials`: use `password` or `refresh_token`",
+                "unsupported grant_type `client_credentials`: use `password`, `refresh_token` or \
+                 `urn:ietf:params:oauth:grant-type:token-exchange`",
             ),
             (
                 "service=x",
                 9,
-                "`grant_type` is required: use `password` or `refresh_token`",
+                "`grant_type` is required: use `password`, `refresh_token` or",
             ),
             (
                 "grant_type=password&username=u",
@@ -537,11 +619,48 @@ mod tests {
             .prop_map(|v| Scopes::parse_all(v.iter().map(String::as_str)).unwrap())
     }
 
+    #[test]
+    fn a_token_exchange_of_an_id_token() {
+        let r = form(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+             &subject_token=eyJ.eyJ.sig&subject_token_type=urn:ietf:params:oauth:token-type:id_token\
+             &scope=repository:acme/app:pull,push&service=berth",
+        );
+        assert_eq!(
+            r.grant,
+            Some(Grant::IdToken {
+                id_token: "eyJ.eyJ.sig".to_owned()
+            })
+        );
+        assert_eq!(r.scopes.to_string(), "repository:acme/app:pull,push");
+        assert!(!format!("{:?}", r.grant).contains("eyJ"));
+        let jwt = form(
+            "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=a.b.c\
+             &subject_token_type=urn:ietf:params:oauth:token-type:jwt",
+        );
+        assert!(matches!(jwt.grant, Some(Grant::IdToken { .. })));
+        let exchange = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange";
+        let no_token = TokenRequest::from_form(exchange).unwrap_err().to_string();
+        assert!(no_token.contains("`subject_token`"), "{no_token}");
+        let wrong_type = TokenRequest::from_form(&format!(
+            "{exchange}&subject_token=secret.jwt.sig\
+             &subject_token_type=urn:ietf:params:oauth:token-type:access_token"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            wrong_type.contains("unsupported subject_token_type"),
+            "{wrong_type}"
+        );
+        assert!(!wrong_type.contains("secret.jwt"), "{wrong_type}");
+    }
+
     fn grant() -> impl Strategy<Value = Grant> {
         prop_oneof![
             (any::<String>(), any::<String>())
                 .prop_map(|(username, password)| Grant::Password { username, password }),
             any::<String>().prop_map(|refresh_token| Grant::RefreshToken { refresh_token }),
+            "[A-Za-z0-9._-]{1,40}".prop_map(|id_token| Grant::IdToken { id_token }),
         ]
     }
 

@@ -23,7 +23,7 @@
 //!
 //! | counted per | limit | past the limit |
 //! |---|---|---|
-//! | client address and username (a refresh token's is empty) | [`MAX_FAILURES_PER_USER_AND_ADDRESS`] | 429 with `Retry-After` until the window ends |
+//! | client address and username (a refresh token's is empty; an ID token's is its issuer and subject) | [`MAX_FAILURES_PER_USER_AND_ADDRESS`] | 429 with `Retry-After` until the window ends |
 //! | client address | [`MAX_FAILURES_PER_ADDRESS`] | 429 with `Retry-After` until the window ends |
 //! | username (password failures, from any address) | none | each password check of that user waits [`user_delay`] first: up to [`MAX_USER_DELAY`], never a refusal |
 //!
@@ -47,7 +47,7 @@ use tokio::sync::Semaphore;
 
 use crate::identity::secret::{hash_secret, looks_like_pat};
 use crate::identity::{IdentityError, IdentityStore, User, password};
-use crate::policy::{Principal, Subject, TokenLimits};
+use crate::policy::{Principal, Subject, TokenLimits, Workload};
 
 /// How long a verified password is remembered.
 pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -81,6 +81,9 @@ pub enum Credential<'a> {
     },
     /// The OAuth2 refresh-token grant.
     RefreshToken(&'a str),
+    /// A workload's OpenID Connect ID token: the RFC 8693 token exchange, or
+    /// Basic with username [`crate::trust::OIDC_USERNAME`] (`trust/`).
+    IdToken(&'a str),
 }
 
 /// Why authentication failed.
@@ -95,6 +98,9 @@ pub enum AuthnError {
         /// Seconds until the window ends.
         retry_after_secs: u64,
     },
+    /// A workload's ID token was refused: the message says why.
+    #[error(transparent)]
+    IdToken(crate::trust::exchange::ExchangeError),
     /// The identity store failed.
     #[error(transparent)]
     Store(#[from] IdentityError),
@@ -103,6 +109,8 @@ pub enum AuthnError {
 /// Turns credentials into subjects.
 pub struct Authenticator {
     identity: Arc<dyn IdentityStore>,
+    /// Workload identity: ID tokens to workloads.
+    workloads: crate::trust::exchange::Exchange,
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     failures: Mutex<HashMap<String, (Instant, u32)>>,
     touched: Mutex<HashMap<i64, Instant>>,
@@ -139,9 +147,11 @@ pub fn user_delay(failures: u32) -> Duration {
 }
 
 impl Authenticator {
-    /// An authenticator over an identity store.
-    pub fn new(identity: Arc<dyn IdentityStore>) -> Self {
+    /// An authenticator over an identity store, verifying workloads' ID
+    /// tokens as `oidc` says.
+    pub fn new(identity: Arc<dyn IdentityStore>, oidc: &crate::config::OidcConfig) -> Self {
         Self {
+            workloads: crate::trust::exchange::Exchange::new(oidc, Arc::clone(&identity)),
             identity,
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -159,9 +169,20 @@ impl Authenticator {
         client: IpAddr,
         now_unix: i64,
     ) -> Result<Subject, AuthnError> {
+        // An ID token's failures count per workload (its unverified issuer
+        // and subject), not under one `oidc` for every job behind an
+        // address: CI runners share addresses.
+        let workload_key;
         let username = match credential {
             Credential::Password { username, .. } => *username,
             Credential::RefreshToken(_) => "",
+            Credential::IdToken(token) => {
+                workload_key = match crate::trust::oidc::unverified_identity(token) {
+                    Some(identity) => format!("{}:{identity}", crate::trust::OIDC_USERNAME),
+                    None => crate::trust::OIDC_USERNAME.to_owned(),
+                };
+                &workload_key
+            }
         };
         let address = address_key(client);
         // A refresh token has no username: it counts under the empty one, of
@@ -179,8 +200,22 @@ impl Authenticator {
             Credential::RefreshToken(token) => {
                 (self.by_refresh_token(token, now_unix).await, false)
             }
+            Credential::IdToken(token) => (
+                self.workloads
+                    .workload(token, client, now_unix)
+                    .await
+                    .map(Subject::Workload)
+                    .map_err(|e| match e {
+                        crate::trust::exchange::ExchangeError::Store(e) => AuthnError::Store(e),
+                        e => AuthnError::IdToken(e),
+                    }),
+                false,
+            ),
         };
-        if matches!(result, Err(AuthnError::BadCredentials)) {
+        if matches!(
+            result,
+            Err(AuthnError::BadCredentials | AuthnError::IdToken(_))
+        ) {
             let mut keys = vec![address, address_user];
             if guessed_user {
                 keys.push(user_key(username));
@@ -222,6 +257,18 @@ impl Authenticator {
             }),
         };
         Ok(Some(self.principal_of(&user, limits).await?))
+    }
+
+    /// The workload a token's `sub` and `berth_trust` stand for, when the
+    /// gate must ask policy: the rules it was granted through that still
+    /// exist (a removed one also refuses the token at the gate, through its
+    /// revocation record).
+    pub async fn workload(&self, name: &str, rules: &[i64]) -> Result<Workload, AuthnError> {
+        let rules = self.identity.trust_rules_by_ids(rules).await?;
+        Ok(Workload {
+            name: name.to_owned(),
+            grants: rules.iter().map(crate::trust::exchange::grant_of).collect(),
+        })
     }
 
     async fn by_password(&self, username: &str, password: &str) -> Result<Subject, AuthnError> {

@@ -164,11 +164,12 @@ pub async fn admit(
     let granted = claims.scopes();
     let subject_name = claims.sub.clone();
     let pat = claims.pat;
+    let trust = claims.trust.clone();
 
     match endpoint {
         Endpoint::Base => return Ok(admitted(true, &subject_name)),
         Endpoint::Catalog => {
-            let subject = subject_of(r, &subject_name, pat).await?;
+            let subject = subject_of(r, &subject_name, pat, &trust).await?;
             return Ok(Admission {
                 catalog: catalog_filter(&subject),
                 mount_allowed: false,
@@ -190,7 +191,7 @@ pub async fn admit(
     }
 
     // The token lacks something: policy tells "ask for it" from "you may not".
-    let subject = subject_of(r, &subject_name, pat).await?;
+    let subject = subject_of(r, &subject_name, pat, &trust).await?;
     for scope in required.iter() {
         let have = granted.get(scope.resource_type(), scope.name());
         let lacking: Vec<&Action> = scope
@@ -233,6 +234,21 @@ pub async fn admit(
             .copied()
             .unwrap_or(&Action::Pull);
         let beyond_pull = scope.actions().iter().any(|a| *a != Action::Pull);
+        if let Subject::Workload(workload) = &subject
+            && beyond_pull
+        {
+            tracing::info!(
+                target: "berth::audit",
+                subject = subject_name.as_str(),
+                repository = name.as_str(),
+                action = action.as_str(),
+                "gate: denied"
+            );
+            return Err(RegistryError::spec(
+                ErrorCode::Denied,
+                workload_denial(workload, &name, action),
+            ));
+        }
         if let Subject::User(principal) = &subject
             && beyond_pull
         {
@@ -287,10 +303,21 @@ fn admitted(mount_allowed: bool, token_subject: &str) -> Admission {
 }
 
 /// The subject a token's `sub` stands for (anonymous for `""` or a user that
-/// no longer exists).
-async fn subject_of(r: &Registry, name: &str, pat: Option<i64>) -> Result<Subject, RegistryError> {
+/// no longer exists; a workload by the trust rules it was granted through).
+async fn subject_of(
+    r: &Registry,
+    name: &str,
+    pat: Option<i64>,
+    trust: &[i64],
+) -> Result<Subject, RegistryError> {
     if name.is_empty() {
         return Ok(Subject::Anonymous);
+    }
+    if !trust.is_empty() {
+        return match r.authn.workload(name, trust).await {
+            Ok(workload) => Ok(Subject::Workload(workload)),
+            Err(e) => Err(RegistryError::Internal(e.to_string())),
+        };
     }
     match r.authn.principal(name, pat).await {
         Ok(Some(principal)) => Ok(Subject::User(principal)),
@@ -301,7 +328,9 @@ async fn subject_of(r: &Registry, name: &str, pat: Option<i64>) -> Result<Subjec
 
 fn catalog_filter(subject: &Subject) -> CatalogFilter {
     match subject {
-        Subject::Anonymous => CatalogFilter::Visible {
+        // A workload's rules name repositories, not namespaces: its catalog
+        // lists public repositories only (it knows its own by name).
+        Subject::Anonymous | Subject::Workload(_) => CatalogFilter::Visible {
             namespaces: Vec::new(),
         },
         Subject::User(p) if p.is_admin => CatalogFilter::All,
@@ -332,7 +361,7 @@ fn hidden(
             Some("insufficient_scope"),
             "authentication required: log in to pull from this repository",
         ),
-        Subject::User(_) => RegistryError::spec(
+        Subject::User(_) | Subject::Workload(_) => RegistryError::spec(
             ErrorCode::NameUnknown,
             format!("repository {name} is not known to this registry"),
         ),
@@ -424,7 +453,28 @@ fn describe(subject: &Subject) -> String {
     match subject {
         Subject::Anonymous => "an anonymous caller".to_owned(),
         Subject::User(p) => format!("user {}", p.name),
+        Subject::Workload(w) => format!("workload {}", w.name),
     }
+}
+
+/// The 403 message for a workload refused `action` on `name`: what its
+/// trust rules grant, so the rule's owner knows what to change.
+fn workload_denial(workload: &policy::Workload, name: &RepositoryName, action: &Action) -> String {
+    let grants: Vec<String> = workload
+        .grants
+        .iter()
+        .map(|g| {
+            let actions: Vec<&str> = g.actions.iter().map(Action::as_str).collect();
+            format!("{} on {}", actions.join(","), g.repositories.join(" "))
+        })
+        .collect();
+    format!(
+        "workload {} may not {} {name}: its trust rules grant {}; the namespace's owner \
+         widens a rule with `berth trust add`",
+        workload.name,
+        action.as_str(),
+        grants.join("; ")
+    )
 }
 
 /// The token of `Authorization: Bearer <token>`, if that is what was sent.

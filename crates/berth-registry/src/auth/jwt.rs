@@ -139,6 +139,21 @@ pub enum TokenError {
     HighS,
 }
 
+/// Where a grant came from, written into berth's own claims so that the gate
+/// can ask policy about the same subject the token service asked about, and
+/// refuse the token after a revocation (`auth/revocation.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// `berth_pat`: the personal access token the subject authenticated
+    /// with, whose limits the gate applies too.
+    pub pat: Option<i64>,
+    /// `berth_gen`: the revocation generation the grant was made at.
+    pub generation: Option<i64>,
+    /// `berth_trust`: the trust rules a workload's ID token was exchanged
+    /// through.
+    pub trust: Vec<i64>,
+}
+
 /// A freshly signed token and its claims.
 #[derive(Clone)]
 pub struct IssuedToken {
@@ -341,18 +356,21 @@ impl TokenIssuer {
         lifetime_secs: u64,
         now_unix: i64,
     ) -> Result<IssuedToken, KeyError> {
-        self.issue_for_pat(subject, None, None, access, lifetime_secs, now_unix)
+        self.issue_for(
+            subject,
+            &Provenance::default(),
+            access,
+            lifetime_secs,
+            now_unix,
+        )
     }
 
-    /// Like [`Self::issue`], recording in the `berth_pat` claim the personal
-    /// access token the subject authenticated with, so that the gate applies
-    /// that token's limits as the token service did, and in `berth_gen` the
-    /// revocation generation the grant was made at (`auth/revocation.rs`).
-    pub fn issue_for_pat(
+    /// Like [`Self::issue`], recording where the grant came from
+    /// ([`Provenance`]) in berth's own claims.
+    pub fn issue_for(
         &self,
         subject: &str,
-        pat: Option<i64>,
-        generation: Option<i64>,
+        provenance: &Provenance,
         access: &Scopes,
         lifetime_secs: u64,
         now_unix: i64,
@@ -370,8 +388,9 @@ impl TokenIssuer {
             iat: Some(now_unix),
             jti: Some(hex::encode(jti)),
             access: Claims::access_from_scopes(access),
-            pat,
-            generation,
+            pat: provenance.pat,
+            generation: provenance.generation,
+            trust: provenance.trust.clone(),
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| KeyError::Sign(e.to_string()))?;
         let message = format!("{}.{}", signer.header, URL_SAFE_NO_PAD.encode(payload));

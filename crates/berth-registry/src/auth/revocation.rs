@@ -17,6 +17,7 @@
 //! | user or robot deleted; membership removed or lowered | `Subject(name)` | every token whose `sub` is `name` |
 //! | password changed | `Logins(name)` | tokens of `name` from a password or refresh token (no `berth_pat`) |
 //! | personal access token revoked | `Pat(id)` | tokens whose `berth_pat` is `id` |
+//! | trust rule removed (or its namespace deleted) | `Trust(id)` | tokens whose `berth_trust` names `id` |
 //! | repository made private, or deleted | `Repository(name)` | requests on `name` |
 //!
 //! Records are numbered in commit order, and the number of the last record a
@@ -88,6 +89,9 @@ pub enum RevocationTarget {
     Logins(String),
     /// The tokens issued for this personal access token (`berth_pat`).
     Pat(i64),
+    /// The tokens a workload's ID token was exchanged for through this trust
+    /// rule (`berth_trust`).
+    Trust(i64),
     /// Every request on this repository.
     Repository(String),
 }
@@ -99,6 +103,7 @@ impl RevocationTarget {
             Self::Subject(name) => ("subject", name.clone()),
             Self::Logins(name) => ("login", name.clone()),
             Self::Pat(id) => ("pat", id.to_string()),
+            Self::Trust(id) => ("trust", id.to_string()),
             Self::Repository(name) => ("repository", name.clone()),
         }
     }
@@ -109,6 +114,7 @@ impl RevocationTarget {
             "subject" => Self::Subject(target.to_owned()),
             "login" => Self::Logins(target.to_owned()),
             "pat" => Self::Pat(target.parse().ok()?),
+            "trust" => Self::Trust(target.parse().ok()?),
             "repository" => Self::Repository(target.to_owned()),
             _ => return None,
         })
@@ -159,6 +165,8 @@ pub enum Refusal {
     Login,
     /// Its personal access token was revoked.
     Pat,
+    /// A trust rule it was exchanged through was removed.
+    Trust,
     /// The repository it is used on was made private or deleted.
     Repository,
 }
@@ -170,6 +178,7 @@ impl Refusal {
             Self::Subject => "the subject was deleted or lost a membership",
             Self::Login => "the subject's password changed",
             Self::Pat => "its personal access token was revoked",
+            Self::Trust => "a trust rule it was granted through was removed",
             Self::Repository => "the repository was made private or deleted",
         }
     }
@@ -189,6 +198,7 @@ pub struct View {
     subjects: HashMap<String, Entry>,
     logins: HashMap<String, Entry>,
     pats: HashMap<i64, Entry>,
+    trusts: HashMap<i64, Entry>,
     repositories: HashMap<String, Entry>,
     /// The earliest `keep_until` held: when the view next needs pruning.
     next_expiry: Option<i64>,
@@ -203,7 +213,11 @@ impl View {
 
     /// How many keys have a record in force.
     pub fn len(&self) -> usize {
-        self.subjects.len() + self.logins.len() + self.pats.len() + self.repositories.len()
+        self.subjects.len()
+            + self.logins.len()
+            + self.pats.len()
+            + self.trusts.len()
+            + self.repositories.len()
     }
 
     /// Whether no record is in force.
@@ -239,6 +253,9 @@ impl View {
         {
             return Some(Refusal::Pat);
         }
+        if !self.trusts.is_empty() && claims.trust.iter().any(|id| newer(self.trusts.get(id))) {
+            return Some(Refusal::Trust);
+        }
         if !self.repositories.is_empty()
             && repositories
                 .into_iter()
@@ -273,6 +290,9 @@ impl View {
             RevocationTarget::Pat(id) => {
                 self.pats.entry(id).and_modify(merge).or_insert(entry);
             }
+            RevocationTarget::Trust(id) => {
+                self.trusts.entry(id).and_modify(merge).or_insert(entry);
+            }
             RevocationTarget::Repository(name) => {
                 self.repositories
                     .entry(name)
@@ -297,12 +317,14 @@ impl View {
         self.subjects.retain(|_, e| live(e));
         self.logins.retain(|_, e| live(e));
         self.pats.retain(|_, e| live(e));
+        self.trusts.retain(|_, e| live(e));
         self.repositories.retain(|_, e| live(e));
         self.next_expiry = self
             .subjects
             .values()
             .chain(self.logins.values())
             .chain(self.pats.values())
+            .chain(self.trusts.values())
             .chain(self.repositories.values())
             .map(|e| e.keep_until)
             .min();
@@ -496,6 +518,7 @@ mod tests {
             access: Vec::new(),
             pat,
             generation,
+            trust: Vec::new(),
         }
     }
 
@@ -604,11 +627,33 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_trust_rule_refuses_the_tokens_granted_through_it() {
+        let mut view = View::default();
+        view.apply(record(9, RevocationTarget::Trust(3)), 0);
+        let through = |rules: Vec<i64>, generation| Claims {
+            trust: rules,
+            ..claims("trust:acme/release:repo:acme/app", None, Some(generation))
+        };
+        assert_eq!(view.refusal(&through(vec![3], 8), []), Some(Refusal::Trust));
+        assert_eq!(
+            view.refusal(&through(vec![1, 3], 8), []),
+            Some(Refusal::Trust)
+        );
+        assert_eq!(view.refusal(&through(vec![1], 8), []), None);
+        assert_eq!(
+            view.refusal(&through(vec![3], 9), []),
+            None,
+            "granted after"
+        );
+    }
+
+    #[test]
     fn stored_targets_round_trip() {
         for target in [
             RevocationTarget::Subject("alice".into()),
             RevocationTarget::Logins("alice".into()),
             RevocationTarget::Pat(17),
+            RevocationTarget::Trust(4),
             RevocationTarget::Repository("acme/app".into()),
         ] {
             let (kind, stored) = target.to_stored();

@@ -13,8 +13,15 @@
 //!   checked or a repository looked up. Clients ask for the 1 to 3 scopes of
 //!   one operation (docker, containerd, skopeo, `berth copy`); 1,000-scope
 //!   requests made 104 KB tokens and one metadata lookup per scope;
+//! - a workload's OpenID Connect ID token is exchanged (`trust/`) through the
+//!   RFC 8693 grant (`POST`, `grant_type=...:token-exchange`; refused: 400
+//!   `invalid_grant` naming why) or as HTTP Basic `oidc:<ID token>` (what
+//!   `docker login -u oidc` sends; refused: 401 naming why); either way the
+//!   grant is requested ∩ what the accepting rules give, and a refusal
+//!   counts against the client address' failure limit as a wrong password;
 //! - the answer always has `token` = `access_token`, `expires_in` (>= 60) and
-//!   `issued_at`; `scope` on POST; `refresh_token` when offline access was
+//!   `issued_at`; `scope` on POST; for a token exchange also
+//!   `issued_token_type` and `token_type`; `refresh_token` when offline access was
 //!   asked for by a caller authenticated with a password or refresh token (not
 //!   with a personal access token, whose limits a refresh token would shed).
 
@@ -28,16 +35,18 @@ use axum::response::{IntoResponse, Response};
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::{ErrorBody, ErrorCode, ErrorInfo};
 use berth_core::scope::{ResourceType, Scopes};
-use berth_core::token::{Grant, TokenRequest, TokenResponse};
+use berth_core::token::{ACCESS_TOKEN_TYPE, Grant, TokenRequest, TokenResponse};
 use serde_json::json;
 
 use super::router::AppState;
 use crate::Registry;
 use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
+use crate::auth::jwt::Provenance;
 use crate::clock::now_unix;
 use crate::identity::secret::generate_refresh_token;
 use crate::policy::{self, RepositoryFacts, Subject};
 use crate::server::proxy::ClientAddr;
+use crate::trust::{OIDC_USERNAME, looks_like_id_token};
 
 /// How long a refresh token (offline access) stays valid.
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 60 * 60);
@@ -87,7 +96,10 @@ pub async fn post_token(
     };
     let request = match TokenRequest::from_form(form) {
         Ok(request) => request,
-        Err(e) if e.to_string().contains("grant_type") => {
+        // RFC 6749 section 5.2: a grant type the server does not know is
+        // `unsupported_grant_type`; anything else wrong with the form is
+        // `invalid_request` (the message quotes the form, secrets redacted).
+        Err(e) if e.reason().starts_with("unsupported grant_type") => {
             return bad_request("unsupported_grant_type", &e.to_string());
         }
         Err(e) => return bad_request("invalid_request", &e.to_string()),
@@ -147,14 +159,16 @@ async fn issue(
         Ok(generation) => generation,
         Err(e) => return crate::error::RegistryError::from(e).into_response(),
     };
+    let exchange = matches!(request.grant, Some(Grant::IdToken { .. }));
     let credential = match (&request.grant, &basic) {
         (Some(Grant::Password { username, password }), _) => {
-            Some(Credential::Password { username, password })
+            Some(password_or_id_token(username, password))
         }
         (Some(Grant::RefreshToken { refresh_token }), _) => {
             Some(Credential::RefreshToken(refresh_token))
         }
-        (None, Some((username, password))) => Some(Credential::Password { username, password }),
+        (Some(Grant::IdToken { id_token }), _) => Some(Credential::IdToken(id_token)),
+        (None, Some((username, password))) => Some(password_or_id_token(username, password)),
         (None, None) => None,
     };
     let subject = match credential {
@@ -170,6 +184,14 @@ async fn issue(
                 );
                 r.metrics.token_refused();
                 return unauthorized(r);
+            }
+            Err(AuthnError::IdToken(e)) => {
+                r.metrics.token_refused();
+                return if exchange {
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &e.to_string())
+                } else {
+                    unauthorized_because(r, &e.to_string())
+                };
             }
             Err(AuthnError::TooManyFailures { retry_after_secs }) => {
                 tracing::warn!(target: "berth::audit", client = %client, "token refused: rate limited");
@@ -189,15 +211,15 @@ async fn issue(
         Err(e) => return e.into_response(),
     };
     let lifetime = r.config.effective_token_lifetime().as_secs();
-    let pat = policy::token_limits(&subject).map(|l| l.token_id);
-    let issued = match tokens.issue_for_pat(
-        subject.name(),
-        pat,
-        Some(generation),
-        &granted,
-        lifetime,
-        now,
-    ) {
+    let provenance = Provenance {
+        pat: policy::token_limits(&subject).map(|l| l.token_id),
+        generation: Some(generation),
+        trust: match &subject {
+            Subject::Workload(w) => w.grants.iter().map(|g| g.rule_id).collect(),
+            _ => Vec::new(),
+        },
+    };
+    let issued = match tokens.issue_for(subject.name(), &provenance, &granted, lifetime, now) {
         Ok(issued) => issued,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a token");
@@ -228,6 +250,15 @@ async fn issue(
             Err(e) => return e.into_response(),
         }
     }
+    let mut body = response.to_json();
+    if exchange {
+        // RFC 8693 section 2.2.1: what was issued, and how to use it.
+        if let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(&body) {
+            fields.insert("issued_token_type".into(), ACCESS_TOKEN_TYPE.into());
+            fields.insert("token_type".into(), "Bearer".into());
+            body = serde_json::Value::Object(fields).to_string();
+        }
+    }
     (
         [
             (
@@ -236,7 +267,7 @@ async fn issue(
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        response.to_json(),
+        body,
     )
         .into_response()
 }
@@ -301,13 +332,27 @@ async fn new_refresh_token(
     Ok(secret.expose().to_owned())
 }
 
+/// Basic credentials as a password, or as a workload's ID token when the
+/// username is [`OIDC_USERNAME`] and the password a JWT.
+fn password_or_id_token<'a>(username: &'a str, password: &'a str) -> Credential<'a> {
+    if username == OIDC_USERNAME && looks_like_id_token(password) {
+        Credential::IdToken(password)
+    } else {
+        Credential::Password { username, password }
+    }
+}
+
 /// 401 for wrong credentials: a Basic challenge and an UNAUTHORIZED body.
 fn unauthorized(r: &Registry) -> Response {
-    let body = ErrorBody::single(ErrorInfo::new(
-        ErrorCode::Unauthorized,
+    unauthorized_because(
+        r,
         "invalid username, password or token; for a personal access token use it as the password",
-    ))
-    .to_json();
+    )
+}
+
+/// 401 with a Basic challenge and an UNAUTHORIZED body saying `why`.
+fn unauthorized_because(r: &Registry, why: &str) -> Response {
+    let body = ErrorBody::single(ErrorInfo::new(ErrorCode::Unauthorized, why)).to_json();
     let challenge = berth_core::challenge::Challenge::basic(&r.config.service).to_string();
     let mut response = (
         StatusCode::UNAUTHORIZED,
@@ -329,13 +374,23 @@ fn unauthorized(r: &Registry) -> Response {
 /// 400 in both the OAuth2 shape (`error`, `error_description`: what OAuth2
 /// clients read) and the registry shape (`errors`: what registry clients read).
 fn bad_request(error: &str, description: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, error, description)
+}
+
+/// An OAuth2 error (RFC 6749 section 5.2) that registry clients read too.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let code = if error == "invalid_grant" {
+        ErrorCode::Unauthorized
+    } else {
+        ErrorCode::Unsupported
+    };
     let body = json!({
         "error": error,
         "error_description": description,
-        "errors": [{"code": ErrorCode::Unsupported.as_str(), "message": description}],
+        "errors": [{"code": code.as_str(), "message": description}],
     });
     (
-        StatusCode::BAD_REQUEST,
+        status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -37,6 +37,7 @@ pub mod secret;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::trust::rule::{NewRule, TrustRule};
 use async_trait::async_trait;
 use berth_core::name::RepositoryName;
 use berth_core::scope::{Action, Actions};
@@ -99,6 +100,16 @@ pub enum IdentityError {
         "a personal access token named `{0}` already exists for this user; revoke it or choose another name"
     )]
     PatNameTaken(String),
+    /// The namespace already has a trust rule of this name.
+    #[error(
+        "namespace `{namespace}` already has a trust rule named `{name}`; remove it or choose another name"
+    )]
+    RuleNameTaken {
+        /// The namespace.
+        namespace: String,
+        /// The rule's name.
+        name: String,
+    },
     /// A personal access token request that cannot be stored as asked.
     #[error("invalid personal access token: {0}")]
     InvalidPat(String),
@@ -566,6 +577,30 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Revokes a refresh token; `false` when there was no such unrevoked token.
     async fn revoke_refresh_token(&self, hash: &[u8; 32]) -> Result<bool, IdentityError>;
+
+    /// Stores a trust rule of an existing namespace (`NotFound` otherwise);
+    /// `RuleNameTaken` when the namespace has one of that name. A rule
+    /// without a name gets the first free `rule-N`.
+    async fn create_trust_rule(
+        &self,
+        rule: &NewRule,
+        created_by: &str,
+    ) -> Result<TrustRule, IdentityError>;
+
+    /// The trust rules of `namespace`, by name.
+    async fn trust_rules(&self, namespace: &str) -> Result<Vec<TrustRule>, IdentityError>;
+
+    /// The trust rules naming `issuer` (every namespace's): the candidates
+    /// of an exchange.
+    async fn trust_rules_for_issuer(&self, issuer: &str) -> Result<Vec<TrustRule>, IdentityError>;
+
+    /// The trust rules of these ids that still exist.
+    async fn trust_rules_by_ids(&self, ids: &[i64]) -> Result<Vec<TrustRule>, IdentityError>;
+
+    /// Removes a trust rule, ending the registry tokens issued through it
+    /// (a revocation record in the same transaction); `false` when there was
+    /// no such rule.
+    async fn delete_trust_rule(&self, namespace: &str, name: &str) -> Result<bool, IdentityError>;
 }
 
 #[cfg(test)]

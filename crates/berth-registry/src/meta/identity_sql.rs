@@ -20,6 +20,7 @@ use berth_core::scope::Actions;
 use super::SqlMeta;
 use super::db::{Lock, Row, Tx, query, query_as, query_scalar};
 use super::revocation_sql::record;
+use super::trust_sql::{RulesBy, delete_namespace_rules};
 use crate::auth::revocation::RevocationTarget;
 use crate::identity::secret::ct_eq;
 use crate::identity::{
@@ -27,6 +28,7 @@ use crate::identity::{
     Organization, OwnedRepositories, Pat, RefreshToken, Role, User, UserEntry, UserId,
     validate_name,
 };
+use crate::trust::rule::{NewRule, TrustRule};
 
 /// The user columns of a query that names the users table `u`, prefixed `u_`.
 macro_rules! user_cols {
@@ -96,8 +98,15 @@ fn role_from_str(role: &str) -> Result<Role, IdentityError> {
         .map_err(|e: crate::identity::UnknownRole| IdentityError::Corrupt(e.to_string()))
 }
 
-/// Fails with `NameTaken` when a user or an organisation has `name`.
+/// Fails with `NameTaken` when a user or an organisation has `name`, and
+/// with `InvalidName` for the name workloads log in with.
 async fn ensure_name_free(tx: &mut Tx, name: &str) -> Result<(), IdentityError> {
+    if name == crate::trust::OIDC_USERNAME {
+        return Err(IdentityError::InvalidName(format!(
+            "`{name}` is reserved: a CI job logs in as `{name}` with its ID token as the \
+             password (workload identity); choose another name"
+        )));
+    }
     let taken: Option<i64> = query_scalar(
         "SELECT id FROM users WHERE name = $1 UNION ALL SELECT id FROM organizations WHERE name = $1",
     )
@@ -360,6 +369,7 @@ impl IdentityStore for SqlMeta {
         // Its tokens end here (everyone's on its repositories ended with
         // them): a later user of the same name starts afresh.
         let keep = self.revocation_keep_secs;
+        delete_namespace_rules(&mut tx, name, keep).await?;
         record(&mut tx, &RevocationTarget::Subject(name.to_owned()), keep).await?;
         tx.commit().await?;
         self.revocations_written();
@@ -546,6 +556,7 @@ impl IdentityStore for SqlMeta {
         for subject in members.iter().chain(&robots) {
             record(&mut tx, &RevocationTarget::Subject(subject.clone()), keep).await?;
         }
+        delete_namespace_rules(&mut tx, name, keep).await?;
         tx.commit().await?;
         self.revocations_written();
         Ok(Some(DeletedOrg {
@@ -855,6 +866,30 @@ impl IdentityStore for SqlMeta {
         tx.commit().await?;
         self.revocations_written();
         Ok(true)
+    }
+
+    async fn create_trust_rule(
+        &self,
+        rule: &NewRule,
+        created_by: &str,
+    ) -> Result<TrustRule, IdentityError> {
+        self.insert_trust_rule(rule, created_by).await
+    }
+
+    async fn trust_rules(&self, namespace: &str) -> Result<Vec<TrustRule>, IdentityError> {
+        self.select_trust_rules(RulesBy::Namespace, namespace).await
+    }
+
+    async fn trust_rules_for_issuer(&self, issuer: &str) -> Result<Vec<TrustRule>, IdentityError> {
+        self.select_trust_rules(RulesBy::Issuer, issuer).await
+    }
+
+    async fn trust_rules_by_ids(&self, ids: &[i64]) -> Result<Vec<TrustRule>, IdentityError> {
+        self.select_trust_rules_by_ids(ids).await
+    }
+
+    async fn delete_trust_rule(&self, namespace: &str, name: &str) -> Result<bool, IdentityError> {
+        self.remove_trust_rule(namespace, name).await
     }
 
     async fn touch_pat(&self, id: i64, now: i64) -> Result<(), IdentityError> {

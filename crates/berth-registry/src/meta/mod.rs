@@ -20,6 +20,7 @@ pub mod scratch;
 pub mod snapshot;
 pub mod sql;
 pub mod transfer;
+mod trust_sql;
 pub mod url;
 
 use async_trait::async_trait;

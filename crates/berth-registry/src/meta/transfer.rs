@@ -100,7 +100,7 @@ use Role::{Fixed, Key, State};
 
 /// The tables in the order they are copied: each after the tables its
 /// foreign keys name (and pruned in the reverse order).
-pub const TABLES: [Table; 14] = [
+pub const TABLES: [Table; 15] = [
     Table {
         name: "organizations",
         columns: &[
@@ -167,6 +167,22 @@ pub const TABLES: [Table; 14] = [
             col("target", Text, Fixed),
             col("created_at", Int, Fixed),
             col("keep_until", Int, Fixed),
+        ],
+        identity: true,
+    },
+    Table {
+        name: "trust_rules",
+        columns: &[
+            col("id", Int, Key),
+            col("namespace", Text, Fixed),
+            col("name", Text, Fixed),
+            col("issuer", Text, State),
+            col("audience", Text, State),
+            col("claims", Text, State),
+            col("actions", Text, State),
+            col("repositories", Text, State),
+            col("created_by", Text, Fixed),
+            col("created_at", Int, Fixed),
         ],
         identity: true,
     },
@@ -257,7 +273,7 @@ pub const TABLES: [Table; 14] = [
 ];
 
 /// How many tables of [`TABLES`] hold identities (copied before any blob).
-pub const IDENTITY_TABLES: usize = 6;
+pub const IDENTITY_TABLES: usize = 7;
 
 /// Whether to change the target or only count what would change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

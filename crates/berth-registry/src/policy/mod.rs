@@ -17,6 +17,7 @@
 //! | a robot account | its organisation's repositories | pull, push, delete (bounded by its token) |
 //! | anyone, anonymous included | a public repository | pull |
 //! | a personal access token | as its user, intersected with the token's actions and repository patterns | |
+//! | a workload (a CI job's ID token, exchanged) | the repositories of the trust rules that accepted it, each rule's patterns inside its namespace | each rule's actions |
 //! | anyone | `registry:catalog:*` | `*` (the listing shows only what the caller may pull) |
 //!
 //! Everything else is refused. A repository that does not exist is private:
@@ -46,6 +47,7 @@
 //! | an organisation owner | add members, change their roles, remove them; create, list and delete robots | [`manage_org`] |
 //! | an organisation member (any role) | list its members and robots | [`view_org`] |
 //! | a user; an organisation owner | set the visibility of the repositories of their own namespace; of the organisation's; list those repositories with their visibility | [`set_visibility`], [`repository_listing`] |
+//! | a user; an organisation owner | list, create and remove the trust rules (workload identity) of their own namespace; of the organisation's: a rule grants only pull, push, delete inside that namespace, which is what its owner holds | [`manage_trust`] |
 //! | a personal access token | the above only within its own limits: a token it creates or revokes carries no action, repository pattern or expiry beyond its own (it may always revoke itself); organisation management needs pull, push and delete on all of `<org>/**`, visibility all three on the repository; never the password | [`create_token`], [`revoke_token`], [`manage_org`], [`set_visibility`], [`change_own_password`] |
 //!
 //! Why a personal access token never changes the password: it is a narrow,
@@ -67,6 +69,31 @@ pub enum Subject {
     Anonymous,
     /// An authenticated user or robot account.
     User(Principal),
+    /// A CI job, by the ID token it exchanged (`trust/`).
+    Workload(Workload),
+}
+
+/// A CI job whose ID token trust rules accepted: it may do what they grant,
+/// nothing else (it is nobody's account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// `trust:<ns>/<rule>[+...]:<ID token sub>[@run:<id>]`: `sub` of its tokens.
+    pub name: String,
+    /// What each accepting rule grants.
+    pub grants: Vec<TrustGrant>,
+}
+
+/// What one trust rule grants a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustGrant {
+    /// The rule's id (`berth_trust`).
+    pub rule_id: i64,
+    /// The rule's namespace: its patterns lie inside it.
+    pub namespace: String,
+    /// The actions granted.
+    pub actions: Actions,
+    /// Repository patterns (`acme/app`, `acme/*`).
+    pub repositories: Vec<String>,
 }
 
 /// An authenticated identity with what policy needs to know about it.
@@ -113,6 +140,7 @@ impl Subject {
         match self {
             Self::Anonymous => "",
             Self::User(p) => &p.name,
+            Self::Workload(w) => &w.name,
         }
     }
 }
@@ -131,8 +159,21 @@ pub fn allowed_actions(
             Actions::default()
         }
     };
-    let Subject::User(principal) = subject else {
-        return public_pull();
+    let principal = match subject {
+        Subject::Anonymous => return public_pull(),
+        Subject::Workload(workload) => {
+            return workload
+                .grants
+                .iter()
+                .filter(|g| {
+                    g.namespace == name.namespace()
+                        && g.repositories
+                            .iter()
+                            .any(|p| repo_pattern_matches(p, name.as_str()))
+                })
+                .fold(public_pull(), |acc, g| acc.union(&g.actions));
+        }
+        Subject::User(principal) => principal,
     };
     let namespace = name.namespace();
     let own: Actions = if principal.is_admin {
@@ -266,7 +307,7 @@ pub fn reach(principal: &Principal, action: &Action) -> Reach {
 pub fn token_limits(subject: &Subject) -> Option<&TokenLimits> {
     match subject {
         Subject::User(p) => p.token.as_ref(),
-        Subject::Anonymous => None,
+        Subject::Anonymous | Subject::Workload(_) => None,
     }
 }
 
@@ -415,6 +456,13 @@ pub enum AccountDenial {
         /// The namespace asked for.
         namespace: String,
         /// The namespaces the subject manages.
+        managed: Vec<String>,
+    },
+    /// Trust rules of a namespace the subject does not manage.
+    NotTrustManager {
+        /// The namespace asked for.
+        namespace: String,
+        /// The namespaces whose rules the subject manages.
         managed: Vec<String>,
     },
     /// The subject's personal access token does not carry pull, push and
@@ -601,13 +649,7 @@ pub fn repository_listing(
     let managed = if administer(principal).is_ok() {
         None
     } else {
-        let own = principal.robot_of.is_none().then(|| principal.name.clone());
-        let owned = principal
-            .memberships
-            .iter()
-            .filter(|(_, role)| *role == Role::Owner)
-            .map(|(org, _)| org.clone());
-        Some(own.into_iter().chain(owned).collect::<Vec<_>>())
+        Some(managed_namespaces(principal))
     };
     match (asked, managed) {
         (None, managed) => Ok(managed),
@@ -620,6 +662,49 @@ pub fn repository_listing(
             managed,
         }),
     }
+}
+
+/// Whether `principal` may list, create and remove the trust rules of
+/// `namespace`: the user whose namespace it is (not a robot), the owners of
+/// the organisation, administrators. Through a personal access token only
+/// one carrying pull, push and delete on all of `<namespace>/**`: a rule
+/// hands access to jobs, and must not reach further than the token that
+/// made it. What a rule may grant (actions, patterns inside the namespace)
+/// is checked when it is parsed (`trust::rule`), and never exceeds what the
+/// namespace's owner holds there.
+pub fn manage_trust(principal: &Principal, namespace: &str) -> Result<(), AccountDenial> {
+    let own = principal.robot_of.is_none() && principal.name == namespace;
+    if own || role_in(principal, namespace) == Some(Role::Owner) {
+        let scope = format!("{namespace}/**");
+        return match &principal.token {
+            Some(limits) if !token_carries_all_on(limits, &scope) => {
+                Err(AccountDenial::TokenTooNarrow {
+                    scope,
+                    limits: limits.clone(),
+                })
+            }
+            _ => Ok(()),
+        };
+    }
+    if principal.is_admin {
+        return administer(principal);
+    }
+    Err(AccountDenial::NotTrustManager {
+        namespace: namespace.to_owned(),
+        managed: managed_namespaces(principal),
+    })
+}
+
+/// The namespaces `principal` manages by its own rights: its own (not a
+/// robot's), then the organisations it owns.
+fn managed_namespaces(principal: &Principal) -> Vec<String> {
+    let own = principal.robot_of.is_none().then(|| principal.name.clone());
+    let owned = principal
+        .memberships
+        .iter()
+        .filter(|(_, role)| *role == Role::Owner)
+        .map(|(org, _)| org.clone());
+    own.into_iter().chain(owned).collect()
 }
 
 /// The principal's role in `org`, if it is a member.
@@ -747,6 +832,95 @@ mod tests {
 
     const PUBLIC: Option<RepositoryFacts> = Some(RepositoryFacts { public: true });
     const PRIVATE: Option<RepositoryFacts> = Some(RepositoryFacts { public: false });
+
+    #[test]
+    fn a_workload_may_do_what_its_rules_grant_and_no_more() {
+        let grant = |id, ns: &str, a: &str, patterns: &[&str]| TrustGrant {
+            rule_id: id,
+            namespace: ns.to_owned(),
+            actions: actions(a),
+            repositories: patterns.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let job = Subject::Workload(Workload {
+            name: "trust:acme/release+bob/tools:repo:acme/app:ref:refs/heads/main@run:7".into(),
+            grants: vec![
+                grant(1, "acme", "pull,push", &["acme/app", "acme/lib/*"]),
+                grant(2, "bob", "pull", &["bob/tools"]),
+                // A pattern outside its namespace (never stored) grants nothing.
+                grant(3, "bob", "delete,pull,push", &["acme/**"]),
+            ],
+        });
+        let cases: &[(&str, Option<RepositoryFacts>, &str)] = &[
+            ("acme/app", PRIVATE, "pull,push"),
+            ("acme/app", None, "pull,push"),
+            ("acme/lib/x", None, "pull,push"),
+            ("acme/lib/x/y", None, ""),
+            ("acme/other", PRIVATE, ""),
+            ("acme/other", PUBLIC, "pull"),
+            ("bob/tools", PRIVATE, "pull"),
+            ("bob/other", None, ""),
+        ];
+        for (name, facts, expected) in cases {
+            let expected = if expected.is_empty() {
+                Actions::default()
+            } else {
+                actions(expected)
+            };
+            assert_eq!(
+                allowed_actions(&job, &repo(name), *facts),
+                expected,
+                "{name}"
+            );
+        }
+        assert_eq!(token_limits(&job), None);
+    }
+
+    #[test]
+    fn trust_rules_are_managed_by_the_namespace_owner() {
+        let alice = user("alice");
+        assert_eq!(manage_trust(&alice, "alice"), Ok(()));
+        let refused = manage_trust(&alice, "acme");
+        assert!(matches!(
+            refused,
+            Err(AccountDenial::NotTrustManager { .. })
+        ));
+        let member = |role| Principal {
+            memberships: vec![("acme".into(), role)],
+            ..user("bob")
+        };
+        assert_eq!(manage_trust(&member(Role::Owner), "acme"), Ok(()));
+        assert!(manage_trust(&member(Role::Maintainer), "acme").is_err());
+        let robot = Principal {
+            robot_of: Some("acme".into()),
+            ..user("acme-ci")
+        };
+        assert!(manage_trust(&robot, "acme").is_err());
+        assert!(manage_trust(&robot, "acme-ci").is_err());
+        let admin = Principal {
+            is_admin: true,
+            ..user("root")
+        };
+        assert_eq!(manage_trust(&admin, "acme"), Ok(()));
+        let with_token = |a: &str, patterns: &[&str]| Principal {
+            token: Some(TokenLimits {
+                token_id: 1,
+                name: "ci".into(),
+                actions: actions(a),
+                repositories: patterns.iter().map(|p| (*p).to_owned()).collect(),
+                expires_at: i64::MAX,
+            }),
+            ..user("alice")
+        };
+        assert_eq!(
+            manage_trust(&with_token("delete,pull,push", &[]), "alice"),
+            Ok(())
+        );
+        assert!(matches!(
+            manage_trust(&with_token("pull", &[]), "alice"),
+            Err(AccountDenial::TokenTooNarrow { .. })
+        ));
+        assert!(manage_trust(&with_token("delete,pull,push", &["alice/app"]), "alice").is_err());
+    }
 
     /// One table: every row of the module doc's rule table, and the refusals.
     #[test]

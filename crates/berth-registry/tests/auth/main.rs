@@ -33,6 +33,9 @@
 //! - `self_service`: users' own tokens and passwords, organisation owners'
 //!   members, robots and visibility, decided by policy without an existence
 //!   oracle; the administrator's lists and deletions.
+//! - `oidc`: workload identity: CI jobs' ID tokens (from `berth-test-issuer`)
+//!   exchanged under trust rules; forged, expired, foreign and unmatched
+//!   tokens refused; rules bounded by their author's rights.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -50,6 +53,7 @@ mod health;
 mod jwt;
 mod migrate;
 mod mount;
+mod oidc;
 mod oracle;
 mod pat_limits;
 mod proxy;

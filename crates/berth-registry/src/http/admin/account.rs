@@ -89,7 +89,7 @@ pub(super) async fn change_own_password(
     };
     match verified {
         Ok(Subject::User(p)) if p.name == caller.name && p.token.is_none() => {}
-        Ok(_) | Err(AuthnError::BadCredentials) => {
+        Ok(_) | Err(AuthnError::BadCredentials | AuthnError::IdToken(_)) => {
             tracing::info!(target: "berth::audit", subject = %caller.name, client = %caller.client, "password change refused: wrong old password");
             return Err(ApiError::forbidden(
                 "the old password is not right; nothing changed. Give the password you log in \

@@ -1,6 +1,6 @@
 //! The JSON API under `/api/v1/`: the self-service account API (a user's
 //! own tokens and password, the organisations they own, the visibility of
-//! their repositories) and the administrator API (users, organisations,
+//! their repositories, their namespaces' trust rules) and the administrator API (users, organisations,
 //! robots, repositories, signing keys). The `berth token|password|org|robot|
 //! repo` and `berth admin ...` commands are its clients.
 //!
@@ -158,6 +158,11 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/quotas/{namespace}",
             put(set_quota).delete(remove_quota),
         )
+        .route(
+            "/api/v1/trust/{namespace}",
+            get(list_rules).post(create_rule),
+        )
+        .route("/api/v1/trust/{namespace}/{name}", delete(delete_rule))
         .route("/api/v1/keys", get(get_keys))
         .route("/api/v1/keys/rotate", post(rotate_keys))
         .route("/api/v1/keys/{kid}", delete(retire_key))
@@ -265,6 +270,7 @@ impl From<IdentityError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message)
             }
             IdentityError::PatNameTaken(_) => Self::conflict("TOKEN_NAME_TAKEN", message),
+            IdentityError::RuleNameTaken { .. } => Self::conflict("RULE_NAME_TAKEN", message),
             IdentityError::InvalidPat(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "TOKEN_INVALID", message)
             }
@@ -388,7 +394,8 @@ impl FromRequestParts<AppState> for Caller {
         };
         let principal = match r.authn.authenticate(&credential, client, now_unix()).await {
             Ok(Subject::User(principal)) => principal,
-            Ok(Subject::Anonymous) | Err(AuthnError::BadCredentials) => {
+            Ok(Subject::Anonymous | Subject::Workload(_))
+            | Err(AuthnError::BadCredentials | AuthnError::IdToken(_)) => {
                 tracing::info!(target: "berth::audit", client = %client, path, "API refused: bad credentials");
                 return Err(ApiError::unauthorized(
                     r,
@@ -568,6 +575,22 @@ fn denial(principal: &Principal, d: &AccountDenial) -> String {
                 .map(|m| format!("`{m}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ),
+        AccountDenial::NotTrustManager { namespace, managed } => format!(
+            "`{me}` may not manage the trust rules of `{namespace}`: a namespace's rules are \
+             managed by its user, by the owners of its organisation, and by administrators{}",
+            if managed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (`{me}` manages those of {})",
+                    managed
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
         ),
         AccountDenial::TokenTooNarrow { scope, limits } => format!(
             "the personal access token `{}` carries {} on {}: this needs pull,push,delete on all \
@@ -826,6 +849,7 @@ mod orgs;
 mod repos;
 mod storage;
 mod tokens;
+mod trust;
 mod users;
 
 use self::account::{change_own_password, whoami};
@@ -839,6 +863,7 @@ use self::storage::{get_usage, list_quotas, remove_quota, run_gc, set_quota};
 use self::tokens::{
     create_own_token, create_token, list_own_tokens, list_tokens, revoke_own_token, revoke_token,
 };
+use self::trust::{create_rule, delete_rule, list_rules};
 use self::users::{create_user, delete_user, list_users, set_password};
 
 #[cfg(test)]
