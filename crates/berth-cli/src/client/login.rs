@@ -67,7 +67,8 @@ accepts it (`berth trust add`). The ID token comes from, in order:
 BERTH_ID_TOKEN: aud: registry.example.com`); GitHub Actions' ID token request
 (ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN, set for a job
 with `permissions: id-token: write`), asked for the audience --audience, by
-default the registry's service name. berth trades it at the registry's token
+default the registry as given (host[:port], berth's service name; when the
+registry names another service, --audience is needed). berth trades it at the registry's token
 service (the RFC 8693 token exchange), shows who the registry says the job is
 and until when, and stores the ID token as the password of the user `oidc`
 where docker keeps passwords, as `docker login -u oidc -p \"$ID_TOKEN\"`
@@ -123,12 +124,15 @@ pub struct LoginArgs {
     id_token_file: Option<std::path::PathBuf>,
 
     /// The audience to ask GitHub Actions' ID token for (with --oidc)
-    /// [default: the registry's service name].
+    /// [default: the registry as given, host[:port]].
     ///
-    /// The `aud` the registry's trust rule expects: by default the `service`
-    /// of the registry's Bearer challenge (for berth, its host[:port]). An ID
-    /// token from a file or BERTH_ID_TOKEN carries the audience it was made
-    /// for.
+    /// The `aud` the registry's trust rule expects: by default its service
+    /// name (for berth, the host[:port] of its public URL). When the
+    /// registry's challenge names a service other than the host given, berth
+    /// asks for this flag rather than trust the registry's word: a registry
+    /// naming another registry's service would get an ID token that works
+    /// there. An ID token from a file or BERTH_ID_TOKEN carries the audience
+    /// it was made for.
     #[arg(long, value_name = "AUD", requires = "oidc")]
     audience: Option<String>,
 

@@ -194,14 +194,16 @@ fn a_github_actions_job_logs_in_with_its_id_token_and_pushes_where_the_rule_allo
         "{how}"
     );
 
-    // The job asks GitHub Actions for an ID token for the registry's
-    // service, trades it, and stores it as the password of `oidc`.
+    // The job asks GitHub Actions for an ID token for the registry given,
+    // trades it, and stores it as the password of `oidc`. The login's check
+    // names no repository: the registry token names no rule and grants
+    // nothing; the pushes below are granted through acme/release.
     let job = s.actions_job("job");
     let out = job.ok(&["login", "--oidc", &s.server.addr], b"");
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         stdout.starts_with(&format!(
-            "logged in to {} as trust:acme/release:repo:acme/app:ref:refs/heads/main@run:",
+            "logged in to {} as trust:repo:acme/app:ref:refs/heads/main@run:",
             s.server.addr
         )),
         "{stdout}"
@@ -538,8 +540,7 @@ fn a_gitlab_job_logs_in_from_berth_id_token_and_any_job_from_a_file() {
     let job = s.job("gitlab-job").env("BERTH_ID_TOKEN", &id_token);
     let stdout = job.ok_text(&["login", "--oidc", &s.server.addr], b"");
     assert!(
-        stdout
-            .contains(" as trust:acme/gitlab:project_path:acme/app:ref_type:branch:ref:main@job:"),
+        stdout.contains(" as trust:project_path:acme/app:ref_type:branch:ref:main@job:"),
         "{stdout}"
     );
     assert!(!stdout.contains(&id_token));
@@ -612,4 +613,77 @@ fn a_gitlab_job_logs_in_from_berth_id_token_and_any_job_from_a_file() {
         .job("usage")
         .run(&["login", "--id-token-file", path, &s.server.addr], b"");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// `berth login --oidc` asks GitHub Actions for an ID token for the registry
+/// it was given, not for whatever service the registry's challenge names (a
+/// registry naming another's service would be handed a token that works
+/// there): a registry whose service differs needs `--audience`.
+#[test]
+fn the_audience_is_the_registry_given_unless_said_otherwise() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let github = runtime.block_on(Issuer::start());
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            "--service",
+            "registry.test",
+            "--oidc-issuer",
+            &format!("github={}", github.url()),
+            "--oidc-allow-loopback-issuers",
+        ],
+    );
+    let homes = tempfile::tempdir().unwrap();
+    let admin = Cli::admin(&homes.path().join("admin")).env("BERTH_REGISTRY", server.url(""));
+    admin.ok(
+        &[
+            "trust",
+            "add",
+            "admin",
+            "--name",
+            "ci",
+            "--issuer",
+            github.url(),
+            "--claim",
+            "repository=admin/app",
+            "--repo",
+            "admin/app",
+        ],
+        b"",
+    );
+    github.set_actions_repository("admin/app", "refs/heads/main");
+    let job = Cli::new(&homes.path().join("job"))
+        .env("BERTH_ID_TOKEN", "")
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", github.actions_request_url())
+        .env(
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            github.actions_request_token(),
+        );
+
+    let refused = job.fails_with_empty_stdout(&["login", "--oidc", &server.addr], b"");
+    assert!(
+        refused.contains("names its service `registry.test`")
+            && refused.contains("--audience registry.test"),
+        "{refused}"
+    );
+    let stdout = job.ok_text(
+        &[
+            "login",
+            "--oidc",
+            &server.addr,
+            "--audience",
+            "registry.test",
+        ],
+        b"",
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "logged in to {} as trust:repo:admin/app:",
+            server.addr
+        )),
+        "{stdout}"
+    );
+    drop(server);
+    drop(github);
 }

@@ -82,8 +82,15 @@ pub enum Credential<'a> {
     /// The OAuth2 refresh-token grant.
     RefreshToken(&'a str),
     /// A workload's OpenID Connect ID token: the RFC 8693 token exchange, or
-    /// Basic with username [`crate::trust::OIDC_USERNAME`] (`trust/`).
-    IdToken(&'a str),
+    /// Basic with username [`crate::trust::OIDC_USERNAME`] (`trust/`); with
+    /// the namespaces of the repositories the request names, whose trust
+    /// rules decide.
+    IdToken {
+        /// The ID token.
+        token: &'a str,
+        /// The namespaces asked about (sorted, each once).
+        namespaces: Vec<String>,
+    },
 }
 
 /// Why authentication failed.
@@ -176,7 +183,7 @@ impl Authenticator {
         let username = match credential {
             Credential::Password { username, .. } => *username,
             Credential::RefreshToken(_) => "",
-            Credential::IdToken(token) => {
+            Credential::IdToken { token, .. } => {
                 workload_key = match crate::trust::oidc::unverified_identity(token) {
                     Some(identity) => format!("{}:{identity}", crate::trust::OIDC_USERNAME),
                     None => crate::trust::OIDC_USERNAME.to_owned(),
@@ -200,9 +207,9 @@ impl Authenticator {
             Credential::RefreshToken(token) => {
                 (self.by_refresh_token(token, now_unix).await, false)
             }
-            Credential::IdToken(token) => (
+            Credential::IdToken { token, namespaces } => (
                 self.workloads
-                    .workload(token, client, now_unix)
+                    .workload(token, namespaces, client, now_unix)
                     .await
                     .map(Subject::Workload)
                     .map_err(|e| match e {

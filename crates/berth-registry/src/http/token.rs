@@ -160,15 +160,21 @@ async fn issue(
         Err(e) => return crate::error::RegistryError::from(e).into_response(),
     };
     let exchange = matches!(request.grant, Some(Grant::IdToken { .. }));
+    let namespaces = || namespaces_of(&request.scopes);
     let credential = match (&request.grant, &basic) {
         (Some(Grant::Password { username, password }), _) => {
-            Some(password_or_id_token(username, password))
+            Some(password_or_id_token(username, password, namespaces))
         }
         (Some(Grant::RefreshToken { refresh_token }), _) => {
             Some(Credential::RefreshToken(refresh_token))
         }
-        (Some(Grant::IdToken { id_token }), _) => Some(Credential::IdToken(id_token)),
-        (None, Some((username, password))) => Some(password_or_id_token(username, password)),
+        (Some(Grant::IdToken { id_token }), _) => Some(Credential::IdToken {
+            token: id_token,
+            namespaces: namespaces(),
+        }),
+        (None, Some((username, password))) => {
+            Some(password_or_id_token(username, password, namespaces))
+        }
         (None, None) => None,
     };
     let subject = match credential {
@@ -332,14 +338,35 @@ async fn new_refresh_token(
     Ok(secret.expose().to_owned())
 }
 
-/// Basic credentials as a password, or as a workload's ID token when the
-/// username is [`OIDC_USERNAME`] and the password a JWT.
-fn password_or_id_token<'a>(username: &'a str, password: &'a str) -> Credential<'a> {
+/// Basic credentials as a password, or as a workload's ID token (for the
+/// requested repositories' namespaces) when the username is
+/// [`OIDC_USERNAME`] and the password a JWT.
+fn password_or_id_token<'a>(
+    username: &'a str,
+    password: &'a str,
+    namespaces: impl FnOnce() -> Vec<String>,
+) -> Credential<'a> {
     if username == OIDC_USERNAME && looks_like_id_token(password) {
-        Credential::IdToken(password)
+        Credential::IdToken {
+            token: password,
+            namespaces: namespaces(),
+        }
     } else {
         Credential::Password { username, password }
     }
+}
+
+/// The namespaces of the repositories `scopes` name, sorted, each once.
+fn namespaces_of(scopes: &Scopes) -> Vec<String> {
+    let mut namespaces: Vec<String> = scopes
+        .iter()
+        .filter(|s| *s.resource_type() == ResourceType::Repository)
+        .filter_map(|s| RepositoryName::parse(s.name()).ok())
+        .map(|name| name.namespace().to_owned())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
 }
 
 /// 401 for wrong credentials: a Basic challenge and an UNAUTHORIZED body.

@@ -100,6 +100,17 @@ pub enum IdentityError {
         "a personal access token named `{0}` already exists for this user; revoke it or choose another name"
     )]
     PatNameTaken(String),
+    /// The namespace has as many trust rules as it may.
+    #[error(
+        "namespace `{namespace}` has {limit} trust rules, the most a namespace may have; \
+         remove one (`berth trust remove {namespace} NAME`) or widen an existing one"
+    )]
+    RuleLimit {
+        /// The namespace.
+        namespace: String,
+        /// The limit.
+        limit: i64,
+    },
     /// The namespace already has a trust rule of this name.
     #[error(
         "namespace `{namespace}` already has a trust rule named `{name}`; remove it or choose another name"
@@ -590,9 +601,13 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The trust rules of `namespace`, by name.
     async fn trust_rules(&self, namespace: &str) -> Result<Vec<TrustRule>, IdentityError>;
 
-    /// The trust rules naming `issuer` (every namespace's): the candidates
-    /// of an exchange.
-    async fn trust_rules_for_issuer(&self, issuer: &str) -> Result<Vec<TrustRule>, IdentityError>;
+    /// The trust rules naming `issuer`, of `namespace` only when given: the
+    /// candidates of an exchange.
+    async fn trust_rules_for_issuer(
+        &self,
+        issuer: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<TrustRule>, IdentityError>;
 
     /// The trust rules of these ids that still exist.
     async fn trust_rules_by_ids(&self, ids: &[i64]) -> Result<Vec<TrustRule>, IdentityError>;

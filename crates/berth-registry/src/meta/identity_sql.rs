@@ -880,8 +880,15 @@ impl IdentityStore for SqlMeta {
         self.select_trust_rules(RulesBy::Namespace, namespace).await
     }
 
-    async fn trust_rules_for_issuer(&self, issuer: &str) -> Result<Vec<TrustRule>, IdentityError> {
-        self.select_trust_rules(RulesBy::Issuer, issuer).await
+    async fn trust_rules_for_issuer(
+        &self,
+        issuer: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<TrustRule>, IdentityError> {
+        match namespace {
+            Some(namespace) => self.select_issuer_rules_of(issuer, namespace).await,
+            None => self.select_trust_rules(RulesBy::Issuer, issuer).await,
+        }
     }
 
     async fn trust_rules_by_ids(&self, ids: &[i64]) -> Result<Vec<TrustRule>, IdentityError> {

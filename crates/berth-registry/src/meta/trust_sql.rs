@@ -19,6 +19,10 @@ use crate::clock::now_unix;
 use crate::identity::IdentityError;
 use crate::trust::rule::{NewRule, TrustRule};
 
+/// The most trust rules one namespace may have: an exchange reads the rules
+/// of the namespaces it asks for, and a token names each that accepted it.
+pub const MAX_RULES_PER_NAMESPACE: i64 = 100;
+
 /// The columns of a rule, in [`rule_from_row`]'s order.
 const RULE_COLUMNS: &str = "id, namespace, name, issuer, audience, claims, actions, \
                             repositories, created_by, created_at";
@@ -73,6 +77,16 @@ impl SqlMeta {
                 "namespace `{}` (no user or organisation has that name)",
                 rule.namespace
             )));
+        }
+        let count: i64 = query_scalar("SELECT COUNT(*) FROM trust_rules WHERE namespace = $1")
+            .bind(&rule.namespace)
+            .fetch_one(&mut tx)
+            .await?;
+        if count >= MAX_RULES_PER_NAMESPACE {
+            return Err(IdentityError::RuleLimit {
+                namespace: rule.namespace.clone(),
+                limit: MAX_RULES_PER_NAMESPACE,
+            });
         }
         let name = match &rule.name {
             Some(name) => name.clone(),
@@ -129,6 +143,22 @@ impl SqlMeta {
             "SELECT {RULE_COLUMNS} FROM trust_rules WHERE {column} = $1 ORDER BY namespace, name"
         )))
         .bind(value)
+        .fetch_all(self.db())
+        .await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    pub(super) async fn select_issuer_rules_of(
+        &self,
+        issuer: &str,
+        namespace: &str,
+    ) -> Result<Vec<TrustRule>, IdentityError> {
+        let rows = query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_COLUMNS} FROM trust_rules WHERE namespace = $1 AND issuer = $2 \
+             ORDER BY name"
+        )))
+        .bind(namespace)
+        .bind(issuer)
         .fetch_all(self.db())
         .await?;
         rows.iter().map(rule_from_row).collect()

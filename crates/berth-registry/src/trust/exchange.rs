@@ -2,6 +2,13 @@
 //! [`Workload`] subject, which the token service grants as any other
 //! (requested ∩ [`crate::policy::allowed_actions`]).
 //!
+//! Only the rules of the namespaces the request asks about are read, and
+//! only those that accept the token go into the registry token (its `sub`
+//! and `berth_trust`): a rule of another namespace that happens to accept a
+//! job neither grows nor ends that job's tokens for this one, nor is shown to
+//! it. A request that names no repository (a login's check) needs some rule
+//! of the issuer to accept the token, and gets a token that grants nothing.
+//!
 //! Every exchange, granted or refused, is one `berth::audit` line with the
 //! token's issuer, `sub`, `jti` and the claims the issuer's rules look at,
 //! never the token itself. A refusal tells the client why (a verification
@@ -31,10 +38,12 @@ pub enum ExchangeError {
     Token(#[from] IdTokenError),
     /// It verified, and no rule accepts it.
     #[error(
-        "no trust rule of this registry accepts this ID token (issuer {issuer}, subject \
-         {subject:?}, audience {audience}): its namespace's owner adds one with `berth trust add`"
+        "no trust rule {where_} accepts this ID token (issuer {issuer}, subject \
+         {subject:?}, audience {audience}): the namespace's owner adds one with `berth trust add`"
     )]
     NoRule {
+        /// `of namespace acme`, or `of this registry`.
+        where_: String,
         /// The token's issuer.
         issuer: String,
         /// The token's `sub`.
@@ -63,10 +72,12 @@ impl Exchange {
         }
     }
 
-    /// The workload `id_token` stands for, at `now`; `client` for the log.
+    /// The workload `id_token` stands for in `namespaces` (those of the
+    /// repositories the request names), at `now`; `client` for the log.
     pub async fn workload(
         &self,
         id_token: &str,
+        namespaces: &[String],
         client: IpAddr,
         now: i64,
     ) -> Result<Workload, ExchangeError> {
@@ -82,10 +93,20 @@ impl Exchange {
                 return Err(e.into());
             }
         };
-        let rules = self
-            .identity
-            .trust_rules_for_issuer(&token.issuer.url)
-            .await?;
+        let mut rules = Vec::new();
+        if namespaces.is_empty() {
+            rules = self
+                .identity
+                .trust_rules_for_issuer(&token.issuer.url, None)
+                .await?;
+        }
+        for namespace in namespaces {
+            let of_namespace = self
+                .identity
+                .trust_rules_for_issuer(&token.issuer.url, Some(namespace))
+                .await?;
+            rules.extend(of_namespace);
+        }
         let accepting: Vec<&TrustRule> = rules
             .iter()
             .filter(|rule| rule.accepts(&token.issuer.url, &token.claims))
@@ -102,6 +123,11 @@ impl Exchange {
                 "workload identity refused: no trust rule accepts the ID token"
             );
             return Err(ExchangeError::NoRule {
+                where_: match namespaces {
+                    [] => "of this registry".to_owned(),
+                    [one] => format!("of namespace {one}"),
+                    many => format!("of namespaces {}", many.join(", ")),
+                },
                 issuer: token.issuer.url.clone(),
                 subject: token.subject().chars().take(MAX_SUB_CHARS).collect(),
                 audience: token
@@ -111,9 +137,16 @@ impl Exchange {
                     .unwrap_or_else(|| "(none)".to_owned()),
             });
         }
+        // A login's check (no namespace asked about) proves the identity
+        // and grants nothing: no rule is named in its token.
+        let granting: &[&TrustRule] = if namespaces.is_empty() {
+            &[]
+        } else {
+            &accepting
+        };
         let workload = Workload {
-            name: workload_name(&token, &accepting),
-            grants: accepting.iter().map(|rule| grant_of(rule)).collect(),
+            name: workload_name(&token, granting),
+            grants: granting.iter().map(|rule| grant_of(rule)).collect(),
         };
         let rule_names: Vec<String> = accepting.iter().map(|r| r.qualified_name()).collect();
         tracing::info!(
@@ -141,11 +174,16 @@ pub fn grant_of(rule: &TrustRule) -> TrustGrant {
     }
 }
 
-/// `trust:<ns>/<rule>[+<ns>/<rule>...]:<sub>[@run:<id>]`.
+/// `trust:<ns>/<rule>[+<ns>/<rule>...]:<sub>[@run:<id>]`, or without the
+/// rules (`trust:<sub>...`) for a token that grants nothing.
 fn workload_name(token: &VerifiedIdToken, rules: &[&TrustRule]) -> String {
     let rules: Vec<String> = rules.iter().map(|r| r.qualified_name()).collect();
     let sub: String = token.subject().chars().take(MAX_SUB_CHARS).collect();
-    let mut name = format!("trust:{}:{sub}", rules.join("+"));
+    let mut name = if rules.is_empty() {
+        format!("trust:{sub}")
+    } else {
+        format!("trust:{}:{sub}", rules.join("+"))
+    };
     if let Some((claim, label)) = token.issuer.kind.run_claim()
         && let Some(run) = claim_text(token.claims.get(claim))
     {

@@ -140,9 +140,13 @@ impl IssuerKind {
         }
     }
 
-    /// The claims that say whose workload it is: a rule of a known platform
-    /// must pin one of them (no wildcard in its first path segment), or it
-    /// would accept the jobs of every account on that platform.
+    /// The claims that say whose job it is: a rule of a known platform must
+    /// pin one of them (no wildcard in its first path segment), or it would
+    /// accept the jobs of every account on that platform. Claims that name
+    /// the workflow or CI file a job ran (`job_workflow_ref`,
+    /// `ci_config_ref_uri`) are not among them: any repository may run a
+    /// public reusable workflow, or another project's CI file; they narrow a
+    /// rule, beside one of these.
     pub fn identifying_claims(self) -> &'static [&'static str] {
         match self {
             Self::Github => &[
@@ -151,7 +155,6 @@ impl IssuerKind {
                 "repository_id",
                 "repository_owner_id",
                 "sub",
-                "job_workflow_ref",
                 "workflow_ref",
             ],
             Self::Gitlab => &[
@@ -160,7 +163,6 @@ impl IssuerKind {
                 "project_id",
                 "namespace_id",
                 "sub",
-                "ci_config_ref_uri",
             ],
             Self::Generic => &[],
         }

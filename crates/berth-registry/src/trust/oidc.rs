@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -210,6 +212,9 @@ pub struct Verifier {
 struct Header {
     alg: String,
     kid: Option<String>,
+    /// RFC 7515 section 4.1.11: extensions the verifier must understand;
+    /// berth understands none, so a token naming any is refused.
+    crit: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +269,11 @@ impl Verifier {
             ));
         };
         let header: Header = decode_json(header, "its header is not base64url JSON")?;
+        if header.crit.is_some() {
+            return Err(IdTokenError::NotJwt(
+                "its header names critical extensions (`crit`), which berth does not implement",
+            ));
+        }
         let alg = match header.alg.as_str() {
             "RS256" => Algorithm::RS256,
             "ES256" => Algorithm::ES256,
@@ -413,11 +423,25 @@ impl Verifier {
             .get("keys")
             .and_then(Value::as_array)
             .ok_or_else(|| format!("{} has no `keys` array", discovery.jwks_uri))?;
-        let keys = keys
+        // Two keys without a `kid` cannot be told apart: neither is kept
+        // under the empty one (a token without `kid` then uses the only key of
+        // its algorithm, if there is one: [`find_key`]).
+        let mut usable: HashMap<String, Arc<Key>> = HashMap::new();
+        let mut unnamed = 0;
+        for (kid, key) in keys
             .iter()
             .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
             .filter_map(|jwk| usable_key(&jwk))
-            .collect();
+        {
+            if kid.is_empty() {
+                unnamed += 1;
+            }
+            usable.insert(kid, key);
+        }
+        if unnamed > 1 {
+            usable.remove("");
+        }
+        let keys = usable;
         Ok(KeySet {
             keys,
             fetched_at: Some(Instant::now()),
@@ -488,6 +512,11 @@ fn usable_key(jwk: &Jwk) -> Option<(String, Arc<Key>)> {
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return None;
     }
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return None;
+    }
     let alg = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
@@ -531,4 +560,86 @@ fn shown_kid(kid: &str) -> String {
 /// At most 100 characters of a value from the token, for messages.
 fn excerpt(s: &str) -> String {
     s.chars().take(100).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::{IssuerKind, OidcIssuer};
+
+    fn verifier() -> Verifier {
+        Verifier::new(&OidcConfig {
+            issuers: vec![OidcIssuer {
+                kind: IssuerKind::Github,
+                url: "https://issuer.example".into(),
+            }],
+            ..OidcConfig::default()
+        })
+    }
+
+    fn token(header: Value, payload: Value) -> String {
+        let part = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.c2ln", part(header), part(payload))
+    }
+
+    /// Refusals decided before any key is fetched (the issuer here does not
+    /// exist): each names its cause.
+    #[tokio::test]
+    async fn refusals_before_any_key_is_looked_at() {
+        let v = verifier();
+        let payload = serde_json::json!({"iss": "https://issuer.example", "sub": "x"});
+        let cases = [
+            (
+                token(serde_json::json!({"alg": "none"}), payload.clone()),
+                "algorithm is `none`",
+            ),
+            (
+                token(
+                    serde_json::json!({"alg": "HS256", "kid": "k"}),
+                    payload.clone(),
+                ),
+                "`HS256`",
+            ),
+            (
+                token(
+                    serde_json::json!({"alg": "RS256", "crit": ["exp"]}),
+                    payload.clone(),
+                ),
+                "critical extensions",
+            ),
+            (
+                token(
+                    serde_json::json!({"alg": "RS256"}),
+                    serde_json::json!({"iss": "https://other.example"}),
+                ),
+                "issuer `https://other.example` is not one",
+            ),
+            (
+                token(
+                    serde_json::json!({"alg": "RS256"}),
+                    serde_json::json!({"iss": ["https://issuer.example"]}),
+                ),
+                "no `iss`",
+            ),
+            ("a.b".to_owned(), "not a JWT"),
+            ("x".repeat(MAX_ID_TOKEN_BYTES + 1), "at most 16384"),
+        ];
+        for (token, words) in cases {
+            let e = v.verify(&token, 0).await.unwrap_err().to_string();
+            assert!(e.contains(words), "{words}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_unverified_identity_counts_failures_per_workload() {
+        let t = token(
+            serde_json::json!({"alg": "RS256"}),
+            serde_json::json!({"iss": "https://i", "sub": "repo:a/b:ref:x"}),
+        );
+        assert_eq!(
+            unverified_identity(&t).as_deref(),
+            Some("https://i repo:a/b:ref:x")
+        );
+        assert_eq!(unverified_identity("garbage"), None);
+    }
 }

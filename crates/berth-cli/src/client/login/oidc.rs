@@ -90,9 +90,19 @@ pub(super) fn run(
         let id_token = match source {
             Source::Given(token) => token,
             Source::Actions(request) => {
-                let audience = audience
-                    .or(service.service.as_deref())
-                    .unwrap_or(key.as_str());
+                // The audience is never the registry's own say-so alone: a
+                // registry naming another's service would be handed an ID
+                // token that works there.
+                let audience = match (audience, service.service.as_deref()) {
+                    (Some(given), _) => given,
+                    (None, Some(named)) if named != key.as_str() => anyhow::bail!(
+                        "{registry} names its service `{named}` in its challenge, not `{key}`: \
+                         berth asks GitHub Actions for an ID token only for the registry given. \
+                         If `{named}` is this registry's name (its --service), log in with \
+                         --audience {named}"
+                    ),
+                    (None, _) => key.as_str(),
+                };
                 request
                     .fetch(Some(audience), observer.as_ref())
                     .await

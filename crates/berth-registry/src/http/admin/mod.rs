@@ -271,6 +271,7 @@ impl From<IdentityError> for ApiError {
             }
             IdentityError::PatNameTaken(_) => Self::conflict("TOKEN_NAME_TAKEN", message),
             IdentityError::RuleNameTaken { .. } => Self::conflict("RULE_NAME_TAKEN", message),
+            IdentityError::RuleLimit { .. } => Self::conflict("RULE_LIMIT", message),
             IdentityError::InvalidPat(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "TOKEN_INVALID", message)
             }

@@ -11,7 +11,7 @@ use berth_registry::trust::IssuerKind;
 use serde_json::json;
 
 use super::{
-    ACCESS_TOKEN, EXCHANGE, GET, ID_TOKEN, JWT, acme, another_address, api_error,
+    ACCESS_TOKEN, DELETE, EXCHANGE, GET, ID_TOKEN, JWT, acme, another_address, api_error,
     assert_basic_refused, assert_exchanged, assert_invalid_grant, assert_refused, created,
     exchange_basic, exchange_form, exchange_post, main_token, post_rule, release_rule,
 };
@@ -409,4 +409,67 @@ async fn refused_exchanges_count_toward_the_failure_limit() {
         .await;
     resp.assert_error(429, "TOOMANYREQUESTS");
     exchange_post(&app, &good, &[scope]).await;
+}
+
+/// Another namespace's rule that accepts the same job plays no part in a
+/// request for this namespace's repositories: it is not named in the token,
+/// grants nothing there, and removing it does not end the job's tokens (a
+/// stranger can neither swell nor revoke another organisation's CI tokens).
+/// A request naming no repository (a login's check) names no rule at all.
+#[tokio::test]
+async fn a_strangers_rule_neither_shows_in_nor_revokes_another_namespaces_tokens() {
+    let (app, issuer) = acme(IssuerKind::Github).await;
+    release_rule(&app, &issuer).await;
+    app.user("mallory").await;
+    created(
+        &post_rule(
+            &app,
+            "mallory",
+            "mallory",
+            json!({
+                "name": "shadow",
+                "issuer": issuer.url(),
+                "claims": {"repository": "acme/app"},
+                "repositories": ["mallory/**"],
+            }),
+        )
+        .await,
+    );
+    let (id_token, id_claims) = main_token(&app, &issuer);
+    let run = id_claims["run_id"].as_str().unwrap();
+    let body = exchange_post(&app, &id_token, &["repository:acme/app:pull,push"]).await;
+    let token = body["token"].as_str().unwrap().to_owned();
+    let c = claims(&token);
+    assert_eq!(
+        c["sub"],
+        format!("trust:acme/release:repo:acme/app:ref:refs/heads/main@run:{run}")
+    );
+    assert_eq!(c["berth_trust"].as_array().map(Vec::len), Some(1), "{c}");
+
+    let resp = app
+        .api_as("mallory", DELETE, "/api/v1/trust/mallory/shadow", None)
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    let tags = "/v2/acme/app/tags/list";
+    app.push_blob("acme/app", &token, b"still mine").await;
+    assert_eq!(app.get(tags, Some(&token)).await.status, 200);
+
+    // No repository asked about: the identity is proven, nothing granted,
+    // no rule named.
+    let body = exchange_post(&app, &id_token, &[]).await;
+    let c = claims(body["token"].as_str().unwrap());
+    assert_eq!(
+        c["sub"],
+        format!("trust:repo:acme/app:ref:refs/heads/main@run:{run}")
+    );
+    assert_eq!(c["access"], json!([]));
+    assert!(c.get("berth_trust").is_none(), "{c}");
+    // A namespace none of whose rules accepts the job: refused, naming it.
+    assert_refused(
+        &app,
+        &id_token,
+        &["repository:olive/app:pull"],
+        "no trust rule of namespace olive",
+    )
+    .await;
 }

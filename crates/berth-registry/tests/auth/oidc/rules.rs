@@ -335,3 +335,98 @@ async fn a_deleted_rule_stops_the_tokens_issued_through_it() {
     );
     assert_eq!(app.get(tags, Some(token)).await.status, 401);
 }
+
+/// Claims naming the workflow or CI file a job ran do not say whose job it
+/// is (any repository may call a public reusable workflow, or use another
+/// project's CI file): a rule pinned only on them is refused, as is one
+/// whose pinned claim starts with a wildcard. Beside an identifying claim
+/// they narrow a rule as any claim does.
+#[tokio::test]
+async fn a_rule_must_pin_whose_jobs_it_accepts() {
+    let (app, issuer) = acme(IssuerKind::Github).await;
+    let workflow = "acme/shared/.github/workflows/release.yml@refs/heads/main";
+    for claims in [
+        json!({"job_workflow_ref": workflow}),
+        json!({"repository": "*/app"}),
+        json!({"repository": "**"}),
+    ] {
+        let resp = post_rule(
+            &app,
+            "olive",
+            "acme",
+            json!({"issuer": issuer.url(), "claims": claims, "repositories": ["acme/app"]}),
+        )
+        .await;
+        assert!(
+            api_error(&resp, 400).contains("whose jobs"),
+            "{claims}: {}",
+            resp.text()
+        );
+    }
+    created(
+        &post_rule(
+            &app,
+            "olive",
+            "acme",
+            json!({
+                "issuer": issuer.url(),
+                "claims": {"repository_owner": "acme", "job_workflow_ref": workflow},
+                "repositories": ["acme/app"],
+            }),
+        )
+        .await,
+    );
+
+    let (gitlab_app, gitlab) = acme(IssuerKind::Gitlab).await;
+    let resp = post_rule(
+        &gitlab_app,
+        "olive",
+        "acme",
+        json!({
+            "issuer": gitlab.url(),
+            "claims": {"ci_config_ref_uri": "gitlab.com/**"},
+            "repositories": ["acme/**"],
+        }),
+    )
+    .await;
+    assert!(
+        api_error(&resp, 400).contains("whose jobs"),
+        "{}",
+        resp.text()
+    );
+}
+
+/// A namespace has at most 100 rules: an exchange reads the rules of the
+/// namespaces it asks about.
+#[tokio::test]
+async fn a_namespace_has_at_most_a_hundred_rules() {
+    let (app, issuer) = acme(IssuerKind::Github).await;
+    for i in 0..100 {
+        created(
+            &post_rule(
+                &app,
+                "olive",
+                "acme",
+                json!({
+                    "name": format!("r{i}"),
+                    "issuer": issuer.url(),
+                    "claims": {"repository": format!("acme/app{i}")},
+                    "repositories": ["acme/app"],
+                }),
+            )
+            .await,
+        );
+    }
+    let resp = post_rule(
+        &app,
+        "olive",
+        "acme",
+        json!({"issuer": issuer.url(), "claims": {"repository": "acme/x"}, "repositories": ["acme/x"]}),
+    )
+    .await;
+    assert!(
+        api_error(&resp, 409).contains("100 trust rules"),
+        "{}",
+        resp.text()
+    );
+}
