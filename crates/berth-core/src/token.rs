@@ -26,7 +26,8 @@ mod rfc3339;
 
 pub use claims::{AccessEntry, Audience, Claims};
 pub use request::{
-    ACCESS_TOKEN_TYPE, Grant, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TokenRequest,
+    ACCESS_TOKEN_TYPE, Grant, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, OIDC_USERNAME, TOKEN_EXCHANGE_GRANT,
+    TokenRequest,
 };
 pub use rfc3339::{format_rfc3339, parse_rfc3339};
 
@@ -167,6 +168,12 @@ impl TokenResponse {
     /// `expires_in` (at least 60) and, when known, `issued_at`; `refresh_token`
     /// and `scope` only when present.
     pub fn to_json(&self) -> String {
+        self.to_json_with(&[])
+    }
+
+    /// [`Self::to_json`] with more string fields after the others (an RFC
+    /// 8693 answer's `issued_token_type` and `token_type`).
+    pub fn to_json_with(&self, extra: &[(&str, &str)]) -> String {
         let bearer = self.bearer_token();
         let mut fields = vec![
             ("token", Value::from(bearer)),
@@ -186,6 +193,7 @@ impl TokenResponse {
                 fields.push((key, Value::from(value.as_str())));
             }
         }
+        fields.extend(extra.iter().map(|(key, value)| (*key, Value::from(*value))));
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         format!("{{{}}}", body.join(","))
     }
@@ -347,6 +355,14 @@ mod tests {
         assert_eq!(
             r.to_json(),
             r#"{"token":"abc","access_token":"abc","expires_in":300,"issued_at":"1970-01-01T00:00:00Z","refresh_token":"r\"t","scope":"repository:a:pull"}"#
+        );
+        let exchanged = TokenResponse::issued("abc".into(), 300, 0).to_json_with(&[
+            ("issued_token_type", ACCESS_TOKEN_TYPE),
+            ("token_type", "Bearer"),
+        ]);
+        assert_eq!(
+            exchanged,
+            r#"{"token":"abc","access_token":"abc","expires_in":300,"issued_at":"1970-01-01T00:00:00Z","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer"}"#
         );
     }
 

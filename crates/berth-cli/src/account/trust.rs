@@ -12,10 +12,7 @@ use super::{Output, Target, emit};
 use crate::admin::{TokenAction, actions_json};
 use crate::api::{columns, field, host_key, print_out};
 
-/// GitHub Actions' issuer (`--github`).
-const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
-/// GitLab.com's issuer (`--gitlab`).
-const GITLAB_ISSUER: &str = "https://gitlab.com";
+use berth_registry::trust::{GITHUB_ISSUER, GITLAB_ISSUER};
 
 /// Let CI jobs log in with their OIDC ID token: trust rules per namespace.
 #[derive(Debug, Args)]

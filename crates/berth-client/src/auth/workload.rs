@@ -54,9 +54,7 @@ use super::transport::{
 };
 use crate::credentials::Credential;
 
-/// The user name a workload's ID token is presented under as a password
-/// (`docker login -u oidc -p "$ID_TOKEN"`).
-pub const OIDC_USERNAME: &str = "oidc";
+pub use berth_core::token::OIDC_USERNAME;
 
 /// GitHub Actions' variable naming its ID token endpoint.
 pub const ACTIONS_URL_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";

@@ -57,6 +57,10 @@ pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-e
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// RFC 8693's token type of a JWT (an ID token is one).
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// The user name under which an ID token is sent as an HTTP Basic password
+/// to be exchanged (`docker login -u oidc -p "$ID_TOKEN"`): berth's token
+/// service and client agree on it.
+pub const OIDC_USERNAME: &str = "oidc";
 /// RFC 8693's token type of the access token a token exchange issues.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 

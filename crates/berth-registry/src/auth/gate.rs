@@ -164,12 +164,11 @@ pub async fn admit(
     let granted = claims.scopes();
     let subject_name = claims.sub.clone();
     let pat = claims.pat;
-    let trust = claims.trust.clone();
 
     match endpoint {
         Endpoint::Base => return Ok(admitted(true, &subject_name)),
         Endpoint::Catalog => {
-            let subject = subject_of(r, &subject_name, pat, &trust).await?;
+            let subject = subject_of(r, &subject_name, pat, &claims.trust).await?;
             return Ok(Admission {
                 catalog: catalog_filter(&subject),
                 mount_allowed: false,
@@ -191,7 +190,7 @@ pub async fn admit(
     }
 
     // The token lacks something: policy tells "ask for it" from "you may not".
-    let subject = subject_of(r, &subject_name, pat, &trust).await?;
+    let subject = subject_of(r, &subject_name, pat, &claims.trust).await?;
     for scope in required.iter() {
         let have = granted.get(scope.resource_type(), scope.name());
         let lacking: Vec<&Action> = scope

@@ -256,15 +256,15 @@ async fn issue(
             Err(e) => return e.into_response(),
         }
     }
-    let mut body = response.to_json();
-    if exchange {
-        // RFC 8693 section 2.2.1: what was issued, and how to use it.
-        if let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(&body) {
-            fields.insert("issued_token_type".into(), ACCESS_TOKEN_TYPE.into());
-            fields.insert("token_type".into(), "Bearer".into());
-            body = serde_json::Value::Object(fields).to_string();
-        }
-    }
+    // RFC 8693 section 2.2.1: what an exchange issued, and how to use it.
+    let body = if exchange {
+        response.to_json_with(&[
+            ("issued_token_type", ACCESS_TOKEN_TYPE),
+            ("token_type", "Bearer"),
+        ])
+    } else {
+        response.to_json()
+    };
     (
         [
             (

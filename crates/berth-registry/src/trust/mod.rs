@@ -29,9 +29,7 @@ pub mod rule;
 
 use std::fmt;
 
-/// The username that, with an ID token as password, asks for an exchange
-/// over HTTP Basic (what `docker login -u oidc -p "$ID_TOKEN"` sends).
-pub const OIDC_USERNAME: &str = "oidc";
+pub use berth_core::token::OIDC_USERNAME;
 
 /// Whether a Basic password is an ID token (a JWS in compact form) rather
 /// than a password: three base64url parts whose header is a JSON object.

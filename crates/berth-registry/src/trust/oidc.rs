@@ -285,10 +285,10 @@ impl Verifier {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(IdTokenError::MissingClaim("`iss` (string)"))?;
+        // The configured URL, or it with one trailing `/`.
         let issuer = self
             .issuers
-            .get(iss.trim_end_matches('/'))
-            .filter(|i| i.issuer.url == iss || format!("{}/", i.issuer.url) == iss)
+            .get(iss.strip_suffix('/').unwrap_or(iss))
             .ok_or_else(|| IdTokenError::UnknownIssuer(excerpt(iss)))?;
         let kid = header.kid.unwrap_or_default();
         let key = self.key(issuer, &kid, alg).await?;
@@ -341,24 +341,21 @@ impl Verifier {
         kid: &str,
         alg: Algorithm,
     ) -> Result<Arc<Key>, IdTokenError> {
+        let fresh = |set: &KeySet| {
+            set.fetched_at
+                .is_some_and(|at| at.elapsed() <= KEYS_MAX_AGE)
+        };
         let cached = issuer.current();
-        let stale = cached
-            .fetched_at
-            .is_none_or(|at| at.elapsed() > KEYS_MAX_AGE);
-        let found = find_key(&cached, kid, alg);
-        if let Some(key) = &found
-            && !stale
+        if fresh(&cached)
+            && let Some(key) = find_key(&cached, kid, alg)
         {
-            return check_alg(key, kid, alg);
+            return check_alg(&key, kid, alg);
         }
         let mut last = issuer.fetching.lock().await;
         // Another request may have fetched while this one waited.
         let now_cached = issuer.current();
-        let fresh_enough = now_cached
-            .fetched_at
-            .is_some_and(|at| at.elapsed() <= KEYS_MAX_AGE);
-        if let Some(key) = find_key(&now_cached, kid, alg)
-            && fresh_enough
+        if fresh(&now_cached)
+            && let Some(key) = find_key(&now_cached, kid, alg)
         {
             return check_alg(&key, kid, alg);
         }

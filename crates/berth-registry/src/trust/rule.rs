@@ -124,11 +124,7 @@ impl TrustRule {
 
     /// The rule as the API shows it.
     pub fn to_json(&self) -> Value {
-        let claims: BTreeMap<&str, &str> = self
-            .claims
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let claims = plain_claims(&self.claims);
         let actions: Vec<&str> = self.actions.iter().map(Action::as_str).collect();
         json!({
             "namespace": self.namespace,
@@ -145,11 +141,7 @@ impl TrustRule {
 
     /// The conditions as stored (a JSON object).
     pub fn claims_json(claims: &BTreeMap<String, ClaimPattern>) -> String {
-        let plain: BTreeMap<&str, &str> = claims
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        json!(plain).to_string()
+        json!(plain_claims(claims)).to_string()
     }
 
     /// The conditions from their stored form.
@@ -164,6 +156,14 @@ impl TrustRule {
             })
             .collect())
     }
+}
+
+/// Claim name -> the condition as written.
+fn plain_claims(claims: &BTreeMap<String, ClaimPattern>) -> BTreeMap<&str, &str> {
+    claims
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// The audiences of a token: `aud` as a string or an array of strings.
