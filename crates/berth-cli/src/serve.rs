@@ -70,7 +70,7 @@ pub struct ServeArgs {
     /// TOML file with any of these settings, keys named as the flags with `_`
     /// for `-` (listen, data_dir, database_url, database_max_connections, public_url, upload_ttl_secs, delete_enabled,
     /// max_manifest_bytes, log_format, access_control, service, issuer,
-    /// token_lifetime_secs, new_repositories_public, insecure_http,
+    /// token_lifetime_secs, new_repositories_public, ui, insecure_http,
     /// header_read_timeout_secs, idle_timeout_secs, body_timeout_secs,
     /// max_connections, tls_cert, tls_key, max_uploads_per_user,
     /// max_uploads_per_repository, disk_reserve_bytes, trusted_proxies,
@@ -124,6 +124,13 @@ pub struct ServeArgs {
     /// Whether repositories are public when their first push creates them [default: false].
     #[arg(long, env = "BERTH_NEW_REPOSITORIES_PUBLIC", value_name = "BOOL")]
     new_repositories_public: Option<bool>,
+
+    /// Whether the web interface is served at `/` and under `/ui/`
+    /// [default: true]: repositories, tags and manifests to browse, and a
+    /// signed-in user's tokens, password and organisations. `--ui false`
+    /// leaves only the registry, token and admin APIs.
+    #[arg(long, env = "BERTH_UI", value_name = "BOOL")]
+    ui: Option<bool>,
 
     /// Allow serving the token endpoint over plain HTTP on a non-loopback
     /// address [default: false]. Passwords would cross the network in clear
@@ -354,6 +361,7 @@ struct FileConfig {
     issuer: Option<String>,
     token_lifetime_secs: Option<u64>,
     new_repositories_public: Option<bool>,
+    ui: Option<bool>,
     insecure_http: Option<bool>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
@@ -573,6 +581,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         .or(file.new_repositories_public)
     {
         config.new_repositories_public = public;
+    }
+    if let Some(ui) = args.ui.or(file.ui) {
+        config.ui = ui;
     }
     let limits = &mut config.limits;
     for (value, slot, name) in [

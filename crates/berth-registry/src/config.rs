@@ -67,6 +67,8 @@ pub struct Config {
     /// Workload identity: the OpenID Connect issuers whose ID tokens trust
     /// rules may accept, and how they are verified (`trust/`).
     pub oidc: OidcConfig,
+    /// Whether the web interface is served at `/` and under `/ui/` (`ui/`).
+    pub ui: bool,
 }
 
 /// Workload identity's settings (`trust/`).
@@ -175,6 +177,7 @@ impl Config {
             database_max_connections: crate::meta::db::PG_MAX_CONNECTIONS,
             gc: GcConfig::default(),
             oidc: OidcConfig::default(),
+            ui: true,
             public_url,
         }
     }

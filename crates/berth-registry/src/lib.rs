@@ -23,6 +23,7 @@ pub mod policy;
 pub mod server;
 pub mod store;
 pub mod trust;
+pub mod ui;
 pub mod usage;
 
 use std::collections::HashSet;

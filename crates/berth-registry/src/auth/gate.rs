@@ -170,7 +170,7 @@ pub async fn admit(
         Endpoint::Catalog => {
             let subject = subject_of(r, &subject_name, pat, &claims.trust).await?;
             return Ok(Admission {
-                catalog: catalog_filter(&subject),
+                catalog: policy::catalog_filter(&subject),
                 mount_allowed: false,
                 subject: Some(subject),
                 token_subject: None,
@@ -322,26 +322,6 @@ async fn subject_of(
         Ok(Some(principal)) => Ok(Subject::User(principal)),
         Ok(None) => Ok(Subject::Anonymous),
         Err(e) => Err(RegistryError::Internal(e.to_string())),
-    }
-}
-
-fn catalog_filter(subject: &Subject) -> CatalogFilter {
-    match subject {
-        // A workload's rules name repositories, not namespaces: its catalog
-        // lists public repositories only (it knows its own by name).
-        Subject::Anonymous | Subject::Workload(_) => CatalogFilter::Visible {
-            namespaces: Vec::new(),
-        },
-        Subject::User(p) if p.is_admin => CatalogFilter::All,
-        Subject::User(p) => {
-            let mut namespaces: Vec<String> =
-                p.memberships.iter().map(|(org, _)| org.clone()).collect();
-            match &p.robot_of {
-                Some(org) => namespaces.push(org.clone()),
-                None => namespaces.push(p.name.clone()),
-            }
-            CatalogFilter::Visible { namespaces }
-        }
     }
 }
 

@@ -104,11 +104,17 @@ pub fn router(registry: Registry) -> Router {
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(health::get_healthz))
         .route("/readyz", get(health::get_readyz));
+    let ui = if state.registry.config.ui {
+        crate::ui::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(registry_api)
         .merge(metrics)
         .merge(token_service)
         .merge(admin::routes())
+        .merge(ui)
         // Every answer, errors and unknown paths included: a browser must
         // never guess a type for what berth serves (a manifest or blob
         // pushed as HTML would otherwise run as a page of this origin).

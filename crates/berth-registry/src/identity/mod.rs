@@ -589,6 +589,31 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Revokes a refresh token; `false` when there was no such unrevoked token.
     async fn revoke_refresh_token(&self, hash: &[u8; 32]) -> Result<bool, IdentityError>;
 
+    /// Stores a web interface session (the hash of its cookie's secret) of
+    /// `user`, signed in with the personal access token `pat` if any, until
+    /// `expires_at`. Sessions that expired before `now` are removed on the way.
+    async fn create_session(
+        &self,
+        user: UserId,
+        pat: Option<i64>,
+        hash: &[u8; 32],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), IdentityError>;
+
+    /// The live web session whose secret hashes to `hash`: its user, and the
+    /// personal access token it was signed in with. `None` when there is no
+    /// such session, it expired by `now`, or its token was revoked or
+    /// expired. A password change deletes the user's sessions.
+    async fn session_by_hash(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<(User, Option<i64>)>, IdentityError>;
+
+    /// Ends a web session (signing out); `false` when there was none.
+    async fn delete_session(&self, hash: &[u8; 32]) -> Result<bool, IdentityError>;
+
     /// Stores a trust rule of an existing namespace (`NotFound` otherwise);
     /// `RuleNameTaken` when the namespace has one of that name. A rule
     /// without a name gets the first free `rule-N`.

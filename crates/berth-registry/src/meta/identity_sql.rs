@@ -402,8 +402,13 @@ impl IdentityStore for SqlMeta {
             .execute(&mut tx)
             .await?;
         // Logins made with the old password end with it: its refresh tokens,
-        // and the registry tokens issued from them or from the password.
+        // web sessions, and the registry tokens issued from them or from the
+        // password.
         query("DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut tx)
+            .await?;
+        query("DELETE FROM ui_sessions WHERE user_id = (SELECT id FROM users WHERE name = $1)")
             .bind(name)
             .execute(&mut tx)
             .await?;
@@ -977,6 +982,71 @@ impl IdentityStore for SqlMeta {
         .bind(now_unix())
         .execute(self.db())
         .await?;
+        Ok(done > 0)
+    }
+
+    async fn create_session(
+        &self,
+        user: UserId,
+        pat: Option<i64>,
+        hash: &[u8; 32],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), IdentityError> {
+        let mut tx = self.db().begin_write(&[]).await?;
+        user_robot_of(&mut tx, user).await?;
+        query("DELETE FROM ui_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+        query(
+            "INSERT INTO ui_sessions (secret_hash, user_id, pat_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&hash[..])
+        .bind(user.0)
+        .bind(pat)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_by_hash(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<(User, Option<i64>)>, IdentityError> {
+        let row = query(concat!(
+            "SELECT s.secret_hash, s.pat_id, ",
+            user_cols!(),
+            " FROM ui_sessions s JOIN users u ON u.id = s.user_id
+               LEFT JOIN personal_access_tokens p ON p.id = s.pat_id
+              WHERE s.secret_hash = $1 AND s.expires_at > $2
+                AND (s.pat_id IS NULL
+                     OR (p.revoked_at IS NULL AND p.expires_at > $2 AND p.user_id = s.user_id))"
+        ))
+        .bind(&hash[..])
+        .bind(now)
+        .fetch_optional(self.db())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let stored: Vec<u8> = row.try_get("secret_hash")?;
+        if !ct_eq(&stored, hash) {
+            return Ok(None);
+        }
+        Ok(Some((user_from_row(&row)?, row.try_get("pat_id")?)))
+    }
+
+    async fn delete_session(&self, hash: &[u8; 32]) -> Result<bool, IdentityError> {
+        let done = query("DELETE FROM ui_sessions WHERE secret_hash = $1")
+            .bind(&hash[..])
+            .execute(self.db())
+            .await?;
         Ok(done > 0)
     }
 }

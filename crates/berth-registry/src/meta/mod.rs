@@ -7,6 +7,7 @@
 //! default) or on PostgreSQL shared by several nodes; the engines differ only
 //! inside [`db`] (and in their migrations).
 
+pub mod browse_sql;
 pub mod cache;
 #[cfg(test)]
 mod concurrent;

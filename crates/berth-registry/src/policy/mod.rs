@@ -61,6 +61,7 @@ use berth_core::scope::{Action, Actions, ResourceType, Scope, Scopes};
 
 use crate::identity::Role;
 use crate::identity::patterns::{pattern_within, repo_pattern_matches};
+use crate::meta::CatalogFilter;
 
 /// Who is asking, as the token service and the gate know them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +324,31 @@ pub fn token_admits_listing(subject: &Subject, name: &str) -> bool {
                         .repositories
                         .iter()
                         .any(|p| repo_pattern_matches(p, name)))
+        }
+    }
+}
+
+/// Which repositories listings show `subject` (the catalog, the web
+/// interface's explore page), before its token's limits
+/// ([`token_admits_listing`]): every one for an administrator; public ones
+/// and those of its namespaces (its own or its robot's organisation, its
+/// memberships) for a user; public ones for anonymous callers and
+/// workloads (a workload's rules name repositories, not namespaces: it
+/// knows its own by name).
+pub fn catalog_filter(subject: &Subject) -> CatalogFilter {
+    match subject {
+        Subject::Anonymous | Subject::Workload(_) => CatalogFilter::Visible {
+            namespaces: Vec::new(),
+        },
+        Subject::User(p) if p.is_admin => CatalogFilter::All,
+        Subject::User(p) => {
+            let mut namespaces: Vec<String> =
+                p.memberships.iter().map(|(org, _)| org.clone()).collect();
+            match &p.robot_of {
+                Some(org) => namespaces.push(org.clone()),
+                None => namespaces.push(p.name.clone()),
+            }
+            CatalogFilter::Visible { namespaces }
         }
     }
 }

@@ -62,7 +62,7 @@ struct ChangePasswordBody {
 /// administrator's change does, it ends the logins made with the old one:
 /// refresh tokens (the one this request came with included) and the registry
 /// tokens issued from them or from the password.
-pub(super) async fn change_own_password(
+pub(crate) async fn change_own_password(
     State(app): State<AppState>,
     caller: Caller,
     body: Body,

@@ -39,7 +39,7 @@ fn unused_for(r: &Registry) -> i64 {
 /// `GET /api/v1/keys`: the active kid, every kid, each key with when it
 /// stopped signing and from when it may be retired, and the root certificate
 /// (PEM) that registries trusting berth's tokens need.
-pub(super) async fn get_keys(
+pub(crate) async fn get_keys(
     State(app): State<AppState>,
     _admin: Admin,
 ) -> Result<Response, ApiError> {
@@ -125,7 +125,7 @@ pub(super) async fn retire_key(
 
 /// `POST /api/v1/keys/rotate`: a new signing key becomes active; older keys
 /// keep verifying the tokens they signed.
-pub(super) async fn rotate_keys(
+pub(crate) async fn rotate_keys(
     State(app): State<AppState>,
     admin: Admin,
 ) -> Result<Response, ApiError> {

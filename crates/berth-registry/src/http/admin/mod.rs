@@ -242,6 +242,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status the API answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error code (`DENIED`, `NAME_TAKEN`, ...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// What was wrong and what to do, as the API words it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"errors": [{"code": self.code, "message": self.message}]});
@@ -323,7 +340,9 @@ async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
 // Authentication
 
 /// Who makes a request: authenticated, not yet judged (the handler asks
-/// `policy`).
+/// `policy`). The web interface builds one from a signed-in session
+/// (`ui/session.rs`) to call the handlers in-process.
+#[derive(Clone)]
 pub struct Caller {
     /// Their user name.
     pub name: String,
@@ -423,16 +442,21 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, app).await?;
-        caller.ask(policy::administer(&caller.principal))?;
-        Ok(Admin {
-            name: caller.name,
-            client: caller.client,
-        })
+        Caller::from_request_parts(parts, app).await?.admin()
     }
 }
 
 impl Caller {
+    /// The caller as an [`Admin`], when [`policy::administer`] admits them
+    /// (what the `Admin` extractor asks).
+    pub fn admin(&self) -> Result<Admin, ApiError> {
+        self.ask(policy::administer(&self.principal))?;
+        Ok(Admin {
+            name: self.name.clone(),
+            client: self.client,
+        })
+    }
+
     /// `policy`'s answer as the API's: 403 `DENIED` worded by [`denial`],
     /// and the refusal in the audit log.
     fn ask(&self, decision: Result<(), AccountDenial>) -> Result<(), ApiError> {
@@ -866,6 +890,21 @@ use self::tokens::{
 };
 use self::trust::{create_rule, delete_rule, list_rules};
 use self::users::{create_user, delete_user, list_users, set_password};
+
+/// The handlers the web interface calls in-process with a signed-in
+/// session's [`Caller`] (`ui/api.rs`): a page's change goes through the same
+/// policy questions, checks, audit lines and revocations as the API's.
+pub(crate) mod handlers {
+    pub(crate) use super::account::change_own_password;
+    pub(crate) use super::keys::{get_keys, rotate_keys};
+    pub(crate) use super::orgs::{
+        create_robot, delete_robot, list_members, list_robots, remove_member, set_member,
+    };
+    pub(crate) use super::repos::set_visibility;
+    pub(crate) use super::storage::get_usage;
+    pub(crate) use super::tokens::{create_own_token, list_own_tokens, revoke_own_token};
+    pub(crate) use super::users::{create_user, list_users};
+}
 
 #[cfg(test)]
 mod tests {

@@ -92,7 +92,7 @@ pub(super) async fn delete_org(
 }
 
 /// `GET /api/v1/orgs/{org}/members?n=&last=`: members with their roles, by name.
-pub(super) async fn list_members(
+pub(crate) async fn list_members(
     State(app): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
@@ -124,7 +124,7 @@ struct MemberBody {
 }
 
 /// `PUT /api/v1/orgs/{org}/members/{user}`: adds a member or changes its role.
-pub(super) async fn set_member(
+pub(crate) async fn set_member(
     State(app): State<AppState>,
     caller: Caller,
     Path((org, user)): Path<(String, String)>,
@@ -151,7 +151,7 @@ pub(super) async fn set_member(
 }
 
 /// `DELETE /api/v1/orgs/{org}/members/{user}`.
-pub(super) async fn remove_member(
+pub(crate) async fn remove_member(
     State(app): State<AppState>,
     caller: Caller,
     Path((org, user)): Path<(String, String)>,
@@ -189,7 +189,7 @@ struct NewRobotBody {
 
 /// `POST /api/v1/orgs/{org}/robots`: a robot account and its first token
 /// (named [`ROBOT_TOKEN_NAME`]), whose secret is in the answer, once.
-pub(super) async fn create_robot(
+pub(crate) async fn create_robot(
     State(app): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
@@ -235,7 +235,7 @@ pub(super) async fn create_robot(
 }
 
 /// `GET /api/v1/orgs/{org}/robots?n=&last=`: the organisation's robots, by name.
-pub(super) async fn list_robots(
+pub(crate) async fn list_robots(
     State(app): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
@@ -258,7 +258,7 @@ pub(super) async fn list_robots(
 
 /// `DELETE /api/v1/orgs/{org}/robots/{robot}`: the robot with its tokens,
 /// which stop working at once.
-pub(super) async fn delete_robot(
+pub(crate) async fn delete_robot(
     State(app): State<AppState>,
     caller: Caller,
     Path((org, robot)): Path<(String, String)>,

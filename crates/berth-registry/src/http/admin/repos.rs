@@ -34,7 +34,7 @@ fn repository_name(name: &str) -> Result<RepositoryName, ApiError> {
 /// `PUT /api/v1/repositories/visibility`: public (anyone may pull) or
 /// private. Policy is asked before the repository is looked up: a caller who
 /// may not manage it is refused alike whether it exists or not.
-pub(super) async fn set_visibility(
+pub(crate) async fn set_visibility(
     State(app): State<AppState>,
     caller: Caller,
     body: Body,

@@ -78,7 +78,7 @@ fn namespace(text: &str) -> Result<String, ApiError> {
 
 /// `GET /api/v1/usage[?namespace=NS]`: bytes held by each namespace (each
 /// distinct blob once) with its quota, and by each repository (of `NS`).
-pub(super) async fn get_usage(
+pub(crate) async fn get_usage(
     State(app): State<AppState>,
     _admin: Admin,
     RawQuery(query): RawQuery,

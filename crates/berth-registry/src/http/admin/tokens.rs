@@ -34,7 +34,7 @@ pub(super) struct NewTokenBody {
 }
 
 /// `POST /api/v1/user/tokens`: a token of the caller.
-pub(super) async fn create_own_token(
+pub(crate) async fn create_own_token(
     State(app): State<AppState>,
     caller: Caller,
     body: Body,
@@ -54,7 +54,7 @@ pub(super) async fn create_token(
 }
 
 /// `GET /api/v1/user/tokens`: the caller's tokens, never their secrets.
-pub(super) async fn list_own_tokens(
+pub(crate) async fn list_own_tokens(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
@@ -72,7 +72,7 @@ pub(super) async fn list_tokens(
 }
 
 /// `DELETE /api/v1/user/tokens/{name}`: revokes one of the caller's tokens at once.
-pub(super) async fn revoke_own_token(
+pub(crate) async fn revoke_own_token(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,

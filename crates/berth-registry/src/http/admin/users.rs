@@ -28,7 +28,7 @@ struct NewUserBody {
 
 /// `POST /api/v1/users`: a user with a password (hashed here with argon2id) or
 /// an imported bcrypt/argon2id hash.
-pub(super) async fn create_user(
+pub(crate) async fn create_user(
     State(app): State<AppState>,
     admin: Admin,
     body: Body,
@@ -71,7 +71,7 @@ pub(super) async fn create_user(
 }
 
 /// `GET /api/v1/users?n=&last=`: every user and robot, by name.
-pub(super) async fn list_users(
+pub(crate) async fn list_users(
     State(app): State<AppState>,
     _admin: Admin,
     RawQuery(query): RawQuery,

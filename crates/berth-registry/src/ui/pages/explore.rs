@@ -1,0 +1,127 @@
+//! The explore page (`/`, `/ui/`): the repositories the visitor may pull,
+//! by name, with a name search, paginated.
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{error_page, render};
+use crate::http::router::AppState;
+use crate::meta::CatalogFilter;
+use crate::meta::browse_sql::{self, RepositorySummary};
+use crate::policy;
+use crate::ui::session::Visitor;
+use crate::ui::view::{self, Chrome};
+
+/// Repositories on a page.
+pub const PAGE: u32 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct Params {
+    #[serde(default)]
+    q: String,
+    after: Option<String>,
+}
+
+struct Row {
+    name: String,
+    tags: i64,
+    last_push: String,
+    visibility: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "explore.html")]
+struct ExplorePage {
+    chrome: Chrome,
+    search: String,
+    repositories: Vec<Row>,
+    next: Option<String>,
+}
+
+/// `GET /` and `GET /ui/[?q=&after=]`.
+pub async fn get(
+    State(app): State<AppState>,
+    visitor: Visitor,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let r = &app.registry;
+    let params: Params = super::query(raw.as_deref());
+    let search: String = params.q.trim().chars().take(255).collect();
+    let filter = if visitor.open {
+        CatalogFilter::All
+    } else {
+        policy::catalog_filter(&visitor.subject)
+    };
+    // Pages of names the filter admits, then the token's limits (as the
+    // catalog applies them), until one more than a page is found.
+    let mut rows: Vec<RepositorySummary> = Vec::new();
+    let mut after = params.after.clone();
+    let mut more = false;
+    'pages: loop {
+        let found = match browse_sql::repositories(
+            &r.db,
+            &filter,
+            Some(&search),
+            after.as_deref(),
+            PAGE + 1,
+        )
+        .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "explore page: cannot list repositories");
+                return error_page(
+                    &visitor,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Database unavailable",
+                    "The registry's database did not answer; try again shortly.",
+                );
+            }
+        };
+        let exhausted = found.len() < (PAGE + 1) as usize;
+        after = found.last().map(|s| s.name.clone()).or(after);
+        for summary in found {
+            if !policy::token_admits_listing(&visitor.subject, &summary.name) {
+                continue;
+            }
+            if rows.len() == PAGE as usize {
+                more = true;
+                break 'pages;
+            }
+            rows.push(summary);
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let next = match rows.last() {
+        Some(last) if more => Some(format!(
+            "/ui/?q={}&after={}",
+            encode(&search),
+            encode(&last.name)
+        )),
+        _ => None,
+    };
+    let page = ExplorePage {
+        chrome: Chrome::new(&visitor, "Repositories"),
+        search,
+        repositories: rows
+            .into_iter()
+            .map(|s| Row {
+                tags: s.tags,
+                last_push: view::time(s.last_push),
+                visibility: if s.public { "public" } else { "private" },
+                name: s.name,
+            })
+            .collect(),
+        next,
+    };
+    render(&visitor, StatusCode::OK, &page)
+}
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
