@@ -36,6 +36,9 @@
 //! - `oidc`: workload identity: CI jobs' ID tokens (from `berth-test-issuer`)
 //!   exchanged under trust rules; forged, expired, foreign and unmatched
 //!   tokens refused; rules bounded by their author's rights.
+//! - `ui`: the web interface's pages: a private repository reads as a
+//!   missing one on every page, sessions and their ends, CSRF tokens,
+//!   sign-in failures counted with `/token`'s, security headers.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -62,5 +65,6 @@ mod seed;
 mod self_service;
 mod support;
 mod token;
+mod ui;
 mod upload_limits;
 mod visibility;
