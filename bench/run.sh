@@ -40,7 +40,10 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 gc (berth's garbage collector: 100,000 unreferenced among
                 1,000,000 blob records, its time and peak RSS, GET manifest
                 and push throughput during it against without: bench/gc.sh;
-                distribution collects offline only)
+                distribution collects offline only),
+                ui (berth's web pages: explore at 10,000 repositories, a
+                repository page of 10,000 tags, a manifest page: server
+                time at one connection and page weight)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -73,19 +76,19 @@ if { ((RECORD)) || [[ $QUICK == 0 && -z $ONLY ]]; } && [[ ${BENCH_PROFILE:-dist}
     exit 2
 fi
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
 # uploads (how many x bytes each); COPY_MIB: the single-layer image copied.
 if ((QUICK)); then
-    BLOB_MIB=64 DUR=1 WARM=0 N_SMALL=200 N_LARGE=2000
+    BLOB_MIB=64 DUR=1 WARM=0 N_SMALL=200 N_LARGE=2000 N_UI=500
     IMG_LAYERS=5 IMG_LAYER_BYTES=$((2 << 20)) CONC_N=10 CONC_BYTES=$((1 << 20)) COPY_MIB=64
     ROBUST_HOLD=4 ROBUST_PROBES=20 ROBUST_TOKENS=30 ROBUST_CHECKS=20
     RUNS=${RUNS:-1}
 else
-    BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000
+    BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000 N_UI=10000
     IMG_LAYERS=5 IMG_LAYER_BYTES=$((10 << 20)) CONC_N=100 CONC_BYTES=$((10 << 20)) COPY_MIB=1024
     ROBUST_HOLD=15 ROBUST_PROBES=100 ROBUST_TOKENS=600 ROBUST_CHECKS=1000
     RUNS=${RUNS:-3}
@@ -1261,6 +1264,71 @@ section_gc() {
     note gc.secs x distribution "offline only (registry garbage-collect, stopped or read-only)"
 }
 
+# ---------------------------------------------------------------- 12. web interface
+# berth's pages at N_UI repositories (all public) and N_UI tags in one of
+# them: seeded on an open registry (BERTH_NEW_REPOSITORIES_PUBLIC), then
+# served with access control on, anonymously and signed in as the
+# administrator (the session from the sign-in form). Each page is asked by
+# wrk over one connection, so its mean latency is the server's time for the
+# page; its weight is the HTML's bytes (the style sheet and script are
+# fetched once and cached). Distribution serves no web interface: "—".
+run_wrk_page() { # out url [cookie]
+    if [[ -n ${3:-} ]]; then
+        wrk -t1 -c1 -d"${DUR}s" --latency -H "Cookie: $3" "$2" >"$1" 2>&1
+    else
+        wrk -t1 -c1 -d"${DUR}s" --latency "$2" >"$1" 2>&1
+    fi
+}
+
+section_ui() {
+    local n=$N_UI out secs digest cookie page path who label r rps p99 mean bad bytes
+    log "== ui: explore at $(commas "$n") repositories, a repository of $(commas "$n") tags"
+    local prefix=("${SERVER_PREFIX[@]}")
+    SERVER_PREFIX=(env BERTH_NEW_REPOSITORIES_PUBLIC=true)
+    IDLE_RSS=0 start_server berth ui
+    SERVER_PREFIX=("${prefix[@]}")
+    python3 "$LIB/reg.py" mkrepos "${URL[ui]}" catalog/r 0 "$n" --workers 16 >/dev/null
+    read -r _ secs digest < <(python3 "$LIB/reg.py" mktags "${URL[ui]}" big/tags "$n")
+    log "  $(commas "$n") repositories and $(commas "$n") tags seeded (tags in $secs s)"
+    stop_server ui
+    AUTH_PW=${AUTH_PW:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')}
+    IDLE_RSS=0 start_server berth ui auth
+    cookie=$(python3 "$LIB/reg.py" ui-session "${URL[ui]}" admin "$AUTH_PW")
+    for page in explore explore-deep explore-search repository repository-deep manifest; do
+        case $page in
+            explore) path=/ui/ who=anonymous ;;
+            explore-deep) path="/ui/?after=catalog%2Fr$(printf '%07d' $((n - 100)))" who=anonymous ;;
+            explore-search) path="/ui/?q=r$(printf '%05d' $((n / 200)))" who=anonymous ;;
+            repository) path=/ui/repo/big/tags who=admin ;;
+            repository-deep) path="/ui/repo/big/tags?before_time=9999999999&before_name=t0000100" who=admin ;;
+            manifest) path="/ui/manifest/big/tags@$digest" who=admin ;;
+        esac
+        local c=""
+        [[ $who == admin ]] && c=$cookie
+        if [[ -n $c ]]; then
+            bytes=$(curl -sS -o "$TMP/ui-$page.html" -w '%{size_download} %{http_code}' -H "Cookie: $c" "${URL[ui]}$path")
+        else
+            bytes=$(curl -sS -o "$TMP/ui-$page.html" -w '%{size_download} %{http_code}' "${URL[ui]}$path")
+        fi
+        [[ ${bytes#* } == 200 ]] || { log "ui page $path answered ${bytes#* }"; exit 1; }
+        bytes=${bytes% *}
+        label="ui: $page page (${path/$digest/<digest>}, $who), $(commas "$n") repos/tags"
+        record "ui.$page.bytes" "$label: page weight (KB)" berth "$(python3 -c 'import sys; print(f"{int(sys.argv[1]) / 1000:.1f}")' "$bytes")"
+        note "ui.$page.bytes" x distribution "no web interface"
+        for ((r = 1; r <= RUNS; r++)); do
+            out=$TMP/ui-$page-$r.out
+            measured "ui $page page #$r" run_wrk_page "$out" "${URL[ui]}$path" "$c"
+            read -r rps p99 mean bad < <(python3 "$LIB/stats.py" wrk "$out")
+            record "ui.$page.mean" "$label: server time, mean at 1 connection (ms)" berth "$mean"
+            record "ui.$page.p99" "$label: p99 at 1 connection (ms)" berth "$p99"
+            ((bad == 0)) || warn "ui $page #$r: $bad error responses or socket errors"
+        done
+        note "ui.$page.mean" x distribution "no web interface"
+        note "ui.$page.p99" x distribution "no web interface"
+    done
+    stop_server ui
+}
+
 # ---------------------------------------------------------------- main
 main() {
     local rev dirty cpu cmd when elapsed measuring oha_v table
@@ -1288,6 +1356,7 @@ main() {
     want copy && section_copy
     want robust && section_robust
     want gc && section_gc
+    want ui && section_ui
 
     when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')

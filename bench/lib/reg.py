@@ -12,6 +12,12 @@ Subcommands:
                                  create repositories PREFIX<i> (i zero-padded to 7
                                  digits) by pushing one tiny blob to each, over
                                  keep-alive connections; prints "<count> <seconds>"
+  mktags URL NAME COUNT [--workers N]
+                                 one small image in NAME tagged COUNT times
+                                 (t0000000, ...) by N clients (default 8); prints
+                                 "<count> <seconds> <manifest digest>"
+  ui-session URL USER PASSWORD   sign in to berth's web interface as a browser
+                                 does; prints the Cookie header value of the session
   upload-url URL NAME            POST a new upload session, print its absolute Location
   token-url URL SCOPE            the token request for SCOPE, from the Bearer challenge
                                  of GET URL/v2/: "<realm>?service=<service>&scope=<SCOPE>"
@@ -257,6 +263,69 @@ def cmd_push_image(url, name, tag, auth=None):
     if status != 201:
         die(f"PUT manifest: {status} {body[:300]!r}")
     print(layer_digest, digest_of(manifest))
+
+
+def cmd_mktags(url, name, count, workers=8):
+    """One small image in NAME, tagged COUNT times (t0000000, ...) by
+    WORKERS clients; prints the count and the seconds the tags took."""
+    count, workers = int(count), int(workers)
+    c = Client(url)
+    config = b'{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/bin"]}}'
+    layer = os.urandom(4096)
+    config_digest = c.push_blob(name, config)
+    layer_digest = c.push_blob(name, layer)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)}],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+    def tag(indices):
+        client = Client(url)
+        for i in indices:
+            status, _, body = client.request(
+                "PUT",
+                f"/v2/{name}/manifests/t{i:07d}",
+                body=manifest,
+                headers={"Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))},
+            )
+            if status != 201:
+                die(f"PUT manifest tag {i}: {status} {body[:300]!r}")
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=tag, args=(range(w, count, workers),)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(count, f"{time.monotonic() - t0:.3f}", digest_of(manifest))
+
+
+def cmd_ui_session(url, user, password):
+    """Signs in to berth's web interface as a browser does (the sign-in
+    page's CSRF cookie and token, then the form); prints the Cookie header
+    value of the session."""
+    c = Client(url)
+    status, resp, body = c.request("GET", "/ui/sign-in")
+    if status != 200:
+        die(f"GET /ui/sign-in: {status}")
+    csrf_cookie = resp.getheader("Set-Cookie", "").split(";")[0]
+    token = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
+    form = urllib.parse.urlencode({"csrf": token, "username": user, "password": password, "next": "/ui/"})
+    status, resp, body = c.request(
+        "POST",
+        "/ui/sign-in",
+        body=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": csrf_cookie},
+    )
+    if status != 303:
+        die(f"POST /ui/sign-in: {status} {body[:300]!r}")
+    session = resp.getheader("Set-Cookie", "").split(";")[0]
+    print(f"{csrf_cookie}; {session}")
 
 
 def repo_name(prefix, i):
@@ -624,6 +693,10 @@ def main(argv):
         cmd_push_image(*args, auth=opts.get("auth"))
     elif cmd == "mkrepos":
         cmd_mkrepos(*args, **opts)
+    elif cmd == "mktags":
+        cmd_mktags(*args, **opts)
+    elif cmd == "ui-session":
+        cmd_ui_session(*args)
     elif cmd == "upload-url":
         cmd_upload_url(*args)
     elif cmd == "token-url":
