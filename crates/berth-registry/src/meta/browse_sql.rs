@@ -262,4 +262,23 @@ mod tests {
         assert_eq!(like_pattern("a b"), None);
         assert_eq!(like_pattern("x'--"), None);
     }
+
+    proptest::proptest! {
+        /// A pattern matches names containing the search, never more: its
+        /// only unescaped wildcards are the `%` at either end.
+        #[test]
+        fn patterns_have_no_wildcard_but_their_ends(search in "\\PC{0,30}") {
+            if let Some(pattern) = like_pattern(&search) {
+                let inner = &pattern[1..pattern.len() - 1];
+                proptest::prop_assert!(pattern.starts_with('%') && pattern.ends_with('%'));
+                proptest::prop_assert!(!inner.contains('%'));
+                let bytes = inner.as_bytes();
+                for (i, b) in bytes.iter().enumerate() {
+                    if *b == b'_' {
+                        proptest::prop_assert!(i > 0 && bytes[i - 1] == b'\\');
+                    }
+                }
+            }
+        }
+    }
 }

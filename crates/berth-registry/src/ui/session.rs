@@ -295,6 +295,21 @@ mod tests {
         assert_eq!(cookie_value(&headers, "berth"), None);
     }
 
+    proptest::proptest! {
+        /// Any `Cookie` header reads without a panic, and a value found is
+        /// one the header holds.
+        #[test]
+        fn any_cookie_header_reads(header in "[ -~]{0,200}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&header) {
+                headers.insert(header::COOKIE, value);
+            }
+            if let Some(value) = cookie_value(&headers, SESSION_COOKIE) {
+                proptest::prop_assert!(header.contains(value));
+            }
+        }
+    }
+
     #[test]
     fn secrets_are_43_base64url_characters() {
         let secret = new_secret().unwrap_or_default();

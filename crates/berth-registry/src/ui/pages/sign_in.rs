@@ -67,15 +67,17 @@ fn page(
     render(visitor, status, &page)
 }
 
-/// Where to go after signing in: a path of this site (never another
-/// site, `//host` included), else the explore page.
+/// Where to go after signing in: a path of this site, else the explore
+/// page. Never another site: not `//host`, and no backslash, space or
+/// control character anywhere (browsers drop tabs and newlines from a
+/// `Location` and read `\\` as `/`, which would make `/\t/host` and
+/// `/\\host` another site).
 fn local(next: Option<&str>) -> String {
     match next {
         Some(next)
             if next.starts_with('/')
                 && !next.starts_with("//")
-                && !next.starts_with("/\\")
-                && !next.contains(['\r', '\n']) =>
+                && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
         {
             next.to_owned()
         }
@@ -217,6 +219,8 @@ mod tests {
             "https://evil.example",
             "//evil.example",
             "/\\evil.example",
+            "/\t/evil.example",
+            "/ /evil.example",
             "ui",
             "",
             "/x\r\nSet-Cookie: a=b",
@@ -224,5 +228,17 @@ mod tests {
             assert_eq!(local(Some(away)), "/ui/", "{away}");
         }
         assert_eq!(local(None), "/ui/");
+    }
+
+    proptest::proptest! {
+        /// Whatever a form sends as `next`, the redirect stays on this site
+        /// and is one header line.
+        #[test]
+        fn next_never_leaves_the_site(next in "\\PC{0,40}|/[/\\\\]?\\PC{0,20}") {
+            let to = local(Some(&next));
+            proptest::prop_assert!(to.starts_with('/'));
+            proptest::prop_assert!(!to.starts_with("//"));
+            proptest::prop_assert!(to.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'));
+        }
     }
 }
