@@ -1470,6 +1470,18 @@ What is measured:
    CA made for the run (openssl; wrk keeps its connections, so handshakes
    happen only at the start), and berth over plain HTTP in the same run.
 
+12. Web interface (`--only ui`): 10,000 public repositories (cross-repository
+   mounts, as for the catalog) and one repository of 10,000 tags on one
+   image (`bench/lib/reg.py mktags`), then berth restarted with access
+   control on. Each page asked by wrk over one connection for 10 s: the mean
+   latency is the server's time for the page (the goal: under 20 ms); the
+   weight is the HTML's bytes (the goal: under 100 KB; the style sheet and
+   script come once, cached). Explore first, deep (after the 9,900th name)
+   and searched (a name substring matching 100) anonymously; the repository
+   page first and deep (a push-time cursor) and a manifest page signed in
+   as the administrator (a session from the sign-in form). Distribution
+   serves no web interface: "—".
+
 `bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
 (64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10
 concurrent 1 MiB uploads, a 64 MiB copy; about a minute once berth is built;

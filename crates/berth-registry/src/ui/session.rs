@@ -60,6 +60,8 @@ pub struct Visitor {
     /// Whether the registry runs without access control (everything is
     /// readable by everyone, and nobody signs in).
     pub open: bool,
+    /// The path (and query) asked for: where signing in returns to.
+    pub here: String,
     /// The hash of the session's secret, when signed in.
     session_hash: Option<[u8; 32]>,
     /// A CSRF cookie to set with the answer (a first visit).
@@ -123,6 +125,11 @@ impl FromRequestParts<AppState> for Visitor {
             csrf: String::new(),
             secure,
             open,
+            // A form's target is no page to come back to.
+            here: match parts.uri.path_and_query() {
+                Some(p) if parts.method == axum::http::Method::GET => p.as_str().to_owned(),
+                _ => "/ui/".to_owned(),
+            },
             session_hash: None,
             new_csrf_cookie: None,
         };

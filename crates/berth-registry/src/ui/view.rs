@@ -18,6 +18,8 @@ pub struct Chrome {
     pub can_sign_in: bool,
     /// The CSRF token of the page's forms.
     pub csrf: String,
+    /// The sign-in link, back to this page afterwards.
+    pub sign_in: String,
     /// A notice above the content.
     pub notice: Option<Notice>,
 }
@@ -58,6 +60,7 @@ impl Chrome {
             admin: principal.is_some_and(|p| policy::administer(p).is_ok()),
             can_sign_in: !visitor.open,
             csrf: visitor.csrf.clone(),
+            sign_in: sign_in_link(&visitor.here),
             notice: None,
         }
     }
@@ -67,6 +70,18 @@ impl Chrome {
         self.notice = notice;
         self
     }
+}
+
+/// `/ui/sign-in?next=<here>`; the sign-in page itself and form targets
+/// (pages answering a POST) return to the explore page.
+fn sign_in_link(here: &str) -> String {
+    if here.starts_with("/ui/sign-in") || here == "/" || here == "/ui/" {
+        return "/ui/sign-in".to_owned();
+    }
+    format!(
+        "/ui/sign-in?next={}",
+        percent_encoding::utf8_percent_encode(here, percent_encoding::NON_ALPHANUMERIC)
+    )
 }
 
 /// Bytes as people read them: `512 B`, `1.5 KiB`, `23.4 MiB`.

@@ -111,9 +111,14 @@ fn csrf_of(page: &Resp) -> String {
     text[start..].split('"').next().unwrap().to_owned()
 }
 
-/// Status and body, the repository's name replaced by `<repo>`.
+/// Status and body, the repository's name (as it is, and percent-encoded
+/// in the sign-in link's `next`) replaced by `<repo>`.
 fn normalised(resp: &Resp, repo: &str) -> (u16, String) {
-    (resp.status, resp.text().replace(repo, "<repo>"))
+    let text = resp
+        .text()
+        .replace(&crate::support::encode(repo), "<repo>")
+        .replace(repo, "<repo>");
+    (resp.status, text)
 }
 
 /// alice's private repository, bob's public one, and an organisation `acme`
