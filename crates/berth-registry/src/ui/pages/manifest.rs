@@ -20,6 +20,9 @@ use crate::meta::browse_sql;
 use crate::ui::session::Visitor;
 use crate::ui::view::{self, Chrome};
 
+/// The platforms of an index whose images are sized (each one manifest read).
+pub const MAX_PLATFORMS: usize = 64;
+
 /// The largest image configuration shown (bigger ones are named, not read).
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 
@@ -127,27 +130,37 @@ pub async fn get(
         .flatten()
         .map(descriptor)
         .collect();
-    let platforms: Vec<PlatformRow> = value["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let d = descriptor(m);
-            PlatformRow {
-                platform: platform(&m["platform"]).unwrap_or_else(|| "(none)".to_owned()),
-                digest: d.digest,
-                short_digest: d.short_digest,
-                size: d.size,
+    // An index's platforms, each with the size of its image (its own
+    // manifest's config and layers), read for the first MAX_PLATFORMS.
+    let mut platforms: Vec<PlatformRow> = Vec::new();
+    let mut children_bytes: i64 = 0;
+    for child in value["manifests"].as_array().into_iter().flatten() {
+        let d = descriptor(child);
+        let image_bytes = match Digest::parse(&d.digest) {
+            Ok(digest) if platforms.len() < MAX_PLATFORMS => {
+                match r
+                    .meta
+                    .get_manifest(&name, &TagOrDigest::Digest(digest))
+                    .await
+                {
+                    Ok(Some(manifest)) => serde_json::from_slice::<Value>(&manifest.content)
+                        .ok()
+                        .map(|v| image_bytes(&v)),
+                    Ok(None) => None,
+                    Err(e) => return unavailable(&e),
+                }
             }
-        })
-        .collect();
-    let layer_bytes: i64 = value["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(std::iter::once(&value["config"]))
-        .filter_map(|d| d["size"].as_i64())
-        .sum();
+            _ => None,
+        };
+        children_bytes += image_bytes.unwrap_or(0);
+        platforms.push(PlatformRow {
+            platform: platform(&child["platform"]).unwrap_or_else(|| "(none)".to_owned()),
+            digest: d.digest,
+            short_digest: d.short_digest,
+            size: image_bytes.map(view::bytes).unwrap_or_default(),
+        });
+    }
+    let layer_bytes = image_bytes(&value) + children_bytes;
     let (config, config_note) = image_config(r, &value["config"]).await;
     let host = view::registry_host(&r.config.public_url);
     let page = ManifestPage {
@@ -183,6 +196,17 @@ pub async fn get(
         digest: digest.to_string().as_str().to_owned(),
     };
     render(&visitor, StatusCode::OK, &page)
+}
+
+/// The bytes of the blobs an image manifest names (config and layers).
+fn image_bytes(manifest: &Value) -> i64 {
+    manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&manifest["config"]))
+        .filter_map(|d| d["size"].as_i64())
+        .sum()
 }
 
 fn descriptor(value: &Value) -> Descriptor {
