@@ -839,6 +839,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         eprintln!("  metadata:   {url} (PostgreSQL, shared by every node on it)");
     }
     eprintln!("  public URL: {public_url}");
+    if registry.config.ui {
+        eprintln!("  web:        {public_url}/ (repositories; sign in for your tokens)");
+    }
     if registry.config.access_control {
         let password = std::env::var("BERTH_ADMIN_PASSWORD")
             .ok()
