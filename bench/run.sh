@@ -51,9 +51,10 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 each load and auth measurement and of the push, into DIR
 Environment: OHA (path to oha), BENCH_TMPDIR (where the temp dir goes),
 BENCH_PROFILE (the cargo profile berth is built with: dist, the default,
-as released; release or dev for a smoke run that only checks the harness:
-CI's --quick run takes dev, the build its tests made, instead of a cold
-fat-LTO build of several minutes; never for numbers to keep).
+as released; release or dev for a smoke run that only checks the harness;
+tests: no build, the binaries `cargo test --workspace` left in target/debug,
+what CI's --quick run takes instead of a cold fat-LTO build of several
+minutes; never for numbers to keep).
 EOF
 }
 
@@ -209,12 +210,19 @@ setup_tools() {
     local profile=${BENCH_PROFILE:-dist} profile_dir
     case $profile in
         dist | release) profile_dir=$profile ;;
-        dev) profile_dir=debug ;;
-        *) log "BENCH_PROFILE=$profile: give dist, release or dev"; exit 2 ;;
+        dev | tests) profile_dir=debug ;;
+        *) log "BENCH_PROFILE=$profile: give dist, release, dev or tests"; exit 2 ;;
     esac
     [[ $profile == dist ]] || log "berth built with the $profile profile: a smoke run, not numbers to keep"
-    log "building berth: cargo build --profile $profile -p berth -p berth-test-issuer"
-    (cd "$ROOT" && cargo build --profile "$profile" -p berth -p berth-test-issuer >&2)
+    if [[ $profile == tests ]]; then
+        # The binaries `cargo test --workspace` left in target/debug, as they
+        # are: building them again by themselves would resolve their
+        # dependencies' features without the tests' and compile anew.
+        log "using the binaries the tests built (target/debug)"
+    else
+        log "building berth: cargo build --profile $profile -p berth -p berth-test-issuer"
+        (cd "$ROOT" && cargo build --profile "$profile" -p berth -p berth-test-issuer >&2)
+    fi
     BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/$profile_dir/berth
     # The auth section's OpenID Connect issuer (workload identity), on loopback.
     ISSUER=${CARGO_TARGET_DIR:-$ROOT/target}/$profile_dir/berth-test-issuer
