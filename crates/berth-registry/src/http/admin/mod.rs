@@ -898,7 +898,7 @@ pub(crate) mod handlers {
     pub(crate) use super::account::change_own_password;
     pub(crate) use super::keys::{get_keys, rotate_keys};
     pub(crate) use super::orgs::{
-        create_robot, delete_robot, list_members, list_robots, remove_member, set_member,
+        create_robot, delete_robot, list_members, list_orgs, list_robots, remove_member, set_member,
     };
     pub(crate) use super::repos::set_visibility;
     pub(crate) use super::storage::get_usage;

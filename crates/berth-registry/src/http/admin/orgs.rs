@@ -44,7 +44,7 @@ pub(super) async fn create_org(
 }
 
 /// `GET /api/v1/orgs?n=&last=`: every organisation, by name.
-pub(super) async fn list_orgs(
+pub(crate) async fn list_orgs(
     State(app): State<AppState>,
     _admin: Admin,
     RawQuery(query): RawQuery,

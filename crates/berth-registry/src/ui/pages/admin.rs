@@ -1,5 +1,5 @@
 //! The administration page (`/ui/admin`, administrators only): users
-//! (list, create), token signing keys (the active one, rotation), storage
+//! (list, create), organisations (links to their pages), token signing keys (the active one, rotation), storage
 //! used per namespace with quotas. Every read and change is the
 //! `/api/v1/...` handler's.
 
@@ -31,6 +31,7 @@ struct AdminPage {
     chrome: Chrome,
     users: Vec<(String, &'static str)>,
     next_users: Option<String>,
+    orgs: Vec<String>,
     keys: Vec<(String, String)>,
     keys_note: String,
     stored: String,
@@ -124,6 +125,21 @@ async fn show(
                 percent_encoding::utf8_percent_encode(last, percent_encoding::NON_ALPHANUMERIC)
             )
         });
+    let orgs = match api::call(handlers::list_orgs(
+        State(app.clone()),
+        again(),
+        RawQuery(None),
+    ))
+    .await
+    {
+        Ok(orgs) => orgs["orgs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["name"].as_str().map(str::to_owned))
+            .collect(),
+        Err(e) => return refused(visitor, &e),
+    };
     let (keys, keys_note) = match api::call(handlers::get_keys(State(app.clone()), again())).await {
         Ok(answer) => (
             answer["keys"]
@@ -150,6 +166,7 @@ async fn show(
         chrome: Chrome::new(visitor, "Administration").with_notice(notice),
         users,
         next_users,
+        orgs,
         keys,
         keys_note,
         stored: format!(
