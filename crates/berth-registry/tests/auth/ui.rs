@@ -499,6 +499,7 @@ async fn organisation_and_admin_pages_offer_only_what_policy_allows() {
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(page.text().contains("id=\"rotate-keys\""));
     assert!(page.text().contains("active: signs new tokens"));
+    assert!(page.text().contains("href=\"/ui/orgs/acme\""), "organisations linked");
     assert!(admin.get("/ui/").await.text().contains("id=\"nav-admin\""));
     // Anonymous: sign in first.
     assert_eq!(Browser::new(&app).get("/ui/admin").await.status, 401);
