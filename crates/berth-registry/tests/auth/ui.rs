@@ -499,7 +499,10 @@ async fn organisation_and_admin_pages_offer_only_what_policy_allows() {
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(page.text().contains("id=\"rotate-keys\""));
     assert!(page.text().contains("active: signs new tokens"));
-    assert!(page.text().contains("href=\"/ui/orgs/acme\""), "organisations linked");
+    assert!(
+        page.text().contains("href=\"/ui/orgs/acme\""),
+        "organisations linked"
+    );
     assert!(admin.get("/ui/").await.text().contains("id=\"nav-admin\""));
     // Anonymous: sign in first.
     assert_eq!(Browser::new(&app).get("/ui/admin").await.status, 401);
@@ -608,5 +611,100 @@ async fn after_sign_in_only_local_paths_are_followed() {
             .await;
         assert_eq!(resp.status, 303);
         assert_eq!(resp.header("location"), Some(expected), "{next}");
+    }
+}
+
+/// Regression: the manifest page read the image configuration its manifest
+/// named from the blob store by digest alone, so carol could push an index
+/// into her repository with a `config` naming alice's private configuration
+/// and read it (environment, labels) on her manifest page, anonymously once
+/// her repository was public. A configuration is shown only for an image
+/// manifest, and only when it is linked in the repository shown.
+#[tokio::test]
+async fn a_manifest_page_shows_no_blob_of_another_repository() {
+    let app = TestApp::start().await;
+    app.user("alice").await;
+    app.user("carol").await;
+    let alice = app
+        .user_token("alice", &["repository:alice/secret:pull,push"])
+        .await;
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Env":["DB_HOST=internal-db.corp"],"Labels":{"secret.label":"private-label-value-42"}},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = app.push_blob("alice/secret", &alice, config).await;
+    let image = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [],
+    });
+    let resp = app
+        .put_manifest("alice/secret", "v1", Some(&alice), &image)
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    // alice sees her configuration on her page.
+    let image_digest = berth_core::digest::Digest::sha256_of(&crate::support::to_bytes(&image));
+    let mut alice_browser = Browser::signed_in(&app, "alice", &password_of("alice")).await;
+    let page = alice_browser
+        .get(&format!("/ui/manifest/alice/secret@{image_digest}"))
+        .await;
+    assert!(
+        page.text().contains("DB_HOST=internal-db.corp"),
+        "{}",
+        page.text()
+    );
+
+    // carol names it from an index's `config` member in her repository.
+    let carol = app
+        .user_token("carol", &["repository:carol/xss:pull,push"])
+        .await;
+    app.push_blob("carol/xss", &carol, crate::support::EMPTY_CONFIG)
+        .await;
+    let child = crate::support::image_manifest(&[]);
+    let resp = app
+        .put_manifest("carol/xss", "child", Some(&carol), &child)
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let child_bytes = crate::support::to_bytes(&child);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": berth_core::digest::Digest::sha256_of(&child_bytes).to_string(),
+            "size": child_bytes.len(),
+        }],
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+    });
+    let pushed = app
+        .put_manifest("carol/xss", "steal", Some(&carol), &index)
+        .await;
+    assert_eq!(
+        pushed.status,
+        201,
+        "an index may carry other members: {}",
+        pushed.text()
+    );
+    app.set_public("carol/xss", true).await;
+    let index_digest = berth_core::digest::Digest::sha256_of(&crate::support::to_bytes(&index));
+    let page = Browser::new(&app)
+        .get(&format!("/ui/manifest/carol/xss@{index_digest}"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("id=\"platforms\""), "the index's page");
+    for leaked in [
+        "internal-db.corp",
+        "private-label-value-42",
+        "is not JSON",
+        "could not be read",
+        "Configuration",
+    ] {
+        assert!(
+            !page.text().contains(leaked),
+            "{leaked} on carol's page: {}",
+            page.text()
+        );
     }
 }

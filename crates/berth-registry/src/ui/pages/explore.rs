@@ -18,6 +18,11 @@ use crate::ui::view::{self, Chrome};
 /// Repositories on a page.
 pub const PAGE: u32 = 50;
 
+/// Names examined for one page at most: a personal access token confined to
+/// a few repositories would otherwise walk the whole catalogue to fill a
+/// page; past this, the page ends and links on from the last name examined.
+pub const MAX_EXAMINED: usize = 1000;
+
 #[derive(Deserialize, Default)]
 pub struct Params {
     #[serde(default)]
@@ -60,6 +65,7 @@ pub async fn get(
     let mut rows: Vec<RepositorySummary> = Vec::new();
     let mut after = params.after.clone();
     let mut more = false;
+    let mut examined = 0usize;
     'pages: loop {
         let found = match browse_sql::repositories(
             &r.db,
@@ -82,6 +88,7 @@ pub async fn get(
             }
         };
         let exhausted = found.len() < (PAGE + 1) as usize;
+        examined += found.len();
         after = found.last().map(|s| s.name.clone()).or(after);
         for summary in found {
             if !policy::token_admits_listing(&visitor.subject, &summary.name) {
@@ -96,17 +103,29 @@ pub async fn get(
         if exhausted {
             break;
         }
+        if examined >= MAX_EXAMINED {
+            // Go on from the last name examined, not the last one shown.
+            let next = after.clone().unwrap_or_default();
+            return show(&visitor, search, rows, Some(next));
+        }
     }
     let next = match rows.last() {
-        Some(last) if more => Some(format!(
-            "/ui/?q={}&after={}",
-            encode(&search),
-            encode(&last.name)
-        )),
+        Some(last) if more => Some(last.name.clone()),
         _ => None,
     };
+    show(&visitor, search, rows, next)
+}
+
+/// The page of `rows`, with a link to the names after `next` when given.
+fn show(
+    visitor: &Visitor,
+    search: String,
+    rows: Vec<RepositorySummary>,
+    next: Option<String>,
+) -> Response {
+    let next = next.map(|after| format!("/ui/?q={}&after={}", encode(&search), encode(&after)));
     let page = ExplorePage {
-        chrome: Chrome::new(&visitor, "Repositories"),
+        chrome: Chrome::new(visitor, "Repositories"),
         search,
         repositories: rows
             .into_iter()
@@ -119,7 +138,7 @@ pub async fn get(
             .collect(),
         next,
     };
-    render(&visitor, StatusCode::OK, &page)
+    render(visitor, StatusCode::OK, &page)
 }
 
 fn encode(s: &str) -> String {

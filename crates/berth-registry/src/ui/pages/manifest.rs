@@ -16,9 +16,10 @@ use super::repository::visible;
 use super::{error_page, missing, render};
 use crate::Registry;
 use crate::http::router::AppState;
-use crate::meta::browse_sql;
+use crate::meta::{MetaError, browse_sql};
 use crate::ui::session::Visitor;
 use crate::ui::view::{self, Chrome};
+use berth_core::name::RepositoryName;
 
 /// The platforms of an index whose images are sized (each one manifest read).
 pub const MAX_PLATFORMS: usize = 64;
@@ -161,7 +162,14 @@ pub async fn get(
         });
     }
     let layer_bytes = image_bytes(&value) + children_bytes;
-    let (config, config_note) = image_config(r, &value["config"]).await;
+    let (config, config_note) = if is_image_manifest(&manifest.media_type) {
+        match image_config(r, &name, &value["config"]).await {
+            Ok(shown) => shown,
+            Err(e) => return unavailable(&e),
+        }
+    } else {
+        (None, None)
+    };
     let host = view::registry_host(&r.config.public_url);
     let page = ManifestPage {
         chrome: Chrome::new(
@@ -229,6 +237,16 @@ pub(super) fn platform(value: &Value) -> Option<String> {
     })
 }
 
+/// Whether a manifest is an image manifest (whose `config` is its image's
+/// configuration; an index or list has none).
+fn is_image_manifest(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+            | "application/vnd.docker.distribution.manifest.v2+json"
+    )
+}
+
 fn is_image_config(media_type: &str) -> bool {
     matches!(
         media_type,
@@ -249,28 +267,41 @@ fn string_map(value: &Value) -> Vec<(String, String)> {
     pairs
 }
 
-/// The image configuration a manifest's `config` names, read from the blob
-/// store when it is an image configuration of at most [`MAX_CONFIG_BYTES`];
-/// else a note saying why it is not shown (or nothing for an artifact).
-async fn image_config(r: &Registry, descriptor: &Value) -> (Option<Config>, Option<String>) {
+/// The image configuration an image manifest's `config` names, read from
+/// the blob store when it is an image configuration linked in this
+/// repository (as a blob `GET` would ask: a manifest cannot show a blob of
+/// another repository by naming its digest) of at most
+/// [`MAX_CONFIG_BYTES`]; else a note saying why it is not shown (or nothing
+/// for an artifact's config).
+async fn image_config(
+    r: &Registry,
+    name: &RepositoryName,
+    descriptor: &Value,
+) -> Result<(Option<Config>, Option<String>), MetaError> {
     let (Some(media_type), Some(raw_digest)) = (
         descriptor["mediaType"].as_str(),
         descriptor["digest"].as_str(),
     ) else {
-        return (None, None);
+        return Ok((None, None));
     };
     if !is_image_config(media_type) {
-        return (None, None);
+        return Ok((None, None));
     }
     let Ok(digest) = Digest::parse(raw_digest) else {
-        return (None, None);
+        return Ok((None, None));
     };
+    if r.meta.linked_blob(name, &digest).await?.is_none() {
+        return Ok((
+            None,
+            Some("The configuration is not in this repository.".to_owned()),
+        ));
+    }
     let bytes = match read_small_blob(r, &digest).await {
         Ok(bytes) => bytes,
-        Err(why) => return (None, Some(why)),
+        Err(why) => return Ok((None, Some(why))),
     };
     let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
-        return (None, Some("The configuration is not JSON.".to_owned()));
+        return Ok((None, Some("The configuration is not JSON.".to_owned())));
     };
     let config = &value["config"];
     let words = |v: &Value| -> String {
@@ -298,7 +329,7 @@ async fn image_config(r: &Registry, descriptor: &Value) -> (Option<Config>, Opti
         },
         _ => String::new(),
     };
-    (
+    Ok((
         Some(Config {
             created: value["created"].as_str().unwrap_or("").to_owned(),
             platform,
@@ -310,7 +341,7 @@ async fn image_config(r: &Registry, descriptor: &Value) -> (Option<Config>, Opti
             labels: string_map(&config["Labels"]),
         }),
         None,
-    )
+    ))
 }
 
 async fn read_small_blob(r: &Registry, digest: &Digest) -> Result<Vec<u8>, String> {
