@@ -1,7 +1,8 @@
 //! Who is looking at a page: the signed-in session from its cookie, or an
 //! anonymous visitor; and the CSRF token every form of theirs carries.
 //!
-//! - The session cookie (`berth_session`) holds 32 random bytes; the store
+//! - The session cookie (`berth_session`, `__Host-berth_session` under an
+//!   https public URL) holds 32 random bytes; the store
 //!   keeps only their SHA-256 (`ui_sessions`), found in one indexed read per
 //!   page, and compared in constant time. It is `HttpOnly` (no script
 //!   reads it), `SameSite=Strict` (no other site's page sends it), `Secure`
@@ -43,6 +44,18 @@ pub const SESSION_SECS: i64 = 12 * 3600;
 pub const SESSION_COOKIE: &str = "berth_session";
 /// The name of the cookie the CSRF token of a visitor not signed in is derived from.
 pub const CSRF_COOKIE: &str = "berth_csrf";
+
+/// A cookie's name as set and read: under an https public URL with the
+/// `__Host-` prefix, which browsers accept only from a secure origin, for
+/// the whole host (`Path=/`, no `Domain`): a sibling subdomain or a
+/// plain-http answer cannot plant one.
+fn cookie_name(name: &str, secure: bool) -> std::borrow::Cow<'_, str> {
+    if secure {
+        std::borrow::Cow::Owned(format!("__Host-{name}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
 
 /// Who is looking at a page.
 pub struct Visitor {
@@ -133,8 +146,8 @@ impl FromRequestParts<AppState> for Visitor {
             session_hash: None,
             new_csrf_cookie: None,
         };
-        let session_secret =
-            cookie_value(&parts.headers, SESSION_COOKIE).filter(|s| well_formed(s));
+        let session_secret = cookie_value(&parts.headers, &cookie_name(SESSION_COOKIE, secure))
+            .filter(|s| well_formed(s));
         if let Some(secret) = session_secret.filter(|_| !open) {
             let hash = hash_secret(secret);
             match signed_in(r, &hash).await {
@@ -161,7 +174,9 @@ impl FromRequestParts<AppState> for Visitor {
                 }
             }
         }
-        match cookie_value(&parts.headers, CSRF_COOKIE).filter(|s| well_formed(s)) {
+        match cookie_value(&parts.headers, &cookie_name(CSRF_COOKIE, secure))
+            .filter(|s| well_formed(s))
+        {
             Some(secret) => visitor.csrf = csrf_token(secret),
             None => {
                 let secret = new_secret().map_err(|e| {
@@ -234,8 +249,10 @@ pub async fn end(r: &Registry, visitor: &Visitor) -> Result<String, String> {
 }
 
 /// A `Set-Cookie` value: `Path=/`, `HttpOnly`, `SameSite=Strict`, `Secure`
-/// when asked, `Max-Age` when given (else it lasts the browser session).
+/// (and the `__Host-` prefix) when asked, `Max-Age` when given (else it
+/// lasts the browser session).
 fn cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> String {
+    let name = cookie_name(name, secure);
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
     if let Some(secs) = max_age {
         cookie.push_str(&format!("; Max-Age={secs}"));
@@ -340,7 +357,7 @@ mod tests {
     fn cookies_are_strict_and_http_only() {
         assert_eq!(
             cookie("berth_session", "s", Some(60), true),
-            "berth_session=s; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+            "__Host-berth_session=s; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
         );
         assert_eq!(
             cookie("berth_csrf", "c", None, false),

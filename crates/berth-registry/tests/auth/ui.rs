@@ -571,11 +571,28 @@ async fn cookies_are_secure_behind_https_and_the_ui_can_be_turned_off() {
     .await;
     app.user("alice").await;
     let resp = Browser::new(&app).get("/ui/sign-in").await;
-    assert!(resp.header("set-cookie").unwrap().ends_with("; Secure"));
-    let resp = Browser::new(&app)
-        .sign_in("alice", &password_of("alice"))
-        .await;
-    assert!(resp.header("set-cookie").unwrap().contains("; Secure"));
+    let csrf = resp.header("set-cookie").unwrap();
+    assert!(csrf.starts_with("__Host-berth_csrf="), "{csrf}");
+    assert!(csrf.ends_with("; Secure"), "{csrf}");
+    let mut browser = Browser::new(&app);
+    let resp = browser.sign_in("alice", &password_of("alice")).await;
+    assert_eq!(resp.status, 303, "{}", resp.text());
+    let session = resp.header("set-cookie").unwrap().to_owned();
+    assert!(session.starts_with("__Host-berth_session="), "{session}");
+    assert!(session.contains("; Secure"), "{session}");
+    // The session is read back under its prefixed name, and the same value
+    // without the prefix (what a sibling subdomain could plant) is none.
+    assert_eq!(browser.get("/ui/account").await.status, 200);
+    let value = session
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
+    let mut planted = Browser::new(&app);
+    planted.cookies = vec![("berth_session".to_owned(), value.to_owned())];
+    assert_eq!(planted.get("/ui/account").await.status, 401);
 
     let off = TestApp::start_with(|config| config.ui = false).await;
     for path in ["/", "/ui/", "/ui/sign-in", "/ui/assets/berth.css"] {
