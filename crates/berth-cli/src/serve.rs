@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_registry::config::{GcConfig, OidcConfig};
+use berth_registry::events::{EndpointText, Webhooks};
 use berth_registry::gc::retention::{Policy, PolicyText};
 use berth_registry::meta::url::DatabaseUrl;
 use berth_registry::server::proxy::TrustedProxies;
@@ -78,8 +79,9 @@ pub struct ServeArgs {
     /// gc_delay_secs, gc_untagged_delay_secs, gc_keep_untagged,
     /// gc_keep_referrers, gc_interval_secs, oidc_issuer (a list),
     /// oidc_allow_loopback_issuers, oidc_max_token_age_secs,
-    /// oidc_jwks_refresh_secs), and `[[retention]]` tables: the
-    /// retention policies (deploy/berth.toml and the README show them).
+    /// oidc_jwks_refresh_secs), `[[retention]]` tables: the retention
+    /// policies, and `[[webhook]]` tables: where events go (deploy/berth.toml
+    /// and the README show them).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -390,6 +392,9 @@ struct FileConfig {
     /// Retention policies (`[[retention]]`), the first matching a repository governing it.
     #[serde(default)]
     retention: Vec<PolicyText>,
+    /// Webhook endpoints (`[[webhook]]`) that events go to.
+    #[serde(default)]
+    webhook: Vec<EndpointText>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -585,6 +590,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(ui) = args.ui.or(file.ui) {
         config.ui = ui;
     }
+    config.webhooks = Webhooks::new(
+        berth_registry::events::endpoint::parse_all(&file.webhook)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let limits = &mut config.limits;
     for (value, slot, name) in [
         (
@@ -841,6 +850,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     eprintln!("  public URL: {public_url}");
     if registry.config.ui {
         eprintln!("  web:        {public_url}/ (repositories; sign in for your tokens)");
+    }
+    for endpoint in registry.config.webhooks.endpoints() {
+        let actions: Vec<&str> = endpoint.actions.iter().map(|a| a.as_str()).collect();
+        let scope = if endpoint.repositories.is_empty() {
+            "every repository".to_owned()
+        } else {
+            endpoint.repositories.join(", ")
+        };
+        eprintln!(
+            "  webhook:    {} -> {} ({} of {scope})",
+            endpoint.name,
+            endpoint.url,
+            actions.join(", ")
+        );
     }
     if registry.config.access_control {
         let password = std::env::var("BERTH_ADMIN_PASSWORD")

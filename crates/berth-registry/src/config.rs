@@ -69,6 +69,8 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// Whether the web interface is served at `/` and under `/ui/` (`ui/`).
     pub ui: bool,
+    /// Webhook endpoints that events go to (`events/`); none by default.
+    pub webhooks: crate::events::Webhooks,
 }
 
 /// Workload identity's settings (`trust/`).
@@ -178,6 +180,7 @@ impl Config {
             gc: GcConfig::default(),
             oidc: OidcConfig::default(),
             ui: true,
+            webhooks: crate::events::Webhooks::default(),
             public_url,
         }
     }

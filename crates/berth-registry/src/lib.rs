@@ -12,6 +12,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod http;
 pub mod identity;
@@ -77,6 +78,9 @@ pub struct Registry {
     pub metrics: Arc<metrics::Metrics>,
     /// The garbage collector's state on this node (pull times, the running collection).
     pub gc: Arc<gc::collector::GcState>,
+    /// Where events go: the webhook endpoints, sampled pulls, the delivery
+    /// worker's wake-up.
+    pub events: Arc<events::Events>,
 }
 
 /// The set of upload sessions being written to, shared by the handlers.
@@ -129,9 +133,16 @@ impl Registry {
                 SqlMeta::open_postgres_with(url.expose(), config.database_max_connections).await?
             }
         };
+        let metrics = Arc::new(metrics::Metrics::default());
+        let events = Arc::new(events::Events::new(
+            config.webhooks.clone(),
+            config.public_url.clone(),
+            metrics.clone(),
+        ));
         let meta = meta
             .with_new_repositories_public(config.new_repositories_public)
-            .with_token_lifetime(config.effective_token_lifetime());
+            .with_token_lifetime(config.effective_token_lifetime())
+            .with_events(events.clone());
         let revocations = Revocations::load(Arc::new(meta.clone())).await?;
         let (keys, tokens) = if config.access_control {
             let keys = Arc::new(auth::key_sync::open(meta.db(), &data_dir.join(KEYS_DIR)).await?);
@@ -158,8 +169,9 @@ impl Registry {
             revocations: Arc::new(revocations),
             busy_uploads: BusyUploads::default(),
             disk,
-            metrics: Arc::default(),
+            metrics,
             gc: Arc::default(),
+            events,
         })
     }
 
@@ -256,6 +268,7 @@ pub async fn serve_tls(
     let revocation_refresh = tokio::spawn(auth::revocation::run_refresh(registry.clone()));
     let change_listener = tokio::spawn(meta::notify::run_listener(registry.clone()));
     let key_refresh = tokio::spawn(auth::key_sync::run_refresh(registry.clone()));
+    let event_delivery = tokio::spawn(events::delivery::run(registry.clone()));
     let last_flush = registry.clone();
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
@@ -266,6 +279,10 @@ pub async fn serve_tls(
     if let Err(e) = last_flush.gc.pulls.flush(&sql, clock::now_unix()).await {
         tracing::warn!(error = %e, "writing pull times at shutdown failed");
     }
+    // Deliveries under way stop here; their leases lapse and another
+    // attempt (this node restarted, or another) sends them again.
+    event_delivery.abort();
+    events::delivery::flush_pulls(&last_flush).await;
     revocation_refresh.abort();
     change_listener.abort();
     key_refresh.abort();

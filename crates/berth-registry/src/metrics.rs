@@ -140,7 +140,37 @@ pub struct Metrics {
     connections_closed: [AtomicU64; CloseReason::ALL.len()],
     connections_refused: AtomicU64,
     gc: GcMetrics,
+    events: EventMetrics,
 }
+
+/// The events' counters (`events/`).
+#[derive(Debug, Default)]
+struct EventMetrics {
+    /// Events written by this node (with at least one delivery).
+    written: AtomicU64,
+    /// Attempts by result: delivered, retried, failed.
+    attempts: [AtomicU64; 3],
+    /// Time spent in attempts.
+    attempt_micros_total: AtomicU64,
+    /// Sampled pull events dropped on a full queue.
+    pulls_dropped: AtomicU64,
+    /// Deliveries pending and failed, in the database, at the last look.
+    pending: AtomicU64,
+    failed_backlog: AtomicU64,
+}
+
+/// How an attempt to deliver an event ended, for [`Metrics::record_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// A 2xx came back.
+    Delivered,
+    /// Refused or unreachable, tried again later.
+    Retried,
+    /// Refused or unreachable on the last attempt.
+    Failed,
+}
+
+const DELIVERY_RESULTS: [&str; 3] = ["delivered", "retried", "failed"];
 
 /// The garbage collector's counters (`gc/collector.rs`).
 #[derive(Debug, Default)]
@@ -188,6 +218,7 @@ impl Default for Metrics {
             connections_closed: Default::default(),
             connections_refused: AtomicU64::new(0),
             gc: GcMetrics::default(),
+            events: EventMetrics::default(),
         }
     }
 }
@@ -227,6 +258,32 @@ impl Metrics {
         gc.last_duration_micros.store(micros, Ordering::Relaxed);
         gc.duration_micros_total
             .fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Counts events written by this node.
+    pub fn events_written(&self, n: u64) {
+        self.events.written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records one attempt to deliver an event.
+    pub fn record_delivery(&self, result: DeliveryResult, elapsed: Duration) {
+        if let Some(c) = self.events.attempts.get(result as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.events
+            .attempt_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Sets the deliveries pending and failed in the database, and the pull
+    /// events dropped so far.
+    pub fn event_backlog(&self, pending: u64, failed: u64, pulls_dropped: u64) {
+        self.events.pending.store(pending, Ordering::Relaxed);
+        self.events.failed_backlog.store(failed, Ordering::Relaxed);
+        self.events
+            .pulls_dropped
+            .store(pulls_dropped, Ordering::Relaxed);
     }
 
     /// Records one answered request.
@@ -420,6 +477,45 @@ impl Metrics {
             out,
             "berth_gc_duration_seconds_total {}",
             load(&gc.duration_micros_total) as f64 / 1e6
+        );
+        let events = &self.events;
+        out.push_str("# HELP berth_events_written_total Events written to the outbox by this node (each with a delivery per endpoint it goes to).\n");
+        out.push_str("# TYPE berth_events_written_total counter\n");
+        let _ = writeln!(out, "berth_events_written_total {}", load(&events.written));
+        out.push_str("# HELP berth_event_attempts_total Attempts to deliver an event to a webhook endpoint, by result.\n");
+        out.push_str("# TYPE berth_event_attempts_total counter\n");
+        for (result, counter) in DELIVERY_RESULTS.iter().zip(&events.attempts) {
+            let _ = writeln!(
+                out,
+                "berth_event_attempts_total{{result=\"{result}\"}} {}",
+                load(counter)
+            );
+        }
+        out.push_str("# HELP berth_event_attempt_seconds_total Time spent delivering events.\n");
+        out.push_str("# TYPE berth_event_attempt_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "berth_event_attempt_seconds_total {}",
+            load(&events.attempt_micros_total) as f64 / 1e6
+        );
+        out.push_str("# HELP berth_event_deliveries Deliveries in the outbox, pending or failed, at the delivery worker's last look.\n");
+        out.push_str("# TYPE berth_event_deliveries gauge\n");
+        let _ = writeln!(
+            out,
+            "berth_event_deliveries{{state=\"pending\"}} {}",
+            load(&events.pending)
+        );
+        let _ = writeln!(
+            out,
+            "berth_event_deliveries{{state=\"failed\"}} {}",
+            load(&events.failed_backlog)
+        );
+        out.push_str("# HELP berth_event_pulls_dropped_total Sampled pull events dropped because the queue was full.\n");
+        out.push_str("# TYPE berth_event_pulls_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "berth_event_pulls_dropped_total {}",
+            load(&events.pulls_dropped)
         );
         out
     }

@@ -113,12 +113,15 @@ pub async fn delete_blob(
     r: &Registry,
     name: &RepositoryName,
     digest: &Digest,
+    actor: &crate::events::Actor,
 ) -> Result<Response, RegistryError> {
     if !r.config.delete_enabled {
         return Err(super::manifests::deletion_disabled());
     }
-    let unlinked =
-        super::freeing_reserve(r, || async { Ok(r.meta.unlink_blob(name, digest).await?) }).await?;
+    let unlinked = super::freeing_reserve(r, || async {
+        Ok(r.meta.unlink_blob(name, digest, actor).await?)
+    })
+    .await?;
     if !unlinked {
         return Err(blob_unknown(name, digest));
     }

@@ -12,7 +12,7 @@ use berth_core::reference::TagOrDigest;
 
 use super::set_header;
 use crate::error::RegistryError;
-use crate::meta::MetaError;
+use crate::meta::{Actor, MetaError};
 use crate::{Registry, manifest};
 
 /// `Docker-Content-Digest`: the digest of what was served or stored.
@@ -28,6 +28,7 @@ pub async fn get_manifest(
     reference: &TagOrDigest,
     headers: &HeaderMap,
     head: bool,
+    actor: &Actor,
 ) -> Result<Response, RegistryError> {
     let manifest = r
         .meta
@@ -48,8 +49,24 @@ pub async fn get_manifest(
     if !head {
         // For retention policies' pull rules: noted in memory, written at
         // most once a minute per manifest.
-        r.gc.pulls
-            .note(name, &manifest.digest, crate::clock::now_unix());
+        let now = crate::clock::now_unix();
+        r.gc.pulls.note(name, &manifest.digest, now);
+        if !r.events.webhooks.is_empty() {
+            let tag = match reference {
+                TagOrDigest::Tag(tag) => Some(tag),
+                TagOrDigest::Digest(_) => None,
+            };
+            let events = &r.events;
+            events.pulls.note(
+                &events.webhooks,
+                &events.source,
+                name,
+                &manifest.digest,
+                tag,
+                actor,
+                now,
+            );
+        }
     }
     let len = manifest.content.len();
     let mut response = if head {
@@ -76,6 +93,7 @@ pub async fn put_manifest(
     reference: &TagOrDigest,
     headers: &HeaderMap,
     body: Body,
+    actor: &Actor,
 ) -> Result<Response, RegistryError> {
     let limit = r.config.max_manifest_bytes;
     let too_large = || RegistryError::Spec {
@@ -115,7 +133,7 @@ pub async fn put_manifest(
         TagOrDigest::Tag(tag) => Some(tag),
         TagOrDigest::Digest(_) => None,
     };
-    match r.meta.put_manifest(name, &new, tag).await {
+    match r.meta.put_manifest(name, &new, tag, actor).await {
         Ok(()) => {}
         Err(MetaError::MissingReference(missing)) => {
             return Err(RegistryError::Spec {
@@ -169,14 +187,15 @@ pub async fn delete_manifest(
     r: &Registry,
     name: &RepositoryName,
     reference: &TagOrDigest,
+    actor: &Actor,
 ) -> Result<Response, RegistryError> {
     if !r.config.delete_enabled {
         return Err(deletion_disabled());
     }
     let deleted = super::freeing_reserve(r, || async {
         Ok(match reference {
-            TagOrDigest::Tag(tag) => r.meta.delete_tag(name, tag).await?,
-            TagOrDigest::Digest(digest) => r.meta.delete_manifest(name, digest).await?,
+            TagOrDigest::Tag(tag) => r.meta.delete_tag(name, tag, actor).await?,
+            TagOrDigest::Digest(digest) => r.meta.delete_manifest(name, digest, actor).await?,
         })
     })
     .await?;

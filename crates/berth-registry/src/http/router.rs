@@ -21,7 +21,11 @@ use super::{
 use crate::Registry;
 use crate::auth::gate;
 use crate::error::RegistryError;
+use crate::events::Actor;
 use crate::metrics::Route;
+
+/// The header carrying each request's id (set when the client sent none).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Shared state of the router.
 #[derive(Clone)]
@@ -68,7 +72,7 @@ impl MakeRequestId for RequestIds {
 /// The registry's HTTP application.
 pub fn router(registry: Registry) -> Router {
     let state = AppState { registry };
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = REQUEST_ID;
     // Outermost first: a request id for every request (kept when the client
     // sent one), a span carrying it for every log line of the request, and the
     // id echoed back so a user can quote it.
@@ -198,6 +202,10 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
     let admission = gate::admit(r, &endpoint, method.as_str(), &parts.headers).await?;
     let headers = &parts.headers;
     let head = method == Method::HEAD;
+    let actor = Actor::request(
+        admission.token_subject.as_deref(),
+        headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()),
+    );
     if stores(&endpoint, &method) && !r.disk.admit_write().await {
         return Err(RegistryError::DiskFull);
     }
@@ -210,13 +218,13 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
         }
         (Endpoint::Tags { name }, &Method::GET) => tags::list_tags(r, name, query).await,
         (Endpoint::Manifest { name, reference }, &Method::GET | &Method::HEAD) => {
-            manifests::get_manifest(r, name, reference, headers, head).await
+            manifests::get_manifest(r, name, reference, headers, head, &actor).await
         }
         (Endpoint::Manifest { name, reference }, &Method::PUT) => {
-            manifests::put_manifest(r, name, reference, headers, body).await
+            manifests::put_manifest(r, name, reference, headers, body, &actor).await
         }
         (Endpoint::Manifest { name, reference }, &Method::DELETE) => {
-            manifests::delete_manifest(r, name, reference).await
+            manifests::delete_manifest(r, name, reference, &actor).await
         }
         (
             Endpoint::InvalidManifestReference { name, error },
@@ -229,12 +237,12 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
             blobs::get_blob(r, name, digest, headers, head).await
         }
         (Endpoint::Blob { name, digest }, &Method::DELETE) => {
-            blobs::delete_blob(r, name, digest).await
+            blobs::delete_blob(r, name, digest, &actor).await
         }
         (Endpoint::Uploads { name, mount }, &Method::POST) => {
             let mount = mount.as_ref().filter(|_| admission.mount_allowed);
             let subject = admission.token_subject.as_deref();
-            uploads::start_upload(r, name, subject, mount, query, headers, body).await
+            uploads::start_upload(r, name, subject, mount, query, headers, body, &actor).await
         }
         (Endpoint::Upload { name, id }, &Method::GET) => uploads::get_upload(r, name, id).await,
         (Endpoint::Upload { name, id }, &Method::PATCH) => {

@@ -19,7 +19,7 @@ use super::manifests::DOCKER_CONTENT_DIGEST;
 use super::{body_stream, query_param, set_header};
 use crate::clock::now_unix;
 use crate::error::RegistryError;
-use crate::meta::{MetaError, UploadLimits, UploadOwner, UploadSession};
+use crate::meta::{Actor, MetaError, UploadLimits, UploadOwner, UploadSession};
 use crate::store::{Appended, StoreError};
 use crate::{BusyUploads, Registry};
 
@@ -36,6 +36,7 @@ const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 ///   (now linked here too), otherwise a new session (202);
 /// - `?digest=<digest>` with the blob as body: monolithic upload, 201;
 /// - otherwise: a new session, 202 with its `Location`.
+#[allow(clippy::too_many_arguments)]
 pub async fn start_upload(
     r: &Registry,
     name: &RepositoryName,
@@ -44,6 +45,7 @@ pub async fn start_upload(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
+    actor: &Actor,
 ) -> Result<Response, RegistryError> {
     if let Some(Mount {
         digest,
@@ -53,7 +55,10 @@ pub async fn start_upload(
         && crate::usage::check_quota(r, name, Some(digest), size)
             .await
             .is_ok()
-        && r.meta.mount_blob(name, digest).await?.is_some()
+        && r.meta
+            .mount_blob(name, digest, Some(from), actor)
+            .await?
+            .is_some()
     {
         return Ok(blob_created(r, name, digest));
     }

@@ -42,8 +42,8 @@ use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
 use super::{
-    BytesPresent, CatalogFilter, DeletedRepository, Manifest, MetaError, MetaStore, NameRange,
-    NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadSession,
+    Actor, BytesPresent, CatalogFilter, DeletedRepository, Manifest, MetaError, MetaStore,
+    NameRange, NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadSession,
 };
 
 /// The longest a cached answer is served.
@@ -231,8 +231,9 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
     async fn delete_repository(
         &self,
         name: &RepositoryName,
+        by: &Actor,
     ) -> Result<Option<DeletedRepository>, MetaError> {
-        let done = self.inner.delete_repository(name).await;
+        let done = self.inner.delete_repository(name, by).await;
         self.forget(name);
         done
     }
@@ -282,12 +283,19 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         &self,
         name: &RepositoryName,
         digest: &Digest,
+        from: Option<&RepositoryName>,
+        by: &Actor,
     ) -> Result<Option<u64>, MetaError> {
-        self.inner.mount_blob(name, digest).await
+        self.inner.mount_blob(name, digest, from, by).await
     }
 
-    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
-        let done = self.inner.unlink_blob(name, digest).await;
+    async fn unlink_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        by: &Actor,
+    ) -> Result<bool, MetaError> {
+        let done = self.inner.unlink_blob(name, digest, by).await;
         self.forget(name);
         done
     }
@@ -297,8 +305,9 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         name: &RepositoryName,
         manifest: &NewManifest,
         tag: Option<&Tag>,
+        by: &Actor,
     ) -> Result<(), MetaError> {
-        let done = self.inner.put_manifest(name, manifest, tag).await;
+        let done = self.inner.put_manifest(name, manifest, tag, by).await;
         self.forget(name);
         done
     }
@@ -333,14 +342,20 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         &self,
         name: &RepositoryName,
         digest: &Digest,
+        by: &Actor,
     ) -> Result<bool, MetaError> {
-        let done = self.inner.delete_manifest(name, digest).await;
+        let done = self.inner.delete_manifest(name, digest, by).await;
         self.forget(name);
         done
     }
 
-    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
-        let done = self.inner.delete_tag(name, tag).await;
+    async fn delete_tag(
+        &self,
+        name: &RepositoryName,
+        tag: &Tag,
+        by: &Actor,
+    ) -> Result<bool, MetaError> {
+        let done = self.inner.delete_tag(name, tag, by).await;
         self.forget(name);
         done
     }
@@ -443,7 +458,11 @@ mod tests {
         let d = Digest::sha256_of(b"x");
         meta.link_blob(&name("a/b"), &d, 1).await.unwrap();
         assert_eq!(meta.linked_blob(&name("a/b"), &d).await.unwrap(), Some(1));
-        assert!(meta.unlink_blob(&name("a/b"), &d).await.unwrap());
+        assert!(
+            meta.unlink_blob(&name("a/b"), &d, &crate::events::Actor::system())
+                .await
+                .unwrap()
+        );
         assert_eq!(meta.linked_blob(&name("a/b"), &d).await.unwrap(), None);
     }
 

@@ -99,7 +99,9 @@ async fn concurrent_tag_moves_end_on_one_of_the_pushed_manifests() {
         let (repo, tag, layer) = (repo.clone(), tag.clone(), layer.clone());
         async move {
             let new = manifest(i, &layer);
-            node.put_manifest(&repo, &new, Some(&tag)).await.unwrap();
+            node.put_manifest(&repo, &new, Some(&tag), &crate::events::Actor::system())
+                .await
+                .unwrap();
             new.manifest.digest
         }
     })
@@ -285,21 +287,32 @@ async fn concurrent_pushes_and_deletes_leave_no_dangling_reference() {
             let new = manifest(i % 4, &layer);
             let tag = Tag::parse(&format!("t{}", i % 4)).unwrap();
             match i % 4 {
-                0 | 1 => match node.put_manifest(&repo, &new, Some(&tag)).await {
+                0 | 1 => match node
+                    .put_manifest(&repo, &new, Some(&tag), &crate::events::Actor::system())
+                    .await
+                {
                     // The repository (and so the layer link) was deleted first.
                     Ok(()) | Err(MetaError::MissingReference(_)) => {}
                     Err(e) => panic!("{e}"),
                 },
                 2 => {
-                    node.delete_manifest(&repo, &new.manifest.digest)
+                    node.delete_manifest(
+                        &repo,
+                        &new.manifest.digest,
+                        &crate::events::Actor::system(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                _ if i == 3 => {
+                    node.delete_repository(&repo, &crate::events::Actor::system())
                         .await
                         .unwrap();
                 }
-                _ if i == 3 => {
-                    node.delete_repository(&repo).await.unwrap();
-                }
                 _ => {
-                    node.delete_tag(&repo, &tag).await.unwrap();
+                    node.delete_tag(&repo, &tag, &crate::events::Actor::system())
+                        .await
+                        .unwrap();
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod cache;
 #[cfg(test)]
 mod concurrent;
 pub mod db;
+pub mod events_sql;
 pub mod gc_sql;
 pub mod identity_sql;
 pub mod keys_sql;
@@ -30,6 +31,8 @@ use berth_core::endpoint::UploadId;
 use berth_core::name::RepositoryName;
 use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
+
+pub use crate::events::Actor;
 
 pub use sql::SqlMeta;
 
@@ -244,7 +247,8 @@ pub struct UploadSession {
     pub updated_at: i64,
 }
 
-/// The metadata store. Every method is one transaction.
+/// The metadata store. Every method is one transaction; a change made `by`
+/// someone writes its event (`events/`) in that transaction.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
     /// Whether the database answers (for `/readyz`): one round trip, no table read.
@@ -285,6 +289,7 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_repository(
         &self,
         name: &RepositoryName,
+        by: &Actor,
     ) -> Result<Option<DeletedRepository>, MetaError>;
 
     /// Makes a repository public or private; `false` when it does not exist.
@@ -315,16 +320,24 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<(), MetaError>;
 
     /// Links a blob already recorded into the repository (a cross-repository
-    /// mount); its size, or `None` when no record names it any more (the
-    /// collector took it: the client uploads it instead).
+    /// mount from `from`, when the request named it); its size, or `None`
+    /// when no record names it any more (the collector took it: the client
+    /// uploads it instead).
     async fn mount_blob(
         &self,
         name: &RepositoryName,
         digest: &Digest,
+        from: Option<&RepositoryName>,
+        by: &Actor,
     ) -> Result<Option<u64>, MetaError>;
 
     /// Removes a blob's link from a repository; `false` when it was not linked.
-    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError>;
+    async fn unlink_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        by: &Actor,
+    ) -> Result<bool, MetaError>;
 
     /// Stores a manifest and, when given, points `tag` at it, checking that every
     /// reference is present ([`MetaError::MissingReference`]) with the size its
@@ -334,6 +347,7 @@ pub trait MetaStore: Send + Sync + 'static {
         name: &RepositoryName,
         manifest: &NewManifest,
         tag: Option<&Tag>,
+        by: &Actor,
     ) -> Result<(), MetaError>;
 
     /// A manifest by tag or digest.
@@ -348,10 +362,16 @@ pub trait MetaStore: Send + Sync + 'static {
         &self,
         name: &RepositoryName,
         digest: &Digest,
+        by: &Actor,
     ) -> Result<bool, MetaError>;
 
     /// Removes a tag (the manifest stays); `false` when there was no such tag.
-    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError>;
+    async fn delete_tag(
+        &self,
+        name: &RepositoryName,
+        tag: &Tag,
+        by: &Actor,
+    ) -> Result<bool, MetaError>;
 
     /// Tags after `last` (exclusive), in byte order, at most `limit`; `None`
     /// when the repository does not exist.

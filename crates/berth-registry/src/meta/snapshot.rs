@@ -307,7 +307,9 @@ mod tests {
         let gone = Digest::sha256_of(b"gone");
         meta.link_blob(&repo, &kept, 4).await.unwrap();
         meta.link_blob(&repo, &gone, 4).await.unwrap();
-        meta.unlink_blob(&repo, &gone).await.unwrap();
+        meta.unlink_blob(&repo, &gone, &crate::events::Actor::system())
+            .await
+            .unwrap();
         let session = UploadSession {
             id: UploadId::parse("0123456789abcdef0123456789abcdef").unwrap(),
             repository: repo.clone(),

@@ -27,13 +27,16 @@ use berth_core::reference::TagOrDigest;
 use berth_core::tag::Tag;
 
 use super::db::{Db, Lock, Row, Tx, query, query_as, query_scalar};
+use super::events_sql;
 use super::gc_sql::{self, Kind};
 use super::revocation_sql::record;
 use super::{
-    BytesPresent, CatalogFilter, DeletedRepository, DescriptorRef, Manifest, MetaError, MetaStore,
-    NameRange, NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadOwner, UploadSession,
+    Actor, BytesPresent, CatalogFilter, DeletedRepository, DescriptorRef, Manifest, MetaError,
+    MetaStore, NameRange, NewManifest, Referrer, RepositoryInfo, UploadLimits, UploadOwner,
+    UploadSession,
 };
 use crate::auth::revocation::{self, RevocationTarget};
+use crate::events::{Change, Events};
 
 /// The token lifetime assumed until [`SqlMeta::with_token_lifetime`] says
 /// otherwise (the `Config::new` default).
@@ -48,6 +51,8 @@ pub struct SqlMeta {
     pub(super) revocation_writes: Arc<AtomicU64>,
     /// How long a revocation record is kept (`revocation::keep_secs`).
     pub(super) revocation_keep_secs: i64,
+    /// Where changes' events go (nowhere unless [`SqlMeta::with_events`]).
+    events: Arc<Events>,
 }
 
 impl SqlMeta {
@@ -64,6 +69,7 @@ impl SqlMeta {
             new_repositories_public: false,
             revocation_writes: Arc::default(),
             revocation_keep_secs: revocation::keep_secs(DEFAULT_TOKEN_LIFETIME),
+            events: Arc::new(Events::disabled()),
         }
     }
 
@@ -95,6 +101,36 @@ impl SqlMeta {
     pub fn with_new_repositories_public(mut self, public: bool) -> Self {
         self.new_repositories_public = public;
         self
+    }
+
+    /// Sets where the events of changes go.
+    pub fn with_events(mut self, events: Arc<Events>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Writes the event of `change` to `name` by `by` inside `tx`, when some
+    /// endpoint wants it; whether it did (the caller tells
+    /// [`SqlMeta::events_committed`] after the commit).
+    async fn emit(
+        &self,
+        tx: &mut Tx,
+        name: &RepositoryName,
+        change: Change<'_>,
+        by: &Actor,
+    ) -> Result<bool, MetaError> {
+        let Some((event, endpoints)) = self.events.route(name, &change, by, now_unix()) else {
+            return Ok(false);
+        };
+        events_sql::record(tx, &event, &endpoints).await?;
+        Ok(true)
+    }
+
+    /// Wakes the delivery worker after a commit that wrote an event.
+    fn events_committed(&self, wrote: bool) {
+        if wrote {
+            self.events.committed(1);
+        }
     }
 
     /// An in-memory SQLite database, for tests.
@@ -343,6 +379,7 @@ impl MetaStore for SqlMeta {
     async fn delete_repository(
         &self,
         name: &RepositoryName,
+        by: &Actor,
     ) -> Result<Option<DeletedRepository>, MetaError> {
         let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         let id: Option<i64> = query_scalar("SELECT id FROM repositories WHERE name = $1")
@@ -387,9 +424,13 @@ impl MetaStore for SqlMeta {
         // name starts afresh.
         let target = RevocationTarget::Repository(name.as_str().to_owned());
         record(&mut tx, &target, self.revocation_keep_secs).await?;
+        let wrote = self
+            .emit(&mut tx, name, Change::RepositoryDeleted, by)
+            .await?;
         tx.notify_changed(name.as_str()).await?;
         tx.commit().await?;
         self.revocations_written();
+        self.events_committed(wrote);
         Ok(Some(DeletedRepository { staging }))
     }
 
@@ -472,6 +513,8 @@ impl MetaStore for SqlMeta {
         &self,
         name: &RepositoryName,
         digest: &Digest,
+        from: Option<&RepositoryName>,
+        by: &Actor,
     ) -> Result<Option<u64>, MetaError> {
         let digest_text = digest.to_string();
         let mut tx = self.db.begin_write(&link_locks(name, &digest_text)).await?;
@@ -484,7 +527,10 @@ impl MetaStore for SqlMeta {
             return Ok(None);
         };
         link_blob_in(&mut tx, name, digest, size, self.new_repositories_public).await?;
+        let change = Change::BlobMounted { digest, size, from };
+        let wrote = self.emit(&mut tx, name, change, by).await?;
         tx.commit().await?;
+        self.events_committed(wrote);
         Ok(Some(size))
     }
 
@@ -512,7 +558,12 @@ impl MetaStore for SqlMeta {
         Ok(())
     }
 
-    async fn unlink_blob(&self, name: &RepositoryName, digest: &Digest) -> Result<bool, MetaError> {
+    async fn unlink_blob(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        by: &Actor,
+    ) -> Result<bool, MetaError> {
         let digest_text = digest.to_string();
         let mut tx = self.db.begin_write(&link_locks(name, &digest_text)).await?;
         let done = query(
@@ -524,10 +575,16 @@ impl MetaStore for SqlMeta {
         .bind(&digest_text)
         .execute(&mut tx)
         .await?;
+        let mut wrote = false;
         if done > 0 {
             gc_sql::queue(&mut tx, Kind::Blob, 0, &digest_text, now_unix(), 0).await?;
+            wrote = self
+                .emit(&mut tx, name, Change::BlobDeleted { digest }, by)
+                .await?;
         }
-        changed(tx, name, done > 0).await
+        let did = changed(tx, name, done > 0).await?;
+        self.events_committed(wrote);
+        Ok(did)
     }
 
     async fn put_manifest(
@@ -535,6 +592,7 @@ impl MetaStore for SqlMeta {
         name: &RepositoryName,
         new: &NewManifest,
         tag: Option<&Tag>,
+        by: &Actor,
     ) -> Result<(), MetaError> {
         let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         let repo = repository_id(&mut tx, name, self.new_repositories_public).await?;
@@ -623,8 +681,16 @@ impl MetaStore for SqlMeta {
             // Pushed by digest: untagged until a tag or an index names it.
             gc_sql::queue(&mut tx, Kind::Manifest, repo, &digest, now, 0).await?;
         }
+        let change = Change::ManifestPushed {
+            digest: &new.manifest.digest,
+            media_type: &new.manifest.media_type,
+            size: new.manifest.content.len() as u64,
+            tag,
+        };
+        let wrote = self.emit(&mut tx, name, change, by).await?;
         // Other nodes drop what they cached of the repository (a tag moved).
         changed(tx, name, true).await?;
+        self.events_committed(wrote);
         Ok(())
     }
 
@@ -674,6 +740,7 @@ impl MetaStore for SqlMeta {
         &self,
         name: &RepositoryName,
         digest: &Digest,
+        by: &Actor,
     ) -> Result<bool, MetaError> {
         let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         let repo: Option<i64> = query_scalar("SELECT id FROM repositories WHERE name = $1")
@@ -683,9 +750,9 @@ impl MetaStore for SqlMeta {
         let Some(repo) = repo else {
             return Ok(false);
         };
-        let digest = digest.to_string();
+        let digest_text = digest.to_string();
         // What it names and its referrers may have lost their last reference.
-        gc_sql::queue_references(&mut tx, repo, &digest, now_unix()).await?;
+        gc_sql::queue_references(&mut tx, repo, &digest_text, now_unix()).await?;
         // Explicit, not left to ON DELETE CASCADE: correct even where foreign
         // keys are not enforced.
         for statement in [
@@ -694,23 +761,33 @@ impl MetaStore for SqlMeta {
         ] {
             query(statement)
                 .bind(repo)
-                .bind(&digest)
+                .bind(&digest_text)
                 .execute(&mut tx)
                 .await?;
         }
         let done = query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repo)
-            .bind(&digest)
+            .bind(&digest_text)
             .execute(&mut tx)
             .await?;
         if done == 0 {
             // Nothing was there: nothing queued either.
             return Ok(false);
         }
-        changed(tx, name, true).await
+        let wrote = self
+            .emit(&mut tx, name, Change::ManifestDeleted { digest }, by)
+            .await?;
+        changed(tx, name, true).await?;
+        self.events_committed(wrote);
+        Ok(true)
     }
 
-    async fn delete_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<bool, MetaError> {
+    async fn delete_tag(
+        &self,
+        name: &RepositoryName,
+        tag: &Tag,
+        by: &Actor,
+    ) -> Result<bool, MetaError> {
         let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
         let row: Option<(i64, String)> = query_as(
             "SELECT t.repository_id, t.manifest_digest FROM tags t
@@ -731,7 +808,21 @@ impl MetaStore for SqlMeta {
             .await?;
         // Its manifest may be left untagged.
         gc_sql::queue(&mut tx, Kind::Manifest, repo, &digest, now_unix(), 0).await?;
-        changed(tx, name, true).await
+        let digest = parse_digest(&digest)?;
+        let wrote = self
+            .emit(
+                &mut tx,
+                name,
+                Change::TagDeleted {
+                    tag,
+                    digest: &digest,
+                },
+                by,
+            )
+            .await?;
+        changed(tx, name, true).await?;
+        self.events_committed(wrote);
+        Ok(true)
     }
 
     async fn list_tags(

@@ -100,7 +100,7 @@ use Role::{Fixed, Key, State};
 
 /// The tables in the order they are copied: each after the tables its
 /// foreign keys name (and pruned in the reverse order).
-pub const TABLES: [Table; 15] = [
+pub const TABLES: [Table; 18] = [
     Table {
         name: "organizations",
         columns: &[
@@ -267,6 +267,45 @@ pub const TABLES: [Table; 15] = [
             col("claimed_until", Int, State),
             col("claimed_by", Int, State),
             col("size", Int, State),
+        ],
+        identity: false,
+    },
+    // The events' outbox goes along: deliveries pending on the source are
+    // delivered by the target's nodes, and the records stay listable.
+    Table {
+        name: "events",
+        columns: &[
+            col("id", Int, Key),
+            col("event_id", Text, Fixed),
+            col("repository", Text, Fixed),
+            col("type", Text, Fixed),
+            col("subject", Text, Fixed),
+            col("document", Text, Fixed),
+            col("created_at", Int, Fixed),
+        ],
+        identity: true,
+    },
+    Table {
+        name: "event_deliveries",
+        columns: &[
+            col("endpoint", Text, Key),
+            col("event", Int, Key),
+            col("repository", Text, Fixed),
+            col("state", Text, State),
+            col("attempts", Int, State),
+            col("last_status", OptInt, State),
+            col("last_error", OptText, State),
+            col("updated_at", Int, State),
+        ],
+        identity: false,
+    },
+    Table {
+        name: "event_chains",
+        columns: &[
+            col("endpoint", Text, Key),
+            col("repository", Text, Key),
+            col("head", Int, State),
+            col("due_at_ms", Int, State),
         ],
         identity: false,
     },

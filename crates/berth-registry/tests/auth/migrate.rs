@@ -437,7 +437,11 @@ async fn a_registry_moves_whole_and_a_second_run_changes_nothing() {
     assert!(
         registry
             .meta
-            .delete_tag(&app_name, &Tag::parse("1.1").unwrap())
+            .delete_tag(
+                &app_name,
+                &Tag::parse("1.1").unwrap(),
+                &berth_registry::events::Actor::system()
+            )
             .await
             .unwrap()
     );

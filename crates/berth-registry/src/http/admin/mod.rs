@@ -163,6 +163,8 @@ pub fn routes() -> Router<AppState> {
             get(list_rules).post(create_rule),
         )
         .route("/api/v1/trust/{namespace}/{name}", delete(delete_rule))
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/events/redeliver", post(redeliver))
         .route("/api/v1/keys", get(get_keys))
         .route("/api/v1/keys/rotate", post(rotate_keys))
         .route("/api/v1/keys/{kid}", delete(retire_key))
@@ -795,6 +797,13 @@ fn secret_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
+/// The request's id (`X-Request-Id`), which events of its changes name.
+fn request_id(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(crate::http::router::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+}
+
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -869,6 +878,7 @@ async fn find_org(r: &Registry, name: &str) -> Result<crate::identity::Organizat
 
 // The handlers, one module per resource (declared after `audit!`, which they use).
 mod account;
+mod events;
 mod keys;
 mod orgs;
 mod repos;
@@ -878,6 +888,7 @@ mod trust;
 mod users;
 
 use self::account::{change_own_password, whoami};
+use self::events::{list_events, redeliver};
 use self::keys::{get_keys, retire_key, rotate_keys};
 use self::orgs::{
     create_org, create_robot, delete_org, delete_robot, list_members, list_orgs, list_robots,

@@ -120,6 +120,7 @@ pub(super) async fn delete_repository(
     State(app): State<AppState>,
     admin: Admin,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let r = &app.registry;
     let Some(name) = query_param(query.as_deref(), "repository") else {
@@ -128,7 +129,8 @@ pub(super) async fn delete_repository(
         ));
     };
     let name = repository_name(&name)?;
-    let Some(deleted) = r.meta.delete_repository(&name).await? else {
+    let actor = crate::events::Actor::request(Some(&admin.name), super::request_id(&headers));
+    let Some(deleted) = r.meta.delete_repository(&name, &actor).await? else {
         return Err(ApiError::not_found(
             "NAME_UNKNOWN",
             format!("repository `{name}` does not exist; nothing was deleted"),
