@@ -1,5 +1,6 @@
 //! `berth admin ...`: users, organisations, robots, tokens, repository
-//! visibility, signing keys, garbage collection, usage and quotas, through the registry's admin API
+//! visibility, signing keys, garbage collection, usage and quotas, events,
+//! through the registry's admin API
 //! (`/api/v1/`, see `berth-registry/src/http/admin/`).
 //!
 //! Every command logs in at `--registry` as `BERTH_USERNAME` with
@@ -8,6 +9,7 @@
 //! What a command produces goes to stdout (a secret, a PEM, a list); notes for
 //! the person at the terminal go to stderr.
 
+mod events;
 mod keys;
 pub(crate) mod org;
 pub(crate) mod repo;
@@ -93,6 +95,9 @@ link it; manifests are not counted.")]
     /// Set, remove and list namespace quotas.
     #[command(subcommand)]
     Quota(storage::QuotaCommand),
+    /// List the events sent to webhook endpoints, and send them again.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 /// Runs `berth admin ...`.
@@ -111,6 +116,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             storage::run_usage(&api, namespace.as_deref(), output)
         }
         AdminCommand::Quota(command) => storage::run_quota(&api, command),
+        AdminCommand::Events(command) => events::run(&api, command),
     }
 }
 
