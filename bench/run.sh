@@ -43,7 +43,9 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 distribution collects offline only),
                 ui (berth's web pages: explore at 10,000 repositories, a
                 repository page of 10,000 tags, a manifest page: server
-                time at one connection and page weight)
+                time at one connection and page weight),
+                events (webhook deliveries per second draining a backlog
+                of 10,000 pushes, to one repository and to 10,000)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -77,19 +79,19 @@ if { ((RECORD)) || [[ $QUICK == 0 && -z $ONLY ]]; } && [[ ${BENCH_PROFILE:-dist}
     exit 2
 fi
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui|events) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui|events" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
 # uploads (how many x bytes each); COPY_MIB: the single-layer image copied.
 if ((QUICK)); then
-    BLOB_MIB=64 DUR=1 WARM=0 N_SMALL=200 N_LARGE=2000 N_UI=500
+    BLOB_MIB=64 DUR=1 WARM=0 N_SMALL=200 N_LARGE=2000 N_UI=500 N_EV=300
     IMG_LAYERS=5 IMG_LAYER_BYTES=$((2 << 20)) CONC_N=10 CONC_BYTES=$((1 << 20)) COPY_MIB=64
     ROBUST_HOLD=4 ROBUST_PROBES=20 ROBUST_TOKENS=30 ROBUST_CHECKS=20
     RUNS=${RUNS:-1}
 else
-    BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000 N_UI=10000
+    BLOB_MIB=1024 DUR=10 WARM=2 N_SMALL=1000 N_LARGE=100000 N_UI=10000 N_EV=10000
     IMG_LAYERS=5 IMG_LAYER_BYTES=$((10 << 20)) CONC_N=100 CONC_BYTES=$((10 << 20)) COPY_MIB=1024
     ROBUST_HOLD=15 ROBUST_PROBES=100 ROBUST_TOKENS=600 ROBUST_CHECKS=1000
     RUNS=${RUNS:-3}
@@ -186,7 +188,7 @@ setup_tools() {
     command -v python3 >/dev/null || need+=(python3)
     if want auth; then command -v htpasswd >/dev/null || need+=(apache2-utils); fi
     if want image || want copy; then command -v skopeo >/dev/null || need+=(skopeo); fi
-    if want cluster; then command -v haproxy >/dev/null || need+=(haproxy); fi
+    if want cluster || want events; then command -v haproxy >/dev/null || need+=(haproxy); fi
     if ((${#need[@]})); then
         local sudo=()
         ((EUID == 0)) || sudo=(sudo)
@@ -1337,6 +1339,98 @@ section_ui() {
     stop_server ui
 }
 
+# ---------------------------------------------------------------- 13. events
+# The outbox's delivery rate: N_EV changes committed while the receiver is
+# down (each head's attempt refused and retried within 0.5 s), then the
+# receiver comes up (haproxy answering 204, so that it costs nothing); the
+# time from then until every written event is delivered (berth's /metrics)
+# gives events per second. Two shapes: tags pushed to one repository (one
+# chain: one delivery at a time, in order) and N_EV repositories (chains in
+# parallel, 32 at once per node). distribution's notifications are queued in
+# memory (lost on a restart, no per-repository order): not compared.
+events_receiver() { # port -> starts haproxy answering 204 on it
+    local cfg=$TMP/receiver-$1.cfg
+    cat >"$cfg" <<EOF
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout client 10s
+    timeout connect 5s
+    timeout server 10s
+frontend hook
+    bind 127.0.0.1:$1
+    http-request return status 204
+EOF
+    haproxy -f "$cfg" -db >"$TMP/receiver-$1.log" 2>&1 &
+    RECEIVER_PID=$!
+    track "$RECEIVER_PID"
+}
+
+events_drain() { # url out: waits until every written event is delivered
+    python3 - "$1" "$2" <<'PY'
+import re, sys, time, urllib.request
+url, out = sys.argv[1], sys.argv[2]
+def counts():
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    written = int(re.search(r"^berth_events_written_total (\d+)", text, re.M).group(1))
+    done = re.search(r'^berth_event_attempts_total\{result="delivered"\} (\d+)', text, re.M)
+    return written, int(done.group(1)) if done else 0
+start = time.monotonic()
+while True:
+    written, delivered = counts()
+    if written and delivered >= written:
+        break
+    if time.monotonic() - start > 900:
+        sys.exit(f"events: {delivered} of {written} delivered after 900 s")
+    time.sleep(0.02)
+secs = time.monotonic() - start
+open(out, "w").write(f"{secs:.3f} {written}\n")
+PY
+}
+
+section_events() {
+    local n=$N_EV shape r port cfg out secs written label
+    log "== events: delivering a backlog of $(commas "$n") events once the receiver is up"
+    for shape in one many; do
+        for ((r = 1; r <= RUNS; r++)); do
+            port=$(free_port)
+            cfg=$TMP/events-$shape-$r.toml
+            cat >"$cfg" <<EOF
+[[webhook]]
+name = "bench"
+url = "http://127.0.0.1:$port/hook"
+secret = "bench-webhook-secret-0123456789"
+actions = ["push"]
+retries = 100
+retry_initial_secs = 0.1
+retry_max_secs = 0.5
+EOF
+            local prefix=("${SERVER_PREFIX[@]}")
+            SERVER_PREFIX=(env BERTH_CONFIG="$cfg")
+            IDLE_RSS=0 start_server berth events
+            SERVER_PREFIX=("${prefix[@]}")
+            if [[ $shape == one ]]; then
+                python3 "$LIB/reg.py" mktags "${URL[events]}" ev/one "$n" >/dev/null
+                label="one repository"
+            else
+                python3 "$LIB/reg.py" mkrepos "${URL[events]}" ev/r 0 "$n" --workers 16 >/dev/null
+                label="$(commas "$n") repositories"
+            fi
+            out=$TMP/events-$shape-$r.out
+            events_receiver "$port"
+            measured "events $shape #$r" events_drain "${URL[events]}" "$out"
+            read -r secs written <"$out"
+            record "events.$shape" "events: delivered per second, a backlog of $(commas "$n") pushes to $label (one endpoint)" berth \
+                "$(python3 -c 'import sys; print(round(int(sys.argv[2]) / float(sys.argv[1])))' "$secs" "$written")"
+            kill "$RECEIVER_PID" 2>/dev/null || true
+            wait "$RECEIVER_PID" 2>/dev/null || true
+            stop_server events
+        done
+        note "events.$shape" x distribution "notifications queued in memory: lost on a restart, not compared"
+    done
+}
+
 # ---------------------------------------------------------------- main
 main() {
     local rev dirty cpu cmd when elapsed measuring oha_v table
@@ -1365,6 +1459,7 @@ main() {
     want robust && section_robust
     want gc && section_gc
     want ui && section_ui
+    want events && section_events
 
     when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')

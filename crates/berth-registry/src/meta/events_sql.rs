@@ -61,6 +61,16 @@ impl State {
 /// Writes `event` with a pending delivery to each of `endpoints`, inside the
 /// transaction of the change it describes.
 pub async fn record(tx: &mut Tx, event: &Event, endpoints: &[&str]) -> Result<(), MetaError> {
+    let id = insert_event(tx, event).await?;
+    let mut deliveries: Vec<(&str, &str, i64, i64)> = endpoints
+        .iter()
+        .map(|endpoint| (*endpoint, event.repository.as_str(), id, event.time))
+        .collect();
+    add_deliveries(tx, &mut deliveries).await
+}
+
+/// Inserts an event; its number.
+async fn insert_event(tx: &mut Tx, event: &Event) -> Result<i64, MetaError> {
     let id: i64 = query_scalar(
         "INSERT INTO events (event_id, repository, type, subject, document, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -73,18 +83,31 @@ pub async fn record(tx: &mut Tx, event: &Event, endpoints: &[&str]) -> Result<()
     .bind(event.time)
     .fetch_one(&mut *tx)
     .await?;
-    for endpoint in endpoints {
+    Ok(id)
+}
+
+/// Inserts pending deliveries (endpoint, repository, event, unix seconds),
+/// each joining its chain. Chains are locked in (endpoint, repository) order,
+/// as every writer of several chains does ([`EventsSql::claim`],
+/// [`EventsSql::redeliver`]), so that two of them never wait on each other in
+/// a circle (PostgreSQL would abort one: a push could fail).
+async fn add_deliveries(
+    tx: &mut Tx,
+    deliveries: &mut [(&str, &str, i64, i64)],
+) -> Result<(), MetaError> {
+    deliveries.sort_unstable();
+    for (endpoint, repository, event, time) in deliveries.iter() {
         query(
             "INSERT INTO event_deliveries (event, endpoint, repository, state, attempts, updated_at)
              VALUES ($1, $2, $3, 'pending', 0, $4)",
         )
-        .bind(id)
+        .bind(*event)
         .bind(*endpoint)
-        .bind(event.repository.as_str())
-        .bind(event.time)
+        .bind(*repository)
+        .bind(*time)
         .execute(&mut *tx)
         .await?;
-        join_chain(tx, endpoint, &event.repository, id, event.time * 1000).await?;
+        join_chain(tx, endpoint, repository, *event, time.saturating_mul(1000)).await?;
     }
     Ok(())
 }
@@ -251,10 +274,19 @@ impl EventsSql {
             return Ok(());
         }
         let mut tx = self.db.begin_write(&[]).await?;
+        let mut deliveries = Vec::new();
         for pull in pulls {
-            let endpoints: Vec<&str> = pull.endpoints.iter().map(String::as_str).collect();
-            record(&mut tx, &pull.event, &endpoints).await?;
+            let id = insert_event(&mut tx, &pull.event).await?;
+            for endpoint in &pull.endpoints {
+                deliveries.push((
+                    endpoint.as_str(),
+                    pull.event.repository.as_str(),
+                    id,
+                    pull.event.time,
+                ));
+            }
         }
+        add_deliveries(&mut tx, &mut deliveries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -272,7 +304,7 @@ impl EventsSql {
         park_ms: i64,
         lease_ms: &(dyn Fn(&str) -> Option<i64> + Sync),
     ) -> Result<Vec<Claimed>, MetaError> {
-        let due: Vec<(String, String, i64, i64)> = query_as(
+        let mut due: Vec<(String, String, i64, i64)> = query_as(
             "SELECT endpoint, repository, head, due_at_ms FROM event_chains
               WHERE due_at_ms <= $1 ORDER BY due_at_ms LIMIT $2",
         )
@@ -280,6 +312,8 @@ impl EventsSql {
         .bind(i64::from(limit))
         .fetch_all(&self.db)
         .await?;
+        // Locked in (endpoint, repository) order, as `add_deliveries` does.
+        due.sort_unstable();
         if due.is_empty() {
             return Ok(Vec::new());
         }
@@ -412,7 +446,12 @@ impl EventsSql {
         .bind(filter.endpoint.as_deref())
         .bind(filter.repository.as_deref())
         .bind(filter.after.as_ref().map_or(i64::MAX, |(event, _)| *event))
-        .bind(filter.after.as_ref().map_or("", |(_, endpoint)| endpoint.as_str()))
+        .bind(
+            filter
+                .after
+                .as_ref()
+                .map_or("", |(_, endpoint)| endpoint.as_str()),
+        )
         .bind(i64::from(limit))
         .fetch_all(&self.db)
         .await?;
@@ -474,6 +513,8 @@ impl EventsSql {
                 selected.extend(rows);
             }
         }
+        // Chains locked in (endpoint, repository) order, as `add_deliveries` does.
+        selected.sort_unstable_by(|a, b| (&a.1, &a.2, a.0).cmp(&(&b.1, &b.2, b.0)));
         for (event, endpoint, repository) in &selected {
             query(
                 "UPDATE event_deliveries
