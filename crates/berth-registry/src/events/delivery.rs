@@ -6,7 +6,9 @@
 //!   deliveries to one endpoint one at a time, in order.
 //! - A claim is a lease of the endpoint's timeout plus [`LEASE_MARGIN`]: a
 //!   node that dies mid-attempt leaves it to lapse, and the chain is
-//!   attempted again by whichever node claims it next (at least once).
+//!   attempted again by whichever node claims it next (at least once). On
+//!   the embedded database, the only process resumes every chain at once
+//!   when it starts (`EventsSql::resume_after_restart`).
 //! - A 2xx delivers. Anything else (another status, a redirect, a timeout,
 //!   a refused connection) is retried after the endpoint's backoff (or the
 //!   receiver's `Retry-After`, up to the longest delay), and after the last
@@ -95,6 +97,13 @@ pub async fn run(registry: Registry) {
         client,
         dice: Dice::default(),
     });
+    match worker.sql.resume_after_restart(now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(chains = n, "resuming event deliveries left by the last run"),
+        Err(e) => {
+            tracing::warn!(error = %e, "resuming event deliveries failed; they resume as their leases lapse")
+        }
+    }
     let mut chains = JoinSet::new();
     let mut last_flush = Instant::now();
     let mut last_prune: Option<Instant> = None;

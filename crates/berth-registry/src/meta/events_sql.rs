@@ -420,6 +420,24 @@ impl EventsSql {
         Ok(next)
     }
 
+    /// At the start of the only process on an embedded (SQLite) database:
+    /// every chain due now, leases and retry delays alike, since a lease can
+    /// only be a dead process's (and a restart is as good a moment as any to
+    /// try a refused delivery again); returns how many. On PostgreSQL other
+    /// nodes may hold leases: nothing changes, and a dead node's lapse.
+    pub async fn resume_after_restart(&self, now_ms: i64) -> Result<u64, MetaError> {
+        if self.db.engine() != super::db::Engine::Sqlite {
+            return Ok(0);
+        }
+        let mut tx = self.db.begin_write(&[]).await?;
+        let resumed = query("UPDATE event_chains SET due_at_ms = $1 WHERE due_at_ms > $1")
+            .bind(now_ms)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(resumed)
+    }
+
     /// Deliveries, newest event first, at most `limit`.
     pub async fn list(
         &self,
