@@ -39,6 +39,10 @@
 //! - `ui`: the web interface's pages: a private repository reads as a
 //!   missing one on every page, sessions and their ends, CSRF tokens,
 //!   sign-in failures counted with `/token`'s, security headers.
+//! - `events`: webhook deliveries as a receiver in the test sees them:
+//!   signed CloudEvents of pushes, deletes, mounts and sampled pulls, routed
+//!   by repository and action, in order per repository through refusals,
+//!   failed after the last retry and sent again on demand; `/api/v1/events`.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -50,6 +54,7 @@
 mod abuse;
 mod admin_api;
 mod cluster;
+mod events;
 mod gate;
 mod gc;
 mod health;

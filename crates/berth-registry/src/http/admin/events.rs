@@ -13,7 +13,9 @@ use super::{Admin, ApiError, json_response, read_json};
 use crate::clock::now_unix;
 use crate::events::delivery::now_ms;
 use crate::http::router::AppState;
-use crate::meta::events_sql::{EventsSql, ListFilter, MAX_REDELIVER, Redeliver, State as DeliveryState};
+use crate::meta::events_sql::{
+    EventsSql, ListFilter, MAX_REDELIVER, Redeliver, State as DeliveryState,
+};
 
 /// The listing's page size when `n` is not given, and its largest.
 const DEFAULT_PAGE: u32 = 100;
@@ -75,11 +77,9 @@ pub(super) async fn list_events(
     {
         kept.push(format!("n={n}"));
         kept.push(format!("last={}/{}", last.event, last.endpoint));
-        let link = berth_core::pagination::Link::next(&format!(
-            "/api/v1/events?{}",
-            kept.join("&")
-        ))
-        .to_string();
+        let link =
+            berth_core::pagination::Link::next(&format!("/api/v1/events?{}", kept.join("&")))
+                .to_string();
         if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
             response
                 .headers_mut()
@@ -162,5 +162,8 @@ pub(super) async fn redeliver(
         failed = which.events.is_empty(),
         "admin: event deliveries sent again"
     );
-    Ok(json_response(StatusCode::OK, &json!({ "redelivered": count })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "redelivered": count }),
+    ))
 }
