@@ -24,6 +24,7 @@ mod crash;
 mod credentials;
 mod delete;
 mod deploy;
+mod events;
 mod gc;
 mod inspect;
 mod interop;
