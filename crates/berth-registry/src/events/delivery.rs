@@ -110,6 +110,8 @@ pub async fn run(registry: Registry) {
     let mut last_backlog: Option<Instant> = None;
     let mut last_error: Option<Instant> = None;
     loop {
+        // Chains whose tasks ended make room for more.
+        while chains.try_join_next().is_some() {}
         if last_flush.elapsed() >= FLUSH_INTERVAL {
             last_flush = Instant::now();
             worker.flush_pulls().await;
@@ -250,8 +252,7 @@ impl Worker {
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(retry_after);
                 let body = read_some(response).await;
                 let error = if body.is_empty() {
                     format!("HTTP {status}")
@@ -278,6 +279,20 @@ impl Worker {
             at_ms: now_ms().saturating_add(millis(delay)),
         }
     }
+}
+
+/// A `Retry-After` value (RFC 9110 section 10.2.3): seconds, or an HTTP
+/// date (how long until then; a date past is no delay).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The first bytes of a refusal's body, as one printable line.
@@ -330,5 +345,23 @@ fn log_outcome(claim: &Claimed, outcome: &Outcome) {
             repository = %claim.repository, attempts = claim.attempts + 1, error = %error,
             "event delivery failed after its last retry; `berth admin events redeliver` sends it again"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = std::time::SystemTime::now() + Duration::from_secs(600);
+        let delay = retry_after(&httpdate::fmt_http_date(later)).unwrap_or_default();
+        assert!(delay > Duration::from_secs(590) && delay <= Duration::from_secs(600));
+        assert_eq!(retry_after("soon"), None);
     }
 }
