@@ -69,6 +69,9 @@ impl Action {
     }
 }
 
+/// The actor of tags removed by retention policies.
+pub const RETENTION_ACTOR: &str = "berth:retention";
+
 /// Who made a change: what an event says of its cause.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actor {
@@ -84,6 +87,16 @@ impl Actor {
     /// `berth migrate`): no subject, no request id.
     pub fn system() -> Actor {
         Actor::default()
+    }
+
+    /// A tag removed by a retention policy: the subject `berth:retention`,
+    /// which no user, robot or CI job's subject can be (`:` is not in their
+    /// names; a job's starts `trust:`).
+    pub fn retention() -> Actor {
+        Actor {
+            subject: Some(RETENTION_ACTOR.to_owned()),
+            request_id: None,
+        }
     }
 
     /// A change made by a request.

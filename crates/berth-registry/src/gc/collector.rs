@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use berth_core::digest::Digest;
 use berth_core::name::RepositoryName;
+use berth_core::tag::Tag;
 use serde::Serialize;
 
 use super::retention::policy_for;
@@ -34,7 +35,9 @@ use crate::Registry;
 use crate::clock::now_unix;
 use crate::config::GcConfig;
 use crate::error::RegistryError;
+use crate::events::{Actor, Change};
 use crate::meta::MetaError;
+use crate::meta::events_sql;
 use crate::meta::gc_sql::{Decision, Delays, GcSql, Kind, Removed, Review, TagFacts};
 use crate::metrics::GcCounts;
 
@@ -295,13 +298,37 @@ async fn apply_retention(
     now: i64,
     report: &mut Report,
 ) -> Result<(), RegistryError> {
+    let actor = Actor::retention();
     for e in expired {
         let mut tx = sql.begin_repository(&e.repository).await?;
         if GcSql::remove_tag_in(&mut tx, e.repository_id, &e.tag, now).await? {
+            // The tag's event, in the transaction that removes it.
+            let change = match (Tag::parse(&e.tag.name), Digest::parse(&e.tag.digest)) {
+                (Ok(tag), Ok(digest)) => r.events.route(
+                    &e.repository,
+                    &Change::TagDeleted {
+                        tag: &tag,
+                        digest: &digest,
+                    },
+                    &actor,
+                    now,
+                ),
+                _ => None,
+            };
+            let wrote = match change {
+                Some((event, endpoints)) => {
+                    events_sql::record(&mut tx, &event, &endpoints).await?;
+                    true
+                }
+                None => false,
+            };
             tx.notify_changed(e.repository.as_str())
                 .await
                 .map_err(MetaError::from)?;
             tx.commit().await.map_err(MetaError::from)?;
+            if wrote {
+                r.events.committed(1);
+            }
             r.meta.forget_cached(&e.repository);
             tracing::info!(
                 target: "berth::audit",

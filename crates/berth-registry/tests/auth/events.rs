@@ -1536,3 +1536,55 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test]
+async fn a_tag_removed_by_a_retention_policy_is_a_tag_deleted_event_of_the_retention_actor() {
+    let receiver = Receiver::start().await;
+    let webhooks =
+        Webhooks::new(endpoint::parse_all(&[endpoint("ci", &receiver, |_| {})]).unwrap());
+    let policy = berth_registry::gc::retention::PolicyText {
+        repositories: "alice/**".to_owned(),
+        keep_last_pushed: Some(1),
+        ..berth_registry::gc::retention::PolicyText::default()
+    };
+    let policy = berth_registry::gc::retention::Policy::parse(&policy).unwrap();
+    let app = TestApp::start_with(move |config| {
+        config.webhooks = webhooks;
+        config.gc.retention = vec![policy];
+    })
+    .await;
+    app.user("alice").await;
+    let token = app
+        .user_token("alice", &["repository:alice/app:pull,push"])
+        .await;
+    let old = push(&app, &token, "alice/app", "old").await;
+    push(&app, &token, "alice/app", "new").await;
+    receiver.wait_delivered(2).await;
+    // `old` was pushed first, a minute before `new` as far as the policy knows.
+    let moved = berth_registry::meta::db::query(
+        "UPDATE tags SET updated_at = updated_at - 60
+          WHERE name = 'old'
+            AND repository_id = (SELECT id FROM repositories WHERE name = 'alice/app')",
+    )
+    .execute(&app.registry.db)
+    .await
+    .unwrap();
+    assert_eq!(moved, 1);
+
+    let resp = app.admin_api(Method::POST, "/api/v1/gc", None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+
+    let received = receiver.wait_delivered(3).await;
+    let event = received[2].json();
+    assert_eq!(event["type"], "berth.tag.deleted");
+    assert_eq!(event["subject"], "alice/app:old");
+    assert_eq!(
+        event["data"],
+        json!({
+            "repository": "alice/app",
+            "digest": old.digest.to_string(),
+            "tag": "old",
+            "actor": "berth:retention",
+        })
+    );
+}
