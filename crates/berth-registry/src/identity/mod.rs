@@ -467,6 +467,7 @@ pub trait IdentityStore: Send + Sync + 'static {
         &self,
         name: &str,
         repositories: OwnedRepositories,
+        by: &crate::events::Actor,
     ) -> Result<Option<DeletedUser>, IdentityError>;
 
     /// Replaces a user's password hash and revokes the user's refresh tokens
@@ -517,6 +518,7 @@ pub trait IdentityStore: Send + Sync + 'static {
         &self,
         name: &str,
         repositories: OwnedRepositories,
+        by: &crate::events::Actor,
     ) -> Result<Option<DeletedOrg>, IdentityError>;
 
     /// Creates an organisation whose `owner` becomes a member with [`Role::Owner`].

@@ -338,6 +338,7 @@ impl IdentityStore for SqlMeta {
         &self,
         name: &str,
         repositories: OwnedRepositories,
+        by: &crate::events::Actor,
     ) -> Result<Option<DeletedUser>, IdentityError> {
         let mut tx = self
             .db()
@@ -358,6 +359,7 @@ impl IdentityStore for SqlMeta {
                 count: count_namespace(&mut tx, name).await?,
             });
         };
+        let events = self.emit_repositories_deleted(&mut tx, &owned, by).await?;
         for statement in [
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM personal_access_tokens WHERE user_id = $1",
@@ -373,6 +375,7 @@ impl IdentityStore for SqlMeta {
         record(&mut tx, &RevocationTarget::Subject(name.to_owned()), keep).await?;
         tx.commit().await?;
         self.revocations_written();
+        self.events_written(events);
         Ok(Some(DeletedUser {
             repositories: owned,
             staging,
@@ -508,6 +511,7 @@ impl IdentityStore for SqlMeta {
         &self,
         name: &str,
         repositories: OwnedRepositories,
+        by: &crate::events::Actor,
     ) -> Result<Option<DeletedOrg>, IdentityError> {
         let mut tx = self
             .db()
@@ -528,6 +532,7 @@ impl IdentityStore for SqlMeta {
                 count: count_namespace(&mut tx, name).await?,
             });
         };
+        let events = self.emit_repositories_deleted(&mut tx, &owned, by).await?;
         let members: Vec<String> = query_scalar(
             "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
               WHERE m.org_id = $1 ORDER BY u.name",
@@ -564,6 +569,7 @@ impl IdentityStore for SqlMeta {
         delete_namespace_rules(&mut tx, name, keep).await?;
         tx.commit().await?;
         self.revocations_written();
+        self.events_written(events);
         Ok(Some(DeletedOrg {
             repositories: owned,
             staging,
@@ -1413,11 +1419,23 @@ mod tests {
             .unwrap();
 
         assert_eq!(
-            s.delete_user("bob", OwnedRepositories::Keep).await.unwrap(),
+            s.delete_user(
+                "bob",
+                OwnedRepositories::Keep,
+                &crate::events::Actor::system()
+            )
+            .await
+            .unwrap(),
             Some(DeletedUser::default())
         );
         assert_eq!(
-            s.delete_user("bob", OwnedRepositories::Keep).await.unwrap(),
+            s.delete_user(
+                "bob",
+                OwnedRepositories::Keep,
+                &crate::events::Actor::system()
+            )
+            .await
+            .unwrap(),
             None
         );
         assert_eq!(s.user_by_id(bob.id).await.unwrap(), None);

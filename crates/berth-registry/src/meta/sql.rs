@@ -133,6 +133,37 @@ impl SqlMeta {
         }
     }
 
+    /// Writes a `berth.repository.deleted` event for each of `names` inside
+    /// `tx` (a namespace deleted with its owner); how many were written, for
+    /// [`SqlMeta::events_written`] after the commit.
+    pub(super) async fn emit_repositories_deleted(
+        &self,
+        tx: &mut Tx,
+        names: &[String],
+        by: &Actor,
+    ) -> Result<u64, sqlx::Error> {
+        let mut wrote = 0;
+        for name in names {
+            let Ok(name) = RepositoryName::parse(name) else {
+                continue;
+            };
+            match self.emit(tx, &name, Change::RepositoryDeleted, by).await {
+                Ok(true) => wrote += 1,
+                Ok(false) => {}
+                Err(MetaError::Database(e)) => return Err(e),
+                Err(other) => return Err(sqlx::Error::Protocol(other.to_string())),
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Wakes the delivery worker after a commit that wrote `n` events.
+    pub(super) fn events_written(&self, n: u64) {
+        if n > 0 {
+            self.events.committed(n);
+        }
+    }
+
     /// An in-memory SQLite database, for tests.
     pub async fn in_memory() -> Result<Self, MetaError> {
         Ok(Self::new(Db::sqlite_in_memory().await?))

@@ -1588,3 +1588,44 @@ async fn a_tag_removed_by_a_retention_policy_is_a_tag_deleted_event_of_the_reten
         })
     );
 }
+
+#[tokio::test]
+async fn deleting_a_user_with_their_repositories_is_a_repository_deleted_event_for_each() {
+    let receiver = Receiver::start().await;
+    let app = app_with(&[endpoint("ci", &receiver, |_| {})]).await;
+    app.user("alice").await;
+    let token = app
+        .user_token(
+            "alice",
+            &[
+                "repository:alice/app:pull,push",
+                "repository:alice/web:pull,push",
+            ],
+        )
+        .await;
+    push(&app, &token, "alice/app", "v1").await;
+    push(&app, &token, "alice/web", "v1").await;
+    receiver.wait_delivered(2).await;
+
+    let resp = app
+        .admin_api(
+            Method::DELETE,
+            "/api/v1/users/alice?delete_repositories=true",
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    let deleted_by = request_id(&resp);
+
+    let received = receiver.wait_delivered(4).await;
+    let mut deleted: Vec<Value> = received[2..].iter().map(Received::json).collect();
+    deleted.sort_by_key(|e| e["subject"].as_str().unwrap_or_default().to_owned());
+    for (event, repository) in deleted.iter().zip(["alice/app", "alice/web"]) {
+        assert_eq!(event["type"], "berth.repository.deleted");
+        assert_eq!(event["subject"], repository);
+        assert_eq!(
+            event["data"],
+            json!({ "repository": repository, "actor": "admin", "requestId": deleted_by })
+        );
+    }
+}

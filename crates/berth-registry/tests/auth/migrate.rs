@@ -447,7 +447,11 @@ async fn a_registry_moves_whole_and_a_second_run_changes_nothing() {
     );
     registry
         .identity
-        .delete_user("bob", OwnedRepositories::Keep)
+        .delete_user(
+            "bob",
+            OwnedRepositories::Keep,
+            &berth_registry::events::Actor::system(),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -1,6 +1,7 @@
 //! `/api/v1/orgs`: organisations (administrators), their members and their
 //! robot accounts (owners; members may list them).
 
+use crate::events::Actor;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -73,6 +74,7 @@ pub(super) async fn delete_org(
     admin: Admin,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let r = &app.registry;
     let repositories = if delete_repositories(query.as_deref())? {
@@ -80,7 +82,8 @@ pub(super) async fn delete_org(
     } else {
         OwnedRepositories::Keep
     };
-    let Some(deleted) = r.identity.delete_org(&name, repositories).await? else {
+    let actor = crate::events::Actor::request(Some(&admin.name), super::request_id(&headers));
+    let Some(deleted) = r.identity.delete_org(&name, repositories, &actor).await? else {
         return Err(ApiError::not_found(
             "ORG_UNKNOWN",
             format!("there is no organisation `{name}`; nothing was deleted"),
@@ -217,7 +220,7 @@ pub(crate) async fn create_robot(
             // A robot without a token cannot log in: take it back.
             if let Err(undo) = r
                 .identity
-                .delete_user(&robot.name, OwnedRepositories::Keep)
+                .delete_user(&robot.name, OwnedRepositories::Keep, &Actor::system())
                 .await
             {
                 tracing::error!(error = %undo, robot = %robot.name, "cannot remove a robot whose token failed");
@@ -280,7 +283,7 @@ pub(crate) async fn delete_robot(
         return Err(unknown());
     }
     if r.identity
-        .delete_user(&user.name, OwnedRepositories::Keep)
+        .delete_user(&user.name, OwnedRepositories::Keep, &Actor::system())
         .await?
         .is_none()
     {

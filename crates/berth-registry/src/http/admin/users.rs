@@ -131,6 +131,7 @@ pub(super) async fn delete_user(
     admin: Admin,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let r = &app.registry;
     let delete_repositories = delete_repositories(query.as_deref())?;
@@ -148,7 +149,8 @@ pub(super) async fn delete_user(
     } else {
         OwnedRepositories::Keep
     };
-    let Some(deleted) = r.identity.delete_user(&name, repositories).await? else {
+    let actor = crate::events::Actor::request(Some(&admin.name), super::request_id(&headers));
+    let Some(deleted) = r.identity.delete_user(&name, repositories, &actor).await? else {
         return Err(ApiError::not_found(
             "USER_UNKNOWN",
             format!("there is no user `{name}`; nothing was deleted"),
