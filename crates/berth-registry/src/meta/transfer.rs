@@ -288,8 +288,8 @@ pub const TABLES: [Table; 18] = [
     Table {
         name: "event_deliveries",
         columns: &[
-            col("endpoint", Text, Key),
             col("event", Int, Key),
+            col("endpoint", Text, Key),
             col("repository", Text, Fixed),
             col("state", Text, State),
             col("attempts", Int, State),
