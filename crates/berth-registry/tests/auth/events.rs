@@ -54,7 +54,7 @@ const REFUSAL: &str = "try later";
 
 /// One request the receiver got, and the status it answered.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     method: String,
     path: String,
     headers: HeaderMap,
@@ -75,7 +75,7 @@ impl Received {
     }
 
     /// The body, a CloudEvents document.
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 
@@ -107,14 +107,14 @@ struct Script {
 }
 
 /// A webhook receiver on `127.0.0.1`.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
     /// A receiver answering 200.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let receiver = Self::down().await;
         receiver.listen().await;
         receiver
@@ -122,7 +122,7 @@ impl Receiver {
 
     /// A receiver not listening (yet): a free port, bound and let go, so
     /// that connections to it are refused until [`Self::listen`].
-    async fn down() -> Self {
+    pub(crate) async fn down() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
@@ -137,7 +137,7 @@ impl Receiver {
     }
 
     /// Starts answering on its port; the server ends with the test's runtime.
-    async fn listen(&self) {
+    pub(crate) async fn listen(&self) {
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
         let router = axum::Router::new()
             .fallback(receive)
@@ -183,7 +183,7 @@ impl Receiver {
     }
 
     /// Waits until `n` requests were answered with a 2xx; returns them.
-    async fn wait_delivered(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_delivered(&self, n: usize) -> Vec<Received> {
         eventually(&format!("{n} deliveries answered 2xx"), || async move {
             let delivered = self.delivered();
             if delivered.len() >= n {
@@ -273,7 +273,11 @@ where
 
 /// An endpoint named `name` sending to `receiver`, retrying within tenths
 /// of a second, changed by `set`.
-fn endpoint(name: &str, receiver: &Receiver, set: impl FnOnce(&mut EndpointText)) -> EndpointText {
+pub(crate) fn endpoint(
+    name: &str,
+    receiver: &Receiver,
+    set: impl FnOnce(&mut EndpointText),
+) -> EndpointText {
     let mut text = EndpointText {
         name: Some(name.to_owned()),
         url: Some(receiver.url()),

@@ -721,3 +721,70 @@ async fn a_source_that_is_not_a_registry_is_refused() {
         )
     );
 }
+
+#[tokio::test]
+async fn pending_events_move_with_the_registry_and_the_target_delivers_them() {
+    use berth_registry::events::{Webhooks, endpoint};
+
+    // The source's receiver is down: its event stays pending.
+    let receiver = crate::events::Receiver::down().await;
+    let webhooks = || {
+        Webhooks::new(
+            endpoint::parse_all(&[crate::events::endpoint("ci", &receiver, |_| {})]).unwrap(),
+        )
+    };
+    let source_hooks = webhooks();
+    let app = TestApp::launch(tempfile::tempdir().unwrap(), None, move |config| {
+        config.webhooks = source_hooks;
+    })
+    .await;
+    app.user("alice").await;
+    let mut source = Source {
+        app,
+        pat: String::new(),
+        refresh: String::new(),
+        blobs: Vec::new(),
+        referred: None,
+    };
+    let (digest, _) = source
+        .push_image("alice/app", "1.0", &[random_bytes(100)])
+        .await;
+    let pending = source
+        .app
+        .admin_api(reqwest::Method::GET, "/api/v1/events?state=pending", None)
+        .await;
+    assert_eq!(pending.status, 200, "{}", pending.text());
+    let pending: Value = serde_json::from_slice(&pending.body).unwrap();
+    let pending = pending["deliveries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+
+    let target = Target::new().await;
+    let report = target.migrate(&source, false).await.unwrap();
+    assert!(report.complete, "{report:?}");
+    for table in ["events", "event_deliveries", "event_chains"] {
+        assert_eq!(report.table(table).total, 1, "{table}");
+        assert_eq!(report.table(table).copied, 1, "{table}");
+    }
+
+    // The target, with the receiver up, delivers what the source could not.
+    receiver.listen().await;
+    let service = source.app.service.clone();
+    let blob_store = target.blob_store.clone();
+    let target_hooks = webhooks();
+    let served = TestApp::launch(target.dir, target.database, move |config| {
+        config.service = service;
+        config.blob_store = blob_store;
+        config.webhooks = target_hooks;
+    })
+    .await;
+    let delivered = receiver.wait_delivered(1).await;
+    let event = delivered[0].json();
+    assert_eq!(event["id"], pending[0]["id"]);
+    assert_eq!(event["type"], "berth.manifest.pushed");
+    assert_eq!(event["subject"], "alice/app:1.0");
+    assert_eq!(event["data"]["digest"], digest.to_string());
+    drop(served);
+}
