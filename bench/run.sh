@@ -1381,6 +1381,8 @@ while True:
     written, delivered = counts()
     if written and delivered >= written:
         break
+    if not written and time.monotonic() - start > 30:
+        sys.exit("events: nothing was written: does the endpoint subscribe to what was seeded?")
     if time.monotonic() - start > 900:
         sys.exit(f"events: {delivered} of {written} delivered after 900 s")
     time.sleep(0.02)
@@ -1401,7 +1403,7 @@ section_events() {
 name = "bench"
 url = "http://127.0.0.1:$port/hook"
 secret = "bench-webhook-secret-0123456789"
-actions = ["push"]
+actions = ["push", "mount"]
 retries = 100
 retry_initial_secs = 0.1
 retry_max_secs = 0.5
@@ -1412,16 +1414,16 @@ EOF
             SERVER_PREFIX=("${prefix[@]}")
             if [[ $shape == one ]]; then
                 python3 "$LIB/reg.py" mktags "${URL[events]}" ev/one "$n" >/dev/null
-                label="one repository"
+                label="one repository (tag pushes)"
             else
                 python3 "$LIB/reg.py" mkrepos "${URL[events]}" ev/r 0 "$n" --workers 16 >/dev/null
-                label="$(commas "$n") repositories"
+                label="$(commas "$n") repositories (mounts)"
             fi
             out=$TMP/events-$shape-$r.out
             events_receiver "$port"
             measured "events $shape #$r" events_drain "${URL[events]}" "$out"
             read -r secs written <"$out"
-            record "events.$shape" "events: delivered per second, a backlog of $(commas "$n") pushes to $label (one endpoint)" berth \
+            record "events.$shape" "events: delivered per second, a backlog of $(commas "$n") changes to $label (one endpoint)" berth \
                 "$(python3 -c 'import sys; print(round(int(sys.argv[2]) / float(sys.argv[1])))' "$secs" "$written")"
             kill "$RECEIVER_PID" 2>/dev/null || true
             wait "$RECEIVER_PID" 2>/dev/null || true
