@@ -858,10 +858,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         } else {
             endpoint.repositories.join(", ")
         };
+        // The origin only: a path may carry a token (chat webhooks do).
         eprintln!(
-            "  webhook:    {} -> {} ({} of {scope})",
+            "  webhook:    {} -> {}/... ({} of {scope})",
             endpoint.name,
-            endpoint.url,
+            endpoint.url.origin().ascii_serialization(),
             actions.join(", ")
         );
     }

@@ -280,8 +280,12 @@ pub async fn serve_tls(
         tracing::warn!(error = %e, "writing pull times at shutdown failed");
     }
     // Deliveries under way stop here; their leases lapse and another
-    // attempt (this node restarted, or another) sends them again.
-    event_delivery.abort();
+    // attempt (this node restarted, or another) sends them again. Stopped
+    // between two writes of queued pulls, then the rest written.
+    {
+        let _flushing = last_flush.events.flushing.lock().await;
+        event_delivery.abort();
+    }
     events::delivery::flush_pulls(&last_flush).await;
     revocation_refresh.abort();
     change_listener.abort();

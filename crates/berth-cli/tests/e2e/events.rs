@@ -446,7 +446,8 @@ fn an_event_committed_before_a_kill_9_is_delivered_after_the_restart() {
     assert_eq!(pending["lastStatus"], Value::Null);
     let error = pending["lastError"].as_str().unwrap();
     assert!(error.contains("Connection refused"), "{error}");
-    assert!(error.contains(&receiver.url()), "{error}");
+    // Never the URL: its path may carry a token.
+    assert!(!error.contains(&receiver.url()), "{error}");
 
     server.kill();
     receiver.up();
@@ -868,8 +869,8 @@ secret_file = "{}"
     assert_eq!(
         webhooks,
         [
-            "  webhook:    ci -> http://127.0.0.1:9/hooks/berth (push, delete of admin/**, acme/app)",
-            "  webhook:    audit -> http://127.0.0.1:9/audit?x=1 (push, delete, mount of every repository)",
+            "  webhook:    ci -> http://127.0.0.1:9/... (push, delete of admin/**, acme/app)",
+            "  webhook:    audit -> http://127.0.0.1:9/... (push, delete, mount of every repository)",
         ],
         "{}",
         lines.join("\n")

@@ -15,6 +15,7 @@ CREATE TABLE event_deliveries (
     event        BIGINT  NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     endpoint     TEXT    COLLATE "C" NOT NULL,
     repository   TEXT    COLLATE "C" NOT NULL,
+    chain        TEXT    COLLATE "C" NOT NULL,
     state        TEXT    NOT NULL,
     attempts     BIGINT  NOT NULL DEFAULT 0,
     last_status  BIGINT,
@@ -22,14 +23,15 @@ CREATE TABLE event_deliveries (
     updated_at   BIGINT  NOT NULL,
     PRIMARY KEY (endpoint, event)
 );
-CREATE INDEX event_deliveries_by_chain ON event_deliveries (endpoint, repository, state, event);
+CREATE INDEX event_deliveries_by_chain ON event_deliveries (endpoint, chain, state, event);
+CREATE INDEX event_deliveries_by_event ON event_deliveries (event);
 CREATE INDEX event_deliveries_by_state ON event_deliveries (state, event);
 
 CREATE TABLE event_chains (
     endpoint    TEXT    COLLATE "C" NOT NULL,
-    repository  TEXT    COLLATE "C" NOT NULL,
+    chain       TEXT    COLLATE "C" NOT NULL,
     head        BIGINT  NOT NULL,
     due_at_ms   BIGINT  NOT NULL,
-    PRIMARY KEY (endpoint, repository)
+    PRIMARY KEY (endpoint, chain)
 );
 CREATE INDEX event_chains_by_due ON event_chains (due_at_ms);

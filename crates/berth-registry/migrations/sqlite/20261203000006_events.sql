@@ -22,6 +22,7 @@ CREATE TABLE event_deliveries (
     event        BIGINT  NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     endpoint     TEXT    NOT NULL,
     repository   TEXT    NOT NULL,
+    chain        TEXT    NOT NULL,
     state        TEXT    NOT NULL,
     attempts     BIGINT  NOT NULL DEFAULT 0,
     last_status  BIGINT,
@@ -29,18 +30,24 @@ CREATE TABLE event_deliveries (
     updated_at   BIGINT  NOT NULL,
     PRIMARY KEY (endpoint, event)
 );
-CREATE INDEX event_deliveries_by_chain ON event_deliveries (endpoint, repository, state, event);
+CREATE INDEX event_deliveries_by_chain ON event_deliveries (endpoint, chain, state, event);
+CREATE INDEX event_deliveries_by_event ON event_deliveries (event);
 CREATE INDEX event_deliveries_by_state ON event_deliveries (state, event);
 
--- One row per (endpoint, repository) with a pending delivery: head is its
--- first pending event (deliveries of a repository go in order), due_at_ms
+-- chain: what orders deliveries to an endpoint: the repository for
+-- changes, the repository and " pull" for sampled pulls (a name cannot hold
+-- a space), so that pulls never hold up the pushes and deletes of their
+-- repository, nor these the pulls.
+--
+-- One row per (endpoint, chain) with a pending delivery: head is its
+-- first pending event (deliveries of a chain go in order), due_at_ms
 -- when it may be attempted, moved ahead by a node attempting it (a lease that
 -- lapses if the node dies) and by a retry's delay.
 CREATE TABLE event_chains (
     endpoint    TEXT    NOT NULL,
-    repository  TEXT    NOT NULL,
+    chain       TEXT    NOT NULL,
     head        BIGINT  NOT NULL,
     due_at_ms   BIGINT  NOT NULL,
-    PRIMARY KEY (endpoint, repository)
+    PRIMARY KEY (endpoint, chain)
 );
 CREATE INDEX event_chains_by_due ON event_chains (due_at_ms);

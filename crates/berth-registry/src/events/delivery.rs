@@ -2,8 +2,15 @@
 //! (`meta/events_sql.rs`), `POST`s each head to its endpoint, records the
 //! outcome, and goes on down the chain while it is delivering.
 //!
-//! - At most [`CONCURRENCY`] chains at once per node; one repository's
-//!   deliveries to one endpoint one at a time, in order.
+//! - At most [`CONCURRENCY`] chains at once per node; one chain's
+//!   deliveries (a repository's changes, or its pulls) to one endpoint one
+//!   at a time, in order. A chain's task gives its place back after
+//!   [`CHAIN_SHARE`] of work, so a long backlog does not starve the others.
+//! - A node claims only chains of the endpoints its settings name (every
+//!   node should have the same `[[webhook]]` tables); the others' stay
+//!   pending for the nodes that have them.
+//! - Leases and retry times are each node's wall clock: nodes need their
+//!   clocks synchronised (NTP) to within [`LEASE_MARGIN`].
 //! - A claim is a lease of the endpoint's timeout plus [`LEASE_MARGIN`]: a
 //!   node that dies mid-attempt leaves it to lapse, and the chain is
 //!   attempted again by whichever node claims it next (at least once). On
@@ -37,9 +44,8 @@ pub const CONCURRENCY: usize = 32;
 pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How often the worker looks for due chains when nothing wakes it.
 pub const POLL: Duration = Duration::from_millis(250);
-/// How long chains of an endpoint no longer configured are put off before
-/// they are looked at again (their deliveries stay pending).
-const PARK: Duration = Duration::from_secs(3600);
+/// How long one task may go down one chain before it gives its place back.
+pub const CHAIN_SHARE: Duration = Duration::from_secs(5);
 /// How often old records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How often the backlog gauges are read.
@@ -104,6 +110,12 @@ pub async fn run(registry: Registry) {
             tracing::warn!(error = %e, "resuming event deliveries failed; they resume as their leases lapse")
         }
     }
+    let endpoint_names: Vec<&str> = events
+        .webhooks
+        .endpoints()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     let mut chains = JoinSet::new();
     let mut last_flush = Instant::now();
     let mut last_prune: Option<Instant> = None;
@@ -114,14 +126,14 @@ pub async fn run(registry: Registry) {
         while chains.try_join_next().is_some() {}
         if last_flush.elapsed() >= FLUSH_INTERVAL {
             last_flush = Instant::now();
-            worker.flush_pulls().await;
+            flush_pulls_with(&events, &worker.sql).await;
         }
         let room = CONCURRENCY.saturating_sub(chains.len());
         if room > 0 {
             let lease = |name: &str| events.webhooks.endpoint(name).map(|e| lease_ms(e));
             match worker
                 .sql
-                .claim(now_ms(), room as u32, millis(PARK), &lease)
+                .claim(now_ms(), room as u32, &endpoint_names, &lease)
                 .await
             {
                 Ok(claimed) => {
@@ -161,16 +173,20 @@ pub async fn run(registry: Registry) {
     }
 }
 
-/// Writes what is queued of sampled pulls (also at shutdown).
+/// Writes what is queued of sampled pulls, at shutdown (after the worker
+/// is stopped: see [`Events::flushing`]).
 pub async fn flush_pulls(registry: &Registry) {
     if registry.events.webhooks.is_empty() {
         return;
     }
     let sql = EventsSql::new(registry.db.clone());
-    flush_into(&registry.events, &sql).await;
+    flush_pulls_with(&registry.events, &sql).await;
 }
 
-async fn flush_into(events: &Events, sql: &EventsSql) {
+async fn flush_pulls_with(events: &Events, sql: &EventsSql) {
+    // Held while the queue is taken and written: a shutdown that takes it
+    // before stopping the worker never stops a write half done.
+    let _flushing = events.flushing.lock().await;
     let pulls = events.pulls.take();
     if pulls.is_empty() {
         return;
@@ -185,14 +201,19 @@ async fn flush_into(events: &Events, sql: &EventsSql) {
 }
 
 impl Worker {
-    async fn flush_pulls(&self) {
-        flush_into(&self.events, &self.sql).await;
-    }
-
     /// Delivers a claimed head, then the chain's next heads while they are
-    /// due, until an attempt is to be retried later or the chain is empty.
+    /// due, until an attempt is to be retried later, the chain is empty, or
+    /// the task has had its [`CHAIN_SHARE`] (the next head is given back,
+    /// due at once).
     async fn deliver_chain(&self, mut claim: Claimed) {
+        let started = Instant::now();
         loop {
+            if started.elapsed() >= CHAIN_SHARE {
+                if let Err(e) = self.sql.release(&claim, now_ms()).await {
+                    tracing::debug!(error = %e, "giving a chain back failed; its lease lapses");
+                }
+                return;
+            }
             let Some(endpoint) = self.events.webhooks.endpoint(&claim.endpoint).cloned() else {
                 return;
             };
@@ -266,7 +287,7 @@ impl Worker {
                 format!("no answer within {} s", endpoint.timeout.as_secs_f64()),
                 None,
             ),
-            Err(e) => (None, describe(&e), None),
+            Err(e) => (None, describe(e), None),
         };
         if attempt > endpoint.retries {
             return Outcome::Failed { status, error };
@@ -314,9 +335,12 @@ async fn read_some(mut response: reqwest::Response) -> String {
 }
 
 /// A transport error with its causes, as one line.
-fn describe(e: &reqwest::Error) -> String {
+/// Without the URL, which may carry a token in its path (the endpoint's
+/// name says which it was).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         let words = cause.to_string();
         if !text.contains(&words) {
@@ -342,7 +366,7 @@ fn log_outcome(claim: &Claimed, outcome: &Outcome) {
         ),
         Outcome::Failed { error, .. } => tracing::warn!(
             endpoint = %claim.endpoint, event = claim.event, id = %claim.event_id,
-            repository = %claim.repository, attempts = claim.attempts + 1, error = %error,
+            chain = %claim.chain, attempts = claim.attempts + 1, error = %error,
             "event delivery failed after its last retry; `berth admin events redeliver` sends it again"
         ),
     }

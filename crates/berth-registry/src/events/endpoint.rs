@@ -209,6 +209,12 @@ impl Endpoint {
                 ),
             ));
         }
+        if text.pull_sample.is_some() && !actions.contains(&Action::Pull) {
+            return Err(at(
+                "pull_sample",
+                &"set, but actions do not name \"pull\": add it, or remove pull_sample",
+            ));
+        }
         let pull_sample = text
             .pull_sample
             .unwrap_or(if actions.contains(&Action::Pull) {
@@ -346,6 +352,9 @@ mod tests {
         t.name = Some("a b".to_owned());
         assert!(refused(&t).contains("webhook name"));
         let mut t = text();
+        t.pull_sample = Some(0.5);
+        assert!(refused(&t).contains("pull_sample: set, but actions do not name \"pull\""));
+        t.actions = Some(vec!["pull".to_owned()]);
         t.pull_sample = Some(2.0);
         assert!(refused(&t).contains("pull_sample"));
         let mut t = text();

@@ -245,8 +245,12 @@ struct CloudEvent<'a> {
 pub struct Event {
     /// The CloudEvents `id` (a random UUID): receivers deduplicate by it.
     pub id: String,
-    /// The repository it is about: deliveries of one repository keep their order.
+    /// The repository it is about.
     pub repository: String,
+    /// What orders its deliveries to an endpoint: the repository for a
+    /// change, the repository and ` pull` for a pull (a name holds no
+    /// space), so that pulls and changes never wait for each other.
+    pub chain: String,
     /// The CloudEvents `type`.
     pub event_type: &'static str,
     /// The CloudEvents `subject`.
@@ -322,9 +326,14 @@ impl Event {
         };
         // Serialising plain strings and numbers cannot fail.
         let document = serde_json::to_string(&envelope).unwrap_or_default();
+        let chain = match change {
+            Change::ManifestPulled { .. } => format!("{repository} pull"),
+            _ => repository.to_string(),
+        };
         Event {
             id,
             repository: repository.to_string(),
+            chain,
             event_type: change.event_type(),
             subject,
             document,
@@ -344,6 +353,8 @@ pub struct Events {
     pub pulls: pulls::PullEvents,
     /// Counters served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Held while queued pulls are taken and written (`delivery.rs`).
+    pub flushing: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
 
@@ -368,6 +379,7 @@ impl Events {
             source: source.into(),
             pulls: pulls::PullEvents::default(),
             metrics,
+            flushing: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -519,6 +531,13 @@ mod tests {
             format!("a/b@{digest}")
         );
         assert_eq!(event(Change::RepositoryDeleted).subject, "a/b");
+        // Changes keep the repository's order; pulls have their own.
+        assert_eq!(event(Change::RepositoryDeleted).chain, "a/b");
+        let pulled = event(Change::ManifestPulled {
+            digest: &digest,
+            tag: None,
+        });
+        assert_eq!(pulled.chain, "a/b pull");
         let deleted = event(Change::ManifestDeleted { digest: &digest });
         let json: serde_json::Value =
             serde_json::from_str(&deleted.document).unwrap_or_else(|e| panic!("{e}"));

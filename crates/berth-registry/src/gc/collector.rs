@@ -303,21 +303,21 @@ async fn apply_retention(
         let mut tx = sql.begin_repository(&e.repository).await?;
         if GcSql::remove_tag_in(&mut tx, e.repository_id, &e.tag, now).await? {
             // The tag's event, in the transaction that removes it.
-            let change = match (Tag::parse(&e.tag.name), Digest::parse(&e.tag.digest)) {
-                (Ok(tag), Ok(digest)) => r.events.route(
-                    &e.repository,
-                    &Change::TagDeleted {
-                        tag: &tag,
-                        digest: &digest,
-                    },
-                    &actor,
-                    now,
-                ),
-                _ => None,
+            let (Ok(tag), Ok(digest)) = (Tag::parse(&e.tag.name), Digest::parse(&e.tag.digest))
+            else {
+                return Err(MetaError::Corrupt(format!(
+                    "tag {:?} of {} names {:?}",
+                    e.tag.name, e.repository, e.tag.digest
+                ))
+                .into());
             };
-            let wrote = match change {
-                Some((event, endpoints)) => {
-                    events_sql::record(&mut tx, &event, &endpoints).await?;
+            let change = Change::TagDeleted {
+                tag: &tag,
+                digest: &digest,
+            };
+            let wrote = match r.events.route(&e.repository, &change, &actor, now) {
+                Some(routed) => {
+                    events_sql::record(&mut tx, &[routed]).await?;
                     true
                 }
                 None => false,

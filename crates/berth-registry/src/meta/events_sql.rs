@@ -4,13 +4,15 @@
 //!
 //! Tables (migration `20261203000006_events.sql`): `events` (the documents),
 //! `event_deliveries` (one per event and endpoint: its state and last
-//! attempt), `event_chains` (per endpoint and repository with something
-//! pending: the first pending event, and when it may be attempted).
+//! attempt), `event_chains` (per endpoint and chain with something
+//! pending: the first pending event, and when it may be attempted). A chain
+//! is a repository's changes, or its sampled pulls (the repository and
+//! ` pull`): pulls never hold up pushes, nor pushes pulls.
 //!
-//! Why a chain row: deliveries of one repository to one endpoint go in
-//! order, so only a chain's head may be attempted; finding heads among
-//! thousands of pending deliveries (a receiver down for an hour) would scan
-//! them, while the chains are one row per busy repository. A delivery is
+//! Why a chain row: deliveries of one chain to one endpoint go in order, so
+//! only a chain's head may be attempted; finding heads among thousands of
+//! pending deliveries (a receiver down for an hour) would scan them, while
+//! the chains are one row per busy repository. A delivery is
 //! recorded and a chain's last delivery finished under the chain row's lock
 //! (the `INSERT .. ON CONFLICT DO UPDATE` of [`record`] and the first
 //! `UPDATE` of [`EventsSql::finish`]), so a new delivery never lands in a
@@ -27,6 +29,8 @@ pub const KEEP_DELIVERED_SECS: i64 = 24 * 3600;
 pub const KEEP_FAILED_SECS: i64 = 30 * 24 * 3600;
 /// The most deliveries one redelivery request moves back to pending.
 pub const MAX_REDELIVER: usize = 10_000;
+/// Rows removed per transaction when old records are pruned.
+const PRUNE_BATCH: i64 = 2_000;
 
 /// A delivery's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -58,14 +62,23 @@ impl State {
     }
 }
 
-/// Writes `event` with a pending delivery to each of `endpoints`, inside the
-/// transaction of the change it describes.
-pub async fn record(tx: &mut Tx, event: &Event, endpoints: &[&str]) -> Result<(), MetaError> {
-    let id = insert_event(tx, event).await?;
-    let mut deliveries: Vec<(&str, &str, i64, i64)> = endpoints
-        .iter()
-        .map(|endpoint| (*endpoint, event.repository.as_str(), id, event.time))
-        .collect();
+/// Writes events, each with a pending delivery to each of its endpoints,
+/// inside the transaction of the change they describe (several: a namespace
+/// deleted with its repositories).
+pub async fn record(tx: &mut Tx, events: &[(Event, Vec<&str>)]) -> Result<(), MetaError> {
+    let mut deliveries = Vec::new();
+    for (event, endpoints) in events {
+        let id = insert_event(tx, event).await?;
+        for endpoint in endpoints {
+            deliveries.push(NewDelivery {
+                endpoint,
+                chain: &event.chain,
+                event: id,
+                repository: &event.repository,
+                time: event.time,
+            });
+        }
+    }
     add_deliveries(tx, &mut deliveries).await
 }
 
@@ -86,28 +99,45 @@ async fn insert_event(tx: &mut Tx, event: &Event) -> Result<i64, MetaError> {
     Ok(id)
 }
 
-/// Inserts pending deliveries (endpoint, repository, event, unix seconds),
-/// each joining its chain. Chains are locked in (endpoint, repository) order,
-/// as every writer of several chains does ([`EventsSql::claim`],
-/// [`EventsSql::redeliver`]), so that two of them never wait on each other in
-/// a circle (PostgreSQL would abort one: a push could fail).
-async fn add_deliveries(
-    tx: &mut Tx,
-    deliveries: &mut [(&str, &str, i64, i64)],
-) -> Result<(), MetaError> {
+/// A delivery to insert. Ordered by (endpoint, chain) first: the order in
+/// which chain rows are locked.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct NewDelivery<'a> {
+    endpoint: &'a str,
+    chain: &'a str,
+    event: i64,
+    repository: &'a str,
+    time: i64,
+}
+
+/// Inserts pending deliveries, each joining its chain. Chains are locked in
+/// (endpoint, chain) order, as every writer of several chains does
+/// ([`EventsSql::claim`], [`EventsSql::redeliver`]), so that two of them
+/// never wait on each other in a circle (PostgreSQL would abort one: a push
+/// could fail).
+async fn add_deliveries(tx: &mut Tx, deliveries: &mut [NewDelivery<'_>]) -> Result<(), MetaError> {
     deliveries.sort_unstable();
-    for (endpoint, repository, event, time) in deliveries.iter() {
+    for d in deliveries.iter() {
         query(
-            "INSERT INTO event_deliveries (event, endpoint, repository, state, attempts, updated_at)
-             VALUES ($1, $2, $3, 'pending', 0, $4)",
+            "INSERT INTO event_deliveries
+                    (event, endpoint, repository, chain, state, attempts, updated_at)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
         )
-        .bind(*event)
-        .bind(*endpoint)
-        .bind(*repository)
-        .bind(*time)
+        .bind(d.event)
+        .bind(d.endpoint)
+        .bind(d.repository)
+        .bind(d.chain)
+        .bind(d.time)
         .execute(&mut *tx)
         .await?;
-        join_chain(tx, endpoint, repository, *event, time.saturating_mul(1000)).await?;
+        join_chain(
+            tx,
+            d.endpoint,
+            d.chain,
+            d.event,
+            d.time.saturating_mul(1000),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -117,18 +147,18 @@ async fn add_deliveries(
 async fn join_chain(
     tx: &mut Tx,
     endpoint: &str,
-    repository: &str,
+    chain: &str,
     event: i64,
     due_at_ms: i64,
 ) -> Result<(), MetaError> {
     query(
-        "INSERT INTO event_chains (endpoint, repository, head, due_at_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (endpoint, repository) DO UPDATE
+        "INSERT INTO event_chains (endpoint, chain, head, due_at_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (endpoint, chain) DO UPDATE
             SET head = CASE WHEN excluded.head < event_chains.head
                             THEN excluded.head ELSE event_chains.head END",
     )
     .bind(endpoint)
-    .bind(repository)
+    .bind(chain)
     .bind(event)
     .bind(due_at_ms)
     .execute(&mut *tx)
@@ -143,8 +173,8 @@ pub struct Claimed {
     pub event: i64,
     /// The endpoint's name.
     pub endpoint: String,
-    /// The repository (the chain).
-    pub repository: String,
+    /// The chain: the repository, or the repository and ` pull`.
+    pub chain: String,
     /// Attempts made before this one.
     pub attempts: u32,
     /// The CloudEvents `id`.
@@ -273,80 +303,107 @@ impl EventsSql {
         if pulls.is_empty() {
             return Ok(());
         }
+        let events: Vec<(Event, Vec<&str>)> = pulls
+            .iter()
+            .map(|p| {
+                let endpoints = p.endpoints.iter().map(String::as_str).collect();
+                (p.event.clone(), endpoints)
+            })
+            .collect();
         let mut tx = self.db.begin_write(&[]).await?;
-        let mut deliveries = Vec::new();
-        for pull in pulls {
-            let id = insert_event(&mut tx, &pull.event).await?;
-            for endpoint in &pull.endpoints {
-                deliveries.push((
-                    endpoint.as_str(),
-                    pull.event.repository.as_str(),
-                    id,
-                    pull.event.time,
-                ));
-            }
-        }
-        add_deliveries(&mut tx, &mut deliveries).await?;
+        record(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Claims up to `limit` chains due at `now_ms`, each until the lease
-    /// `lease_ms` gives its endpoint; chains of endpoints it gives no lease
-    /// for (no longer configured) are put off until `now_ms + park_ms`, their
-    /// deliveries kept pending. Candidates are read without a lock and
-    /// taken by a compare-and-set on their due time, so two nodes never
-    /// take one chain, and an idle poll writes nothing.
+    /// Claims up to `limit` chains of `endpoints` due at `now_ms`, each until
+    /// the lease `lease_ms` gives its endpoint. Candidates are read without a
+    /// lock and taken by a compare-and-set on their due time, so two nodes
+    /// never take one chain, and an idle poll writes nothing. Chains of other
+    /// endpoints (one this node's settings lack) are left to the nodes that
+    /// have them, and stay pending.
     pub async fn claim(
         &self,
         now_ms: i64,
         limit: u32,
-        park_ms: i64,
+        endpoints: &[&str],
         lease_ms: &(dyn Fn(&str) -> Option<i64> + Sync),
     ) -> Result<Vec<Claimed>, MetaError> {
-        let mut due: Vec<(String, String, i64, i64)> = query_as(
-            "SELECT endpoint, repository, head, due_at_ms FROM event_chains
-              WHERE due_at_ms <= $1 ORDER BY due_at_ms LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
-        // Locked in (endpoint, repository) order, as `add_deliveries` does.
-        due.sort_unstable();
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let places: Vec<String> = (0..endpoints.len())
+            .map(|i| format!("${}", i + 3))
+            .collect();
+        let sql = format!(
+            "SELECT endpoint, chain, head, due_at_ms FROM event_chains
+              WHERE due_at_ms <= $1 AND endpoint IN ({})
+              ORDER BY due_at_ms LIMIT $2",
+            places.join(", ")
+        );
+        let mut select = query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms)
+            .bind(i64::from(limit));
+        for endpoint in endpoints {
+            select = select.bind(*endpoint);
+        }
+        let mut due: Vec<(String, String, i64, i64)> = select.fetch_all(&self.db).await?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
+        // Locked in (endpoint, chain) order, as `add_deliveries` does.
+        due.sort_unstable();
         let mut tx = self.db.begin_write(&[]).await?;
         let mut claimed = Vec::with_capacity(due.len());
-        for (endpoint, repository, head, due_at_ms) in due {
-            let lease = lease_ms(&endpoint);
-            let until = now_ms.saturating_add(lease.unwrap_or(park_ms));
+        for (endpoint, chain, head, due_at_ms) in due {
+            let Some(lease) = lease_ms(&endpoint) else {
+                continue;
+            };
+            let until = now_ms.saturating_add(lease);
             let taken = query(
                 "UPDATE event_chains SET due_at_ms = $5
-                  WHERE endpoint = $1 AND repository = $2 AND head = $3 AND due_at_ms = $4",
+                  WHERE endpoint = $1 AND chain = $2 AND head = $3 AND due_at_ms = $4",
             )
             .bind(endpoint.as_str())
-            .bind(repository.as_str())
+            .bind(chain.as_str())
             .bind(head)
             .bind(due_at_ms)
             .bind(until)
             .execute(&mut tx)
             .await?;
-            if taken == 0 || lease.is_none() {
+            if taken == 0 {
                 continue;
             }
-            match load_claim(&mut tx, &endpoint, &repository, head, until).await? {
+            match load_claim(&mut tx, &endpoint, &chain, head, until).await? {
                 Some(claim) => claimed.push(claim),
                 // A head that is no longer pending (edited by hand): the
                 // chain moves on rather than being claimed forever.
                 None => {
-                    advance_chain(&mut tx, &endpoint, &repository, now_ms).await?;
+                    advance_chain(&mut tx, &endpoint, &chain, now_ms).await?;
                 }
             }
         }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// Gives a claimed, not yet attempted head back, due at once (a chain
+    /// task that used its share of the worker).
+    pub async fn release(&self, claimed: &Claimed, now_ms: i64) -> Result<(), MetaError> {
+        let mut tx = self.db.begin_write(&[]).await?;
+        query(
+            "UPDATE event_chains SET due_at_ms = $4
+              WHERE endpoint = $1 AND chain = $2 AND head = $3 AND due_at_ms = $5",
+        )
+        .bind(claimed.endpoint.as_str())
+        .bind(claimed.chain.as_str())
+        .bind(claimed.event)
+        .bind(now_ms)
+        .bind(claimed.lease_until_ms)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records how an attempt of a claimed head ended and moves its chain:
@@ -364,9 +421,9 @@ impl EventsSql {
         let mut tx = self.db.begin_write(&[]).await?;
         // The chain's row lock first: a change recording a delivery into
         // this chain waits for the chain's fate, or this for the delivery.
-        query("UPDATE event_chains SET head = head WHERE endpoint = $1 AND repository = $2")
+        query("UPDATE event_chains SET head = head WHERE endpoint = $1 AND chain = $2")
             .bind(claimed.endpoint.as_str())
-            .bind(claimed.repository.as_str())
+            .bind(claimed.chain.as_str())
             .execute(&mut tx)
             .await?;
         let (state, status, error) = match outcome {
@@ -395,22 +452,19 @@ impl EventsSql {
         }
         let next = match outcome {
             Outcome::Retry { at_ms, .. } => {
-                query(
-                    "UPDATE event_chains SET due_at_ms = $3 WHERE endpoint = $1 AND repository = $2",
-                )
-                .bind(claimed.endpoint.as_str())
-                .bind(claimed.repository.as_str())
-                .bind(*at_ms)
-                .execute(&mut tx)
-                .await?;
+                query("UPDATE event_chains SET due_at_ms = $3 WHERE endpoint = $1 AND chain = $2")
+                    .bind(claimed.endpoint.as_str())
+                    .bind(claimed.chain.as_str())
+                    .bind(*at_ms)
+                    .execute(&mut tx)
+                    .await?;
                 None
             }
             Outcome::Delivered { .. } | Outcome::Failed { .. } => {
                 let until = now_ms.saturating_add(lease_ms);
-                match advance_chain(&mut tx, &claimed.endpoint, &claimed.repository, until).await? {
+                match advance_chain(&mut tx, &claimed.endpoint, &claimed.chain, until).await? {
                     Some(head) => {
-                        load_claim(&mut tx, &claimed.endpoint, &claimed.repository, head, until)
-                            .await?
+                        load_claim(&mut tx, &claimed.endpoint, &claimed.chain, head, until).await?
                     }
                     None => None,
                 }
@@ -438,41 +492,56 @@ impl EventsSql {
         Ok(resumed)
     }
 
-    /// Deliveries, newest event first, at most `limit`.
+    /// Deliveries, newest event first, at most `limit`. Only the filters
+    /// given are in the statement, so that each listing reads an index
+    /// (`event_deliveries_by_event`, `_by_state`) rather than every row.
     pub async fn list(
         &self,
         filter: &ListFilter,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, MetaError> {
-        let rows: Vec<ListRow> = query_as(
+        let given = [
+            ("d.state", filter.state.map(State::as_str)),
+            ("d.endpoint", filter.endpoint.as_deref()),
+            ("d.repository", filter.repository.as_deref()),
+        ];
+        let mut conditions: Vec<String> = Vec::new();
+        let mut args: Vec<&str> = Vec::new();
+        for (column, value) in given {
+            if let Some(value) = value {
+                conditions.push(format!("{column} = ${}", args.len() + 3));
+                args.push(value);
+            }
+        }
+        let (after_event, after_endpoint) = match &filter.after {
+            Some((event, endpoint)) => (*event, endpoint.as_str()),
+            None => (i64::MAX, ""),
+        };
+        conditions.push(format!(
+            "(d.event < $1 OR (d.event = $1 AND d.endpoint > ${}))",
+            args.len() + 3
+        ));
+        let sql = format!(
             "SELECT d.event, e.event_id, e.type, e.subject, d.repository, d.endpoint, d.state,
                     d.attempts, d.last_status, d.last_error, e.created_at, d.updated_at,
                     c.due_at_ms
                FROM event_deliveries d
                JOIN events e ON e.id = d.event
                LEFT JOIN event_chains c
-                      ON c.endpoint = d.endpoint AND c.repository = d.repository
+                      ON c.endpoint = d.endpoint AND c.chain = d.chain
                      AND c.head = d.event AND d.state = 'pending'
-              WHERE ($1 IS NULL OR d.state = $1)
-                AND ($2 IS NULL OR d.endpoint = $2)
-                AND ($3 IS NULL OR d.repository = $3)
-                AND (d.event < $4 OR (d.event = $4 AND d.endpoint > $5))
+              WHERE {}
               ORDER BY d.event DESC, d.endpoint
-              LIMIT $6",
-        )
-        .bind(filter.state.map(State::as_str))
-        .bind(filter.endpoint.as_deref())
-        .bind(filter.repository.as_deref())
-        .bind(filter.after.as_ref().map_or(i64::MAX, |(event, _)| *event))
-        .bind(
-            filter
-                .after
-                .as_ref()
-                .map_or("", |(_, endpoint)| endpoint.as_str()),
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.db)
-        .await?;
+              LIMIT $2",
+            conditions.join(" AND ")
+        );
+        let mut select = query_as::<ListRow>(sqlx::AssertSqlSafe(sql))
+            .bind(after_event)
+            .bind(i64::from(limit));
+        for arg in args {
+            select = select.bind(arg);
+        }
+        let rows = select.bind(after_endpoint).fetch_all(&self.db).await?;
         rows.into_iter()
             .map(|row| {
                 let (event, id, event_type, subject, repository, endpoint, state) =
@@ -499,7 +568,8 @@ impl EventsSql {
     }
 
     /// Moves deliveries back to pending, attempts counted afresh: the events
-    /// named (any state but pending), or every failed one; returns how many.
+    /// named (any state but pending), or every failed one, at most
+    /// [`MAX_REDELIVER`]; returns how many.
     pub async fn redeliver(
         &self,
         which: &Redeliver,
@@ -507,10 +577,10 @@ impl EventsSql {
         now_ms: i64,
     ) -> Result<u64, MetaError> {
         let mut tx = self.db.begin_write(&[]).await?;
-        let mut selected: Vec<(i64, String, String)> = Vec::new();
+        let mut selected: Vec<(String, String, i64)> = Vec::new();
         if which.events.is_empty() {
             selected = query_as(
-                "SELECT event, endpoint, repository FROM event_deliveries
+                "SELECT endpoint, chain, event FROM event_deliveries
                   WHERE state = 'failed' AND ($1 IS NULL OR endpoint = $1)
                   ORDER BY event LIMIT $2",
             )
@@ -520,8 +590,8 @@ impl EventsSql {
             .await?;
         } else {
             for event in which.events.iter().take(MAX_REDELIVER) {
-                let rows: Vec<(i64, String, String)> = query_as(
-                    "SELECT event, endpoint, repository FROM event_deliveries
+                let rows: Vec<(String, String, i64)> = query_as(
+                    "SELECT endpoint, chain, event FROM event_deliveries
                       WHERE event = $1 AND state <> 'pending' AND ($2 IS NULL OR endpoint = $2)",
                 )
                 .bind(*event)
@@ -531,50 +601,78 @@ impl EventsSql {
                 selected.extend(rows);
             }
         }
-        // Chains locked in (endpoint, repository) order, as `add_deliveries` does.
-        selected.sort_unstable_by(|a, b| (&a.1, &a.2, a.0).cmp(&(&b.1, &b.2, b.0)));
-        for (event, endpoint, repository) in &selected {
-            query(
+        // Chains locked in (endpoint, chain) order, as `add_deliveries` does,
+        // and each chain before its delivery, as `finish` does.
+        selected.sort_unstable();
+        let mut moved = 0;
+        for (endpoint, chain, event) in &selected {
+            join_chain(&mut tx, endpoint, chain, *event, now_ms).await?;
+            moved += query(
                 "UPDATE event_deliveries
                     SET state = 'pending', attempts = 0, last_status = NULL, last_error = NULL,
                         updated_at = $3
-                  WHERE endpoint = $1 AND event = $2",
+                  WHERE endpoint = $1 AND event = $2 AND state <> 'pending'",
             )
             .bind(endpoint.as_str())
             .bind(*event)
             .bind(now)
             .execute(&mut tx)
             .await?;
-            join_chain(&mut tx, endpoint, repository, *event, now_ms).await?;
         }
         tx.commit().await?;
-        Ok(selected.len() as u64)
+        Ok(moved)
     }
 
     /// Removes delivered deliveries older than a day, failed ones older than
-    /// thirty days, and events left with no delivery; returns the events removed.
+    /// thirty days, and events left with no delivery, [`PRUNE_BATCH`] rows a
+    /// transaction (the writer is shared with pushes); returns the events
+    /// removed.
     pub async fn prune(&self, now: i64) -> Result<u64, MetaError> {
-        let mut tx = self.db.begin_write(&[]).await?;
         for (state, keep) in [
             (State::Delivered, KEEP_DELIVERED_SECS),
             (State::Failed, KEEP_FAILED_SECS),
         ] {
-            query("DELETE FROM event_deliveries WHERE state = $1 AND updated_at < $2")
+            loop {
+                let mut tx = self.db.begin_write(&[]).await?;
+                let removed = query(
+                    "DELETE FROM event_deliveries
+                      WHERE state = $1 AND updated_at < $2
+                        AND event IN (SELECT event FROM event_deliveries
+                                       WHERE state = $1 AND updated_at < $2
+                                       ORDER BY event LIMIT $3)",
+                )
                 .bind(state.as_str())
                 .bind(now - keep)
+                .bind(PRUNE_BATCH)
                 .execute(&mut tx)
                 .await?;
+                tx.commit().await?;
+                if removed < PRUNE_BATCH as u64 {
+                    break;
+                }
+            }
         }
-        let removed = query(
-            "DELETE FROM events
-              WHERE created_at < $1
-                AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event = events.id)",
-        )
-        .bind(now - KEEP_DELIVERED_SECS)
-        .execute(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(removed)
+        let mut total = 0;
+        loop {
+            let mut tx = self.db.begin_write(&[]).await?;
+            let removed = query(
+                "DELETE FROM events
+                  WHERE id IN (SELECT id FROM events e
+                                WHERE e.created_at < $1
+                                  AND NOT EXISTS (SELECT 1 FROM event_deliveries d
+                                                   WHERE d.event = e.id)
+                                ORDER BY id LIMIT $2)",
+            )
+            .bind(now - KEEP_DELIVERED_SECS)
+            .bind(PRUNE_BATCH)
+            .execute(&mut tx)
+            .await?;
+            tx.commit().await?;
+            total += removed;
+            if removed < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Deliveries pending and failed, for the metrics.
@@ -599,34 +697,34 @@ impl EventsSql {
 async fn advance_chain(
     tx: &mut Tx,
     endpoint: &str,
-    repository: &str,
+    chain: &str,
     due_at_ms: i64,
 ) -> Result<Option<i64>, MetaError> {
     let next: Option<i64> = query_scalar(
         "SELECT MIN(event) FROM event_deliveries
-          WHERE endpoint = $1 AND repository = $2 AND state = 'pending'",
+          WHERE endpoint = $1 AND chain = $2 AND state = 'pending'",
     )
     .bind(endpoint)
-    .bind(repository)
+    .bind(chain)
     .fetch_one(&mut *tx)
     .await?;
     match next {
         Some(next) => {
             query(
                 "UPDATE event_chains SET head = $3, due_at_ms = $4
-                  WHERE endpoint = $1 AND repository = $2",
+                  WHERE endpoint = $1 AND chain = $2",
             )
             .bind(endpoint)
-            .bind(repository)
+            .bind(chain)
             .bind(next)
             .bind(due_at_ms)
             .execute(&mut *tx)
             .await?;
         }
         None => {
-            query("DELETE FROM event_chains WHERE endpoint = $1 AND repository = $2")
+            query("DELETE FROM event_chains WHERE endpoint = $1 AND chain = $2")
                 .bind(endpoint)
-                .bind(repository)
+                .bind(chain)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -639,7 +737,7 @@ async fn advance_chain(
 async fn load_claim(
     tx: &mut Tx,
     endpoint: &str,
-    repository: &str,
+    chain: &str,
     head: i64,
     until: i64,
 ) -> Result<Option<Claimed>, MetaError> {
@@ -656,7 +754,7 @@ async fn load_claim(
         row.map(|(attempts, event_id, event_type, document)| Claimed {
             event: head,
             endpoint: endpoint.to_owned(),
-            repository: repository.to_owned(),
+            chain: chain.to_owned(),
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             event_id,
             event_type,

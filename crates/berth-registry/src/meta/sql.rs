@@ -122,7 +122,7 @@ impl SqlMeta {
         let Some((event, endpoints)) = self.events.route(name, &change, by, now_unix()) else {
             return Ok(false);
         };
-        events_sql::record(tx, &event, &endpoints).await?;
+        events_sql::record(tx, &[(event, endpoints)]).await?;
         Ok(true)
     }
 
@@ -142,19 +142,24 @@ impl SqlMeta {
         names: &[String],
         by: &Actor,
     ) -> Result<u64, sqlx::Error> {
-        let mut wrote = 0;
+        let now = now_unix();
+        let mut events = Vec::new();
         for name in names {
-            let Ok(name) = RepositoryName::parse(name) else {
-                continue;
-            };
-            match self.emit(tx, &name, Change::RepositoryDeleted, by).await {
-                Ok(true) => wrote += 1,
-                Ok(false) => {}
-                Err(MetaError::Database(e)) => return Err(e),
-                Err(other) => return Err(sqlx::Error::Protocol(other.to_string())),
+            let name = RepositoryName::parse(name)
+                .map_err(|e| sqlx::Error::Protocol(format!("a stored repository name: {e}")))?;
+            if let Some(routed) = self
+                .events
+                .route(&name, &Change::RepositoryDeleted, by, now)
+            {
+                events.push(routed);
             }
         }
-        Ok(wrote)
+        // All in one call: their chains locked in one order.
+        match events_sql::record(tx, &events).await {
+            Ok(()) => Ok(events.len() as u64),
+            Err(MetaError::Database(e)) => Err(e),
+            Err(other) => Err(sqlx::Error::Protocol(other.to_string())),
+        }
     }
 
     /// Wakes the delivery worker after a commit that wrote `n` events.

@@ -291,6 +291,7 @@ pub const TABLES: [Table; 18] = [
             col("event", Int, Key),
             col("endpoint", Text, Key),
             col("repository", Text, Fixed),
+            col("chain", Text, Fixed),
             col("state", Text, State),
             col("attempts", Int, State),
             col("last_status", OptInt, State),
@@ -303,7 +304,7 @@ pub const TABLES: [Table; 18] = [
         name: "event_chains",
         columns: &[
             col("endpoint", Text, Key),
-            col("repository", Text, Key),
+            col("chain", Text, Key),
             col("head", Int, State),
             col("due_at_ms", Int, State),
         ],
@@ -697,16 +698,18 @@ pub async fn prune_table(
 /// the revocation numbers past the largest the source ever handed out
 /// (pruned records included: a token's `berth_gen` may name one), so that
 /// the target never hands out an id twice, and a revocation recorded on
-/// the target always applies to the tokens the source issued before it.
+/// the target always applies to the tokens the source issued before it;
+/// event numbers likewise (an operator's note may name a pruned one).
 pub async fn continue_identities(source: &Db, target: &Db) -> Result<(), TransferError> {
-    // SQLite's own record of AUTOINCREMENT tables (the source is SQLite).
-    let handed_out: Option<i64> =
-        query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'")
-            .fetch_optional(source)
-            .await?;
     let mut tx: Tx = target.begin().await?;
     for table in TABLES.iter().filter(|t| t.identity) {
-        let at_least = if table.name == "revocations" {
+        let at_least = if matches!(table.name, "revocations" | "events") {
+            // SQLite's own record of AUTOINCREMENT tables (the source is SQLite).
+            let handed_out: Option<i64> =
+                query_scalar("SELECT seq FROM sqlite_sequence WHERE name = $1")
+                    .bind(table.name)
+                    .fetch_optional(source)
+                    .await?;
             handed_out.unwrap_or(0)
         } else {
             0
