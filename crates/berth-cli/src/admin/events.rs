@@ -75,6 +75,8 @@ their repository's order with what else is pending for the endpoint.")]
 
 /// The most rows one page of the API gives.
 const API_PAGE: u32 = 1000;
+/// The most deliveries one redelivery moves (the server's cap).
+const MAX_REDELIVER: u64 = 10_000;
 
 pub fn run(api: &Api, command: EventsCommand) -> anyhow::Result<()> {
     match command {
@@ -152,7 +154,13 @@ pub fn run(api: &Api, command: EventsCommand) -> anyhow::Result<()> {
             print_out(&format!(
                 "{count} deliver{} pending again\n",
                 if count == 1 { "y" } else { "ies" }
-            ))
+            ))?;
+            if failed && count >= MAX_REDELIVER {
+                eprintln!(
+                    "at most {MAX_REDELIVER} a request: run `berth admin events redeliver --failed` again for the rest"
+                );
+            }
+            Ok(())
         }
     }
 }

@@ -111,12 +111,19 @@ fn the_example_config_names_every_setting_and_starts_a_server() {
     // becomes the test database when there is one (BERTH_TEST_DATABASE_URL),
     // and is dropped otherwise.
     let test_database = std::env::var("BERTH_TEST_DATABASE_URL").ok();
+    // The example's webhook secret file is the operator's: one made here.
+    let secret_file = work.path().join("webhook.secret");
+    std::fs::write(&secret_file, "0123456789abcdef0123456789abcdef\n").unwrap();
     let every_key: String = example
         .lines()
         .filter_map(|line| match line.strip_prefix("# ") {
             Some(_) if key_of(line) == Some("database_url") => test_database
                 .as_ref()
                 .map(|url| format!("database_url = {url:?}\n")),
+            Some(_) if key_of(line) == Some("secret_file") => Some(format!(
+                "secret_file = {:?}\n",
+                secret_file.to_str().unwrap()
+            )),
             Some(rest) if key_of(line).is_some() || rest.starts_with("[[") => {
                 Some(format!("{rest}\n"))
             }
