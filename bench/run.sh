@@ -1352,7 +1352,7 @@ events_receiver() { # port -> starts haproxy answering 204 on it
     local cfg=$TMP/receiver-$1.cfg
     cat >"$cfg" <<EOF
 global
-    maxconn 4096
+    maxconn 512
 defaults
     mode http
     timeout client 10s
@@ -1365,6 +1365,10 @@ EOF
     haproxy -f "$cfg" -db >"$TMP/receiver-$1.log" 2>&1 &
     RECEIVER_PID=$!
     track "$RECEIVER_PID"
+    python3 "$LIB/reg.py" wait "http://127.0.0.1:$1" 10 >/dev/null 2>&1 || {
+        log "the events receiver (haproxy) did not start: $(tail -3 "$TMP/receiver-$1.log")"
+        exit 1
+    }
 }
 
 events_drain() { # url out: waits until every written event is delivered
@@ -1376,9 +1380,14 @@ def counts():
     written = int(re.search(r"^berth_events_written_total (\d+)", text, re.M).group(1))
     done = re.search(r'^berth_event_attempts_total\{result="delivered"\} (\d+)', text, re.M)
     return written, int(done.group(1)) if done else 0
-start = time.monotonic()
+start = last_progress = time.monotonic()
+last = -1
 while True:
     written, delivered = counts()
+    if delivered != last:
+        last, last_progress = delivered, time.monotonic()
+    elif time.monotonic() - last_progress > 60:
+        sys.exit(f"events: no delivery for 60 s ({delivered} of {written} delivered)")
     if written and delivered >= written:
         break
     if not written and time.monotonic() - start > 30:
