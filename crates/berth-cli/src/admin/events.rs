@@ -129,7 +129,7 @@ pub fn run(api: &Api, command: EventsCommand) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            print_out(&table(&deliveries, now_ms()))
+            print_out(&table(&deliveries, berth_registry::clock::now_unix_ms()))
         }
         EventsCommand::Redeliver {
             events,
@@ -185,12 +185,6 @@ fn describe_filter(
     } else {
         format!(" {}", parts.join(" "))
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The deliveries as columns: EVENT STATE ATTEMPTS ENDPOINT TYPE SUBJECT

@@ -34,7 +34,7 @@ use super::endpoint::Endpoint;
 use super::pulls::{Dice, FLUSH_INTERVAL};
 use super::{CLOUDEVENTS_JSON, Events, signature};
 use crate::Registry;
-use crate::clock::now_unix;
+use crate::clock::{now_unix, now_unix_ms};
 use crate::meta::events_sql::{Claimed, EventsSql, Outcome};
 use crate::metrics::DeliveryResult;
 
@@ -54,13 +54,6 @@ const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 const ERROR_BODY_BYTES: usize = 200;
 /// The header that numbers an attempt (1 for the first).
 pub const ATTEMPT_HEADER: &str = "berth-delivery-attempt";
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -103,7 +96,7 @@ pub async fn run(registry: Registry) {
         client,
         dice: Dice::default(),
     });
-    match worker.sql.resume_after_restart(now_ms()).await {
+    match worker.sql.resume_after_restart(now_unix_ms()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(chains = n, "resuming event deliveries left by the last run"),
         Err(e) => {
@@ -133,7 +126,7 @@ pub async fn run(registry: Registry) {
             let lease = |name: &str| events.webhooks.endpoint(name).map(|e| lease_ms(e));
             match worker
                 .sql
-                .claim(now_ms(), room as u32, &endpoint_names, &lease)
+                .claim(now_unix_ms(), room as u32, &endpoint_names, &lease)
                 .await
             {
                 Ok(claimed) => {
@@ -209,7 +202,7 @@ impl Worker {
         let started = Instant::now();
         loop {
             if started.elapsed() >= CHAIN_SHARE {
-                if let Err(e) = self.sql.release(&claim, now_ms()).await {
+                if let Err(e) = self.sql.release(&claim, now_unix_ms()).await {
                     tracing::debug!(error = %e, "giving a chain back failed; its lease lapses");
                 }
                 return;
@@ -230,7 +223,13 @@ impl Worker {
             log_outcome(&claim, &outcome);
             let next = self
                 .sql
-                .finish(&claim, &outcome, now_unix(), now_ms(), lease_ms(&endpoint))
+                .finish(
+                    &claim,
+                    &outcome,
+                    now_unix(),
+                    now_unix_ms(),
+                    lease_ms(&endpoint),
+                )
                 .await;
             match next {
                 Ok(Some(next)) => claim = next,
@@ -297,7 +296,7 @@ impl Worker {
         Outcome::Retry {
             status,
             error,
-            at_ms: now_ms().saturating_add(millis(delay)),
+            at_ms: now_unix_ms().saturating_add(millis(delay)),
         }
     }
 }
@@ -361,7 +360,7 @@ fn log_outcome(claim: &Claimed, outcome: &Outcome) {
         Outcome::Retry { error, at_ms, .. } => tracing::info!(
             endpoint = %claim.endpoint, event = claim.event, id = %claim.event_id,
             attempt = claim.attempts + 1, error = %error,
-            retry_in_ms = at_ms.saturating_sub(now_ms()),
+            retry_in_ms = at_ms.saturating_sub(now_unix_ms()),
             "event delivery refused; retrying"
         ),
         Outcome::Failed { error, .. } => tracing::warn!(

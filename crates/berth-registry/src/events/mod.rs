@@ -409,10 +409,13 @@ impl Events {
         Some((event, endpoints))
     }
 
-    /// Tells the delivery worker that events were committed.
+    /// Tells the delivery worker that `n` events were committed (nothing
+    /// when none were).
     pub fn committed(&self, n: u64) {
-        self.metrics.events_written(n);
-        self.wake.notify_one();
+        if n > 0 {
+            self.metrics.events_written(n);
+            self.wake.notify_one();
+        }
     }
 
     /// Wakes the delivery worker (deliveries made due by hand).

@@ -318,17 +318,15 @@ async fn apply_retention(
             let wrote = match r.events.route(&e.repository, &change, &actor, now) {
                 Some(routed) => {
                     events_sql::record(&mut tx, &[routed]).await?;
-                    true
+                    1
                 }
-                None => false,
+                None => 0,
             };
             tx.notify_changed(e.repository.as_str())
                 .await
                 .map_err(MetaError::from)?;
             tx.commit().await.map_err(MetaError::from)?;
-            if wrote {
-                r.events.committed(1);
-            }
+            r.events.committed(wrote);
             r.meta.forget_cached(&e.repository);
             tracing::info!(
                 target: "berth::audit",

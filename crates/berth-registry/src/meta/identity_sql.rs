@@ -375,7 +375,7 @@ impl IdentityStore for SqlMeta {
         record(&mut tx, &RevocationTarget::Subject(name.to_owned()), keep).await?;
         tx.commit().await?;
         self.revocations_written();
-        self.events_written(events);
+        self.events.committed(events);
         Ok(Some(DeletedUser {
             repositories: owned,
             staging,
@@ -569,7 +569,7 @@ impl IdentityStore for SqlMeta {
         delete_namespace_rules(&mut tx, name, keep).await?;
         tx.commit().await?;
         self.revocations_written();
-        self.events_written(events);
+        self.events.committed(events);
         Ok(Some(DeletedOrg {
             repositories: owned,
             staging,

@@ -52,7 +52,7 @@ pub struct SqlMeta {
     /// How long a revocation record is kept (`revocation::keep_secs`).
     pub(super) revocation_keep_secs: i64,
     /// Where changes' events go (nowhere unless [`SqlMeta::with_events`]).
-    events: Arc<Events>,
+    pub(super) events: Arc<Events>,
 }
 
 impl SqlMeta {
@@ -110,32 +110,25 @@ impl SqlMeta {
     }
 
     /// Writes the event of `change` to `name` by `by` inside `tx`, when some
-    /// endpoint wants it; whether it did (the caller tells
-    /// [`SqlMeta::events_committed`] after the commit).
+    /// endpoint wants it; how many it wrote (0 or 1), for `Events::committed`
+    /// after the commit.
     async fn emit(
         &self,
         tx: &mut Tx,
         name: &RepositoryName,
         change: Change<'_>,
         by: &Actor,
-    ) -> Result<bool, MetaError> {
+    ) -> Result<u64, MetaError> {
         let Some((event, endpoints)) = self.events.route(name, &change, by, now_unix()) else {
-            return Ok(false);
+            return Ok(0);
         };
         events_sql::record(tx, &[(event, endpoints)]).await?;
-        Ok(true)
-    }
-
-    /// Wakes the delivery worker after a commit that wrote an event.
-    fn events_committed(&self, wrote: bool) {
-        if wrote {
-            self.events.committed(1);
-        }
+        Ok(1)
     }
 
     /// Writes a `berth.repository.deleted` event for each of `names` inside
     /// `tx` (a namespace deleted with its owner); how many were written, for
-    /// [`SqlMeta::events_written`] after the commit.
+    /// `Events::committed` after the commit.
     pub(super) async fn emit_repositories_deleted(
         &self,
         tx: &mut Tx,
@@ -159,13 +152,6 @@ impl SqlMeta {
             Ok(()) => Ok(events.len() as u64),
             Err(MetaError::Database(e)) => Err(e),
             Err(other) => Err(sqlx::Error::Protocol(other.to_string())),
-        }
-    }
-
-    /// Wakes the delivery worker after a commit that wrote `n` events.
-    pub(super) fn events_written(&self, n: u64) {
-        if n > 0 {
-            self.events.committed(n);
         }
     }
 
@@ -466,7 +452,7 @@ impl MetaStore for SqlMeta {
         tx.notify_changed(name.as_str()).await?;
         tx.commit().await?;
         self.revocations_written();
-        self.events_committed(wrote);
+        self.events.committed(wrote);
         Ok(Some(DeletedRepository { staging }))
     }
 
@@ -566,7 +552,7 @@ impl MetaStore for SqlMeta {
         let change = Change::BlobMounted { digest, size, from };
         let wrote = self.emit(&mut tx, name, change, by).await?;
         tx.commit().await?;
-        self.events_committed(wrote);
+        self.events.committed(wrote);
         Ok(Some(size))
     }
 
@@ -611,7 +597,7 @@ impl MetaStore for SqlMeta {
         .bind(&digest_text)
         .execute(&mut tx)
         .await?;
-        let mut wrote = false;
+        let mut wrote = 0;
         if done > 0 {
             gc_sql::queue(&mut tx, Kind::Blob, 0, &digest_text, now_unix(), 0).await?;
             wrote = self
@@ -619,7 +605,7 @@ impl MetaStore for SqlMeta {
                 .await?;
         }
         let did = changed(tx, name, done > 0).await?;
-        self.events_committed(wrote);
+        self.events.committed(wrote);
         Ok(did)
     }
 
@@ -726,7 +712,7 @@ impl MetaStore for SqlMeta {
         let wrote = self.emit(&mut tx, name, change, by).await?;
         // Other nodes drop what they cached of the repository (a tag moved).
         changed(tx, name, true).await?;
-        self.events_committed(wrote);
+        self.events.committed(wrote);
         Ok(())
     }
 
@@ -814,7 +800,7 @@ impl MetaStore for SqlMeta {
             .emit(&mut tx, name, Change::ManifestDeleted { digest }, by)
             .await?;
         changed(tx, name, true).await?;
-        self.events_committed(wrote);
+        self.events.committed(wrote);
         Ok(true)
     }
 
@@ -857,7 +843,7 @@ impl MetaStore for SqlMeta {
             )
             .await?;
         changed(tx, name, true).await?;
-        self.events_committed(wrote);
+        self.events.committed(wrote);
         Ok(true)
     }
 

@@ -37,7 +37,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    EMPTY_CONFIG, Resp, TestApp, image_manifest, layer_descriptor, now, random_bytes, to_bytes,
+    EMPTY_CONFIG, Resp, TestApp, admin_token, image_manifest, layer_descriptor, now, random_bytes,
+    to_bytes,
 };
 
 /// Every endpoint's signing secret.
@@ -363,16 +364,6 @@ fn request_id(resp: &Resp) -> String {
         .expect("every answer names its request");
     assert!(!id.is_empty());
     id.to_owned()
-}
-
-/// The administrator's token for pull, push and delete on `repositories`.
-async fn admin_token(app: &TestApp, repositories: &[&str]) -> String {
-    let scopes: Vec<String> = repositories
-        .iter()
-        .map(|r| format!("repository:{r}:pull,push,delete"))
-        .collect();
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    app.user_token(berth_registry::ADMIN_USER, &scopes).await
 }
 
 /// `GET /api/v1/events<query>` as the administrator: the deliveries.
@@ -1045,7 +1036,7 @@ async fn retry_after_sets_the_next_attempt_up_to_the_longest_delay() {
     ])
     .await;
     let token = admin_token(&app, &["acme/app"]).await;
-    let before_ms = now_ms();
+    let before_ms = berth_registry::clock::now_unix_ms();
     push(&app, &token, "acme/app", "v1").await;
 
     let refused = eventually("both first attempts refused", || {
@@ -1060,7 +1051,7 @@ async fn retry_after_sets_the_next_attempt_up_to_the_longest_delay() {
         }
     })
     .await;
-    let after_ms = now_ms();
+    let after_ms = berth_registry::clock::now_unix_ms();
     let next = |name: &str| -> i64 {
         let record = refused.iter().find(|d| d["endpoint"] == name).unwrap();
         record["nextAttemptMs"]
@@ -1531,14 +1522,6 @@ async fn metrics_count_events_written_and_attempts_by_result() {
         assert_eq!(metric(&app, &series).await, count, "{series}");
     }
     assert_eq!(receiver.received().len(), 2);
-}
-
-/// Unix milliseconds now.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[tokio::test]

@@ -29,7 +29,8 @@ mod quotas;
 mod retention;
 
 use crate::support::{
-    EMPTY_CONFIG, Resp, TestApp, image_manifest, layer_descriptor, now, random_bytes, to_bytes,
+    EMPTY_CONFIG, Resp, TestApp, admin_token, image_manifest, layer_descriptor, now, random_bytes,
+    to_bytes,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -50,16 +51,6 @@ async fn app_with(configure: impl FnOnce(&mut GcConfig)) -> TestApp {
 async fn app_with_policies(policies: &[PolicyText]) -> TestApp {
     let policies: Vec<Policy> = policies.iter().map(|p| Policy::parse(p).unwrap()).collect();
     app_with(|gc| gc.retention = policies).await
-}
-
-/// The administrator's token for pull, push and delete on `repositories`.
-async fn admin_token(app: &TestApp, repositories: &[&str]) -> String {
-    let scopes: Vec<String> = repositories
-        .iter()
-        .map(|r| format!("repository:{r}:pull,push,delete"))
-        .collect();
-    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    app.user_token(berth_registry::ADMIN_USER, &scopes).await
 }
 
 /// A blob the test pushed: its bytes and digest.

@@ -605,6 +605,16 @@ impl TestApp {
 }
 
 /// The password every test user `name` gets.
+/// The administrator's token for pull, push and delete on `repositories`.
+pub async fn admin_token(app: &TestApp, repositories: &[&str]) -> String {
+    let scopes: Vec<String> = repositories
+        .iter()
+        .map(|r| format!("repository:{r}:pull,push,delete"))
+        .collect();
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    app.user_token(berth_registry::ADMIN_USER, &scopes).await
+}
+
 pub fn password_of(name: &str) -> String {
     format!("{name}-correct-horse")
 }

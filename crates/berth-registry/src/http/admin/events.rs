@@ -10,8 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Admin, ApiError, json_response, read_json};
-use crate::clock::now_unix;
-use crate::events::delivery::now_ms;
+use crate::clock::{now_unix, now_unix_ms};
 use crate::http::router::AppState;
 use crate::meta::events_sql::{
     EventsSql, ListFilter, MAX_REDELIVER, Redeliver, State as DeliveryState,
@@ -153,7 +152,7 @@ pub(super) async fn redeliver(
         endpoint: body.endpoint,
     };
     let sql = EventsSql::new(app.registry.db.clone());
-    let count = sql.redeliver(&which, now_unix(), now_ms()).await?;
+    let count = sql.redeliver(&which, now_unix(), now_unix_ms()).await?;
     app.registry.events.wake();
     audit!(
         admin,
