@@ -11,6 +11,7 @@ use berth_registry::config::{GcConfig, OidcConfig};
 use berth_registry::events::{EndpointText, Webhooks};
 use berth_registry::gc::retention::{Policy, PolicyText};
 use berth_registry::meta::url::DatabaseUrl;
+use berth_registry::proxy::ProxyText;
 use berth_registry::server::proxy::TrustedProxies;
 use berth_registry::server::tls::CertStore;
 use berth_registry::store::S3Settings;
@@ -133,6 +134,26 @@ pub struct ServeArgs {
     /// leaves only the registry, token and admin APIs.
     #[arg(long, env = "BERTH_UI", value_name = "BOOL")]
     ui: Option<bool>,
+
+    /// A pull-through cache namespace, NAME=URL (repeatable): pulls of
+    /// `NAME/<repository>` fetch `<repository>` from the registry at URL on
+    /// the first pull and serve it from here after, e.g.
+    /// `--proxy hub=https://registry-1.docker.io` (then
+    /// `docker pull <this registry>/hub/library/alpine:3`; on Docker Hub
+    /// `hub/alpine` means `library/alpine` too) or
+    /// `--proxy ghcr=https://ghcr.io`.
+    ///
+    /// Signed-in users may pull through it; nobody pushes into it. Public
+    /// access, an upstream account and the tag TTL are set in the TOML
+    /// file's `[[proxy]]` tables (deploy/berth.toml shows them). Also
+    /// `BERTH_PROXY`, comma-separated.
+    #[arg(
+        long,
+        env = "BERTH_PROXY",
+        value_name = "NAME=URL",
+        value_delimiter = ','
+    )]
+    proxy: Vec<String>,
 
     /// Allow serving the token endpoint over plain HTTP on a non-loopback
     /// address [default: false]. Passwords would cross the network in clear
@@ -395,6 +416,9 @@ struct FileConfig {
     /// Webhook endpoints (`[[webhook]]`) that events go to.
     #[serde(default)]
     webhook: Vec<EndpointText>,
+    /// Pull-through cache namespaces (`[[proxy]]`).
+    #[serde(default)]
+    proxy: Vec<ProxyText>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -590,6 +614,15 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(ui) = args.ui.or(file.ui) {
         config.ui = ui;
     }
+    // The file's tables first, then the flags' (a flag naming a table's
+    // namespace is refused as a duplicate).
+    let mut proxies = file.proxy.clone();
+    for flag in &args.proxy {
+        proxies
+            .push(berth_registry::proxy::settings::parse_flag(flag).map_err(anyhow::Error::msg)?);
+    }
+    config.proxies =
+        berth_registry::proxy::settings::parse_all(&proxies).map_err(anyhow::Error::msg)?;
     config.webhooks = Webhooks::new(
         berth_registry::events::endpoint::parse_all(&file.webhook)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -850,6 +883,36 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     eprintln!("  public URL: {public_url}");
     if registry.config.ui {
         eprintln!("  web:        {public_url}/ (repositories; sign in for your tokens)");
+    }
+    for proxy in &registry.config.proxies {
+        let owner = registry
+            .identity
+            .namespace_owner(&proxy.name)
+            .await
+            .context("cannot read the namespaces' owners")?;
+        let whose = match owner {
+            Some(berth_registry::identity::NamespaceOwner::User(_)) => "a user's",
+            Some(berth_registry::identity::NamespaceOwner::Org(_)) => "an organisation's",
+            None => continue,
+        };
+        bail!(
+            "proxy {}: the namespace {} is {whose}; a pull-through cache needs a namespace of its own: rename the proxy",
+            proxy.name,
+            proxy.name
+        );
+    }
+    for proxy in &registry.config.proxies {
+        let account = match &proxy.credential {
+            Some((user, _)) => format!(" as {user}"),
+            None => String::new(),
+        };
+        eprintln!(
+            "  proxy:      {}/... -> {}{account} ({} pulls, tags checked every {} s)",
+            proxy.name,
+            proxy.origin(),
+            proxy.access.as_str(),
+            proxy.tag_ttl.as_secs()
+        );
     }
     for endpoint in registry.config.webhooks.endpoints() {
         let actions: Vec<&str> = endpoint.actions.iter().map(|a| a.as_str()).collect();

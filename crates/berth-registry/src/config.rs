@@ -71,6 +71,8 @@ pub struct Config {
     pub ui: bool,
     /// Webhook endpoints that events go to (`events/`); none by default.
     pub webhooks: crate::events::Webhooks,
+    /// Pull-through cache namespaces (`proxy/`); none by default.
+    pub proxies: Vec<crate::proxy::ProxySettings>,
 }
 
 /// Workload identity's settings (`trust/`).
@@ -181,6 +183,7 @@ impl Config {
             oidc: OidcConfig::default(),
             ui: true,
             webhooks: crate::events::Webhooks::default(),
+            proxies: Vec::new(),
             public_url,
         }
     }

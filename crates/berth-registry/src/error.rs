@@ -60,6 +60,14 @@ pub enum RegistryError {
         /// The endpoint, for the message.
         endpoint: &'static str,
     },
+    /// The upstream of a pull-through cache cannot give what the cache
+    /// lacks (unreachable, failing, or sending bad content): 503 with
+    /// `Retry-After` and this message.
+    #[error("{message}")]
+    UpstreamUnavailable {
+        /// What was asked for, of which upstream, and what happened.
+        message: String,
+    },
     /// Any other internal failure (the cause goes to the log, not the client).
     #[error("internal error: {0}")]
     Internal(String),

@@ -21,6 +21,7 @@ pub mod meta;
 pub mod metrics;
 pub mod migrate;
 pub mod policy;
+pub mod proxy;
 pub mod server;
 pub mod store;
 pub mod trust;
@@ -81,6 +82,8 @@ pub struct Registry {
     /// Where events go: the webhook endpoints, sampled pulls, the delivery
     /// worker's wake-up.
     pub events: Arc<events::Events>,
+    /// The pull-through cache namespaces.
+    pub proxies: Arc<proxy::Proxies>,
 }
 
 /// The set of upload sessions being written to, shared by the handlers.
@@ -101,6 +104,9 @@ pub enum OpenError {
     /// The identity store.
     #[error("cannot set up users: {0}")]
     Identity(#[from] IdentityError),
+    /// The pull-through cache namespaces.
+    #[error("cannot set up the pull-through cache: {0}")]
+    Proxy(#[from] proxy::ProxyError),
 }
 
 impl Registry {
@@ -157,6 +163,10 @@ impl Registry {
         let other_writers = db.engine() == Engine::Postgres;
         let disk = Arc::new(DiskSpace::open(data_dir, config.disk_reserve_bytes));
         let authn = Arc::new(Authenticator::new(identity.clone(), &config.oidc));
+        let proxies = Arc::new(proxy::Proxies::new(
+            &config.proxies,
+            data_dir.join(PROXY_SPOOL_DIR),
+        )?);
         Ok(Self {
             config: Arc::new(config),
             meta: Arc::new(CachedMeta::new(meta).with_other_writers(other_writers)),
@@ -172,7 +182,29 @@ impl Registry {
             metrics,
             gc: Arc::default(),
             events,
+            proxies,
         })
+    }
+
+    /// What policy needs to know of repository `name`: a repository of a
+    /// proxy namespace by the proxy's settings (whether it was pulled
+    /// through yet or not), any other by its record (`None`: it does not
+    /// exist).
+    pub async fn repository_facts(
+        &self,
+        name: &berth_core::name::RepositoryName,
+    ) -> Result<Option<policy::RepositoryFacts>, MetaError> {
+        if let Some(facts) = self.proxies.facts(name) {
+            return Ok(Some(facts));
+        }
+        Ok(self
+            .meta
+            .repository_info(name)
+            .await?
+            .map(|info| policy::RepositoryFacts {
+                public: info.public,
+                proxied: false,
+            }))
     }
 
     /// On a registry with no users, creates the administrator `admin` with
@@ -220,6 +252,9 @@ impl Registry {
 
 /// The metadata database's file name under the data directory.
 pub const DATABASE_FILE: &str = "berth.db";
+/// Where blobs being fetched by the pull-through cache are spooled, under
+/// the data directory (emptied at start).
+pub const PROXY_SPOOL_DIR: &str = "proxy-spool";
 /// The signing keys' directory under the data directory (`auth::keys`).
 pub const KEYS_DIR: &str = "keys";
 

@@ -51,7 +51,7 @@ use crate::auth::{key_sync, revocation};
 use crate::clock::now_unix;
 use crate::error::RegistryError;
 use crate::meta::CatalogFilter;
-use crate::policy::{self, Principal, Reach, Refusal, RepositoryFacts, Standing, Subject};
+use crate::policy::{self, Principal, Reach, Refusal, Standing, Subject};
 
 /// What the gate let through, and what handlers need to know of it.
 #[derive(Debug)]
@@ -204,13 +204,7 @@ pub async fn admit(
         let Ok(name) = RepositoryName::parse(scope.name()) else {
             continue;
         };
-        let facts = r
-            .meta
-            .repository_info(&name)
-            .await?
-            .map(|info| RepositoryFacts {
-                public: info.public,
-            });
+        let facts = r.repository_facts(&name).await?;
         let allowed = policy::allowed_actions(&subject, &name, facts);
         if lacking.iter().all(|a| allowed.contains(a)) {
             return Err(challenge(
@@ -233,6 +227,30 @@ pub async fn admit(
             .copied()
             .unwrap_or(&Action::Pull);
         let beyond_pull = scope.actions().iter().any(|a| *a != Action::Pull);
+        if beyond_pull
+            && allowed.contains(&Action::Pull)
+            && let Some(target) = r.proxies.find(&name)
+        {
+            tracing::info!(
+                target: "berth::audit",
+                subject = subject_name.as_str(),
+                repository = name.as_str(),
+                action = action.as_str(),
+                "gate: denied, pull-through cache"
+            );
+            let what = match action {
+                Action::Delete => "only an administrator deletes from it (to purge a cached copy)",
+                _ => "nothing is pushed into it; push to a namespace of your own",
+            };
+            return Err(RegistryError::spec(
+                ErrorCode::Denied,
+                format!(
+                    "{name} is in the pull-through cache `{}` of {}: its content comes from there, and {what}",
+                    target.proxy.settings.name,
+                    target.proxy.settings.origin()
+                ),
+            ));
+        }
         if let Subject::Workload(workload) = &subject
             && beyond_pull
         {

@@ -22,35 +22,29 @@ pub async fn get_blob(
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response, RegistryError> {
-    let size = r
-        .meta
-        .linked_blob(name, digest)
-        .await?
-        .ok_or_else(|| blob_unknown(name, digest))?;
+    let target = r.proxies.find(name);
+    let size = match (r.meta.linked_blob(name, digest).await?, &target) {
+        (Some(size), target) => {
+            if let Some(target) = target {
+                target.proxy.note_blob_hit();
+            }
+            size
+        }
+        (None, None) => return Err(blob_unknown(name, digest)),
+        (None, Some(target)) => {
+            match crate::proxy::blobs::miss(r, target, name, digest, headers, head).await? {
+                crate::proxy::blobs::Miss::Linked(size) => size,
+                crate::proxy::blobs::Miss::Served(response) => return Ok(response),
+            }
+        }
+    };
     if !head && let Some(url) = r.blobs.redirect(digest).await? {
         return Ok(redirect_to(&url, digest));
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(value) => match parse_range(value, size) {
-            RangeRequest::Satisfiable(range) => Some(range),
-            RangeRequest::Unsatisfiable => {
-                let mut response = RegistryError::spec(
-                    ErrorCode::RangeInvalid,
-                    format!("range {value} is outside the blob's {size} bytes"),
-                )
-                .into_response();
-                set_header(
-                    &mut response,
-                    header::CONTENT_RANGE,
-                    &format!("bytes */{size}"),
-                );
-                return Ok(response);
-            }
-            RangeRequest::Ignored => None,
-        },
-        None => None,
+    let range = match requested_range(headers, size) {
+        Ok(range) => range,
+        Err(refusal) => return Ok(*refusal),
     };
-    let len = range.map_or(size, |r| r.len());
     let body = if head {
         Body::empty()
     } else {
@@ -63,6 +57,45 @@ pub async fn get_blob(
             Err(e) => return Err(e.into()),
         }
     };
+    Ok(blob_response(body, digest, Some(size), range))
+}
+
+/// The range of a blob of `size` bytes a request's `Range` header asks for
+/// (`None`: the whole blob), or the 416 answer to an unsatisfiable one.
+pub(crate) fn requested_range(
+    headers: &HeaderMap,
+    size: u64,
+) -> Result<Option<ByteRange>, Box<Response>> {
+    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    match parse_range(value, size) {
+        RangeRequest::Satisfiable(range) => Ok(Some(range)),
+        RangeRequest::Ignored => Ok(None),
+        RangeRequest::Unsatisfiable => {
+            let mut response = RegistryError::spec(
+                ErrorCode::RangeInvalid,
+                format!("range {value} is outside the blob's {size} bytes"),
+            )
+            .into_response();
+            set_header(
+                &mut response,
+                header::CONTENT_RANGE,
+                &format!("bytes */{size}"),
+            );
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// A blob answer: `body` (empty for `HEAD`) with the blob's headers, its
+/// length when `size` is known, and 206 with `Content-Range` for a range.
+pub(crate) fn blob_response(
+    body: Body,
+    digest: &Digest,
+    size: Option<u64>,
+    range: Option<ByteRange>,
+) -> Response {
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
@@ -70,14 +103,16 @@ pub async fn get_blob(
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(len) = range.map(|r| r.len()).or(size) {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     set_header(&mut response, header::ETAG, &format!("\"{digest}\""));
     set_header(
         &mut response,
         super::manifests::DOCKER_CONTENT_DIGEST,
         &digest.to_string(),
     );
-    if let Some(range) = range {
+    if let (Some(range), Some(size)) = (range, size) {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         set_header(
             &mut response,
@@ -85,7 +120,7 @@ pub async fn get_blob(
             &format!("bytes {}-{}/{size}", range.start, range.end),
         );
     }
-    Ok(response)
+    response
 }
 
 /// 307 to where the blob store serves the bytes itself (a presigned S3 URL,

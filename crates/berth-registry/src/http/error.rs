@@ -70,6 +70,16 @@ impl IntoResponse for RegistryError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 return response;
             }
+            RegistryError::UpstreamUnavailable { message } => {
+                let mut response = oci_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorInfo::new(ErrorCode::Unknown("UNAVAILABLE".to_owned()), message),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                return response;
+            }
             RegistryError::NoRoute(message) => {
                 return oci_response(
                     StatusCode::NOT_FOUND,

@@ -30,11 +30,16 @@ pub async fn get_manifest(
     head: bool,
     actor: &Actor,
 ) -> Result<Response, RegistryError> {
-    let manifest = r
-        .meta
-        .get_manifest(name, reference)
-        .await?
-        .ok_or_else(|| manifest_unknown(name, reference))?;
+    let manifest = match r.proxies.find(name) {
+        Some(target) => {
+            crate::proxy::manifests::resolve(r, &target, name, reference, actor).await?
+        }
+        None => r
+            .meta
+            .get_manifest(name, reference)
+            .await?
+            .ok_or_else(|| manifest_unknown(name, reference))?,
+    };
     if !accepts(headers, &manifest.media_type) {
         // As distribution does for an OCI manifest asked for without OCI
         // types in `Accept`: the stored bytes are never converted.

@@ -155,12 +155,14 @@ async fn count_request(
 
 /// `GET /metrics`: the Prometheus text exposition.
 async fn get_metrics(State(app): State<AppState>) -> Response {
+    let mut text = app.registry.metrics.render();
+    app.registry.proxies.render_metrics(&mut text);
     (
         [(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        app.registry.metrics.render(),
+        text,
     )
         .into_response()
 }

@@ -44,7 +44,7 @@ use crate::auth::authenticate::{AuthnError, Credential, basic_credentials};
 use crate::auth::jwt::Provenance;
 use crate::clock::now_unix;
 use crate::identity::secret::generate_refresh_token;
-use crate::policy::{self, RepositoryFacts, Subject};
+use crate::policy::{self, Subject};
 use crate::server::proxy::ClientAddr;
 use crate::trust::{OIDC_USERNAME, looks_like_id_token};
 
@@ -308,8 +308,8 @@ async fn grant(
             continue;
         }
         if let Ok(name) = RepositoryName::parse(scope.name()) {
-            let info = r.meta.repository_info(&name).await?;
-            facts.insert(name, info.map(|i| RepositoryFacts { public: i.public }));
+            let known = r.repository_facts(&name).await?;
+            facts.insert(name, known);
         }
     }
     Ok(policy::grant(subject, requested, |name| {

@@ -312,6 +312,22 @@ impl<M: MetaStore> MetaStore for CachedMeta<M> {
         done
     }
 
+    async fn put_cached_manifest(
+        &self,
+        name: &RepositoryName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+        public: bool,
+        by: &Actor,
+    ) -> Result<(), MetaError> {
+        let done = self
+            .inner
+            .put_cached_manifest(name, manifest, tag, public, by)
+            .await;
+        self.forget(name);
+        done
+    }
+
     async fn get_manifest(
         &self,
         name: &RepositoryName,

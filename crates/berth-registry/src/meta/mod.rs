@@ -350,6 +350,20 @@ pub trait MetaStore: Send + Sync + 'static {
         by: &Actor,
     ) -> Result<(), MetaError>;
 
+    /// Stores a manifest a pull-through cache fetched from its upstream, as
+    /// [`MetaStore::put_manifest`] does a pushed one, except that the blobs
+    /// and child manifests it names need not be in the repository (they are
+    /// fetched when a client asks for them) and a repository it creates is
+    /// public when `public` (the proxy's access).
+    async fn put_cached_manifest(
+        &self,
+        name: &RepositoryName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+        public: bool,
+        by: &Actor,
+    ) -> Result<(), MetaError>;
+
     /// A manifest by tag or digest.
     async fn get_manifest(
         &self,

@@ -616,104 +616,20 @@ impl MetaStore for SqlMeta {
         tag: Option<&Tag>,
         by: &Actor,
     ) -> Result<(), MetaError> {
-        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
-        let repo = repository_id(&mut tx, name, self.new_repositories_public).await?;
-        for blob in &new.blobs {
-            let size: Option<i64> = query_scalar(
-                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-                  WHERE rb.repository_id = $1 AND rb.digest = $2",
-            )
-            .bind(repo)
-            .bind(blob.digest.to_string())
-            .fetch_optional(&mut tx)
-            .await?;
-            check_reference(blob, size)?;
-        }
-        for child in &new.children {
-            let size: Option<i64> = query_scalar(
-                "SELECT CAST(length(content) AS BIGINT) FROM manifests WHERE repository_id = $1 AND digest = $2",
-            )
-            .bind(repo)
-            .bind(child.digest.to_string())
-            .fetch_optional(&mut tx)
-            .await?;
-            check_reference(child, size)?;
-        }
-        let digest = new.manifest.digest.to_string();
-        let inserted = query(
-            "INSERT INTO manifests
-                 (repository_id, digest, media_type, content, subject, artifact_type, annotations, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repo)
-        .bind(&digest)
-        .bind(&new.manifest.media_type)
-        .bind(new.manifest.content.as_ref())
-        .bind(new.subject.as_ref().map(ToString::to_string))
-        .bind(new.artifact_type.as_deref())
-        .bind(new.annotations.as_deref())
-        .bind(now_unix())
-        .execute(&mut tx)
-        .await?;
-        if inserted > 0 {
-            let children = new
-                .blobs
-                .iter()
-                .map(|d| (&d.digest, false))
-                .chain(new.children.iter().map(|d| (&d.digest, true)));
-            for (child, is_manifest) in children {
-                query(
-                    "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, is_manifest)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(repo)
-                .bind(&digest)
-                .bind(child.to_string())
-                .bind(is_manifest)
-                .execute(&mut tx)
-                .await?;
-            }
-        }
-        let now = now_unix();
-        if let Some(tag) = tag {
-            // The manifest the tag leaves may be left untagged.
-            let before: Option<String> = query_scalar(
-                "SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2",
-            )
-            .bind(repo)
-            .bind(tag.as_str())
-            .fetch_optional(&mut tx)
-            .await?;
-            if let Some(before) = before.filter(|before| *before != digest) {
-                gc_sql::queue(&mut tx, Kind::Manifest, repo, &before, now, 0).await?;
-            }
-            query(
-                "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (repository_id, name)
-                 DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
-            )
-            .bind(repo)
-            .bind(tag.as_str())
-            .bind(&digest)
-            .bind(now)
-            .execute(&mut tx)
-            .await?;
-        } else {
-            // Pushed by digest: untagged until a tag or an index names it.
-            gc_sql::queue(&mut tx, Kind::Manifest, repo, &digest, now, 0).await?;
-        }
-        let change = Change::ManifestPushed {
-            digest: &new.manifest.digest,
-            media_type: &new.manifest.media_type,
-            size: new.manifest.content.len() as u64,
-            tag,
-        };
-        let wrote = self.emit(&mut tx, name, change, by).await?;
-        // Other nodes drop what they cached of the repository (a tag moved).
-        changed(tx, name, true).await?;
-        self.events.committed(wrote);
-        Ok(())
+        self.store_manifest(name, new, tag, by, Origin::Pushed)
+            .await
+    }
+
+    async fn put_cached_manifest(
+        &self,
+        name: &RepositoryName,
+        new: &NewManifest,
+        tag: Option<&Tag>,
+        public: bool,
+        by: &Actor,
+    ) -> Result<(), MetaError> {
+        self.store_manifest(name, new, tag, by, Origin::Cached { public })
+            .await
     }
 
     async fn get_manifest(
@@ -1040,5 +956,143 @@ impl MetaStore for SqlMeta {
                 .fetch_all(&self.db)
                 .await?;
         rows.iter().map(upload_from_row).collect()
+    }
+}
+
+/// Where a stored manifest comes from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// A client pushed it.
+    Pushed,
+    /// A pull-through cache fetched it from upstream; a repository it
+    /// creates is public when `public`.
+    Cached {
+        /// The proxy namespace's access is public.
+        public: bool,
+    },
+}
+
+impl SqlMeta {
+    /// `put_manifest` and `put_cached_manifest`: a pushed manifest's
+    /// references must be in the repository; a cached one's are fetched
+    /// when a client asks for them.
+    async fn store_manifest(
+        &self,
+        name: &RepositoryName,
+        new: &NewManifest,
+        tag: Option<&Tag>,
+        by: &Actor,
+        origin: Origin,
+    ) -> Result<(), MetaError> {
+        let mut tx = self.db.begin_write(&[repository_lock(name)]).await?;
+        let public_if_new = match origin {
+            Origin::Pushed => self.new_repositories_public,
+            Origin::Cached { public } => public,
+        };
+        let repo = repository_id(&mut tx, name, public_if_new).await?;
+        let checked: &[DescriptorRef] = match origin {
+            Origin::Pushed => &new.blobs,
+            Origin::Cached { .. } => &[],
+        };
+        for blob in checked {
+            let size: Option<i64> = query_scalar(
+                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                  WHERE rb.repository_id = $1 AND rb.digest = $2",
+            )
+            .bind(repo)
+            .bind(blob.digest.to_string())
+            .fetch_optional(&mut tx)
+            .await?;
+            check_reference(blob, size)?;
+        }
+        let checked: &[DescriptorRef] = match origin {
+            Origin::Pushed => &new.children,
+            Origin::Cached { .. } => &[],
+        };
+        for child in checked {
+            let size: Option<i64> = query_scalar(
+                "SELECT CAST(length(content) AS BIGINT) FROM manifests WHERE repository_id = $1 AND digest = $2",
+            )
+            .bind(repo)
+            .bind(child.digest.to_string())
+            .fetch_optional(&mut tx)
+            .await?;
+            check_reference(child, size)?;
+        }
+        let digest = new.manifest.digest.to_string();
+        let inserted = query(
+            "INSERT INTO manifests
+                 (repository_id, digest, media_type, content, subject, artifact_type, annotations, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&digest)
+        .bind(&new.manifest.media_type)
+        .bind(new.manifest.content.as_ref())
+        .bind(new.subject.as_ref().map(ToString::to_string))
+        .bind(new.artifact_type.as_deref())
+        .bind(new.annotations.as_deref())
+        .bind(now_unix())
+        .execute(&mut tx)
+        .await?;
+        if inserted > 0 {
+            let children = new
+                .blobs
+                .iter()
+                .map(|d| (&d.digest, false))
+                .chain(new.children.iter().map(|d| (&d.digest, true)));
+            for (child, is_manifest) in children {
+                query(
+                    "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, is_manifest)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(repo)
+                .bind(&digest)
+                .bind(child.to_string())
+                .bind(is_manifest)
+                .execute(&mut tx)
+                .await?;
+            }
+        }
+        let now = now_unix();
+        if let Some(tag) = tag {
+            // The manifest the tag leaves may be left untagged.
+            let before: Option<String> = query_scalar(
+                "SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2",
+            )
+            .bind(repo)
+            .bind(tag.as_str())
+            .fetch_optional(&mut tx)
+            .await?;
+            if let Some(before) = before.filter(|before| *before != digest) {
+                gc_sql::queue(&mut tx, Kind::Manifest, repo, &before, now, 0).await?;
+            }
+            query(
+                "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repository_id, name)
+                 DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+            )
+            .bind(repo)
+            .bind(tag.as_str())
+            .bind(&digest)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+        } else {
+            // Pushed by digest: untagged until a tag or an index names it.
+            gc_sql::queue(&mut tx, Kind::Manifest, repo, &digest, now, 0).await?;
+        }
+        let change = Change::ManifestPushed {
+            digest: &new.manifest.digest,
+            media_type: &new.manifest.media_type,
+            size: new.manifest.content.len() as u64,
+            tag,
+        };
+        let wrote = self.emit(&mut tx, name, change, by).await?;
+        // Other nodes drop what they cached of the repository (a tag moved).
+        changed(tx, name, true).await?;
+        self.events.committed(wrote);
+        Ok(())
     }
 }

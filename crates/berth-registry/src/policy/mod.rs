@@ -19,6 +19,7 @@
 //! | a personal access token | as its user, intersected with the token's actions and repository patterns | |
 //! | a workload (a CI job's ID token, exchanged) | the repositories of the trust rules that accepted it, each rule's patterns inside its namespace | each rule's actions |
 //! | anyone | `registry:catalog:*` | `*` (the listing shows only what the caller may pull) |
+//! | anyone (a `public` proxy), any authenticated subject (an `authenticated` one) | a repository of a pull-through cache namespace (`proxy/`), pulled through yet or not | pull; administrators also delete; nobody pushes (the rows above do not apply there) |
 //!
 //! Everything else is refused. A repository that does not exist is private:
 //! creating one needs push on its namespace, which only the rows above give.
@@ -133,6 +134,9 @@ pub struct TokenLimits {
 pub struct RepositoryFacts {
     /// Anyone, anonymous included, may pull a public repository.
     pub public: bool,
+    /// A repository of a pull-through cache namespace: another registry's
+    /// content, which nobody pushes into.
+    pub proxied: bool,
 }
 
 impl Subject {
@@ -160,6 +164,9 @@ pub fn allowed_actions(
             Actions::default()
         }
     };
+    if let Some(facts) = facts.filter(|f| f.proxied) {
+        return proxied_actions(subject, name, facts);
+    }
     let principal = match subject {
         Subject::Anonymous => return public_pull(),
         Subject::Workload(workload) => {
@@ -195,7 +202,12 @@ pub fn allowed_actions(
             .map(|(_, role)| role_actions(*role))
             .unwrap_or_default()
     };
-    let actions = own.union(&public_pull());
+    token_narrowed(principal, name, own.union(&public_pull()))
+}
+
+/// `actions` as far as the personal access token `principal` signed in
+/// with (if any) allows on `name`: its actions, on its repository patterns.
+fn token_narrowed(principal: &Principal, name: &RepositoryName, actions: Actions) -> Actions {
     match &principal.token {
         None => actions,
         Some(limits) => {
@@ -209,6 +221,27 @@ pub fn allowed_actions(
             } else {
                 Actions::default()
             }
+        }
+    }
+}
+
+/// The actions on a repository of a pull-through cache namespace: pull for
+/// anyone when the proxy is public, for any authenticated subject
+/// otherwise; delete for administrators (to purge a cached copy); push for
+/// nobody. A personal access token's limits apply as everywhere.
+fn proxied_actions(subject: &Subject, name: &RepositoryName, facts: RepositoryFacts) -> Actions {
+    let pull: Actions = std::iter::once(Action::Pull).collect();
+    match subject {
+        Subject::Anonymous if facts.public => pull,
+        Subject::Anonymous => Actions::default(),
+        Subject::Workload(_) => pull,
+        Subject::User(principal) => {
+            let own = if principal.is_admin {
+                [Action::Pull, Action::Delete].into_iter().collect()
+            } else {
+                pull
+            };
+            token_narrowed(principal, name, own)
         }
     }
 }
@@ -856,8 +889,67 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const PUBLIC: Option<RepositoryFacts> = Some(RepositoryFacts { public: true });
-    const PRIVATE: Option<RepositoryFacts> = Some(RepositoryFacts { public: false });
+    const PUBLIC: Option<RepositoryFacts> = Some(RepositoryFacts {
+        public: true,
+        proxied: false,
+    });
+    const PRIVATE: Option<RepositoryFacts> = Some(RepositoryFacts {
+        public: false,
+        proxied: false,
+    });
+
+    #[test]
+    fn a_pull_through_cache_is_pulled_by_its_access_and_pushed_by_nobody() {
+        let cached = |public| {
+            Some(RepositoryFacts {
+                public,
+                proxied: true,
+            })
+        };
+        let admin = Principal {
+            is_admin: true,
+            ..user("admin")
+        };
+        // `hub` as a user's name changes nothing: the cache's rows replace
+        // the namespace rows.
+        let hub = user("hub");
+        let job = Subject::Workload(Workload {
+            name: "trust:hub/x".into(),
+            grants: vec![TrustGrant {
+                rule_id: 1,
+                namespace: "hub".into(),
+                actions: actions("delete,pull,push"),
+                repositories: vec!["hub/**".into()],
+            }],
+        });
+        let narrow = with_token(&user("alice"), "pull", &["acme/**"]);
+        let cases: Vec<(&str, Subject, bool, &str)> = vec![
+            ("anonymous, public", Subject::Anonymous, true, "pull"),
+            ("anonymous, authenticated", Subject::Anonymous, false, ""),
+            ("a user", Subject::User(user("alice")), false, "pull"),
+            ("the namesake user", Subject::User(hub), false, "pull"),
+            (
+                "an administrator",
+                Subject::User(admin),
+                false,
+                "delete,pull",
+            ),
+            ("a CI job", job, false, "pull"),
+            ("a token for elsewhere", Subject::User(narrow), true, ""),
+        ];
+        for (who, subject, public, expected) in cases {
+            let expected = if expected.is_empty() {
+                Actions::default()
+            } else {
+                actions(expected)
+            };
+            assert_eq!(
+                allowed_actions(&subject, &repo("hub/library/alpine"), cached(public)),
+                expected,
+                "{who}"
+            );
+        }
+    }
 
     #[test]
     fn a_workload_may_do_what_its_rules_grant_and_no_more() {

@@ -187,6 +187,21 @@ pub struct ApiError {
     retry_after_secs: Option<u64>,
 }
 
+/// A user or organisation may not take a pull-through cache namespace's
+/// name: its repositories are the upstream's.
+fn refuse_proxy_namespace(r: &Registry, name: &str) -> Result<(), ApiError> {
+    match r.proxies.list().iter().find(|p| p.settings.name == name) {
+        Some(proxy) => Err(ApiError::conflict(
+            "NAME_TAKEN",
+            format!(
+                "the name `{name}` is the pull-through cache namespace of {} (users, organisations and caches share one namespace); choose another",
+                proxy.settings.origin()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {

@@ -35,6 +35,7 @@ pub(super) async fn create_org(
     let r = &app.registry;
     let body: NewOrgBody = read_json(body).await?;
     crate::identity::validate_name(&body.name)?;
+    super::refuse_proxy_namespace(r, &body.name)?;
     let owner = find_user(r, &body.owner).await?;
     let org = r.identity.create_org(&body.name, owner.id).await?;
     audit!(admin, "org.create", org = %org.name, owner = %owner.name, "admin: organisation created");

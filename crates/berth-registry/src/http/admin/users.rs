@@ -36,6 +36,7 @@ pub(crate) async fn create_user(
     let r = &app.registry;
     let body: NewUserBody = read_json(body).await?;
     crate::identity::validate_name(&body.name)?;
+    super::refuse_proxy_namespace(r, &body.name)?;
     let (hash, imported) = password_hash(body.password, body.password_hash).await?;
     let user = match r
         .identity

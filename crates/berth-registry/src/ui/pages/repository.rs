@@ -82,7 +82,12 @@ pub(super) async fn visible(
                 "The registry's database did not answer; try again shortly.",
             )
         })?;
-    let facts = overview.map(|o| RepositoryFacts { public: o.public });
+    let facts = overview.as_ref().map(|o| {
+        r.proxies.facts(&name).unwrap_or(RepositoryFacts {
+            public: o.public,
+            proxied: false,
+        })
+    });
     let may_pull =
         visitor.open || policy::is_allowed(&visitor.subject, &name, facts, &Action::Pull);
     Ok(match overview {
