@@ -19,7 +19,7 @@ use berth_core::digest::Digest;
 use berth_registry::events::signature;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Cli, Server};
+use crate::support::{ADMIN_PASSWORD, Cli, Server, start_lines};
 
 /// The signing secret of the endpoint of every test but the refused ones.
 const SECRET: &str = "e2e-webhook-secret-0123456789";
@@ -789,46 +789,6 @@ fn a_bad_webhook_table_is_refused_at_start_in_one_line() {
         "berth: webhook \"ci\": url: missing; give where events are POSTed\n"
     );
     assert!(!line.contains(SECRET));
-}
-
-/// Every line `berth serve` writes to stderr from its start until its banner
-/// ends, logging at `debug`; then it is stopped.
-fn start_lines(data: &Path, config: &Path) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // The banner's last line, as a server with access control ends it.
-            if line.contains("berth pull ") {
-                let _ = tx.send(());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let banner = rx.recv_timeout(Duration::from_secs(30));
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines = reader.join().unwrap();
-    assert!(
-        banner.is_ok(),
-        "no banner within 30 s:\n{}",
-        lines.join("\n")
-    );
-    lines
 }
 
 /// The start lines name each endpoint, its URL, actions and repositories;

@@ -481,3 +481,43 @@ pub fn write_layout(dir: &Path, tag: &str, layer_size: usize, seed: u64) -> Layo
         blobs: vec![config_digest, layer_digest],
     }
 }
+
+/// Every line `berth serve` writes to stderr from its start until its banner
+/// ends, logging at `debug`; then it is stopped.
+pub fn start_lines(data: &Path, config: &Path) -> Vec<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // The banner's last line, as a server with access control ends it.
+            if line.contains("berth pull ") {
+                let _ = tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let banner = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = reader.join().unwrap();
+    assert!(
+        banner.is_ok(),
+        "no banner within 30 s:\n{}",
+        lines.join("\n")
+    );
+    lines
+}
