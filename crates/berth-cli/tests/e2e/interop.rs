@@ -6,11 +6,6 @@
 //! - with htpasswd (Basic on every request, no token service): berth's client
 //!   logs in, copies, lists and inspects over Basic.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use crate::distribution::{Auth, Distribution, SERVICE};
 use crate::support::{ADMIN_PASSWORD, Cli, Server, admin_creds, run, skopeo, write_layout};
 

@@ -1,8 +1,6 @@
 //! podman (Debian, as root with the vfs storage driver) against berth.
 
-use std::process::Command;
-
-use crate::support::{Server, admin_creds, peer, run, skopeo_push, write_layout};
+use crate::support::{Server, admin_creds, podman, run, skopeo_push, write_layout};
 
 /// podman pulls an image that skopeo pushed, re-tags it into another
 /// repository and pushes it back; berth then lists both repositories.
@@ -15,19 +13,7 @@ fn podman_pulls_and_pushes() {
     let image = format!("{}/e2e/podman:v1", server.addr);
     skopeo_push(&layout.dir, "v1", &image);
 
-    // A private storage root so that tests do not share podman's state.
-    let root = work.path().join("storage");
-    let runroot = work.path().join("run");
-    let podman = || {
-        let mut command = Command::new(peer("podman"));
-        command
-            .arg("--storage-driver=vfs")
-            .arg("--root")
-            .arg(&root)
-            .arg("--runroot")
-            .arg(&runroot);
-        command
-    };
+    let podman = || podman(work.path());
     run(podman().args([
         "pull",
         "--tls-verify=false",

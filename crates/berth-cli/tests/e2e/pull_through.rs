@@ -6,11 +6,9 @@
 
 use std::process::Command;
 
-use berth_core::digest::Digest;
-
 use crate::distribution::{Auth, Distribution};
 use crate::support::{
-    Server, admin_creds, peer, run, skopeo, skopeo_pull, start_lines, write_layout,
+    Server, admin_creds, podman, run, skopeo, skopeo_pull, start_lines, write_layout,
 };
 
 const UPSTREAM_USER: &str = "upstream";
@@ -66,30 +64,9 @@ fn skopeo_and_podman_pull_distribution_through_the_cache() {
 
     let back = work.path().join("back");
     skopeo_pull(&image, &back, "v1");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
-    assert_eq!(
-        index["manifests"][0]["digest"].as_str(),
-        Some(layout.manifest.to_string().as_str()),
-        "the manifest came through byte for byte"
-    );
-    for blob in &layout.blobs {
-        let bytes = std::fs::read(back.join("blobs/sha256").join(blob.hex())).unwrap();
-        assert_eq!(&Digest::sha256_of(&bytes), blob);
-    }
+    layout.assert_pulled_into(&back);
 
-    let root = work.path().join("storage");
-    let runroot = work.path().join("run");
-    let podman = || {
-        let mut command = Command::new(peer("podman"));
-        command
-            .arg("--storage-driver=vfs")
-            .arg("--root")
-            .arg(&root)
-            .arg("--runroot")
-            .arg(&runroot);
-        command
-    };
+    let podman = || podman(work.path());
     run(podman().args([
         "pull",
         "--tls-verify=false",

@@ -1,8 +1,6 @@
 //! skopeo (Debian) against berth: copy an OCI layout in and back out, list
 //! tags, inspect, delete.
 
-use berth_core::digest::Digest;
-
 use crate::support::{
     ADMIN_PASSWORD, Layout, Server, admin_creds, feed, run, skopeo, skopeo_pull, skopeo_push,
     write_layout,
@@ -23,17 +21,7 @@ fn skopeo_copies_an_image_in_and_out_unchanged() {
 
     let back = work.path().join("back");
     skopeo_pull(&image, &back, "v1");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
-    assert_eq!(
-        index["manifests"][0]["digest"].as_str(),
-        Some(layout.manifest.to_string().as_str()),
-        "the manifest came back byte for byte"
-    );
-    for blob in &layout.blobs {
-        let bytes = std::fs::read(back.join("blobs/sha256").join(blob.hex())).unwrap();
-        assert_eq!(&Digest::sha256_of(&bytes), blob);
-    }
+    layout.assert_pulled_into(&back);
 
     let tags: serde_json::Value = serde_json::from_str(&run(skopeo()
         .args(["list-tags", "--tls-verify=false", "--creds", &admin_creds()])

@@ -409,6 +409,37 @@ pub struct Layout {
     pub blobs: Vec<Digest>,
 }
 
+impl Layout {
+    /// Asserts that `dir`, an OCI layout a client pulled this image into,
+    /// holds its manifest (by digest: byte for byte) and every blob.
+    pub fn assert_pulled_into(&self, dir: &Path) {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        assert_eq!(
+            index["manifests"][0]["digest"].as_str(),
+            Some(self.manifest.to_string().as_str()),
+            "the manifest came back byte for byte"
+        );
+        for blob in &self.blobs {
+            let bytes = std::fs::read(dir.join("blobs/sha256").join(blob.hex())).unwrap();
+            assert_eq!(&Digest::sha256_of(&bytes), blob);
+        }
+    }
+}
+
+/// `podman` with a storage root of its own under `work` (vfs driver), so
+/// that tests do not share podman's state.
+pub fn podman(work: &Path) -> Command {
+    let mut command = Command::new(peer("podman"));
+    command
+        .arg("--storage-driver=vfs")
+        .arg("--root")
+        .arg(work.join("storage"))
+        .arg("--runroot")
+        .arg(work.join("run"));
+    command
+}
+
 /// A gzip-compressed tar layer holding one file of `size` random bytes, and its
 /// uncompressed digest (the `diff_id` that podman checks when it unpacks).
 fn tar_gz_layer(size: usize, seed: u64) -> (Vec<u8>, Digest) {
