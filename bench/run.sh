@@ -45,7 +45,11 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 repository page of 10,000 tags, a manifest page: server
                 time at one connection and page weight),
                 events (webhook deliveries per second draining a backlog
-                of 10,000 pushes, to one repository and to 10,000)
+                of 10,000 pushes, to one repository and to 10,000),
+                proxy (a 1 GiB blob pulled directly from an upstream
+                distribution and cold and warm through berth's and
+                distribution's pull-through caches; 20 clients at once
+                on a cold 200 MiB blob)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -79,8 +83,8 @@ if { ((RECORD)) || [[ $QUICK == 0 && -z $ONLY ]]; } && [[ ${BENCH_PROFILE:-dist}
     exit 2
 fi
 case $ONLY in
-    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui|events) ;;
-    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui|events" >&2; exit 2 ;;
+    ""|load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui|events|proxy) ;;
+    *) echo "run.sh: --only load|tls|auth|transfer|catalog|catalog-pg|cluster|image|uploads|copy|robust|s3|gc|ui|events|proxy" >&2; exit 2 ;;
 esac
 
 # IMG_*: the multi-layer image (layers x bytes per layer); CONC_*: concurrent
@@ -1442,6 +1446,118 @@ EOF
     done
 }
 
+# ---------------------------------------------------------------- 14. proxy
+# A pull-through cache in front of one upstream (distribution 2.8.2, open,
+# on loopback): berth (`BERTH_PROXY=up=<upstream>`) and distribution as a
+# proxy (`proxy.remoteurl`) side by side. Each run pushes a new blob
+# upstream, then: the direct pull from the upstream, a cold pull through
+# each cache (it fetches while it serves), a warm one (served locally);
+# then CONC clients at once asking each cache for another new blob (one
+# upstream fetch for all, in berth).
+start_proxy_distribution() { # name upstream-url
+    local name=$1 port dir
+    port=$(free_port)
+    dir=$TMP/$name
+    mkdir -p "$dir/data"
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+proxy:
+  remoteurl: $2
+EOF
+    "${SERVER_PREFIX[@]}" docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    PID[$name]=$!
+    track "${PID[$name]}"
+    URL[$name]=http://127.0.0.1:$port
+    python3 "$LIB/reg.py" wait "${URL[$name]}" 20 || { log "$name did not start"; cat "$dir/log" >&2; exit 1; }
+}
+
+pull_many() { # url repo clients -> PULL_SECS (wall time until every client has the blob)
+    local i start pids=()
+    start=$(date +%s.%N)
+    for ((i = 0; i < $3; i++)); do
+        curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' "$1/v2/$2/blobs/$DIGEST" >"$TMP/many.$i" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i"; done
+    PULL_SECS=$(python3 -c 'import sys, time; print(time.time() - float(sys.argv[1]))' "$start")
+    for ((i = 0; i < $3; i++)); do
+        [[ $(cat "$TMP/many.$i") == "200 $BLOB_BYTES" ]] ||
+            { log "client $i of $2 got: $(cat "$TMP/many.$i")"; exit 1; }
+    done
+}
+
+section_proxy() {
+    local size_label r reg name repo path conc conc_mib direct cold
+    size_label=$( ((BLOB_MIB >= 1024)) && echo "$((BLOB_MIB / 1024)) GiB" || echo "$BLOB_MIB MiB")
+    if ((QUICK)); then conc=4 conc_mib=16; else conc=20 conc_mib=200; fi
+    log "== proxy: a $size_label blob pulled directly and through berth's and distribution's pull-through caches"
+    IDLE_RSS=0 start_server distribution px-up
+    local prefix=("${SERVER_PREFIX[@]}")
+    SERVER_PREFIX=(env BERTH_PROXY="up=${URL[px-up]}")
+    IDLE_RSS=0 start_server berth px-berth
+    SERVER_PREFIX=("${prefix[@]}")
+    start_proxy_distribution px-distribution "${URL[px-up]}"
+    head -c "${BLOB_MIB}M" /dev/urandom >"$TMP/blob"
+    BLOB_BYTES=$(stat -c %s "$TMP/blob")
+    for ((r = 1; r <= RUNS; r++)); do
+        head -c 64 /dev/urandom | dd of="$TMP/blob" bs=64 count=1 conv=notrunc status=none
+        DIGEST=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
+        repo=bench/proxied-r$r
+        push_blob "${URL[px-up]}" "$repo"
+        sync
+        measured "direct pull $size_label #$r" pull_blob "${URL[px-up]}" "$repo"
+        direct=$(mbps "$BLOB_BYTES" "$PULL_SECS")
+        record proxy.direct "proxy: pull of a $size_label blob directly from the upstream, no cache (MB/s; the upstream is distribution)" distribution "$direct"
+        for reg in berth distribution; do
+            name=px-$reg
+            path=$repo
+            [[ $reg == berth ]] && path=up/$repo
+            sync
+            measured "cold pull through $reg #$r" with_rss "${PID[$name]}" pull_blob "${URL[$name]}" "$path"
+            cold=$(mbps "$BLOB_BYTES" "$PULL_SECS")
+            record proxy.cold "proxy: cold pull through the cache, fetching from the upstream (MB/s)" "$reg" "$cold"
+            record proxy.cold_ratio "proxy: cold pull through the cache / direct pull in the same run (goal for berth: at least 0.90)" "$reg" \
+                "$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$cold" "$direct")"
+            record rss.proxy "proxy: cache RSS peak during the cold pull (MiB)" "$reg" "$(mb "$RSS_PEAK")"
+            # Both caches store the blob as the cold answer ends; let them.
+            sleep 2
+            sync
+            measured "warm pull through $reg #$r" pull_blob "${URL[$name]}" "$path"
+            record proxy.warm "proxy: warm pull through the cache, served locally (MB/s)" "$reg" "$(mbps "$BLOB_BYTES" "$PULL_SECS")"
+        done
+    done
+    head -c "${conc_mib}M" /dev/urandom >"$TMP/blob"
+    BLOB_BYTES=$(stat -c %s "$TMP/blob")
+    for ((r = 1; r <= RUNS; r++)); do
+        head -c 64 /dev/urandom | dd of="$TMP/blob" bs=64 count=1 conv=notrunc status=none
+        DIGEST=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
+        repo=bench/many-r$r
+        push_blob "${URL[px-up]}" "$repo"
+        for reg in berth distribution; do
+            name=px-$reg
+            path=$repo
+            [[ $reg == berth ]] && path=up/$repo
+            sync
+            measured "$conc cold pulls through $reg #$r" pull_many "${URL[$name]}" "$path" "$conc"
+            record proxy.many "proxy: $conc clients at once pulling a cold $conc_mib MiB blob through the cache, all bytes served (MB/s)" "$reg" \
+                "$(mbps "$((BLOB_BYTES * conc))" "$PULL_SECS")"
+        done
+    done
+    rm -f "$TMP/blob"
+    for name in px-berth px-distribution px-up; do stop_server "$name"; done
+}
+
 # ---------------------------------------------------------------- main
 main() {
     local rev dirty cpu cmd when elapsed measuring oha_v table
@@ -1471,6 +1587,7 @@ main() {
     want gc && section_gc
     want ui && section_ui
     want events && section_events
+    want proxy && section_proxy
 
     when=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -1595,6 +1712,30 @@ What is measured:
    page first and deep (a push-time cursor) and a manifest page signed in
    as the administrator (a session from the sign-in form). Distribution
    serves no web interface: "—".
+
+13. Events (`--only events`): a webhook endpoint (actions push and mount,
+   retries every 0.1 to 0.5 s) whose receiver is down while 10,000 changes
+   are made: tags of one image pushed to one repository (`reg.py mktags`:
+   one chain, delivered one at a time in push order), or a blob mounted into
+   10,000 repositories (`reg.py mkrepos`: a chain each, 32 delivered at
+   once). Then the receiver
+   comes up (haproxy answering 204, so that it costs next to nothing) and the
+   time until berth's `/metrics` counts every written event delivered gives
+   events per second: what berth's outbox delivers, each attempt signed and
+   its outcome committed. Distribution's notifications are queued in memory
+   (lost on a restart): "—".
+
+14. Pull-through cache (`--only proxy`): an upstream distribution (open, on
+   loopback) and in front of it two caches: berth (`BERTH_PROXY=up=<upstream>`,
+   repositories `up/...`) and distribution as a proxy (`proxy.remoteurl`).
+   Each run pushes a new 1 GiB blob upstream and pulls it (curl, one
+   connection) directly from the upstream, then cold through each cache
+   (the cache fetches it while it answers), then warm (2 s later: served
+   from the cache's own store). The cold pull is also given as a ratio to
+   the direct pull of the same run (berth's goal: at least 0.90). Then 20
+   clients at once ask each cache for a new, cold 200 MiB blob: MB/s of all
+   the bytes served until the last client has its copy (berth fetches it
+   from the upstream once and every client reads that one fetch).
 
 `bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
 (64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10

@@ -238,18 +238,7 @@ pub async fn admit(
                 action = action.as_str(),
                 "gate: denied, pull-through cache"
             );
-            let what = match action {
-                Action::Delete => "only an administrator deletes from it (to purge a cached copy)",
-                _ => "nothing is pushed into it; push to a namespace of your own",
-            };
-            return Err(RegistryError::spec(
-                ErrorCode::Denied,
-                format!(
-                    "{name} is in the pull-through cache `{}` of {}: its content comes from there, and {what}",
-                    target.proxy.settings.name,
-                    target.proxy.settings.origin()
-                ),
-            ));
+            return Err(target.refusal(&name, action));
         }
         if let Subject::Workload(workload) = &subject
             && beyond_pull

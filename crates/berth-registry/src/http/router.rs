@@ -208,6 +208,14 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
         admission.token_subject.as_deref(),
         headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()),
     );
+    // A push into a pull-through cache is refused even where the gate
+    // admits everything (access control off).
+    if stores(&endpoint, &method)
+        && let Some(name) = endpoint.repository()
+        && let Some(target) = r.proxies.find(name)
+    {
+        return Err(target.refusal(name, &berth_core::scope::Action::Push));
+    }
     if stores(&endpoint, &method) && !r.disk.admit_write().await {
         return Err(RegistryError::DiskFull);
     }

@@ -83,6 +83,31 @@ pub struct Target {
     pub upstream: RepositoryName,
 }
 
+impl Target {
+    /// The refusal of `action` (beyond pull) on `name`, a repository of
+    /// this proxy: 403 `DENIED` saying whose content it is.
+    pub fn refusal(
+        &self,
+        name: &RepositoryName,
+        action: &berth_core::scope::Action,
+    ) -> RegistryError {
+        let what = match action {
+            berth_core::scope::Action::Delete => {
+                "only an administrator deletes from it (to purge a cached copy)"
+            }
+            _ => "nothing is pushed into it; push to a namespace of your own",
+        };
+        RegistryError::spec(
+            ErrorCode::Denied,
+            format!(
+                "{name} is in the pull-through cache `{}` of {}: its content comes from there, and {what}",
+                self.proxy.settings.name,
+                self.proxy.settings.origin()
+            ),
+        )
+    }
+}
+
 /// Why the proxies could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
