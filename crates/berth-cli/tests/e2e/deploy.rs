@@ -96,7 +96,14 @@ fn serve_with_config(config: &Path, work: &Path) {
 #[test]
 fn the_example_config_names_every_setting_and_starts_a_server() {
     let example = std::fs::read_to_string(deploy_file("berth.toml")).unwrap();
-    let named: Vec<&str> = example.lines().filter_map(key_of).collect();
+    // A key, or an array of tables (`[[proxy]]` for `--proxy`).
+    let named: Vec<&str> = example
+        .lines()
+        .filter_map(|line| {
+            let line = line.strip_prefix("# ").unwrap_or(line);
+            key_of(line).or_else(|| line.strip_prefix("[[")?.strip_suffix("]]"))
+        })
+        .collect();
     for key in serve_settings() {
         assert!(
             named.contains(&key.as_str()),
@@ -111,9 +118,12 @@ fn the_example_config_names_every_setting_and_starts_a_server() {
     // becomes the test database when there is one (BERTH_TEST_DATABASE_URL),
     // and is dropped otherwise.
     let test_database = std::env::var("BERTH_TEST_DATABASE_URL").ok();
-    // The example's webhook secret file is the operator's: one made here.
+    // The example's webhook secret and upstream password files are the
+    // operator's: ones made here.
     let secret_file = work.path().join("webhook.secret");
     std::fs::write(&secret_file, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let password_file = work.path().join("upstream.password");
+    std::fs::write(&password_file, "upstream-password\n").unwrap();
     let every_key: String = example
         .lines()
         .filter_map(|line| match line.strip_prefix("# ") {
@@ -123,6 +133,10 @@ fn the_example_config_names_every_setting_and_starts_a_server() {
             Some(_) if key_of(line) == Some("secret_file") => Some(format!(
                 "secret_file = {:?}\n",
                 secret_file.to_str().unwrap()
+            )),
+            Some(_) if key_of(line) == Some("password_file") => Some(format!(
+                "password_file = {:?}\n",
+                password_file.to_str().unwrap()
             )),
             Some(rest) if key_of(line).is_some() || rest.starts_with("[[") => {
                 Some(format!("{rest}\n"))
