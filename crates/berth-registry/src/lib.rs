@@ -167,6 +167,7 @@ impl Registry {
             &config.proxies,
             data_dir.join(PROXY_SPOOL_DIR),
         )?);
+        proxies.set_stored(&meta::proxies_sql::list(&db).await?);
         Ok(Self {
             config: Arc::new(config),
             meta: Arc::new(CachedMeta::new(meta).with_other_writers(other_writers)),
@@ -304,6 +305,7 @@ pub async fn serve_tls(
     let change_listener = tokio::spawn(meta::notify::run_listener(registry.clone()));
     let key_refresh = tokio::spawn(auth::key_sync::run_refresh(registry.clone()));
     let event_delivery = tokio::spawn(events::delivery::run(registry.clone()));
+    let proxy_refresh = tokio::spawn(proxy::run_refresh(registry.clone()));
     let last_flush = registry.clone();
     let served = server::serve(listener, registry, tls, shutdown).await;
     sweeper.abort();
@@ -323,6 +325,7 @@ pub async fn serve_tls(
     }
     events::delivery::flush_pulls(&last_flush).await;
     revocation_refresh.abort();
+    proxy_refresh.abort();
     change_listener.abort();
     key_refresh.abort();
     served

@@ -1,5 +1,6 @@
 //! `berth admin ...`: users, organisations, robots, tokens, repository
 //! visibility, signing keys, garbage collection, usage and quotas, events,
+//! pull-through cache namespaces,
 //! through the registry's admin API
 //! (`/api/v1/`, see `berth-registry/src/http/admin/`).
 //!
@@ -12,6 +13,7 @@
 mod events;
 mod keys;
 pub(crate) mod org;
+mod proxy;
 pub(crate) mod repo;
 mod robot;
 mod storage;
@@ -98,6 +100,9 @@ link it; manifests are not counted.")]
     /// List the events sent to webhook endpoints, and send them again.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// List, add and remove pull-through cache namespaces.
+    #[command(subcommand)]
+    Proxy(proxy::ProxyCommand),
 }
 
 /// Runs `berth admin ...`.
@@ -117,6 +122,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Quota(command) => storage::run_quota(&api, command),
         AdminCommand::Events(command) => events::run(&api, command),
+        AdminCommand::Proxy(command) => proxy::run(&api, command),
     }
 }
 

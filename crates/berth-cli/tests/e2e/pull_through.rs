@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::distribution::{Auth, Distribution};
 use crate::support::{
-    Server, admin_creds, podman, run, skopeo, skopeo_pull, start_lines, write_layout,
+    Cli, Server, admin_creds, podman, run, skopeo, skopeo_pull, start_lines, write_layout,
 };
 
 const UPSTREAM_USER: &str = "upstream";
@@ -172,5 +172,76 @@ fn a_bad_proxy_table_is_refused_in_one_line() {
             && lines[0].contains("proxy hub: url")
             && lines[0].contains("has a path"),
         "{stderr}"
+    );
+}
+
+/// `berth admin proxy add|list|remove` with the real binary: a namespace
+/// added at run time is in force without a restart (skopeo pulls the
+/// upstream's image through it, with the upstream account of the password
+/// file), listed with its source, and gone after `remove`.
+#[test]
+fn admin_proxy_commands_add_a_namespace_at_run_time() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (upstream, layout, _config) = upstream_and_config(work.path());
+    let server = Server::start(data.path());
+    let admin = Cli::admin(home.path()).env("BERTH_REGISTRY", server.url(""));
+    let password_file = work.path().join("upstream.password");
+    let added = admin.ok_text(
+        &[
+            "admin",
+            "proxy",
+            "add",
+            "dist",
+            &format!("http://{}", upstream.addr),
+            "--username",
+            UPSTREAM_USER,
+            "--password-file",
+            password_file.to_str().unwrap(),
+            "--tag-ttl-secs",
+            "60",
+        ],
+        b"",
+    );
+    assert_eq!(
+        added,
+        format!(
+            "added proxy dist: dist/<repository> pulls from http://{} (authenticated pulls)\n",
+            upstream.addr
+        )
+    );
+    let listed = admin.ok_text(&["admin", "proxy", "list"], b"");
+    let row = listed
+        .lines()
+        .find(|line| line.starts_with("dist "))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        row.contains(UPSTREAM_USER) && row.contains("60 s") && row.contains(" api "),
+        "{listed}"
+    );
+
+    let back = work.path().join("back");
+    skopeo_pull(&format!("{}/dist/e2e/cached:v1", server.addr), &back, "v1");
+    layout.assert_pulled_into(&back);
+    let json = admin.ok_json(&["admin", "proxy", "list", "--output", "json"], b"");
+    assert_eq!(json[0]["name"], "dist");
+    assert!(
+        json[0]["fetched_bytes"].as_u64().unwrap() > 20 * 1024 * 1024,
+        "{json}"
+    );
+
+    assert_eq!(
+        admin.ok_text(&["admin", "proxy", "remove", "dist"], b""),
+        "removed proxy dist\n"
+    );
+    assert_eq!(
+        admin.ok_text(&["admin", "proxy", "list"], b""),
+        "no proxy namespaces (berth serve --proxy NAME=URL, or berth admin proxy add)\n"
+    );
+    let again = admin.fails(&["admin", "proxy", "remove", "dist"], b"");
+    assert!(
+        again.contains("no proxy namespace is named `dist`"),
+        "{again}"
     );
 }

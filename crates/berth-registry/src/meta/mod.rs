@@ -17,6 +17,7 @@ pub mod gc_sql;
 pub mod identity_sql;
 pub mod keys_sql;
 pub mod notify;
+pub mod proxies_sql;
 pub mod revocation_sql;
 pub mod scratch;
 pub mod snapshot;

@@ -100,7 +100,7 @@ use Role::{Fixed, Key, State};
 
 /// The tables in the order they are copied: each after the tables its
 /// foreign keys name (and pruned in the reverse order).
-pub const TABLES: [Table; 18] = [
+pub const TABLES: [Table; 19] = [
     Table {
         name: "organizations",
         columns: &[
@@ -307,6 +307,19 @@ pub const TABLES: [Table; 18] = [
             col("chain", Text, Key),
             col("head", Int, State),
             col("due_at_ms", Int, State),
+        ],
+        identity: false,
+    },
+    Table {
+        name: "proxies",
+        columns: &[
+            col("name", Text, Key),
+            col("url", Text, State),
+            col("access", Text, State),
+            col("username", OptText, State),
+            col("password_file", OptText, State),
+            col("tag_ttl_secs", Int, State),
+            col("created_at", Int, Fixed),
         ],
         identity: false,
     },

@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use berth_client::auth::TransportOptions;
@@ -68,10 +68,33 @@ pub fn actor(cause: &Actor) -> Actor {
     }
 }
 
-/// The proxy namespaces of this registry.
-#[derive(Default)]
+/// The proxy namespaces of this registry: those of the configuration
+/// (fixed for the process) and those stored through the admin API (put in
+/// force by [`run_refresh`] on every node).
 pub struct Proxies {
-    list: Vec<Arc<Proxy>>,
+    configured: Vec<ProxySettings>,
+    spool: PathBuf,
+    spool_ready: Mutex<bool>,
+    current: RwLock<Arc<Vec<Arc<Proxy>>>>,
+}
+
+/// Where a proxy namespace was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The configuration file or a flag: changed by a restart.
+    Config,
+    /// The admin API (`/api/v1/proxies`): stored in the database.
+    Api,
+}
+
+impl Source {
+    /// The word the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Api => "api",
+        }
+    }
 }
 
 /// A repository of a proxy namespace: the proxy and the upstream name.
@@ -108,6 +131,26 @@ impl Target {
     }
 }
 
+/// Every few seconds, puts the namespaces stored in the database in force
+/// (another node's `POST /api/v1/proxies` reaches this one within that).
+pub async fn run_refresh(r: crate::Registry) {
+    let mut seen: Option<Vec<ProxyText>> = None;
+    loop {
+        match crate::meta::proxies_sql::list(&r.db).await {
+            Ok(stored) if seen.as_ref() != Some(&stored) => {
+                r.proxies.set_stored(&stored);
+                seen = Some(stored);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the stored proxy namespaces failed"),
+        }
+        tokio::time::sleep(REFRESH).await;
+    }
+}
+
+/// How often [`run_refresh`] reads the stored namespaces.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why the proxies could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -132,79 +175,143 @@ pub enum ProxyError {
 }
 
 impl Proxies {
-    /// The proxies of `settings`, spooling blobs in flight under `spool`
-    /// (emptied: what a previous process left is of no use).
+    /// The namespaces of the configuration (`settings`), spooling blobs in
+    /// flight under `spool` (emptied before the first use: what a previous
+    /// process left is of no use). Stored ones join with [`Proxies::set_stored`].
     pub fn new(settings: &[ProxySettings], spool: PathBuf) -> Result<Proxies, ProxyError> {
-        if settings.is_empty() {
-            return Ok(Proxies::default());
+        let proxies = Proxies {
+            configured: settings.to_vec(),
+            spool,
+            spool_ready: Mutex::new(false),
+            current: RwLock::default(),
+        };
+        let list = settings
+            .iter()
+            .map(|settings| proxies.build(settings, Source::Config))
+            .collect::<Result<Vec<_>, _>>()?;
+        *proxies.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
+        Ok(proxies)
+    }
+
+    /// A proxy at work for `settings` (the spool made ready first).
+    fn build(&self, settings: &ProxySettings, source: Source) -> Result<Arc<Proxy>, ProxyError> {
+        self.prepare_spool()?;
+        let credential =
+            settings
+                .credential
+                .as_ref()
+                .map(|(username, password)| Credential::Basic {
+                    username: username.clone(),
+                    password: password.expose().to_owned(),
+                });
+        let options = TransportOptions {
+            insecure: Some(settings.insecure),
+            user_agent: Some(format!(
+                "berth/{} (pull-through cache)",
+                env!("CARGO_PKG_VERSION")
+            )),
+            ..TransportOptions::default()
+        };
+        let client = RegistryClient::new(settings.upstream.clone(), credential, options).map_err(
+            |source| ProxyError::Client {
+                name: settings.name.clone(),
+                source: Box::new(source),
+            },
+        )?;
+        Ok(Arc::new(Proxy {
+            settings: settings.clone(),
+            source,
+            client,
+            spool: self.spool.clone(),
+            fresh: Mutex::default(),
+            locks: Mutex::default(),
+            flights: Mutex::default(),
+            counters: Counters::default(),
+        }))
+    }
+
+    /// Empties (or makes) the spool directory, once per process.
+    fn prepare_spool(&self) -> Result<(), ProxyError> {
+        let mut ready = self.spool_ready.lock().unwrap_or_else(|e| e.into_inner());
+        if *ready {
+            return Ok(());
         }
         let spool_error = |source| ProxyError::Spool {
-            path: spool.display().to_string(),
+            path: self.spool.display().to_string(),
             source,
         };
-        match std::fs::remove_dir_all(&spool) {
+        match std::fs::remove_dir_all(&self.spool) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(spool_error(e)),
         }
-        std::fs::create_dir_all(&spool).map_err(spool_error)?;
-        let mut list = Vec::with_capacity(settings.len());
-        for proxy in settings {
-            let credential =
-                proxy
-                    .credential
-                    .as_ref()
-                    .map(|(username, password)| Credential::Basic {
-                        username: username.clone(),
-                        password: password.expose().to_owned(),
-                    });
-            let options = TransportOptions {
-                insecure: Some(proxy.insecure),
-                user_agent: Some(format!(
-                    "berth/{} (pull-through cache)",
-                    env!("CARGO_PKG_VERSION")
-                )),
-                ..TransportOptions::default()
+        std::fs::create_dir_all(&self.spool).map_err(spool_error)?;
+        *ready = true;
+        Ok(())
+    }
+
+    /// Puts the stored namespaces (the admin API's) in force beside the
+    /// configured ones: a namespace whose settings did not change keeps its
+    /// state (fetches under way, tags' freshness, counters). A stored one
+    /// that no longer parses (its password file gone) or takes a configured
+    /// name is left out, with a log line.
+    pub fn set_stored(&self, stored: &[ProxyText]) {
+        let before = self.list();
+        let mut list: Vec<Arc<Proxy>> = before
+            .iter()
+            .filter(|p| p.source == Source::Config)
+            .cloned()
+            .collect();
+        for text in stored {
+            let settings = match ProxySettings::parse(text) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stored proxy namespace is left out");
+                    continue;
+                }
             };
-            let client = RegistryClient::new(proxy.upstream.clone(), credential, options).map_err(
-                |source| ProxyError::Client {
-                    name: proxy.name.clone(),
-                    source: Box::new(source),
-                },
-            )?;
-            list.push(Arc::new(Proxy {
-                settings: proxy.clone(),
-                client,
-                spool: spool.clone(),
-                fresh: Mutex::default(),
-                locks: Mutex::default(),
-                flights: Mutex::default(),
-                counters: Counters::default(),
-            }));
+            if self.configured.iter().any(|c| c.name == settings.name) {
+                tracing::warn!(
+                    proxy = settings.name.as_str(),
+                    "a stored proxy namespace has the name of a configured one, which stands"
+                );
+                continue;
+            }
+            let kept = before
+                .iter()
+                .find(|p| p.source == Source::Api && p.settings == settings)
+                .cloned();
+            match kept.map_or_else(|| self.build(&settings, Source::Api), Ok) {
+                Ok(proxy) => list.push(proxy),
+                Err(e) => tracing::warn!(error = %e, "a stored proxy namespace is left out"),
+            }
         }
-        Ok(Proxies { list })
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
     }
 
-    /// Whether no proxy namespace is configured.
+    /// Whether no proxy namespace is in force.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list().is_empty()
     }
 
-    /// The proxy namespaces.
-    pub fn list(&self) -> &[Arc<Proxy>] {
-        &self.list
+    /// The proxy namespaces in force: the configured ones, then the stored ones.
+    pub fn list(&self) -> Arc<Vec<Arc<Proxy>>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether `name` is a namespace of the configuration file or flags.
+    pub fn is_configured(&self, name: &str) -> bool {
+        self.configured.iter().any(|p| p.name == name)
     }
 
     /// The proxy namespace `name` is under, with the upstream repository;
     /// `None` for a repository of no proxy.
     pub fn find(&self, name: &RepositoryName) -> Option<Target> {
-        if self.list.is_empty() {
-            return None;
-        }
-        let proxy = self
-            .list
-            .iter()
-            .find(|p| name.namespace() == p.settings.name)?;
+        let list = self.current.read().unwrap_or_else(|e| e.into_inner());
+        let proxy = list.iter().find(|p| name.namespace() == p.settings.name)?;
         Some(Target {
             proxy: proxy.clone(),
             upstream: proxy.settings.upstream_name(name)?,
@@ -223,7 +330,8 @@ impl Proxies {
 
     /// The proxies' counters in the Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
-        if self.list.is_empty() {
+        let list = self.list();
+        if list.is_empty() {
             return;
         }
         let families: [Family; 3] = [
@@ -270,7 +378,7 @@ impl Proxies {
         for (family, help, label, values) in families {
             let _ = writeln!(out, "# HELP {family} {help}");
             let _ = writeln!(out, "# TYPE {family} counter");
-            for proxy in &self.list {
+            for proxy in list.iter() {
                 for (value, n) in values(&proxy.counters) {
                     let _ = writeln!(
                         out,
@@ -282,7 +390,7 @@ impl Proxies {
         }
         out.push_str("# HELP berth_proxy_fetched_bytes_total Bytes fetched from upstream registries (blobs and manifests).\n");
         out.push_str("# TYPE berth_proxy_fetched_bytes_total counter\n");
-        for proxy in &self.list {
+        for proxy in list.iter() {
             let _ = writeln!(
                 out,
                 "berth_proxy_fetched_bytes_total{{proxy=\"{}\"}} {}",
@@ -310,6 +418,8 @@ fn load(counter: &AtomicU64) -> u64 {
 pub struct Proxy {
     /// The settings.
     pub settings: ProxySettings,
+    /// Where they were set.
+    pub source: Source,
     /// The upstream client (one connection pool and token cache).
     client: RegistryClient,
     /// Where blobs in flight are spooled.
@@ -339,7 +449,8 @@ pub struct Counters {
     errors_rate_limited: AtomicU64,
     errors_unavailable: AtomicU64,
     errors_digest: AtomicU64,
-    bytes_fetched: AtomicU64,
+    /// Bytes fetched from the upstream.
+    pub bytes_fetched: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {

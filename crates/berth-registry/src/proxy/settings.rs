@@ -28,7 +28,7 @@ pub const MAX_PROXIES: usize = 64;
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(300);
 
 /// A proxy namespace as the TOML file writes it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyText {
     /// The namespace (the first component of the cached repositories' names).
@@ -84,7 +84,7 @@ impl std::fmt::Debug for Password {
 }
 
 /// A proxy namespace, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
     /// The namespace.
     pub name: String,

@@ -202,3 +202,151 @@ async fn a_user_who_owns_repositories_is_deleted_only_with_them() {
     let anonymous = app.anonymous_token(&["repository:alice/lib:pull"]).await;
     assert_eq!(crate::support::access(&anonymous), json!([]));
 }
+
+/// Pull-through cache namespaces through `/api/v1/proxies`: administrators
+/// only; a stored one is listed beside the configured one with its source,
+/// in force at once (a push into it is refused as into any cache), and
+/// never echoes a password (the API takes a password file, read now, so a
+/// missing one is refused); the names of configured proxies, users and
+/// organisations are refused, and a user may not take a proxy's name;
+/// removal of a configured one is refused, of a stored one takes it out of
+/// force.
+#[tokio::test]
+async fn proxy_namespaces_are_added_listed_and_removed_by_administrators() {
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("quay.password");
+    std::fs::write(&password_file, "upstream-token\n").unwrap();
+    let app = TestApp::start_with(|config| {
+        config.proxies = berth_registry::proxy::settings::parse_all(&[
+            berth_registry::proxy::settings::parse_flag("hub=https://registry-1.docker.io")
+                .unwrap(),
+        ])
+        .unwrap();
+    })
+    .await;
+    app.user("alice").await;
+    let quay = json!({
+        "name": "quay",
+        "url": "https://quay.io",
+        "access": "public",
+        "username": "robot+cache",
+        "password_file": password_file.to_str().unwrap(),
+        "tag_ttl_secs": 600,
+    });
+
+    let refused = app
+        .api_as("alice", Method::POST, "/api/v1/proxies", Some(quay.clone()))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(
+        app.api_as("alice", Method::GET, "/api/v1/proxies", None)
+            .await
+            .status,
+        403
+    );
+
+    let created = app
+        .admin_api(Method::POST, "/api/v1/proxies", Some(quay.clone()))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let expected_quay = json!({
+        "name": "quay", "url": "https://quay.io", "access": "public", "username": "robot+cache",
+        "tag_ttl_secs": 600, "source": "api", "fetched_bytes": 0,
+    });
+    assert_eq!(created.json(), expected_quay);
+    let listed = app.admin_api(Method::GET, "/api/v1/proxies", None).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.json(),
+        json!({"proxies": [
+            {"name": "hub", "url": "https://registry-1.docker.io", "access": "authenticated",
+             "username": null, "tag_ttl_secs": 300, "source": "config", "fetched_bytes": 0},
+            expected_quay,
+        ]})
+    );
+    assert!(!listed.text().contains("upstream-token"));
+
+    // In force: nobody pushes into it.
+    let token = crate::support::admin_token(&app, &["quay/org/tool"]).await;
+    let push = app
+        .post("/v2/quay/org/tool/blobs/uploads/", Some(&token), b"")
+        .await;
+    assert_eq!(push.status, 403, "{}", push.text());
+    assert!(
+        push.text()
+            .contains("pull-through cache `quay` of https://quay.io"),
+        "{}",
+        push.text()
+    );
+
+    for (body, status, code, said) in [
+        (quay.clone(), 409, "PROXY_EXISTS", "exists; remove it first"),
+        (
+            json!({"name": "hub", "url": "https://ghcr.io"}),
+            409,
+            "PROXY_EXISTS",
+            "set in the configuration file",
+        ),
+        (
+            json!({"name": "alice", "url": "https://ghcr.io"}),
+            409,
+            "NAME_TAKEN",
+            "belongs to a user or an organisation",
+        ),
+        (
+            json!({"name": "ghcr", "url": "https://ghcr.io/v2/"}),
+            400,
+            "PROXY_INVALID",
+            "proxy ghcr: url",
+        ),
+        (
+            json!({"name": "ghcr", "url": "https://ghcr.io", "username": "me",
+                   "password_file": "/nonexistent/ghcr.password"}),
+            400,
+            "PROXY_INVALID",
+            "proxy ghcr: password_file /nonexistent/ghcr.password",
+        ),
+    ] {
+        let resp = app
+            .admin_api(Method::POST, "/api/v1/proxies", Some(body))
+            .await;
+        let (got, refusal) = error(&resp);
+        assert_eq!(got, status, "{refusal}");
+        assert_eq!(refusal["errors"][0]["code"], code, "{refusal}");
+        let message = refusal["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(said), "{message:?} lacks {said:?}");
+    }
+
+    let namesake = app
+        .admin_api(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"name": "quay", "password": "long enough password"})),
+        )
+        .await;
+    let (status, refusal) = error(&namesake);
+    assert_eq!(status, 409);
+    assert_eq!(refusal["errors"][0]["code"], "NAME_TAKEN");
+
+    let configured = app
+        .admin_api(Method::DELETE, "/api/v1/proxies/hub", None)
+        .await;
+    assert_eq!(configured.status, 409, "{}", configured.text());
+    let removed = app
+        .admin_api(Method::DELETE, "/api/v1/proxies/quay", None)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text());
+    assert!(
+        app.registry
+            .proxies
+            .list()
+            .iter()
+            .all(|p| p.settings.name != "quay")
+    );
+    let again = app
+        .admin_api(Method::DELETE, "/api/v1/proxies/quay", None)
+        .await;
+    let (status, refusal) = error(&again);
+    assert_eq!(status, 404);
+    assert_eq!(refusal["errors"][0]["code"], "PROXY_UNKNOWN");
+}

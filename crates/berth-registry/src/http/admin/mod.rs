@@ -165,6 +165,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/trust/{namespace}/{name}", delete(delete_rule))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/events/redeliver", post(redeliver))
+        .route("/api/v1/proxies", get(list_proxies).post(create_proxy))
+        .route("/api/v1/proxies/{name}", delete(delete_proxy))
         .route("/api/v1/keys", get(get_keys))
         .route("/api/v1/keys/rotate", post(rotate_keys))
         .route("/api/v1/keys/{kid}", delete(retire_key))
@@ -896,6 +898,7 @@ mod account;
 mod events;
 mod keys;
 mod orgs;
+mod proxies;
 mod repos;
 mod storage;
 mod tokens;
@@ -909,6 +912,7 @@ use self::orgs::{
     create_org, create_robot, delete_org, delete_robot, list_members, list_orgs, list_robots,
     remove_member, set_member,
 };
+use self::proxies::{create_proxy, delete_proxy, list_proxies};
 use self::repos::{delete_repository, list_repositories, set_visibility};
 use self::storage::{get_usage, list_quotas, remove_quota, run_gc, set_quota};
 use self::tokens::{
