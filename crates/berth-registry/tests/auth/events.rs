@@ -252,7 +252,7 @@ fn describe(received: &[Received]) -> String {
 
 /// Polls `check` until it answers `Ok`, for at most [`DEADLINE`]; the
 /// failure shows what it last saw.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -400,7 +400,7 @@ async fn redeliver(app: &TestApp, body: Value) -> Resp {
 }
 
 /// The value of the metric line `series` (name and labels) at `/metrics`.
-async fn metric(app: &TestApp, series: &str) -> u64 {
+pub(crate) async fn metric(app: &TestApp, series: &str) -> u64 {
     metric_at(app, &app.base, series).await
 }
 

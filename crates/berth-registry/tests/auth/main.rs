@@ -43,6 +43,13 @@
 //!   signed CloudEvents of pushes, deletes, mounts and sampled pulls, routed
 //!   by repository and action, in order per repository through refusals,
 //!   failed after the last retry and sent again on demand; `/api/v1/events`.
+//! - `pull_through`: the pull-through cache against an upstream fixture like
+//!   Docker Hub and GHCR (a token service on another port, tokens without
+//!   `expires_in` that run out, scripted outages, rate limits, corrupt
+//!   bytes, slow blobs, moved tags) and against another berth: cold and warm
+//!   pulls, one upstream fetch however many clients, tag TTLs without HEAD
+//!   storms, stale answers, nothing kept that fails its digest, pull-only
+//!   access, no blob served that the upstream repository lacks, metrics.
 
 // `allow-unwrap-in-tests` covers `#[test]` functions, not the helpers they call.
 #![expect(
@@ -65,6 +72,7 @@ mod oidc;
 mod oracle;
 mod pat_limits;
 mod proxy;
+mod pull_through;
 mod revocation;
 mod seed;
 mod self_service;
