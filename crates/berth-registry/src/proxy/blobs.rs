@@ -1,34 +1,38 @@
 //! Blobs of proxy namespaces: one upstream fetch per digest (a flight),
 //! read by every client that asks while it runs, verified, then stored.
 //!
-//! A flight writes the upstream's bytes to a spool file and publishes how far
-//! it got; each client's answer is a [`tail`] of that file, which waits for
-//! more bytes rather than ending at the current end. Memory per client is one
-//! read buffer, whatever the blob's size. When the upstream's stream ends,
-//! its digest has been checked by berth-client over every byte; only then is
-//! the flight marked done (clients finish their answers) and the spool copied
-//! into the blob store through the upload path (hashed again there), linked
+//! A flight keeps the latest few MiB it received in memory ([`RECENT`]) and
+//! hands every byte to a writer thread that appends it to a spool file; it
+//! publishes how far it received and how far the spool is written. Each
+//! client's answer is a [`tail`]: from memory while it keeps up (the same
+//! `Bytes`, no copy), from the spool (`pread` on a descriptor opened at the
+//! start) when it fell behind, waiting for more bytes rather than ending at
+//! the current end. Memory per flight is bounded, whatever the blob's size.
+//! When the upstream's stream ends, its digest has been checked by
+//! berth-client over every byte; only then is the flight marked done
+//! (clients finish their answers) and the spool handed to the blob store
+//! (`BlobStore::adopt`: moved into place on the filesystem store), linked
 //! into the repository, and the flight removed. A failure before the first
 //! byte answers every waiting client with the upstream's answer; after it,
 //! their answers are cut (the client's own digest check or length fails,
 //! never a silently short blob).
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use berth_client::auth::Operation;
-use berth_core::digest::{Digest, Digester};
-use berth_core::endpoint::UploadId;
+use berth_core::digest::Digest;
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::ErrorCode;
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::watch;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
 
 use super::{Proxy, Target, UpstreamFailure, bump};
 use crate::Registry;
@@ -36,9 +40,13 @@ use crate::error::RegistryError;
 use crate::http::blobs::{blob_response, requested_range};
 use crate::store::ByteStream;
 
-/// Bytes gathered from upstream before they are written to the spool (or
-/// fewer, when the upstream pauses), and the most one client read takes.
+/// The most one client's read of the spool takes.
 const CHUNK: usize = 256 * 1024;
+/// The latest bytes a flight keeps in memory for the clients that keep up.
+const RECENT: usize = 4 * 1024 * 1024;
+/// Chunks received and not yet written to the spool before the fetch waits
+/// for the disk.
+const WRITE_QUEUE: usize = 64;
 
 /// What a miss in a proxy namespace came to.
 pub enum Miss {
@@ -51,8 +59,14 @@ pub enum Miss {
 
 /// One upstream fetch of a blob, shared by every client asking for it.
 pub struct Flight {
-    /// The spool file (removed when the last reader and the fetch are done).
+    /// The spool file (removed when the last reader and the fetch are done,
+    /// unless the blob store took it).
     path: PathBuf,
+    /// The spool, open for reading from the upstream's answer on (readers
+    /// use `pread`: no shared offset; the file may be renamed meanwhile).
+    spool: OnceLock<Arc<std::fs::File>>,
+    /// The latest bytes received.
+    recent: Mutex<Recent>,
     /// How far the fetch got.
     progress: watch::Sender<Progress>,
 }
@@ -65,6 +79,49 @@ impl Drop for Flight {
     }
 }
 
+/// The latest chunks received, from offset `start` on, at most [`RECENT`]
+/// bytes (more only while one chunk is larger).
+#[derive(Default)]
+struct Recent {
+    start: u64,
+    len: usize,
+    chunks: VecDeque<Bytes>,
+}
+
+impl Flight {
+    /// Keeps `chunk`, received at the end, dropping the oldest beyond [`RECENT`].
+    fn remember(&self, chunk: Bytes) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.len += chunk.len();
+        recent.chunks.push_back(chunk);
+        while recent.len > RECENT && recent.chunks.len() > 1 {
+            if let Some(old) = recent.chunks.pop_front() {
+                recent.len -= old.len();
+                recent.start += old.len() as u64;
+            }
+        }
+    }
+
+    /// Up to `max` bytes from `offset`, when they are still in memory.
+    fn recent_at(&self, offset: u64, max: u64) -> Option<Bytes> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = recent.start;
+        if offset < at {
+            return None;
+        }
+        for chunk in &recent.chunks {
+            let end = at + chunk.len() as u64;
+            if offset < end {
+                let from = usize::try_from(offset - at).ok()?;
+                let to = usize::try_from((end - at).min(offset - at + max)).ok()?;
+                return Some(chunk.slice(from..to));
+            }
+            at = end;
+        }
+        None
+    }
+}
+
 /// A flight's state, as its readers see it.
 #[derive(Debug, Clone, Default)]
 struct Progress {
@@ -72,6 +129,8 @@ struct Progress {
     answered: bool,
     /// The blob's size, when the upstream announced it.
     size: Option<u64>,
+    /// Bytes received from the upstream.
+    received: u64,
     /// Bytes in the spool file, readable.
     written: u64,
     /// `None` while running; then done (every byte verified) or failed.
@@ -214,7 +273,12 @@ fn join_or_start(
         uuid::Uuid::new_v4().simple()
     ));
     let (progress, _) = watch::channel(Progress::default());
-    let flight = Arc::new(Flight { path, progress });
+    let flight = Arc::new(Flight {
+        path,
+        spool: OnceLock::new(),
+        recent: Mutex::default(),
+        progress,
+    });
     flights.insert(digest.clone(), flight.clone());
     tokio::spawn(run(
         r.clone(),
@@ -279,13 +343,13 @@ async fn run(
     }
 }
 
-/// Streams the blob from upstream into the spool file, publishing progress;
-/// its size once every byte is there and verified.
+/// Streams the blob from upstream into memory and the spool file,
+/// publishing progress; its size once every byte is there and verified.
 async fn fetch(
     proxy: &Proxy,
     target: &Target,
     digest: &Digest,
-    flight: &Flight,
+    flight: &Arc<Flight>,
 ) -> Result<u64, Failure> {
     let local = |e: io::Error| Failure::Local(Arc::from(e.to_string()));
     let upstream =
@@ -296,69 +360,76 @@ async fn fetch(
         .await
         .map_err(|e| upstream(&e))?;
     let size = stream.size();
-    let mut file = tokio::fs::File::create(&flight.path).await.map_err(local)?;
+    let file = std::fs::File::create(&flight.path).map_err(local)?;
+    let reader = std::fs::File::open(&flight.path).map_err(local)?;
+    let _ = flight.spool.set(Arc::new(reader));
+    let (chunks, queued) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer = {
+        let flight = flight.clone();
+        tokio::task::spawn_blocking(move || write_spool(file, queued, &flight))
+    };
     flight.progress.send_modify(|p| {
         p.answered = true;
         p.size = size;
     });
-    let mut buffer = BytesMut::with_capacity(CHUNK);
-    let mut written = 0u64;
-    loop {
-        // Gather what has arrived; write when the buffer is full or the
-        // upstream pauses (readers never wait on a half-filled buffer).
-        let next = match stream.next().now_or_never() {
-            Some(next) => next,
-            None => {
-                if !buffer.is_empty() {
-                    written += write(&mut file, &mut buffer).await.map_err(local)?;
-                    flight.progress.send_modify(|p| p.written = written);
-                }
-                stream.next().await
+    let mut received = 0u64;
+    let streamed = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| upstream(&e))?;
+            received += chunk.len() as u64;
+            proxy
+                .counters
+                .bytes_fetched
+                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if size.is_some_and(|size| received > size) {
+                return Err(Failure::Upstream(UpstreamFailure::Unavailable(
+                    "the upstream sent more bytes than it announced".to_owned(),
+                )));
             }
-        };
-        match next {
-            None => break,
-            Some(Err(e)) => return Err(upstream(&e)),
-            Some(Ok(chunk)) => {
-                proxy
-                    .counters
-                    .bytes_fetched
-                    .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                buffer.extend_from_slice(&chunk);
-                if size.is_some_and(|size| written + buffer.len() as u64 > size) {
-                    return Err(Failure::Upstream(UpstreamFailure::Unavailable(
-                        "the upstream sent more bytes than it announced".to_owned(),
-                    )));
-                }
-                if buffer.len() >= CHUNK {
-                    written += write(&mut file, &mut buffer).await.map_err(local)?;
-                    flight.progress.send_modify(|p| p.written = written);
-                }
+            flight.remember(chunk.clone());
+            flight.progress.send_modify(|p| p.received = received);
+            if chunks.send(chunk).await.is_err() {
+                // The writer stopped: its error says why.
+                break;
             }
         }
+        Ok(())
     }
-    written += write(&mut file, &mut buffer).await.map_err(local)?;
-    flight.progress.send_modify(|p| {
-        p.written = written;
-        p.size = Some(written);
-    });
+    .await;
+    drop(chunks);
+    let written = writer
+        .await
+        .map_err(|e| local(io::Error::other(format!("the spool writer failed: {e}"))))?
+        .map_err(local)?;
+    streamed?;
+    if written != received {
+        return Err(local(io::Error::other(format!(
+            "the spool holds {written} of the {received} bytes received"
+        ))));
+    }
+    flight.progress.send_modify(|p| p.size = Some(written));
     Ok(written)
 }
 
-/// Writes the buffer to the spool and empties it; the bytes written. The
-/// write has reached the file when this returns (readers may read them).
-async fn write(file: &mut tokio::fs::File, buffer: &mut BytesMut) -> io::Result<u64> {
-    let n = buffer.len() as u64;
-    if n > 0 {
-        file.write_all(buffer).await?;
-        file.flush().await?;
-        buffer.clear();
+/// The spool's writer thread: appends each chunk as it comes, publishing
+/// what is written; the bytes written once the fetch's side closes.
+fn write_spool(
+    mut file: std::fs::File,
+    mut queued: mpsc::Receiver<Bytes>,
+    flight: &Flight,
+) -> io::Result<u64> {
+    let mut written = 0u64;
+    while let Some(chunk) = queued.blocking_recv() {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        // Readers that fell behind memory read the file up to here.
+        flight.progress.send_modify(|p| p.written = written);
     }
-    Ok(n)
+    Ok(written)
 }
 
-/// Copies a verified spool into the blob store (through its upload path,
-/// hashed again), links it into the repository.
+/// Hands the verified spool to the blob store and links it into the
+/// repository.
 async fn keep(
     r: &Registry,
     name: &RepositoryName,
@@ -366,41 +437,7 @@ async fn keep(
     flight: &Flight,
     size: u64,
 ) -> Result<(), RegistryError> {
-    let id = UploadId::parse(&uuid::Uuid::new_v4().simple().to_string())
-        .map_err(|e| RegistryError::Internal(format!("upload id: {e}")))?;
-    let staging = r.blobs.begin_upload(&id).await?;
-    let file = tokio::fs::File::open(&flight.path)
-        .await
-        .map_err(crate::store::StoreError::Io)?;
-    let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(file, CHUNK));
-    let appended = r
-        .blobs
-        .append(
-            &staging,
-            0,
-            Digester::new(digest.algorithm()),
-            body,
-            size,
-            None,
-        )
-        .await;
-    let appended = match appended {
-        Ok(appended) => appended,
-        Err(e) => {
-            let _ = r.blobs.abort(&staging).await;
-            return Err(e.into());
-        }
-    };
-    let staging = appended.staging.clone().unwrap_or(staging);
-    let got = appended.digester.finalize();
-    if appended.offset != size || got != *digest {
-        let _ = r.blobs.abort(&staging).await;
-        return Err(RegistryError::Internal(format!(
-            "the spool of {digest} changed on disk ({} bytes hashing to {got})",
-            appended.offset
-        )));
-    }
-    r.blobs.commit(&staging, digest).await?;
+    r.blobs.adopt(&flight.path, digest, size).await?;
     r.meta.link_blob(name, digest, size).await?;
     Ok(())
 }
@@ -413,7 +450,6 @@ fn tail(flight: Arc<Flight>, start: u64, end: Option<u64>) -> ByteStream {
     let reader = Tail {
         flight,
         progress,
-        file: None,
         offset: start,
         end,
         finished: false,
@@ -437,7 +473,6 @@ struct Tail {
     /// Held so the spool file outlives this answer.
     flight: Arc<Flight>,
     progress: watch::Receiver<Progress>,
-    file: Option<tokio::fs::File>,
     offset: u64,
     end: Option<u64>,
     finished: bool,
@@ -451,7 +486,7 @@ impl Tail {
         loop {
             let now = self.progress.borrow_and_update().clone();
             let end = self.end.or(match now.outcome {
-                Some(Ok(())) => Some(now.written),
+                Some(Ok(())) => Some(now.received),
                 _ => None,
             });
             if end.is_some_and(|end| self.offset >= end) {
@@ -462,11 +497,17 @@ impl Tail {
                     // checked yet: the answer ends when it is.
                     None => {}
                 }
-            } else if self.offset < now.written {
-                let available = now.written - self.offset;
-                let wanted = end.map_or(available, |end| available.min(end - self.offset));
-                let n = usize::try_from(wanted).unwrap_or(CHUNK).min(CHUNK);
-                return self.read(n).await.map(Some);
+            } else if self.offset < now.received {
+                let max = end.map_or(u64::MAX, |end| end - self.offset);
+                if let Some(bytes) = self.flight.recent_at(self.offset, max) {
+                    self.offset += bytes.len() as u64;
+                    return Ok(Some(bytes));
+                }
+                if self.offset < now.written {
+                    let n = (now.written - self.offset).min(max).min(CHUNK as u64);
+                    return self.read(n).await.map(Some);
+                }
+                // Out of memory, not on disk yet: the writer is behind.
             } else if let Some(Err(failure)) = &now.outcome {
                 return Err(cut(failure));
             }
@@ -476,24 +517,29 @@ impl Tail {
         }
     }
 
-    async fn read(&mut self, n: usize) -> io::Result<Bytes> {
+    /// `n` bytes of the spool from the offset (`pread` off the async threads).
+    async fn read(&mut self, n: u64) -> io::Result<Bytes> {
+        let spool = self
+            .flight
+            .spool
+            .get()
+            .cloned()
+            .ok_or_else(|| io::Error::other("the spool is not open"))?;
         let offset = self.offset;
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => {
-                let mut file = tokio::fs::File::open(&self.flight.path).await?;
-                file.seek(io::SeekFrom::Start(offset)).await?;
-                self.file.insert(file)
-            }
-        };
-        let mut buffer = BytesMut::zeroed(n);
-        let got = file.read(&mut buffer).await?;
-        if got == 0 {
+        let n = usize::try_from(n).unwrap_or(CHUNK);
+        let bytes = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+            let mut buffer = vec![0; n];
+            let got = spool.read_at(&mut buffer, offset)?;
+            buffer.truncate(got);
+            Ok(Bytes::from(buffer))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        if bytes.is_empty() {
             return Err(io::Error::other("the spool file ended before its bytes"));
         }
-        buffer.truncate(got);
-        self.offset += got as u64;
-        Ok(buffer.freeze())
+        self.offset += bytes.len() as u64;
+        Ok(bytes)
     }
 }
 
@@ -502,4 +548,43 @@ fn cut(failure: &Failure) -> io::Error {
         Failure::Upstream(failure) => format!("the upstream fetch failed: {failure:?}"),
         Failure::Local(cause) => format!("spooling the blob failed: {cause}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flight() -> Flight {
+        Flight {
+            path: PathBuf::from("/nonexistent/berth-test-spool"),
+            spool: OnceLock::new(),
+            recent: Mutex::default(),
+            progress: watch::channel(Progress::default()).0,
+        }
+    }
+
+    #[test]
+    fn recent_bytes_are_sliced_from_the_chunk_that_holds_them() {
+        let flight = flight();
+        flight.remember(Bytes::from_static(b"abcd"));
+        flight.remember(Bytes::from_static(b"efgh"));
+        assert_eq!(flight.recent_at(0, 100).unwrap(), &b"abcd"[..]);
+        assert_eq!(flight.recent_at(2, 100).unwrap(), &b"cd"[..]);
+        assert_eq!(flight.recent_at(5, 2).unwrap(), &b"fg"[..]);
+        assert!(flight.recent_at(8, 100).is_none(), "not received yet");
+    }
+
+    #[test]
+    fn memory_keeps_only_the_latest_bytes() {
+        let flight = flight();
+        let chunk = Bytes::from(vec![7u8; RECENT / 2]);
+        for _ in 0..5 {
+            flight.remember(chunk.clone());
+        }
+        let kept = flight.recent.lock().unwrap().len;
+        assert!(kept <= RECENT, "{kept}");
+        assert!(flight.recent_at(0, 1).is_none(), "the oldest went to the spool only");
+        let last = (5 * RECENT / 2 - 1) as u64;
+        assert_eq!(flight.recent_at(last, 10).unwrap().len(), 1);
+    }
 }

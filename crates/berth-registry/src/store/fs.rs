@@ -266,6 +266,41 @@ impl BlobStore for FsStore {
         .map_err(join_error)?
     }
 
+    async fn adopt(&self, path: &Path, digest: &Digest, size: u64) -> Result<(), StoreError> {
+        let from = path.to_owned();
+        let to = self.blob_path(digest);
+        let moved = tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
+            // Durable before it is named, as an upload's bytes are.
+            File::open(&from)?.sync_all()?;
+            let dir = to.parent();
+            if let Some(dir) = dir {
+                fs::create_dir_all(dir)?;
+            }
+            // As `commit`: the stored copy (already verified) stays, marked
+            // committed now so that the sweep leaves it to the caller.
+            match mark_committed(&to) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            mark_committed(&from)?;
+            match fs::rename(&from, &to) {
+                // Another filesystem: copied through the upload path.
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => return Ok(false),
+                other => other?,
+            }
+            sync_dir(dir)?;
+            Ok(true)
+        })
+        .await
+        .map_err(join_error)??;
+        if moved {
+            Ok(())
+        } else {
+            super::adopt_by_upload(self, path, digest, size).await
+        }
+    }
+
     async fn read_staging(&self, staging: &str, len: u64) -> Result<BlobReader, StoreError> {
         let file = match tokio::fs::File::open(self.staging_path(staging)?).await {
             Ok(file) => file,

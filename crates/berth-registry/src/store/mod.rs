@@ -26,6 +26,7 @@ pub mod s3;
 pub mod space;
 
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -225,6 +226,17 @@ pub trait BlobStore: Send + Sync + 'static {
     /// existing copy when the blob is already stored).
     async fn commit(&self, staging: &str, digest: &Digest) -> Result<(), StoreError>;
 
+    /// Takes a local file whose bytes the caller verified to be `digest`
+    /// (`size` bytes) as that blob, as [`BlobStore::commit`] does a
+    /// staging location (the pull-through cache's spool). The default copies
+    /// it through the upload path, hashed again ([`adopt_by_upload`]); the
+    /// filesystem store moves it into place when it is on the same
+    /// filesystem. The file may be left where it was, for the caller to
+    /// remove.
+    async fn adopt(&self, path: &Path, digest: &Digest, size: u64) -> Result<(), StoreError> {
+        adopt_by_upload(self, path, digest, size).await
+    }
+
     /// Reads the first `len` bytes of a staging location back.
     async fn read_staging(&self, staging: &str, len: u64) -> Result<BlobReader, StoreError>;
 
@@ -255,4 +267,43 @@ pub trait BlobStore: Send + Sync + 'static {
         digest: &Digest,
         before: SystemTime,
     ) -> Result<bool, StoreError>;
+}
+
+/// [`BlobStore::adopt`] through the upload path: a staging location, the
+/// file appended (hashed), the digest and length checked, committed.
+pub async fn adopt_by_upload<S: BlobStore + ?Sized>(
+    store: &S,
+    path: &Path,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), StoreError> {
+    let id = UploadId::parse(&uuid::Uuid::new_v4().simple().to_string())
+        .map_err(|e| StoreError::Io(io::Error::other(format!("upload id: {e}"))))?;
+    let staging = store.begin_upload(&id).await?;
+    let file = tokio::fs::File::open(path).await?;
+    let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        256 * 1024,
+    ));
+    let appended = match store
+        .append(&staging, 0, Digester::new(digest.algorithm()), body, size, None)
+        .await
+    {
+        Ok(appended) => appended,
+        Err(e) => {
+            let _ = store.abort(&staging).await;
+            return Err(e);
+        }
+    };
+    let staging = appended.staging.clone().unwrap_or(staging);
+    let got = appended.digester.finalize();
+    if appended.offset != size || got != *digest {
+        let _ = store.abort(&staging).await;
+        return Err(StoreError::Io(io::Error::other(format!(
+            "{} changed on disk: {} bytes hashing to {got}, not {digest}",
+            path.display(),
+            appended.offset
+        ))));
+    }
+    store.commit(&staging, digest).await
 }
