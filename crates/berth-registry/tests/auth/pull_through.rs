@@ -523,7 +523,7 @@ fn proxy(name: &str, url: &str, set: impl FnOnce(&mut ProxyText)) -> ProxySettin
 
 /// A registry with these proxy namespaces.
 async fn cache_of(proxies: Vec<ProxySettings>) -> TestApp {
-    TestApp::start_with(move |config| config.proxies = proxies).await
+    TestApp::start_with_s3_if_set(move |config| config.proxies = proxies).await
 }
 
 /// A registry whose namespace [`PROXY`] caches `upstream`, changed by `set`.
