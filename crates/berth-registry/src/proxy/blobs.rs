@@ -583,7 +583,10 @@ mod tests {
         }
         let kept = flight.recent.lock().unwrap().len;
         assert!(kept <= RECENT, "{kept}");
-        assert!(flight.recent_at(0, 1).is_none(), "the oldest went to the spool only");
+        assert!(
+            flight.recent_at(0, 1).is_none(),
+            "the oldest went to the spool only"
+        );
         let last = (5 * RECENT / 2 - 1) as u64;
         assert_eq!(flight.recent_at(last, 10).unwrap().len(), 1);
     }

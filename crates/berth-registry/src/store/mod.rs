@@ -286,7 +286,14 @@ pub async fn adopt_by_upload<S: BlobStore + ?Sized>(
         256 * 1024,
     ));
     let appended = match store
-        .append(&staging, 0, Digester::new(digest.algorithm()), body, size, None)
+        .append(
+            &staging,
+            0,
+            Digester::new(digest.algorithm()),
+            body,
+            size,
+            None,
+        )
         .await
     {
         Ok(appended) => appended,
