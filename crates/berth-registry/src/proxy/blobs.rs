@@ -44,6 +44,12 @@ use crate::store::ByteStream;
 const CHUNK: usize = 256 * 1024;
 /// The latest bytes a flight keeps in memory for the clients that keep up.
 const RECENT: usize = 4 * 1024 * 1024;
+/// The least the spool writer hands to one `write`: ext4 takes a GiB in
+/// 16 KiB writes at 322 MB/s and in 1 MiB writes at 2.6 GB/s on the bench
+/// machine (`dd bs=16K` against `bs=1M`, 2026-12-03), and network reads come
+/// in about 16 KiB. A reader behind memory waits for the next write (the
+/// latest bytes are in memory, [`RECENT`] being larger than this).
+const SPOOL_WRITE: usize = 1024 * 1024;
 /// Chunks received and not yet written to the spool before the fetch waits
 /// for the disk.
 const WRITE_QUEUE: usize = 64;
@@ -419,11 +425,23 @@ fn write_spool(
     flight: &Flight,
 ) -> io::Result<u64> {
     let mut written = 0u64;
-    while let Some(chunk) = queued.blocking_recv() {
-        file.write_all(&chunk)?;
-        written += chunk.len() as u64;
+    let mut buffer: Vec<u8> = Vec::with_capacity(SPOOL_WRITE);
+    let mut write = |buffer: &mut Vec<u8>| -> io::Result<()> {
+        file.write_all(buffer)?;
+        written += buffer.len() as u64;
+        buffer.clear();
         // Readers that fell behind memory read the file up to here.
         flight.progress.send_modify(|p| p.written = written);
+        Ok(())
+    };
+    while let Some(chunk) = queued.blocking_recv() {
+        buffer.extend_from_slice(&chunk);
+        if buffer.len() >= SPOOL_WRITE {
+            write(&mut buffer)?;
+        }
+    }
+    if !buffer.is_empty() {
+        write(&mut buffer)?;
     }
     Ok(written)
 }
