@@ -301,6 +301,10 @@ EOF
     key: $SERVER_TLS/server.key
 EOF
         fi
+        # DIST_REMOTE=<url>: distribution as a pull-through cache of it.
+        if [[ -n ${DIST_REMOTE:-} ]]; then
+            printf 'proxy:\n  remoteurl: %s\n' "$DIST_REMOTE" >>"$dir/config.yml"
+        fi
         if [[ -n $auth ]]; then
             printf '%s\n' "$AUTH_PW" | htpasswd -i -B -C 5 -c "$dir/htpasswd" admin 2>/dev/null
             cat >>"$dir/config.yml" <<EOF
@@ -1454,34 +1458,6 @@ EOF
 # each cache (it fetches while it serves), a warm one (served locally);
 # then CONC clients at once asking each cache for another new blob (one
 # upstream fetch for all, in berth).
-start_proxy_distribution() { # name upstream-url
-    local name=$1 port dir
-    port=$(free_port)
-    dir=$TMP/$name
-    mkdir -p "$dir/data"
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/data
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:$port
-proxy:
-  remoteurl: $2
-EOF
-    "${SERVER_PREFIX[@]}" docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-    PID[$name]=$!
-    track "${PID[$name]}"
-    URL[$name]=http://127.0.0.1:$port
-    python3 "$LIB/reg.py" wait "${URL[$name]}" 20 || { log "$name did not start"; cat "$dir/log" >&2; exit 1; }
-}
-
 pull_many() { # url repo clients -> PULL_SECS (wall time until every client has the blob)
     local i start pids=()
     start=$(date +%s.%N)
@@ -1507,7 +1483,7 @@ section_proxy() {
     SERVER_PREFIX=(env BERTH_PROXY="up=${URL[px-up]}")
     IDLE_RSS=0 start_server berth px-berth
     SERVER_PREFIX=("${prefix[@]}")
-    start_proxy_distribution px-distribution "${URL[px-up]}"
+    DIST_REMOTE=${URL[px-up]} IDLE_RSS=0 start_server distribution px-distribution
     head -c "${BLOB_MIB}M" /dev/urandom >"$TMP/blob"
     BLOB_BYTES=$(stat -c %s "$TMP/blob")
     for ((r = 1; r <= RUNS; r++)); do

@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{
-    ADMIN_PASSWORD, Cli, Server, feed, peer, run, skopeo, skopeo_push, write_layout,
-};
+use crate::support::{ADMIN_PASSWORD, Cli, Server, feed, run, skopeo, skopeo_push, write_layout};
 
 /// The real user id, as skopeo names its per-user directory.
 fn uid() -> String {
@@ -108,13 +106,7 @@ fn skopeo_login_without_xdg_runtime_dir_is_used_by_berth() {
 /// (containers/common's default --authfile), where berth once kept its
 /// refresh token.
 fn podman(cli: &Cli, work: &Path) -> Command {
-    let mut command = Command::new(peer("podman"));
-    command
-        .arg("--storage-driver=vfs")
-        .arg("--root")
-        .arg(work.join("storage"))
-        .arg("--runroot")
-        .arg(work.join("runroot"));
+    let mut command = crate::support::podman(work);
     cli.confine(&mut command).env_remove("REGISTRY_AUTH_FILE");
     command
 }

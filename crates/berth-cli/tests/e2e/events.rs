@@ -9,7 +9,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,7 +18,7 @@ use berth_core::digest::Digest;
 use berth_registry::events::signature;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Cli, Server, start_lines};
+use crate::support::{Cli, Server, refused_start, start_lines};
 
 /// The signing secret of the endpoint of every test but the refused ones.
 const SECRET: &str = "e2e-webhook-secret-0123456789";
@@ -727,36 +726,6 @@ fn failed_deliveries_are_listed_and_redelivered_by_the_cli() {
         "no deliveries failed\n"
     );
     assert_eq!(receiver.requests().len(), 3, "nothing sent twice");
-}
-
-/// `berth serve --config FILE` that must refuse to start: exit 1 and its
-/// stderr.
-fn refused_start(config: &Path, data: &Path) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("berth serve with {} is still running", config.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
-    stderr
 }
 
 /// A `[[webhook]]` with a 5-byte secret, or without a url: `berth serve`

@@ -4,11 +4,10 @@
 //! by skopeo and podman; what is cached keeps being served once the
 //! upstream is gone, what is not answers 503; pushes are refused.
 
-use std::process::Command;
-
 use crate::distribution::{Auth, Distribution};
 use crate::support::{
-    Cli, Server, admin_creds, podman, run, skopeo, skopeo_pull, start_lines, write_layout,
+    Cli, Server, admin_creds, podman, refused_start, run, skopeo, skopeo_pull, start_lines,
+    write_layout,
 };
 
 const UPSTREAM_USER: &str = "upstream";
@@ -156,15 +155,7 @@ fn a_bad_proxy_table_is_refused_in_one_line() {
         "[[proxy]]\nname = \"hub\"\nurl = \"https://registry-1.docker.io/v2/\"\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(&config, data.path());
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
