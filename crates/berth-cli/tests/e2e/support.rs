@@ -513,15 +513,23 @@ pub fn write_layout(dir: &Path, tag: &str, layer_size: usize, seed: u64) -> Layo
     }
 }
 
-/// Every line `berth serve` writes to stderr from its start until its banner
-/// ends, logging at `debug`; then it is stopped.
-pub fn start_lines(data: &Path, config: &Path) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+/// `berth serve` on a free loopback port with `--config config`, the test
+/// administrator's password, not started.
+fn serve_with_config(data: &Path, config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .arg("--config")
         .arg(config)
-        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    command
+}
+
+/// Every line `berth serve` writes to stderr from its start until its banner
+/// ends, logging at `debug`; then it is stopped.
+pub fn start_lines(data: &Path, config: &Path) -> Vec<String> {
+    let mut child = serve_with_config(data, config)
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -556,12 +564,7 @@ pub fn start_lines(data: &Path, config: &Path) -> Vec<String> {
 /// `berth serve --config FILE` that must refuse to start: exit 1 and its
 /// stderr.
 pub fn refused_start(config: &Path, data: &Path) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    let mut child = serve_with_config(data, config)
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
