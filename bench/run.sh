@@ -49,7 +49,9 @@ usage: bash bench/run.sh [--quick] [--only SECTION] [--record] [--runs N] [--per
                 proxy (a 1 GiB blob pulled directly from an upstream
                 distribution and cold and warm through berth's and
                 distribution's pull-through caches; 20 clients at once
-                on a cold 200 MiB blob)
+                on a cold 200 MiB blob; the cold pull again with the
+                upstream across a 1 and a 2.5 Gbit/s link,
+                BENCH_PROXY_LINKS)
   --record      append the table to BENCHMARKS.md also with --quick or
                 --only (a full run always appends)
   --runs N      runs per registry and metric (default 3; 1 with --quick)
@@ -1530,8 +1532,62 @@ section_proxy() {
                 "$(mbps "$((BLOB_BYTES * conc))" "$PULL_SECS")"
         done
     done
+    proxy_links
     rm -f "$TMP/blob"
     for name in px-berth px-distribution px-up; do stop_server "$name"; done
+}
+
+# The same cold pull with the upstream across a network link
+# (bench/lib/link.py: a relay carrying at most RATE Mbit/s each way, holding
+# each byte DELAY ms one way): the direct pull and both caches' fetches go
+# through it. On bare loopback the upstream is as fast as memory and the
+# three processes (upstream, cache, client) share two cores; no upstream a
+# cache serves is like that. BENCH_PROXY_LINKS: "RATE:DELAY ..." (Mbit/s,
+# ms one way).
+proxy_links() {
+    local link rate delay port r reg name path direct cold label
+    head -c "${BLOB_MIB}M" /dev/urandom >"$TMP/blob"
+    BLOB_BYTES=$(stat -c %s "$TMP/blob")
+    for link in ${BENCH_PROXY_LINKS:-1000:5 2500:5}; do
+        rate=${link%%:*} delay=${link#*:}
+        label="a $rate Mbit/s link, $delay ms one way"
+        port=$(free_port)
+        python3 "$LIB/link.py" "$port" "${URL[px-up]#http://}" "$rate" "$delay" >"$TMP/link.log" 2>&1 &
+        PID[px-link]=$!
+        track "${PID[px-link]}"
+        URL[px-link]=http://127.0.0.1:$port
+        python3 "$LIB/reg.py" wait "${URL[px-link]}" 20 ||
+            { log "the link did not start: $(tail -3 "$TMP/link.log")"; exit 1; }
+        local prefix=("${SERVER_PREFIX[@]}")
+        SERVER_PREFIX=(env BERTH_PROXY="up=${URL[px-link]}")
+        IDLE_RSS=0 start_server berth px-link-berth
+        SERVER_PREFIX=("${prefix[@]}")
+        DIST_REMOTE=${URL[px-link]} IDLE_RSS=0 start_server distribution px-link-distribution
+        log "== proxy: the upstream across $label"
+        for ((r = 1; r <= RUNS; r++)); do
+            head -c 64 /dev/urandom | dd of="$TMP/blob" bs=64 count=1 conv=notrunc status=none
+            DIGEST=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
+            push_blob "${URL[px-up]}" "bench/link-r$r"
+            sync
+            measured "direct pull across the link #$r" pull_blob "${URL[px-link]}" "bench/link-r$r"
+            direct=$(mbps "$BLOB_BYTES" "$PULL_SECS")
+            record "proxy.link$rate.direct" "proxy, upstream across $label: direct pull, no cache (MB/s)" distribution "$direct"
+            for reg in berth distribution; do
+                name=px-link-$reg
+                path=bench/link-r$r
+                [[ $reg == berth ]] && path=up/$path
+                sync
+                measured "cold pull through $reg across the link #$r" pull_blob "${URL[$name]}" "$path"
+                cold=$(mbps "$BLOB_BYTES" "$PULL_SECS")
+                record "proxy.link$rate.cold" "proxy, upstream across $label: cold pull through the cache (MB/s)" "$reg" "$cold"
+                record "proxy.link$rate.ratio" "proxy, upstream across $label: cold pull / direct pull in the same run (goal for berth: at least 0.90)" "$reg" \
+                    "$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$cold" "$direct")"
+            done
+        done
+        stop_server px-link-berth
+        stop_server px-link-distribution
+        stop_pid "${PID[px-link]}" px-link
+    done
 }
 
 # ---------------------------------------------------------------- main
@@ -1711,7 +1767,14 @@ What is measured:
    the direct pull of the same run (berth's goal: at least 0.90). Then 20
    clients at once ask each cache for a new, cold 200 MiB blob: MB/s of all
    the bytes served until the last client has its copy (berth fetches it
-   from the upstream once and every client reads that one fetch).
+   from the upstream once and every client reads that one fetch). Last, the
+   direct and cold pulls of the 1 GiB blob again with the upstream across a
+   network link (`bench/lib/link.py`, a relay on loopback carrying at most
+   1,000 and then 2,500 Mbit/s each way and holding bytes 5 ms one way;
+   `BENCH_PROXY_LINKS="RATE:DELAY ..."` to change): the direct pull and
+   both caches' fetches cross the same link. On bare loopback the upstream
+   sends as fast as memory and upstream, cache and client share the two
+   cores; the link is the case a cache is for.
 
 `bash bench/run.sh --quick` is the CI smoke run, the last step of `.ci/run`
 (64 MiB, 1 s runs, 1 run, 200/2,000 repositories, a 10 MB image, 10

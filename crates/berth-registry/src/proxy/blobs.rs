@@ -8,6 +8,10 @@
 //! `Bytes`, no copy), from the spool (`pread` on a descriptor opened at the
 //! start) when it fell behind, waiting for more bytes rather than ending at
 //! the current end. Memory per flight is bounded, whatever the blob's size.
+//! The fetch paces itself on the leading client ([`Pace`]): it runs at most
+//! [`AHEAD`] in front of it, so that client is served from memory and the
+//! upstream sends at the rate a direct pull would take, until the last
+//! client leaves or the leader stalls; then it runs at the upstream's rate.
 //! When the upstream's stream ends, its digest has been checked by
 //! berth-client over every byte; only then is the flight marked done
 //! (clients finish their answers) and the spool handed to the blob store
@@ -21,6 +25,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
@@ -30,9 +35,9 @@ use berth_client::auth::Operation;
 use berth_core::digest::Digest;
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::ErrorCode;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Proxy, Target, UpstreamFailure, bump};
 use crate::Registry;
@@ -44,12 +49,19 @@ use crate::store::ByteStream;
 const CHUNK: usize = 256 * 1024;
 /// The latest bytes a flight keeps in memory for the clients that keep up.
 const RECENT: usize = 4 * 1024 * 1024;
-/// The least the spool writer hands to one `write`: ext4 takes a GiB in
-/// 16 KiB writes at 322 MB/s and in 1 MiB writes at 2.6 GB/s on the bench
-/// machine (`dd bs=16K` against `bs=1M`, 2026-12-03), and network reads come
-/// in about 16 KiB. A reader behind memory waits for the next write (the
-/// latest bytes are in memory, [`RECENT`] being larger than this).
+/// The least the spool writer hands to one `write`: one call per MiB
+/// rather than one per network read (about 16 KiB). A reader behind memory
+/// waits for the next write; the bytes not written yet are in memory
+/// ([`RECENT`] being larger than this plus the fetch's lead, [`AHEAD`]).
 const SPOOL_WRITE: usize = 1024 * 1024;
+/// How far the fetch may run ahead of the leading client's answer: the
+/// leader always finds its bytes in memory, and the upstream sends at the
+/// rate the fastest client takes them, as it would without the cache.
+const AHEAD: u64 = (RECENT / 2) as u64;
+/// How long the fetch waits for a leading client that stopped reading
+/// before it goes on at the upstream's rate for the rest of the blob: no
+/// client holds the cache's copy back for longer.
+const STALL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Chunks received and not yet written to the spool before the fetch waits
 /// for the disk.
 const WRITE_QUEUE: usize = 64;
@@ -75,6 +87,44 @@ pub struct Flight {
     recent: Mutex<Recent>,
     /// How far the fetch got.
     progress: watch::Sender<Progress>,
+    /// How far the clients' answers got.
+    pace: Pace,
+}
+
+/// The clients' answers of a flight, as the fetch paces itself on them.
+#[derive(Default)]
+struct Pace {
+    /// Answers reading the flight.
+    readers: AtomicUsize,
+    /// The furthest offset an answer has sent.
+    lead: AtomicU64,
+    /// Signalled when an answer moves on or ends.
+    moved: Notify,
+}
+
+impl Pace {
+    /// Waits while the leading answer is more than [`AHEAD`] behind
+    /// `received` (when some client reads); `false` once it stalled for
+    /// [`STALL`]: then the fetch stops pacing.
+    async fn wait(&self, received: u64) -> bool {
+        loop {
+            let moved = self.moved.notified();
+            if self.readers.load(Ordering::Acquire) == 0
+                || received <= self.lead.load(Ordering::Acquire).saturating_add(AHEAD)
+            {
+                return true;
+            }
+            if tokio::time::timeout(STALL, moved).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// An answer sent its bytes up to `offset`.
+    fn reached(&self, offset: u64) {
+        self.lead.fetch_max(offset, Ordering::AcqRel);
+        self.moved.notify_one();
+    }
 }
 
 impl Drop for Flight {
@@ -284,6 +334,7 @@ fn join_or_start(
         spool: OnceLock::new(),
         recent: Mutex::default(),
         progress,
+        pace: Pace::default(),
     });
     flights.insert(digest.clone(), flight.clone());
     tokio::spawn(run(
@@ -379,14 +430,21 @@ async fn fetch(
         p.size = size;
     });
     let mut received = 0u64;
+    let mut pacing = true;
     let streamed = async {
-        while let Some(chunk) = stream.next().await {
+        loop {
+            if pacing {
+                pacing = flight.pace.wait(received).await;
+            }
+            let Some(chunk) = stream.next().await else {
+                break;
+            };
             let chunk = chunk.map_err(|e| upstream(&e))?;
             received += chunk.len() as u64;
             proxy
                 .counters
                 .bytes_fetched
-                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if size.is_some_and(|size| received > size) {
                 return Err(Failure::Upstream(UpstreamFailure::Unavailable(
                     "the upstream sent more bytes than it announced".to_owned(),
@@ -465,12 +523,17 @@ async fn keep(
 /// got that far yet. Ends with an error when the flight fails.
 fn tail(flight: Arc<Flight>, start: u64, end: Option<u64>) -> ByteStream {
     let progress = flight.progress.subscribe();
+    // An answer from `start` on leads from there (a range beyond what
+    // was received does not hold the fetch back).
+    flight.pace.readers.fetch_add(1, Ordering::AcqRel);
+    flight.pace.reached(start);
     let reader = Tail {
         flight,
         progress,
         offset: start,
         end,
         finished: false,
+        buffer: BytesMut::new(),
     };
     Box::pin(futures_util::stream::unfold(
         reader,
@@ -494,6 +557,17 @@ struct Tail {
     offset: u64,
     end: Option<u64>,
     finished: bool,
+    /// Where spool reads land: the same memory again once the answer sent
+    /// the previous read's bytes.
+    buffer: BytesMut,
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let pace = &self.flight.pace;
+        pace.readers.fetch_sub(1, Ordering::AcqRel);
+        pace.moved.notify_one();
+    }
 }
 
 impl Tail {
@@ -519,11 +593,14 @@ impl Tail {
                 let max = end.map_or(u64::MAX, |end| end - self.offset);
                 if let Some(bytes) = self.flight.recent_at(self.offset, max) {
                     self.offset += bytes.len() as u64;
+                    self.flight.pace.reached(self.offset);
                     return Ok(Some(bytes));
                 }
                 if self.offset < now.written {
                     let n = (now.written - self.offset).min(max).min(CHUNK as u64);
-                    return self.read(n).await.map(Some);
+                    let bytes = self.read(n).await?;
+                    self.flight.pace.reached(self.offset);
+                    return Ok(Some(bytes));
                 }
                 // Out of memory, not on disk yet: the writer is behind.
             } else if let Some(Err(failure)) = &now.outcome {
@@ -545,14 +622,18 @@ impl Tail {
             .ok_or_else(|| io::Error::other("the spool is not open"))?;
         let offset = self.offset;
         let n = usize::try_from(n).unwrap_or(CHUNK);
-        let bytes = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-            let mut buffer = vec![0; n];
-            let got = spool.read_at(&mut buffer, offset)?;
-            buffer.truncate(got);
-            Ok(Bytes::from(buffer))
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        buffer.resize(n, 0);
+        let (mut buffer, got) = tokio::task::spawn_blocking(move || {
+            let got = spool.read_at(&mut buffer, offset);
+            (buffer, got)
         })
         .await
-        .map_err(io::Error::other)??;
+        .map_err(io::Error::other)?;
+        buffer.truncate(got?);
+        let bytes = buffer.split().freeze();
+        self.buffer = buffer;
         if bytes.is_empty() {
             return Err(io::Error::other("the spool file ended before its bytes"));
         }
@@ -578,7 +659,56 @@ mod tests {
             spool: OnceLock::new(),
             recent: Mutex::default(),
             progress: watch::channel(Progress::default()).0,
+            pace: Pace::default(),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fetch_runs_ahead_freely_while_no_client_reads() {
+        let pace = Pace::default();
+        assert!(pace.wait(100 * AHEAD).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fetch_waits_for_the_leading_client() {
+        let pace = Arc::new(Pace::default());
+        pace.readers.fetch_add(2, Ordering::AcqRel);
+        pace.reached(10);
+        assert!(pace.wait(10 + AHEAD).await, "within its lead");
+        let waiting = tokio::spawn({
+            let pace = pace.clone();
+            async move { pace.wait(10 + AHEAD + 1).await }
+        });
+        tokio::time::sleep(STALL / 2).await;
+        assert!(!waiting.is_finished(), "a client is too far behind");
+        pace.reached(5); // a slower client moving does not release it
+        tokio::time::sleep(STALL / 4).await;
+        assert!(!waiting.is_finished());
+        pace.reached(11);
+        assert!(waiting.await.unwrap(), "the leader moved on: still pacing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_leader_stops_the_pacing() {
+        let pace = Pace::default();
+        pace.readers.fetch_add(1, Ordering::AcqRel);
+        let started = tokio::time::Instant::now();
+        assert!(!pace.wait(AHEAD + 1).await, "the leader stalled");
+        assert_eq!(started.elapsed(), STALL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_client_leaving_releases_the_fetch() {
+        let pace = Arc::new(Pace::default());
+        pace.readers.fetch_add(1, Ordering::AcqRel);
+        let waiting = tokio::spawn({
+            let pace = pace.clone();
+            async move { pace.wait(AHEAD + 1).await }
+        });
+        tokio::time::sleep(STALL / 2).await;
+        pace.readers.fetch_sub(1, Ordering::AcqRel);
+        pace.moved.notify_one();
+        assert!(waiting.await.unwrap());
     }
 
     #[test]
