@@ -32,6 +32,8 @@ use axum::response::Response;
 use berth_core::digest::{Digest, Digester};
 use berth_core::media_type;
 use berth_core::name::RepositoryName;
+use berth_registry::gc::retention::{Policy, PolicyText};
+use berth_registry::meta::db::query;
 use berth_registry::proxy::{ProxySettings, ProxyText};
 use serde_json::json;
 use tokio::sync::watch;
@@ -1337,4 +1339,94 @@ async fn metrics_count_a_pull_by_proxy() {
     for (series, value) in expected {
         assert_eq!(metric(&cache, &series).await, value, "{series}");
     }
+}
+
+/// Cached content is ordinary content to retention and the collector: with
+/// a policy keeping what was pulled within 30 days, a cached tag last
+/// pulled 31 days ago goes, with its manifest and the blobs only it used,
+/// while a tag pulled now stays. A later pull of the collected tag fetches
+/// it from the upstream again.
+#[tokio::test]
+async fn retention_collects_cached_tags_nobody_pulled_and_the_next_pull_fetches_them_again() {
+    let up = Upstream::start().await;
+    let old = up.push_image(REPO, "old", 2048);
+    let new = up.push_image(REPO, "new", 1024);
+    let policy = Policy::parse(&PolicyText {
+        repositories: format!("{PROXY}/**"),
+        keep_pulled_within: Some("30d".into()),
+        ..PolicyText::default()
+    })
+    .unwrap();
+    let proxies = vec![proxy(PROXY, &up.url, |_| {})];
+    let cache = TestApp::start_with_s3_if_set(move |config| {
+        config.proxies = proxies;
+        config.gc.interval = None;
+        config.gc.delay = Duration::ZERO;
+        config.gc.untagged_delay = Some(Duration::ZERO);
+        config.gc.retention = vec![policy];
+    })
+    .await;
+    let token = admin_token(&cache, &[CACHED]).await;
+    pull(&cache, &token, CACHED, "old", &old).await;
+    pull(&cache, &token, CACHED, "new", &new).await;
+    for digest in [old.layer_digest(), new.layer_digest(), config_digest()] {
+        wait_linked(&cache, CACHED, &digest).await;
+    }
+    // Both were pulled just now: a collection keeps them (and writes down
+    // the pulls it had in memory).
+    let resp = cache.admin_api(Method::POST, "/api/v1/gc", None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["tags"]["count"], 0, "{}", resp.text());
+    let month_ago = crate::support::now() - 31 * 24 * 3600;
+    let aged = query(
+        "UPDATE manifests SET pulled_at = $1
+          WHERE digest = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $3)",
+    )
+    .bind(month_ago)
+    .bind(old.digest.to_string())
+    .bind(CACHED)
+    .execute(&cache.registry.db)
+    .await
+    .unwrap();
+    assert_eq!(aged, 1);
+
+    let resp = cache.admin_api(Method::POST, "/api/v1/gc", None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let report = resp.json();
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let removed_tags: Vec<(String, String)> = report["tags"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["repository"].to_string(), t["tag"].to_string()))
+        .collect();
+    assert_eq!(
+        removed_tags,
+        [(format!("\"{CACHED}\""), "\"old\"".to_owned())],
+        "{report}"
+    );
+    let reclaimed: Vec<String> = report["reclaimed"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reclaimed, [old.layer_digest().to_string()], "{report}");
+    assert!(!cache.blob_stored(&old.layer_digest()).await);
+    assert!(cache.blob_stored(&new.layer_digest()).await);
+    assert!(cache.blob_stored(&config_digest()).await, "`new` uses it");
+    let listed = cache
+        .get(&format!("/v2/{CACHED}/tags/list"), Some(&token))
+        .await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json()["tags"], json!(["new"]));
+
+    let layer = blob_path(REPO, &old.layer_digest());
+    let fetched = up.served(&Method::GET, &layer);
+    pull(&cache, &token, CACHED, "old", &old).await;
+    assert_eq!(
+        up.served(&Method::GET, &layer),
+        fetched + 1,
+        "fetched again"
+    );
 }
