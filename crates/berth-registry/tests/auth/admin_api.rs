@@ -350,3 +350,55 @@ async fn proxy_namespaces_are_added_listed_and_removed_by_administrators() {
     assert_eq!(status, 404);
     assert_eq!(refusal["errors"][0]["code"], "PROXY_UNKNOWN");
 }
+
+/// A proxy namespace added through one node's API is in force on another
+/// node of the same database within its refresh (`proxy::REFRESH`, 2 s),
+/// mapping `ghcr/org/tool` to the upstream's `org/tool`, and out of force
+/// there within the same time once removed.
+#[tokio::test]
+async fn a_proxy_added_on_one_node_is_in_force_on_another_within_the_refresh() {
+    use berth_core::name::RepositoryName;
+    use berth_registry::config::Config;
+    use berth_registry::proxy::{REFRESH, run_refresh};
+
+    let app = TestApp::start().await;
+    let second = app.open_node(Config::new(app.base.clone())).await;
+    let refresh = tokio::spawn(run_refresh(second.clone()));
+    let name = RepositoryName::parse("ghcr/org/tool").unwrap();
+    assert!(second.proxies.find(&name).is_none());
+
+    let created = app
+        .admin_api(
+            Method::POST,
+            "/api/v1/proxies",
+            Some(json!({"name": "ghcr", "url": "https://ghcr.io", "access": "public"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let added = std::time::Instant::now();
+    while second.proxies.find(&name).is_none() {
+        assert!(
+            added.elapsed() < REFRESH + std::time::Duration::from_secs(1),
+            "not in force on the second node {:?} after the API answered",
+            added.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let target = second.proxies.find(&name).unwrap();
+    assert_eq!(target.upstream.as_str(), "org/tool");
+
+    let removed = app
+        .admin_api(Method::DELETE, "/api/v1/proxies/ghcr", None)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text());
+    let removed_at = std::time::Instant::now();
+    while second.proxies.find(&name).is_some() {
+        assert!(
+            removed_at.elapsed() < REFRESH + std::time::Duration::from_secs(1),
+            "still in force on the second node {:?} after the removal",
+            removed_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    refresh.abort();
+}
