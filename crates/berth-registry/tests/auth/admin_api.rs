@@ -365,6 +365,22 @@ async fn a_proxy_added_on_one_node_is_in_force_on_another_within_the_refresh() {
     let second = app.open_node(Config::new(app.base.clone())).await;
     let refresh = tokio::spawn(run_refresh(second.clone()));
     let name = RepositoryName::parse("ghcr/org/tool").unwrap();
+    // Waits until the second node has `name` in a cache or not, as `want`.
+    let in_force_on_second = |want: bool| {
+        let (second, name) = (&second, &name);
+        async move {
+            let since = std::time::Instant::now();
+            while second.proxies.find(name).is_some() != want {
+                assert!(
+                    since.elapsed() < REFRESH + std::time::Duration::from_secs(1),
+                    "in force on the second node: {} after {:?}, wanted {want}",
+                    !want,
+                    since.elapsed()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
     assert!(second.proxies.find(&name).is_none());
 
     let created = app
@@ -375,15 +391,7 @@ async fn a_proxy_added_on_one_node_is_in_force_on_another_within_the_refresh() {
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.text());
-    let added = std::time::Instant::now();
-    while second.proxies.find(&name).is_none() {
-        assert!(
-            added.elapsed() < REFRESH + std::time::Duration::from_secs(1),
-            "not in force on the second node {:?} after the API answered",
-            added.elapsed()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    in_force_on_second(true).await;
     let target = second.proxies.find(&name).unwrap();
     assert_eq!(target.upstream.as_str(), "org/tool");
 
@@ -391,14 +399,6 @@ async fn a_proxy_added_on_one_node_is_in_force_on_another_within_the_refresh() {
         .admin_api(Method::DELETE, "/api/v1/proxies/ghcr", None)
         .await;
     assert_eq!(removed.status, 204, "{}", removed.text());
-    let removed_at = std::time::Instant::now();
-    while second.proxies.find(&name).is_some() {
-        assert!(
-            removed_at.elapsed() < REFRESH + std::time::Duration::from_secs(1),
-            "still in force on the second node {:?} after the removal",
-            removed_at.elapsed()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    in_force_on_second(false).await;
     refresh.abort();
 }
