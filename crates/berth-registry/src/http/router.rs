@@ -226,7 +226,10 @@ async fn route(app: &AppState, request: Request) -> Result<Response, RegistryErr
             catalog::list_repositories(r, query, &admission.catalog, admission.subject.as_ref())
                 .await
         }
-        (Endpoint::Tags { name }, &Method::GET) => tags::list_tags(r, name, query).await,
+        (Endpoint::Tags { name }, &Method::GET) => match r.proxies.find(name) {
+            Some(target) => crate::proxy::tags::list(r, &target, name, query).await,
+            None => tags::list_tags(r, name, query).await,
+        },
         (Endpoint::Manifest { name, reference }, &Method::GET | &Method::HEAD) => {
             manifests::get_manifest(r, name, reference, headers, head, &actor).await
         }

@@ -37,6 +37,7 @@
 pub mod blobs;
 pub mod manifests;
 pub mod settings;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -347,6 +347,15 @@ fn answer(
     if rest.is_empty() {
         return (Response::new(Body::from("{}")), false);
     }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        // Every tag on one page, in no particular order.
+        let Some(repo) = script.repos.get(name) else {
+            return (oci_error(404, "NAME_UNKNOWN", "repository unknown"), false);
+        };
+        let tags: Vec<&String> = repo.tags.keys().collect();
+        let body = json!({"name": name, "tags": tags}).to_string();
+        return (Response::new(Body::from(body)), false);
+    }
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
         let by_digest = Digest::parse(reference).ok();
         let repo = script.repos.get(name);
@@ -1415,11 +1424,9 @@ async fn retention_collects_cached_tags_nobody_pulled_and_the_next_pull_fetches_
     assert!(!cache.blob_stored(&old.layer_digest()).await);
     assert!(cache.blob_stored(&new.layer_digest()).await);
     assert!(cache.blob_stored(&config_digest()).await, "`new` uses it");
-    let listed = cache
-        .get(&format!("/v2/{CACHED}/tags/list"), Some(&token))
-        .await;
-    assert_eq!(listed.status, 200);
-    assert_eq!(listed.json()["tags"], json!(["new"]));
+    let cached = RepositoryName::parse(CACHED).unwrap();
+    let cached_tags = cache.registry.meta.list_tags(&cached, None, 100).await;
+    assert_eq!(cached_tags.unwrap(), Some(vec!["new".to_owned()]));
 
     let layer = blob_path(REPO, &old.layer_digest());
     let fetched = up.served(&Method::GET, &layer);
@@ -1429,4 +1436,50 @@ async fn retention_collects_cached_tags_nobody_pulled_and_the_next_pull_fetches_
         fetched + 1,
         "fetched again"
     );
+}
+
+/// The tag list of a proxied repository is the upstream's (not only the
+/// tags pulled so far), in byte order and paged here with `n`, `last` and
+/// `Link`; a repository the upstream lacks is 404 `NAME_UNKNOWN`. With the
+/// upstream down, the tags cached here answer, and a repository with none
+/// cached answers 503.
+#[tokio::test]
+async fn the_tag_list_is_the_upstreams_and_the_cached_one_while_the_upstream_is_down() {
+    let up = Upstream::start().await;
+    let v1 = up.push_image(REPO, "v1", 512);
+    up.push_image(REPO, "v2", 512);
+    up.push_image(REPO, "v10", 512);
+    up.push_image("acme/other", "latest", 512);
+    let cache = cache(&up, |_| {}).await;
+    let token = admin_token(&cache, &[CACHED, "up/acme/other", "up/acme/none"]).await;
+    let list = |path: String| {
+        let (cache, token) = (&cache, &token);
+        async move { cache.get(&path, Some(token)).await }
+    };
+
+    let all = list(format!("/v2/{CACHED}/tags/list")).await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(
+        all.json(),
+        json!({"name": CACHED, "tags": ["v1", "v10", "v2"]})
+    );
+    assert_eq!(all.header("link"), None);
+    let first = list(format!("/v2/{CACHED}/tags/list?n=2")).await;
+    assert_eq!(first.json()["tags"], json!(["v1", "v10"]));
+    assert_eq!(
+        first.header("link"),
+        Some(format!("</v2/{CACHED}/tags/list?n=2&last=v10>; rel=\"next\"").as_str())
+    );
+    let rest = list(format!("/v2/{CACHED}/tags/list?n=2&last=v10")).await;
+    assert_eq!(rest.json()["tags"], json!(["v2"]));
+    list("/v2/up/acme/none/tags/list".to_owned())
+        .await
+        .assert_error(404, "NAME_UNKNOWN");
+
+    pull(&cache, &token, CACHED, "v1", &v1).await;
+    up.script().down = true;
+    let stale = list(format!("/v2/{CACHED}/tags/list")).await;
+    assert_eq!(stale.status, 200, "{}", stale.text());
+    assert_eq!(stale.json(), json!({"name": CACHED, "tags": ["v1"]}));
+    assert_unavailable(&list("/v2/up/acme/other/tags/list".to_owned()).await);
 }
