@@ -48,9 +48,10 @@ fn upstream_and_config(
 }
 
 /// skopeo and podman pull an image of distribution through berth: the same
-/// manifest digest and blobs as pushed upstream. With the upstream stopped
-/// and the tag's TTL past, the cached tag still pulls (berth logs that it
-/// served the last good answer); an uncached tag answers 503 `UNAVAILABLE`
+/// manifest digest and blobs as pushed upstream; `skopeo list-tags` lists
+/// the upstream's tags. With the upstream stopped and the tag's TTL past,
+/// the cached tag still pulls (berth logs that it served the last good
+/// answer) and `list-tags` lists the cached tags; an uncached tag answers 503 `UNAVAILABLE`
 /// naming the upstream; a push into the cache is refused with a message.
 #[test]
 fn skopeo_and_podman_pull_distribution_through_the_cache() {
@@ -76,6 +77,21 @@ fn skopeo_and_podman_pull_distribution_through_the_cache() {
     let id = run(podman().args(["image", "inspect", "--format", "{{.Digest}}", &image]));
     assert_eq!(id.trim(), layout.manifest.to_string());
 
+    // The tag list is the upstream's, `v2` never pulled through the cache.
+    run(skopeo()
+        .args(["copy", "--dest-tls-verify=false", "--dest-creds"])
+        .arg(format!("{UPSTREAM_USER}:{UPSTREAM_PASSWORD}"))
+        .arg(format!("oci:{}:v1", layout.dir.display()))
+        .arg(format!("docker://{}/e2e/cached:v2", upstream.addr)));
+    let list_tags = || {
+        let out = run(skopeo()
+            .args(["list-tags", "--tls-verify=false", "--creds"])
+            .arg(admin_creds())
+            .arg(format!("docker://{}/dist/e2e/cached", server.addr)));
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["Tags"].clone()
+    };
+    assert_eq!(list_tags(), serde_json::json!(["v1", "v2"]));
+
     let refused = skopeo()
         .args(["copy", "--dest-tls-verify=false", "--dest-creds"])
         .arg(admin_creds())
@@ -92,6 +108,7 @@ fn skopeo_and_podman_pull_distribution_through_the_cache() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let again = work.path().join("again");
     skopeo_pull(&image, &again, "v1");
+    assert_eq!(list_tags(), serde_json::json!(["v1"]), "the cached tags");
     assert!(
         server
             .log()
