@@ -704,6 +704,7 @@ run_dd() {
 }
 
 mbps() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / float(sys.argv[2]) / 1e6:.1f}")' "$1" "$2"; }
+ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$1" "$2"; }
 
 section_transfer() {
     local size_label reg name r repo
@@ -1460,6 +1461,14 @@ EOF
 # each cache (it fetches while it serves), a warm one (served locally);
 # then CONC clients at once asking each cache for another new blob (one
 # upstream fetch for all, in berth).
+start_caches() { # prefix upstream-url: <prefix>-berth (BERTH_PROXY=up=<url>) and <prefix>-distribution (proxy.remoteurl)
+    local prefix=("${SERVER_PREFIX[@]}")
+    SERVER_PREFIX=(env BERTH_PROXY="up=$2")
+    IDLE_RSS=0 start_server berth "$1-berth"
+    SERVER_PREFIX=("${prefix[@]}")
+    DIST_REMOTE=$2 IDLE_RSS=0 start_server distribution "$1-distribution"
+}
+
 pull_many() { # url repo clients -> PULL_SECS (wall time until every client has the blob)
     local i start pids=()
     start=$(date +%s.%N)
@@ -1481,11 +1490,7 @@ section_proxy() {
     if ((QUICK)); then conc=4 conc_mib=16; else conc=20 conc_mib=200; fi
     log "== proxy: a $size_label blob pulled directly and through berth's and distribution's pull-through caches"
     IDLE_RSS=0 start_server distribution px-up
-    local prefix=("${SERVER_PREFIX[@]}")
-    SERVER_PREFIX=(env BERTH_PROXY="up=${URL[px-up]}")
-    IDLE_RSS=0 start_server berth px-berth
-    SERVER_PREFIX=("${prefix[@]}")
-    DIST_REMOTE=${URL[px-up]} IDLE_RSS=0 start_server distribution px-distribution
+    start_caches px "${URL[px-up]}"
     head -c "${BLOB_MIB}M" /dev/urandom >"$TMP/blob"
     BLOB_BYTES=$(stat -c %s "$TMP/blob")
     for ((r = 1; r <= RUNS; r++)); do
@@ -1506,7 +1511,7 @@ section_proxy() {
             cold=$(mbps "$BLOB_BYTES" "$PULL_SECS")
             record proxy.cold "proxy: cold pull through the cache, fetching from the upstream (MB/s)" "$reg" "$cold"
             record proxy.cold_ratio "proxy: cold pull through the cache / direct pull in the same run (goal for berth: at least 0.90)" "$reg" \
-                "$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$cold" "$direct")"
+                "$(ratio "$cold" "$direct")"
             record rss.proxy "proxy: cache RSS peak during the cold pull (MiB)" "$reg" "$(mb "$RSS_PEAK")"
             # Both caches store the blob as the cold answer ends; let them.
             sleep 2
@@ -1558,11 +1563,7 @@ proxy_links() {
         URL[px-link]=http://127.0.0.1:$port
         python3 "$LIB/reg.py" wait "${URL[px-link]}" 20 ||
             { log "the link did not start: $(tail -3 "$TMP/link.log")"; exit 1; }
-        local prefix=("${SERVER_PREFIX[@]}")
-        SERVER_PREFIX=(env BERTH_PROXY="up=${URL[px-link]}")
-        IDLE_RSS=0 start_server berth px-link-berth
-        SERVER_PREFIX=("${prefix[@]}")
-        DIST_REMOTE=${URL[px-link]} IDLE_RSS=0 start_server distribution px-link-distribution
+        start_caches px-link "${URL[px-link]}"
         log "== proxy: the upstream across $label"
         for ((r = 1; r <= RUNS; r++)); do
             head -c 64 /dev/urandom | dd of="$TMP/blob" bs=64 count=1 conv=notrunc status=none
@@ -1581,7 +1582,7 @@ proxy_links() {
                 cold=$(mbps "$BLOB_BYTES" "$PULL_SECS")
                 record "proxy.link$rate.cold" "proxy, upstream across $label: cold pull through the cache (MB/s)" "$reg" "$cold"
                 record "proxy.link$rate.ratio" "proxy, upstream across $label: cold pull / direct pull in the same run (goal for berth: at least 0.90)" "$reg" \
-                    "$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$cold" "$direct")"
+                    "$(ratio "$cold" "$direct")"
             done
         done
         stop_server px-link-berth

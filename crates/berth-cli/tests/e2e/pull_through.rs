@@ -51,8 +51,9 @@ fn upstream_and_config(
 /// manifest digest and blobs as pushed upstream; `skopeo list-tags` lists
 /// the upstream's tags. With the upstream stopped and the tag's TTL past,
 /// the cached tag still pulls (berth logs that it served the last good
-/// answer) and `list-tags` lists the cached tags; an uncached tag answers 503 `UNAVAILABLE`
-/// naming the upstream; a push into the cache is refused with a message.
+/// answer) and `list-tags` lists the cached tags; an uncached tag answers
+/// 503 `UNAVAILABLE` naming the upstream; a push into the cache is refused
+/// with a message.
 #[test]
 fn skopeo_and_podman_pull_distribution_through_the_cache() {
     let data = tempfile::tempdir().unwrap();

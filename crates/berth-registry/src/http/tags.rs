@@ -23,11 +23,17 @@ pub async fn list_tags(
         .list_tags(name, last.as_deref(), n)
         .await?
         .ok_or_else(|| name_unknown(name))?;
+    Ok(tags_page(name, tags, n))
+}
+
+/// The answer carrying one page of `name`'s tags, asked `n` at a time:
+/// `{"name","tags"}`, and `Link` to the next page when this one is full.
+pub fn tags_page(name: &RepositoryName, tags: Vec<String>, n: u32) -> Response {
     let next = next_after(&tags, n);
     let mut response =
         Json(serde_json::json!({ "name": name.as_str(), "tags": tags })).into_response();
     set_next_link(&mut response, &format!("/v2/{name}/tags/list"), n, next);
-    Ok(response)
+    response
 }
 
 /// The answer for a repository that does not exist.

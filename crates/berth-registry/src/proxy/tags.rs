@@ -8,8 +8,7 @@
 //! 5xx, 429), the tags cached here answer instead, with a log line, as a
 //! cached tag does; when it says the repository does not exist, 404.
 
-use axum::Json;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use berth_client::client::Listing;
 use berth_core::name::RepositoryName;
 use berth_core::oci_error::ErrorCode;
@@ -17,8 +16,8 @@ use berth_core::oci_error::ErrorCode;
 use super::{Target, UpstreamFailure};
 use crate::Registry;
 use crate::error::RegistryError;
-use crate::http::tags::{list_tags, name_unknown};
-use crate::http::{next_after, pagination, set_next_link};
+use crate::http::pagination;
+use crate::http::tags::{list_tags, name_unknown, tags_page};
 
 /// The most tags taken from the upstream for one listing (Docker Hub's
 /// largest official repositories have a few thousand).
@@ -70,9 +69,5 @@ pub async fn list(
         .filter(|tag| last.as_ref().is_none_or(|last| tag > last))
         .take(n as usize)
         .collect();
-    let next = next_after(&page, n);
-    let mut response =
-        Json(serde_json::json!({ "name": name.as_str(), "tags": page })).into_response();
-    set_next_link(&mut response, &format!("/v2/{name}/tags/list"), n, next);
-    Ok(response)
+    Ok(tags_page(name, page, n))
 }

@@ -33,7 +33,6 @@ use berth_core::digest::{Digest, Digester};
 use berth_core::media_type;
 use berth_core::name::RepositoryName;
 use berth_registry::gc::retention::{Policy, PolicyText};
-use berth_registry::meta::db::query;
 use berth_registry::proxy::{ProxySettings, ProxyText};
 use serde_json::json;
 use tokio::sync::watch;
@@ -1386,18 +1385,7 @@ async fn retention_collects_cached_tags_nobody_pulled_and_the_next_pull_fetches_
     let resp = cache.admin_api(Method::POST, "/api/v1/gc", None).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["tags"]["count"], 0, "{}", resp.text());
-    let month_ago = crate::support::now() - 31 * 24 * 3600;
-    let aged = query(
-        "UPDATE manifests SET pulled_at = $1
-          WHERE digest = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $3)",
-    )
-    .bind(month_ago)
-    .bind(old.digest.to_string())
-    .bind(CACHED)
-    .execute(&cache.registry.db)
-    .await
-    .unwrap();
-    assert_eq!(aged, 1);
+    cache.pulled_ago(CACHED, &old.digest, 31 * 24 * 3600).await;
 
     let resp = cache.admin_api(Method::POST, "/api/v1/gc", None).await;
     assert_eq!(resp.status, 200, "{}", resp.text());

@@ -556,6 +556,22 @@ impl TestApp {
         stored
     }
 
+    /// Records in the database that the manifest `digest` of `name` was
+    /// last pulled `age` seconds ago (as the pulls a collection writes down).
+    pub async fn pulled_ago(&self, name: &str, digest: &Digest, age: i64) {
+        let done = berth_registry::meta::db::query(
+            "UPDATE manifests SET pulled_at = $1
+              WHERE digest = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $3)",
+        )
+        .bind(now() - age)
+        .bind(digest.to_string())
+        .bind(name)
+        .execute(&self.registry.db)
+        .await
+        .unwrap();
+        assert_eq!(done, 1, "manifest {digest} of {name}");
+    }
+
     /// The PostgreSQL database the server runs on; `None` on SQLite.
     pub fn database_url(&self) -> Option<DatabaseUrl> {
         self.database.as_ref().map(|d| d.url().clone())

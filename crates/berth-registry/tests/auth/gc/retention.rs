@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use berth_registry::meta::db::query;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -13,22 +12,12 @@ use super::{
     assert_manifest_gone, assert_manifest_served, assert_section, blob, collect, get_manifest,
     manifest, policy, push, push_image, sorted, tag, tagged, tags,
 };
-use crate::support::{TestApp, now};
+use crate::support::TestApp;
 
 /// Records in the database that `image` of `name` was last pulled `age`
 /// seconds ago.
 async fn pulled(app: &TestApp, name: &str, image: &Image, age: i64) {
-    let done = query(
-        "UPDATE manifests SET pulled_at = $1
-          WHERE digest = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $3)",
-    )
-    .bind(now() - age)
-    .bind(image.manifest.digest.to_string())
-    .bind(name)
-    .execute(&app.registry.db)
-    .await
-    .unwrap();
-    assert_eq!(done, 1);
+    app.pulled_ago(name, &image.manifest.digest, age).await;
 }
 
 /// Asserts that the collection behind `report` removed exactly the tags
